@@ -1,0 +1,26 @@
+"""symfield: the field theory of wide deep and recurrent networks as checked, compiled code.
+
+    import symfield as sf
+    net = sf.RNN(T=10, phi="erf", g=1.2, g_in=1.0, sigma_b2=0.1)
+    mf = sf.mean_field(net, X)             # leading-order kernels, mf.C[t-1, s-1, mu, nu]
+    sf.action(net).saddle_point()          # equations derived by differentiation
+    sf.simulate.prior(net, X, N=512, samples=200, seed=1)   # finite-width ensemble
+"""
+from . import gp
+from .action import action
+from .gauss import available_phis, get_phi, register_phi
+from .spec import DNN, RNN, NetworkSpec, SpecError, as_dnn, convert_T
+from .theory import fixed_point, length_map, mean_field
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):  # the simulator is imported lazily (it is not needed for theory-only use)
+    if name == "simulate":
+        import importlib
+        return importlib.import_module(".simulate", __name__)
+    raise AttributeError(f"module 'symfield' has no attribute {name!r}")
+
+
+__all__ = ["DNN", "RNN", "NetworkSpec", "SpecError", "action", "as_dnn", "available_phis", "convert_T",
+           "fixed_point", "get_phi", "gp", "length_map", "mean_field", "register_phi", "simulate"]

@@ -1,0 +1,43 @@
+"""Scalar templates of the unified action S[C, C~] (theory Sec. 3.3, 8.1).
+
+In unordered pair variables u = {s, s'} with s = (a, α), s' = (b, β),
+
+    S = -1/2 Σ_u C~_u (C_u - Σdet_u) + W(C~ | C),
+    W = ln < exp( g²/2 Σ_u M_ab C~_u φ(z_{s-1}) φ(z_{s'-1}) ) >_{z ~ N(0, C)},
+
+where M_ab is the weight-sharing mask (RNN 1, DNN δ_ab).  The saddle point needs W only
+to first order in C~ (the cumulant expansion; C~* = 0), so the template of one pair is
+
+    S_u = -1/2 C~_u (C_u - Σdet_u) + 1/2 M_ab g² C~_u E(c11, c22, c12),
+
+with E = <φ(z1) φ(z2)> under the 2x2 covariance [[c11, c12], [c12, c22]] of the previous
+sites (c11 = C_{s-1,s-1}, c22 = C_{s'-1,s'-1}, c12 = C_{s-1,s'-1}).  The template does not
+grow with P or T: the compiled map is applied to every site pair.
+
+To derive the conjugate equation the template also holds one *successor* pair w whose
+previous-site covariance is C_u itself: S_w = -1/2 C~_w (C_w - Σdet_w) + 1/2 M_w g² C~_w E(.., .., C_u).
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+# symbols of the template (plain names so that generated code is readable)
+C_u, Ct_u = sp.symbols("C_u Ct_u", real=True)
+C_w, Ct_w = sp.symbols("C_w Ct_w", real=True)
+c11, c22, c12 = sp.symbols("c11 c22 c12", real=True)
+d1, d2 = sp.symbols("d1 d2", positive=True)  # variances of the successor's previous sites
+sdet, sdet_w = sp.symbols("sdet sdet_w", real=True)
+m, m_w = sp.symbols("m m_w", nonnegative=True)
+g2 = sp.Symbol("g2", nonnegative=True)
+E = sp.Function("E")  # E(c11, c22, c12) = <φ(z1) φ(z2)>
+E_val = sp.Symbol("E_val", real=True)  # a precomputed value of E (phi without closed form)
+
+
+def pair_term(C, Ct, sd, mask, a11, a22, a12):
+    """-1/2 C~ (C - Σdet) + 1/2 M g² C~ E(a11, a22, a12): one pair's share of S to first order in C~."""
+    return -sp.Rational(1, 2) * Ct * (C - sd) + sp.Rational(1, 2) * mask * g2 * Ct * E(a11, a22, a12)
+
+
+def pair_template() -> sp.Expr:
+    """The template S_u + S_w (pair u and one successor w that reads C_u as its c12)."""
+    return pair_term(C_u, Ct_u, sdet, m, c11, c22, c12) + pair_term(C_w, Ct_w, sdet_w, m_w, d1, d2, C_u)

@@ -1,0 +1,174 @@
+"""Nonlinearities by name, with their symbolic closed-form Gaussian expectations.
+
+A :class:`Nonlinearity` carries φ as a SymPy expression in the symbol ``x`` and, where one
+exists, the closed form of the two-point expectation
+
+    pair(c11, c22, c12) = <φ(u) φ(v)>,  (u, v) ~ N(0, [[c11, c12], [c12, c22]]).
+
+Registered: ``linear`` (x), ``erf`` (erf(kappa x), kappa=1 by default), ``relu``
+(arc-cosine kernel) and ``tanh`` (no closed form; numeric dual kernel).  Users add more
+with :func:`register_phi` or pass a ``sympy.Lambda`` directly.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import sympy as sp
+
+x = sp.Symbol("x", real=True)
+
+
+class UnknownNonlinearity(KeyError):
+    def __str__(self):
+        return str(self.args[0])
+
+
+@dataclass(frozen=True, eq=False)
+class Nonlinearity:
+    """φ(x) with optional closed-form <φφ>; parameters are already substituted."""
+
+    name: str
+    expr: sp.Expr
+    pair_form: Callable | None = None
+    params: Mapping[str, float] = field(default_factory=dict)
+
+    def __call__(self, value):
+        return self.expr.subs(x, value)
+
+    @property
+    def key(self) -> str:
+        """Stable identifier (name, parameters and expression) used for generated-module names."""
+        text = f"{self.name}|{sorted(self.params.items())}|{sp.srepr(self.expr)}"
+        return f"{self.name}_{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+    @property
+    def odd(self) -> bool:
+        return sp.simplify(self.expr.subs(x, -x) + self.expr) == 0
+
+    @property
+    def has_closed_form(self) -> bool:
+        return self.pair_form is not None
+
+    def derivative(self, order: int = 1) -> sp.Expr:
+        return sp.diff(self.expr, x, order)
+
+    def pair(self, c11, c22, c12):
+        """Closed form of <φ(u)φ(v)> or ``None`` if there is none."""
+        if self.pair_form is None:
+            return None
+        return self.pair_form(c11, c22, c12)
+
+    def numpy(self):
+        """Vectorised NumPy/SciPy callable for φ (used by the simulator)."""
+        return sp.lambdify(x, self.expr, modules=["scipy", "numpy"])
+
+
+def _erf_pair(kappa):
+    def pair(c11, c22, c12):
+        k2 = 2 * kappa ** 2
+        return 2 / sp.pi * sp.asin(k2 * c12 / sp.sqrt((1 + k2 * c11) * (1 + k2 * c22)))
+    return pair
+
+
+def _relu_pair(c11, c22, c12):
+    theta = sp.acos(c12 / sp.sqrt(c11 * c22))
+    return (sp.sqrt(c11 * c22 - c12 ** 2) + (sp.pi - theta) * c12) / (2 * sp.pi)
+
+
+def _linear_pair(c11, c22, c12):
+    return c12
+
+
+# name -> (factory(**params) -> Nonlinearity, default params)
+_REGISTRY: dict[str, tuple[Callable[..., Nonlinearity], dict]] = {}
+
+
+def register_phi(name: str, expr, pair: Callable | None = None, params: Mapping[str, float] | None = None,
+                 overwrite: bool = False) -> None:
+    """Register φ under ``name``.
+
+    ``pair`` may also be a factory ``(**params) -> pair`` marked with :func:`pair_factory`.
+    ``expr`` is a SymPy expression in :data:`x` (or a ``Lambda`` of one variable, or a
+    callable ``(**params) -> expr``); ``pair(c11, c22, c12)`` an optional closed form of
+    <φ(u)φ(v)>.  Without ``pair`` the numeric dual kernel is used.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"phi name must be an identifier, got {name!r}")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"phi {name!r} is already registered (pass overwrite=True to replace it)")
+    defaults = dict(params or {})
+    if callable(expr) and not isinstance(expr, (sp.Basic, sp.Lambda)):
+        make_expr = expr
+    else:
+        fixed = _as_expr(expr)
+        make_expr = lambda **_: fixed  # noqa: E731
+
+    def factory(**kw):
+        kw = {k: _exact(v) for k, v in kw.items()}
+        pair_fn = pair(**kw) if _is_factory(pair) else pair
+        return Nonlinearity(name, sp.sympify(make_expr(**kw)), pair_fn, kw)
+
+    _REGISTRY[name] = (factory, defaults)
+
+
+def _exact(value):
+    """Integral floats become SymPy integers (erf(1.0*x) -> erf(x)); other values stay floats."""
+    v = float(value)
+    return sp.Integer(int(v)) if v.is_integer() else sp.Float(v)
+
+
+def _is_factory(pair) -> bool:
+    return getattr(pair, "_pair_factory", False)
+
+
+def pair_factory(fn):
+    fn._pair_factory = True
+    return fn
+
+
+def _as_expr(expr) -> sp.Expr:
+    if isinstance(expr, sp.Lambda):
+        if len(expr.variables) != 1:
+            raise ValueError("a phi Lambda must take exactly one argument")
+        return expr.expr.subs(expr.variables[0], x)
+    expr = sp.sympify(expr)
+    free = expr.free_symbols - {x}
+    if free:
+        # accept any single symbol as the argument
+        syms = [s for s in expr.free_symbols]
+        if len(syms) == 1:
+            return expr.subs(syms[0], x)
+        raise ValueError(f"phi expression must depend on one variable only, found {sorted(map(str, free))}")
+    return expr
+
+
+def available_phis() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_phi(phi, **params) -> Nonlinearity:
+    """Resolve a name, a ``sympy.Lambda``/expression or a :class:`Nonlinearity`."""
+    if isinstance(phi, Nonlinearity):
+        return phi
+    if isinstance(phi, str):
+        if phi not in _REGISTRY:
+            raise UnknownNonlinearity(f"unknown phi {phi!r}; registered: {', '.join(available_phis())} "
+                                      f"(add one with symfield.register_phi)")
+        factory, defaults = _REGISTRY[phi]
+        unknown = set(params) - set(defaults)
+        if unknown:
+            raise ValueError(f"phi {phi!r} takes parameters {sorted(defaults)}, got unknown {sorted(unknown)}")
+        return factory(**{**defaults, **params})
+    if isinstance(phi, (sp.Lambda, sp.Basic)):
+        expr = _as_expr(phi)
+        digest = hashlib.sha256(sp.srepr(expr).encode()).hexdigest()[:8]
+        return Nonlinearity(f"user_{digest}", expr, None, {})
+    raise TypeError(f"phi must be a registered name, a sympy Lambda or a Nonlinearity, got {type(phi).__name__}")
+
+
+register_phi("linear", x, pair=_linear_pair)
+register_phi("erf", lambda kappa: sp.erf(kappa * x), pair=pair_factory(_erf_pair), params={"kappa": 1.0})
+register_phi("relu", sp.Max(0, x), pair=_relu_pair)
+register_phi("tanh", sp.tanh(x))

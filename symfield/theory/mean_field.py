@@ -1,0 +1,91 @@
+"""Leading-order (Gaussian-process) kernels of DNNs and RNNs (theory Sec. 4).
+
+    C̄_(aα),(bβ) = Σdet_(aα),(bβ) + M_ab g² <φ(z_(a-1)α) φ(z_(b-1)β)>_{z ~ N(0, C̄)}
+
+with M = 1 (RNN) or δ_ab (DNN).  Blocks are computed shell by shell in increasing
+max(a, b): block (a, b) reads (a-1, a-1), (b-1, b-1) and (a-1, b-1), all of smaller max.
+Only blocks that can be non-zero are stored (the DNN keeps its T diagonal blocks).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..spec import NetworkSpec
+from .kernel_map import kernel_map
+
+
+class NonFiniteKernel(FloatingPointError):
+    """The kernel map produced nan/inf (e.g. a covariance outside the domain of φ's closed form)."""
+
+
+@dataclass
+class MeanField:
+    """Mean-field kernels: ``blocks[(a, b)]`` (a <= b, 0-based times) of shape (P, P)."""
+
+    spec: NetworkSpec
+    X: np.ndarray
+    blocks: dict = field(repr=False)
+
+    @property
+    def T(self) -> int:
+        return self.spec.T
+
+    @property
+    def P(self) -> int:
+        return self.X.shape[0]
+
+    def block(self, a: int, b: int) -> np.ndarray:
+        """C̄[a, b] as a (P, P) array (0-based times; zero for DNN cross-layer blocks)."""
+        for t in (a, b):
+            if not 0 <= t < self.T:
+                raise IndexError(f"time index {t} out of range 0..{self.T - 1}")
+        if a <= b:
+            blk = self.blocks.get((a, b))
+            return blk if blk is not None else np.zeros((self.P, self.P))
+        return self.block(b, a).T
+
+    @property
+    def C(self) -> np.ndarray:
+        """Dense C̄ of shape (T, T, P, P), C[t-1, s-1, mu, nu], assembled on access."""
+        out = np.zeros((self.T, self.T, self.P, self.P))
+        for (a, b), blk in self.blocks.items():
+            out[a, b] = blk
+            out[b, a] = blk.T
+        return out
+
+    def equal_time(self) -> np.ndarray:
+        """C̄[t, t] for all t: shape (T, P, P)."""
+        return np.stack([self.blocks[(a, a)] for a in range(self.T)])
+
+    def diagonal(self) -> np.ndarray:
+        """Variances C̄[t, t, mu, mu]: shape (T, P)."""
+        return np.stack([np.diag(self.blocks[(a, a)]) for a in range(self.T)])
+
+
+def mean_field(spec: NetworkSpec, X, progress: bool = False) -> MeanField:
+    """Mean-field (GP) kernels of ``spec`` for inputs ``X`` ((P, D), or (P, T, D) for input='every')."""
+    if not isinstance(spec, NetworkSpec):
+        raise TypeError(f"spec must be a NetworkSpec (sf.DNN / sf.RNN), got {type(spec).__name__}")
+    X = spec.check_inputs(X)
+    km = kernel_map(spec.phi_fn)
+    mask = spec.weight_mask()
+    gs = spec.g_values()
+    blocks: dict[tuple[int, int], np.ndarray] = {}
+    for hi in range(spec.T):  # shell max(a, b) = hi
+        for a in range(hi + 1) if spec.shares_weights else (hi,):
+            sdet = spec.sigma_det(X, a, hi)
+            if a == 0:  # first hidden state: no weight-generated part
+                blk = sdet
+            else:
+                prev = blocks[(a - 1, hi - 1)]
+                blk = km.block(np.diag(blocks[(a - 1, a - 1)]), np.diag(blocks[(hi - 1, hi - 1)]), prev,
+                               sdet, mask[a, hi], gs[hi - 1] ** 2, symmetric=(a == hi))
+            if not np.all(np.isfinite(blk)):
+                raise NonFiniteKernel(f"non-finite kernel in block ({a}, {hi}) for phi={spec.phi_fn.name}")
+            blocks[(a, hi)] = blk
+        if progress:
+            print(f"\rmean_field: shell {hi + 1}/{spec.T}", end="" if hi + 1 < spec.T else "\n", file=sys.stderr)
+    return MeanField(spec, X, blocks)
