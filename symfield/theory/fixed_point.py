@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import sympy as sp
 from scipy.optimize import brentq
 
+from ..gauss import x
 from ..spec import NetworkSpec, SpecError
 from .kernel_map import kernel_map
 
@@ -71,8 +73,10 @@ def fixed_point(spec: NetworkSpec, q_in: float = 0.0, q_max: float = 1e8, critic
         return base + g ** 2 * _phi2(spec, q) - q
 
     lo = base
+    if lo == 0 and excess(1e-9) > 0:  # q = 0 is a fixed point but an unstable one: look above it
+        lo = 1e-9
     if excess(lo) <= 0:  # then q* = base (only possible if g²<φ²>_base = 0)
-        q = lo
+        q = base
     else:
         hi = max(2 * lo, 1.0)
         while excess(hi) > 0:
@@ -81,8 +85,6 @@ def fixed_point(spec: NetworkSpec, q_in: float = 0.0, q_max: float = 1e8, critic
                 raise FixedPointError(f"the length map has no finite fixed point below {q_max:g} "
                                       f"(g={g}, sigma_b2={s2}, phi={spec.phi_fn.name})")
         q = brentq(excess, lo, hi, xtol=1e-14, rtol=1e-14)
-    import sympy as sp
-    from ..gauss import x
     phi = spec.phi_fn
     dphi = sp.lambdify(x, phi.derivative(1), modules=["scipy", "numpy"])
     chi1 = g ** 2 * _gauss1(lambda z: np.broadcast_to(dphi(z), z.shape) ** 2, q)

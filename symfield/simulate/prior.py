@@ -1,0 +1,166 @@
+"""Prior ensembles of finite-width DNNs/RNNs and their kernels (theory Secs. 2, 3.3, 8.7, 8.9).
+
+Per network sample (all P patterns go through the same weights) two kernels are recorded on all
+site pairs (t, mu), (s, nu):
+
+    empirical  K̂[t,s,mu,nu] = (1/N) Σ_i h_i(t,mu) h_i(s,nu)                                (Sec. 8.7)
+    auxiliary  C[t,s,mu,nu] = Σdet[t,s,mu,nu] + M_ts g_t g_s (1/N) Σ_i φ(h_i(t-1,mu)) φ(h_i(s-1,nu))  (Sec. 3.3)
+
+(the φφ term only for t, s >= 2; M = 1 RNN, δ_ts DNN).  Samples are propagated in chunks with
+batched BLAS matmuls; the seed -> sample map is documented in :mod:`symfield.simulate.draws`.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..spec import NetworkSpec
+from . import draws
+
+KINDS = ("emp", "aux")
+_CHUNK_BYTES = 64 * 2 ** 20  # default memory budget of one chunk's weights and states
+
+
+@dataclass
+class PriorEnsemble:
+    """Kernels of ``samples`` random networks: ``emp`` and ``aux`` of shape (samples, T, T, P, P)."""
+
+    spec: NetworkSpec
+    X: np.ndarray  # checked inputs, (P, T or 1, D)
+    N: int
+    seed: object  # int entropy (or the SeedSequence given): prior(..., seed=ens.seed) reproduces the ensemble
+    emp: np.ndarray = field(repr=False)
+    aux: np.ndarray = field(repr=False)
+    sigma_det: np.ndarray = field(repr=False)  # (T, T, P, P)
+    seconds: float = 0.0
+
+    @property
+    def samples(self) -> int:
+        return self.emp.shape[0]
+
+    def kernel(self, kind: str = "emp") -> np.ndarray:
+        """Per-sample kernels of ``kind`` ('emp' = K̂, 'aux' = C): (samples, T, T, P, P)."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        return self.emp if kind == "emp" else self.aux
+
+    def mean(self, kind: str = "emp") -> np.ndarray:
+        """Ensemble mean (T, T, P, P)."""
+        return self.kernel(kind).mean(axis=0)
+
+    def var(self, kind: str = "emp", ddof: int = 1) -> np.ndarray:
+        """Ensemble variance of every entry (T, T, P, P)."""
+        return self.kernel(kind).var(axis=0, ddof=ddof)
+
+    def sem(self, kind: str = "emp") -> np.ndarray:
+        """Standard error of :meth:`mean`."""
+        return np.sqrt(self.var(kind) / self.samples)
+
+    @property
+    def C(self) -> np.ndarray:
+        """Ensemble mean of the empirical kernel (compare with ``mean_field(spec, X).C``)."""
+        return self.mean("emp")
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _sigma_det(spec: NetworkSpec, X: np.ndarray) -> np.ndarray:
+    return np.array([[spec.sigma_det(X, a, b) for b in range(spec.T)] for a in range(spec.T)])
+
+
+def _drive(spec, root, ks, N, X) -> np.ndarray:
+    """Input + bias drive of each hidden state: (c, N, T, P)."""
+    P, _, D = X.shape
+    T = spec.T
+    out = np.zeros((len(ks), N, T, P))
+    for j, k in enumerate(ks):
+        w_in = draws.input_weights(spec, root, k, N, D)
+        if spec.input == "first":
+            out[j, :, 0, :] = w_in[0] @ X[:, 0].T
+        elif len(w_in) == 1:  # RNN: shared W_in over time
+            out[j] = (w_in[0] @ X.transpose(2, 1, 0).reshape(D, T * P)).reshape(N, T, P)
+        else:  # DNN: one W_in per layer
+            out[j] = np.einsum("tnd,ptd->ntp", w_in, X)
+        out[j] += draws.biases(spec, root, k, N).T[:, :, None]
+    return out
+
+
+def _gram(A: np.ndarray, N: int) -> np.ndarray:
+    """(1/N) A^T A over neurons for A of shape (c, N, T', P) -> (c, T', T', P, P)."""
+    c, _, Tp, P = A.shape
+    A2 = A.reshape(c, N, Tp * P)
+    G = np.matmul(A2.transpose(0, 2, 1), A2) / N
+    return G.reshape(c, Tp, P, Tp, P).transpose(0, 1, 3, 2, 4)
+
+
+def _run_chunk(spec, root, ks, N, X, phi, sdet, Z):
+    """Propagate samples ``ks`` and return their (emp, aux) kernels."""
+    T = spec.T
+    H = _drive(spec, root, ks, N, X)  # becomes the hidden states h[:, :, t, :]
+    Phi = np.empty_like(H[:, :, : T - 1])
+    scales = draws.hidden_scales(spec, N)
+    for t in range(1, T):
+        if t == 1 or not spec.shares_weights:  # RNN: one W for all steps; DNN: fresh W per layer
+            for j, k in enumerate(ks):
+                draws.hidden_normals(root, k, t - 1, N, out=Z[j])
+        f = np.ascontiguousarray(phi(H[:, :, t - 1]))  # contiguous, so that matmul uses BLAS
+        Phi[:, :, t - 1] = f
+        H[:, :, t] += scales[t - 1] * np.matmul(Z[: len(ks)], f)
+    emp = _gram(H, N)
+    aux = np.broadcast_to(sdet, emp.shape).copy()
+    if T > 1:
+        gg = np.outer(scales, scales) * N * spec.weight_mask()[1:, 1:]
+        aux[:, 1:, 1:] += gg[None, :, :, None, None] * _gram(Phi, N)
+    return emp, aux
+
+
+def _default_chunk(spec, N, P, samples) -> int:
+    per_sample = 8 * (N * N * (spec.T > 1) + 3 * N * spec.T * P)
+    return max(1, min(samples, _CHUNK_BYTES // per_sample))
+
+
+def prior(spec: NetworkSpec, X, N: int, samples: int, seed=None, chunk: int | None = None,
+          progress: bool = False) -> PriorEnsemble:
+    """Simulate ``samples`` independent width-``N`` networks of ``spec`` on inputs ``X``.
+
+    Returns a :class:`PriorEnsemble` with the empirical (``.emp``) and auxiliary (``.aux``)
+    kernels of every sample.  ``seed``: int, ``SeedSequence`` or None (fresh entropy, stored in
+    ``.seed``); sample k's randomness is independent of ``chunk`` (map in
+    :mod:`symfield.simulate.draws`).  ``chunk``: samples propagated together (memory ~ 8·chunk·N²
+    bytes for the hidden weights; default fits ~64 MB).  ``progress``: a status line on stderr.
+    """
+    if not isinstance(spec, NetworkSpec):
+        raise TypeError(f"spec must be a NetworkSpec (RNN(...) / DNN(...)), got {type(spec).__name__}")
+    X = spec.check_inputs(X)
+    N = _positive_int("N", N)
+    samples = _positive_int("samples", samples)
+    P = X.shape[0]
+    chunk = _default_chunk(spec, N, P, samples) if chunk is None else min(_positive_int("chunk", chunk), samples)
+    root = draws.root_seed(seed)
+    phi = spec.phi_fn.numpy()
+    sdet = _sigma_det(spec, X)
+    T = spec.T
+    emp = np.empty((samples, T, T, P, P))
+    aux = np.empty_like(emp)
+    Z = np.empty((chunk, N, N)) if T > 1 else None
+    t0 = last = time.perf_counter()
+    for start in range(0, samples, chunk):
+        ks = range(start, min(start + chunk, samples))
+        emp[ks.start:ks.stop], aux[ks.start:ks.stop] = _run_chunk(spec, root, ks, N, X, phi, sdet, Z)
+        now = time.perf_counter()
+        if progress and (now - last > 1.0 or ks.stop == samples):
+            last = now
+            print(f"\rprior {spec.arch} N={N}: {ks.stop}/{samples} samples, {now - t0:.1f} s",
+                  end="\n" if ks.stop == samples else "", file=sys.stderr, flush=True)
+    if not (np.all(np.isfinite(emp)) and np.all(np.isfinite(aux))):
+        raise FloatingPointError(f"non-finite hidden states for phi={spec.phi_fn.name} at N={N} "
+                                 "(activity diverged; reduce g or T)")
+    seed_out = root.entropy if not root.spawn_key else root
+    return PriorEnsemble(spec, X, N, seed_out, emp, aux, sdet, time.perf_counter() - t0)
