@@ -29,6 +29,7 @@ Conventions (docs/conventions.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -111,24 +112,34 @@ class NetworkSpec:
         """M_ab: 1 for the RNN (shared W), δ_ab for the DNN."""
         return np.ones((self.T, self.T)) if self.shares_weights else np.eye(self.T)
 
+    def bias_weight(self, a: int, b: int) -> float:
+        """Π^bias_ab: static 1, fresh δ_ab, none 0 (0-based times)."""
+        return {"static": 1.0, "fresh": float(a == b), "none": 0.0}[self.bias]
+
+    def input_weight(self, a: int, b: int) -> float:
+        """Π^in_ab: first step δ_a1 δ_b1; every step M_ab (W^in shared in the RNN, per layer in the DNN)."""
+        if self.input == "first":
+            return float(a == 0 and b == 0)
+        return 1.0 if (self.shares_weights or a == b) else 0.0
+
     def bias_mask(self) -> np.ndarray:
-        """Π^bias_ab: static 1, fresh δ_ab, none 0."""
-        return {"static": np.ones((self.T, self.T)), "fresh": np.eye(self.T),
-                "none": np.zeros((self.T, self.T))}[self.bias]
+        """Π^bias as a (T, T) array."""
+        return np.array([[self.bias_weight(a, b) for b in range(self.T)] for a in range(self.T)])
 
     def input_mask(self) -> np.ndarray:
-        """Π^in_ab: first step δ_a1 δ_b1; every step M_ab (shared W^in in the RNN)."""
-        if self.input == "first":
-            m = np.zeros((self.T, self.T))
-            m[0, 0] = 1.0
-            return m
-        return self.weight_mask()
+        """Π^in as a (T, T) array."""
+        return np.array([[self.input_weight(a, b) for b in range(self.T)] for a in range(self.T)])
 
     # ------------------------------------------------------- hyperparameters
-    @property
+    @cached_property
     def phi_fn(self):
+        """The resolved :class:`~symfield.gauss.Nonlinearity`."""
         from .gauss import get_phi
         return get_phi(self.phi, **self.phi_params)
+
+    @cached_property
+    def _sigma_b2(self) -> np.ndarray:
+        return self.sigma_b2_values()
 
     def g_values(self) -> np.ndarray:
         """g_a for the T-1 hidden weight matrices (entry a-2 produces layer a)."""
@@ -162,25 +173,30 @@ class NetworkSpec:
             raise SpecError("X contains non-finite values (nan or inf)")
         return X
 
+    def sigma_det_parts(self, a: int, b: int) -> tuple[float, float]:
+        """(σ² Π^bias_ab, g_in² Π^in_ab): Σdet_ab = first + second · x^(a)·x^(b)/D (0-based a, b)."""
+        sb = self._sigma_b2
+        return self.bias_weight(a, b) * float(np.sqrt(sb[a] * sb[b])), self.input_weight(a, b) * self.g_in ** 2
+
     def sigma_det(self, X, a: int, b: int) -> np.ndarray:
         """Deterministic (P, P) block Σdet_ab = σ² Π^bias_ab + g_in² x^(a)·x^(b)/D Π^in_ab (0-based a, b).
 
         ``X`` must already be checked (shape (P, T or 1, D)).
         """
-        P, _, D = X.shape
-        out = np.zeros((P, P))
-        pb = self.bias_mask()[a, b]
-        if pb:
-            out += pb * np.sqrt(self.sigma_b2_values()[a] * self.sigma_b2_values()[b])
-        pin = self.input_mask()[a, b]
-        if pin:
-            xa = X[:, a if self.input == "every" else 0]
-            xb = X[:, b if self.input == "every" else 0]
-            out += pin * self.g_in ** 2 * (xa @ xb.T) / D
+        bias, w_in = self.sigma_det_parts(a, b)
+        out = np.full((X.shape[0], X.shape[0]), bias)
+        if w_in:
+            out += w_in * input_gram(X, a, b)
         return out
 
     def with_(self, **changes) -> "NetworkSpec":
         return replace(self, **changes)
+
+
+def input_gram(X: np.ndarray, a: int, b: int) -> np.ndarray:
+    """x^(a)_mu · x^(b)_nu / D for checked inputs X of shape (P, T or 1, D) (0-based a, b)."""
+    ta, tb = (a, b) if X.shape[1] > 1 else (0, 0)
+    return X[:, ta] @ X[:, tb].T / X.shape[2]
 
 
 def RNN(T: int, **kw) -> NetworkSpec:

@@ -9,6 +9,6 @@ A file whose content does not match its hash (half-written, edited, corrupt) is 
 Cache location: ``$SYMFIELD_CACHE`` or ``~/.cache/symfield``.
 """
 from .cache import cache_dir, load_module, module_path
-from .printing import scalar_source
+from .printing import HEADER, helper_source, scalar_source
 
-__all__ = ["cache_dir", "load_module", "module_path", "scalar_source"]
+__all__ = ["HEADER", "cache_dir", "helper_source", "load_module", "module_path", "scalar_source"]

@@ -4,9 +4,28 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
+from .elementary import REPLACEMENTS
+
+HEADER = "import math\nfrom numba import njit, prange\n"
+
 
 class _Printer(PythonCodePrinter):
-    """``math``-module printer (Numba supports ``math.erf``, ``math.asin``, ...)."""
+    """``math``-module printer (Numba supports ``math.erf``, ``math.asin``, ...).
+
+    Functions listed in :data:`symfield.codegen.elementary.REPLACEMENTS` are printed as calls to
+    vectorisable helpers; their names are collected in ``self.helpers``.
+    """
+
+    def __init__(self, settings=None, vectorise=True):
+        super().__init__(settings)
+        self.vectorise = vectorise
+        self.helpers: set[str] = set()
+
+    def _print_asin(self, expr):
+        if self.vectorise:
+            self.helpers.add("asin")
+            return f"{REPLACEMENTS['asin'][0]}({self._print(expr.args[0])})"
+        return f"math.asin({self._print(expr.args[0])})"
 
     def _print_Heaviside(self, expr):
         return f"(1.0 if ({self._print(expr.args[0])}) > 0 else 0.0)"
@@ -26,13 +45,17 @@ class _Printer(PythonCodePrinter):
         return out
 
 
-def scalar_source(name: str, args, expr, cse: bool = True, decorator: str = "@njit(cache=True, fastmath=False)") -> str:
+def scalar_source(name: str, args, expr, cse: bool = True, inline: bool = False, vectorise: bool = True,
+                  helpers: set | None = None) -> str:
     """Source of ``def name(*args): return expr`` with common subexpressions hoisted.
 
-    The module that includes it must ``import math`` and ``from numba import njit``.
+    The module must start with :data:`HEADER`; the helper functions whose names are added to
+    ``helpers`` must be included with :func:`helper_source` (or pass ``vectorise=False``).
     """
-    printer = _Printer({"fully_qualified_modules": True, "standard": "python3"})
-    lines = [decorator, f"def {name}({', '.join(str(a) for a in args)}):"]
+    printer = _Printer({"fully_qualified_modules": True, "standard": "python3"}, vectorise=vectorise)
+    deco = ("@njit(cache=True, error_model='numpy', inline='always')" if inline
+            else "@njit(cache=True, error_model='numpy')")
+    lines = [deco, f"def {name}({', '.join(str(a) for a in args)}):"]
     if cse:
         subs, (reduced,) = sp.cse([sp.sympify(expr)], symbols=sp.numbered_symbols("_x"))
     else:
@@ -40,4 +63,13 @@ def scalar_source(name: str, args, expr, cse: bool = True, decorator: str = "@nj
     for sym, sub in subs:
         lines.append(f"    {sym} = {printer.doprint(sub)}")
     lines.append(f"    return {printer.doprint(reduced)}")
+    if helpers is None and printer.helpers:
+        return helper_source(printer.helpers) + "\n\n" + "\n".join(lines) + "\n"
+    if helpers is not None:
+        helpers.update(printer.helpers)
     return "\n".join(lines) + "\n"
+
+
+def helper_source(names) -> str:
+    """Source of the vectorisable helpers ``names`` (keys of REPLACEMENTS)."""
+    return "\n\n".join(REPLACEMENTS[n][1]() for n in sorted(names))

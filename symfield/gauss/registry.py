@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Mapping
 
 import sympy as sp
@@ -37,7 +38,7 @@ class Nonlinearity:
     def __call__(self, value):
         return self.expr.subs(x, value)
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Stable identifier (name, parameters and expression) used for generated-module names."""
         text = f"{self.name}|{sorted(self.params.items())}|{sp.srepr(self.expr)}"

@@ -17,20 +17,30 @@ from ..action import action as make_action
 from ..action import template as tp
 from ..gauss import Nonlinearity
 
-_LOOP = '''
-@njit(cache=True, parallel=True)
-def kernel_block(a1, a2, a12, sdet, m, g2, symmetric, out):
-    """out[i, j] = kernel_rhs(...) over a block; symmetric=True fills only i <= j and mirrors."""
-    n1 = a12.shape[0]
-    n2 = a12.shape[1]
-    for i in prange(n1):
-        j0 = i if symmetric else 0
-        for j in range(j0, n2):
-            v = {call}
-            out[i, j] = v
-            if symmetric:
-                out[j, i] = v
+_EMPTY = np.zeros((1, 1))
+
+_DRIVERS = '''
+@njit(cache=True, error_model="numpy", inline="always")
+def _row(i, a1, a2, a12, sconst, sblock, has_block, m, g2, out):
+    for j in range(a12.shape[1]):
+        s = sconst + sblock[i, j] if has_block else sconst
+        out[i, j] = {call}
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _full_parallel(a1, a2, a12, sconst, sblock, has_block, m, g2, out):
+    for i in prange(a12.shape[0]):
+        _row(i, a1, a2, a12, sconst, sblock, has_block, m, g2, out)
+
+
+@njit(cache=True, error_model="numpy")
+def _serial(a1, a2, a12, sconst, sblock, has_block, m, g2, out):
+    for i in range(a12.shape[0]):
+        _row(i, a1, a2, a12, sconst, sblock, has_block, m, g2, out)
 '''
+
+#: below this many entries a block is computed on one thread (thread start-up would dominate)
+PARALLEL_MIN = 20000
 
 
 def kernel_source(phi: Nonlinearity) -> str:
@@ -42,13 +52,15 @@ def kernel_source(phi: Nonlinearity) -> str:
         header.append(f"# closed:  {sp.sstr(sp_eq.closed)}")
         args = (tp.c11, tp.c22, tp.c12, tp.sdet, tp.m, tp.g2)
         rhs = sp_eq.closed.rhs
-        call = "kernel_rhs(a1[i], a2[j], a12[i, j], sdet[i, j], m, g2)"
+        call = "kernel_rhs(a1[i], a2[j], a12[i, j], s, m, g2)"
     else:
         args = (tp.E_val, tp.sdet, tp.m, tp.g2)
         rhs = sp_eq.kernel.rhs.subs(tp.E(tp.c11, tp.c22, tp.c12), tp.E_val)
-        call = "kernel_rhs(a12[i, j], sdet[i, j], m, g2)"
-    body = codegen.scalar_source("kernel_rhs", args, rhs)
-    return "\n".join(header + ["import math", "from numba import njit, prange", "", "", body, _LOOP.format(call=call)])
+        call = "kernel_rhs(a12[i, j], s, m, g2)"
+    helpers: set = set()
+    body = codegen.scalar_source("kernel_rhs", args, rhs, inline=True, helpers=helpers)
+    parts = ["\n".join(header), codegen.HEADER, codegen.helper_source(helpers), body, _DRIVERS.format(call=call)]
+    return "\n\n".join(p for p in parts if p)
 
 
 def make_action_for(phi: Nonlinearity):
@@ -74,18 +86,30 @@ class KernelMap:
         return self._dual
 
     def block(self, d1, d2, c12, sdet, m: float, g2: float, symmetric: bool = False) -> np.ndarray:
-        """C = sdet + m g² <φ(u_i) φ(v_j)>, var u_i = d1[i], var v_j = d2[j], cov = c12[i, j]."""
+        """C = sdet + m g² <φ(u_i) φ(v_j)>, var u_i = d1[i], var v_j = d2[j], cov = c12[i, j].
+
+        ``sdet`` is a scalar or a (P1, P2) array.  ``symmetric`` (d1 is d2, c12 symmetric) lets
+        the dual kernel compute one triangle; a closed form is evaluated on the whole block (with
+        vectorised elementary functions this is faster than a triangle plus a mirror).
+        """
         d1 = np.ascontiguousarray(d1, dtype=float)
         d2 = np.ascontiguousarray(d2, dtype=float)
         c12 = np.ascontiguousarray(c12, dtype=float)
-        sdet = np.ascontiguousarray(np.broadcast_to(sdet, c12.shape), dtype=float)
-        out = np.empty(c12.shape)
-        if self.closed:
-            self.module.kernel_block(d1, d2, c12, sdet, float(m), float(g2), bool(symmetric), out)
+        if np.ndim(sdet) == 0:
+            sconst, sblock, has_block = float(sdet), _EMPTY, False
         else:
-            E = self.dual.pair_block(d1, d2, c12, symmetric=symmetric) if m else np.zeros(c12.shape)
-            self.module.kernel_block(d1, d2, np.ascontiguousarray(E), sdet, float(m), float(g2),
-                                     bool(symmetric), out)
+            sconst, sblock, has_block = 0.0, np.ascontiguousarray(sdet, dtype=float), True
+            if sblock.shape != c12.shape:
+                raise ValueError(f"sdet has shape {sblock.shape}, expected {c12.shape}")
+        if not self.closed:  # the compiled map takes E = <φφ> from the dual kernel
+            c12 = np.ascontiguousarray(self.dual.pair_block(d1, d2, c12, symmetric=symmetric)) if m else \
+                np.zeros(c12.shape)
+        out = np.empty(c12.shape)
+        mod, args = self.module, (d1, d2, c12, sconst, sblock, has_block, float(m), float(g2))
+        if c12.size < PARALLEL_MIN:
+            mod._serial(*args, out)
+        else:
+            mod._full_parallel(*args, out)
         return out
 
     def expect(self, d1, d2, c12, symmetric: bool = False) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..spec import NetworkSpec
+from ..spec import NetworkSpec, input_gram
 from .kernel_map import kernel_map
 
 
@@ -76,14 +76,15 @@ def mean_field(spec: NetworkSpec, X, progress: bool = False) -> MeanField:
     blocks: dict[tuple[int, int], np.ndarray] = {}
     for hi in range(spec.T):  # shell max(a, b) = hi
         for a in range(hi + 1) if spec.shares_weights else (hi,):
-            sdet = spec.sigma_det(X, a, hi)
+            bias, w_in = spec.sigma_det_parts(a, hi)
+            sdet = bias + w_in * input_gram(X, a, hi) if w_in else bias
             if a == 0:  # first hidden state: no weight-generated part
-                blk = sdet
+                blk = np.broadcast_to(sdet, (X.shape[0], X.shape[0])).copy()
             else:
                 prev = blocks[(a - 1, hi - 1)]
                 blk = km.block(np.diag(blocks[(a - 1, a - 1)]), np.diag(blocks[(hi - 1, hi - 1)]), prev,
                                sdet, mask[a, hi], gs[hi - 1] ** 2, symmetric=(a == hi))
-            if not np.all(np.isfinite(blk)):
+            if not np.isfinite(blk.sum()):  # a nan or inf anywhere makes the sum non-finite
                 raise NonFiniteKernel(f"non-finite kernel in block ({a}, {hi}) for phi={spec.phi_fn.name}")
             blocks[(a, hi)] = blk
         if progress:

@@ -1,0 +1,131 @@
+"""Mean-field kernels: symfield against plain vectorised NumPy references, in one run.
+
+    python benchmarks/bench_mean_field.py [--repeat 3]
+
+Cases (issue 2): DNN erf T=10 P=2000; RNN erf T=30 P=100; DNN tanh T=3 P=1000 (reference:
+25-point bivariate Gauss-Hermite). Times are the best of ``--repeat`` runs after one warm-up
+(compilation excluded). Accuracy of the tanh case: the largest error on a subset of 12
+patterns against a 200-point Gauss-Hermite recursion of the same subset (in a DNN, an entry
+depends only on its own pattern pair, so the subset recursion is exact).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import symfield as sf
+
+G, S2 = 1.2, 0.1
+
+
+def best_time(fn, repeat: int):
+    fn()  # warm-up (compilation, caches)
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+# ------------------------------------------------------------------ NumPy references
+def erf_pair_np(d1, d2, c12):
+    return 2 / np.pi * np.arcsin(2 * c12 / np.sqrt(np.outer(1 + 2 * d1, 1 + 2 * d2)))
+
+
+def dnn_erf_np(X, T):
+    C = S2 + X @ X.T / X.shape[1]
+    for _ in range(T - 1):
+        d = np.diag(C)
+        C = S2 + G ** 2 * erf_pair_np(d, d, C)
+    return C
+
+
+def rnn_erf_np(X, T):
+    P = X.shape[0]
+    C = np.zeros((T, T, P, P))
+    C[0, :] = S2
+    C[:, 0] = S2
+    C[0, 0] += X @ X.T / X.shape[1]
+    for hi in range(1, T):  # shells of max(a, b)
+        for a in range(1, hi + 1):
+            blk = S2 + G ** 2 * erf_pair_np(np.diag(C[a - 1, a - 1]), np.diag(C[hi - 1, hi - 1]), C[a - 1, hi - 1])
+            C[a, hi] = blk
+            C[hi, a] = blk.T
+    return C
+
+
+def gh_pair_np(f, d, C, n, chunk=20000):
+    """<f(u) f(v)> for all pairs by an n x n bivariate Gauss-Hermite rule (upper triangle)."""
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    w = w / np.sqrt(2 * np.pi)
+    W2 = np.outer(w, w).ravel()
+    X1 = np.repeat(x, n)
+    X2 = np.tile(x, n)
+    iu, ju = np.triu_indices(len(d))
+    out = np.empty(len(iu))
+    for k in range(0, len(iu), chunk):
+        i, j = iu[k:k + chunk], ju[k:k + chunk]
+        a = np.sqrt(d[i])
+        rho_b = C[i, j] / a
+        b = np.sqrt(np.maximum(d[j] - rho_b ** 2, 0.0))
+        u = f(a[:, None] * X1)
+        v = f(rho_b[:, None] * X1 + b[:, None] * X2)
+        out[k:k + chunk] = (u * v) @ W2
+    E = np.zeros_like(C)
+    E[iu, ju] = out
+    E[ju, iu] = out
+    return E
+
+
+def dnn_gh_np(X, T, n):
+    C = S2 + X @ X.T / X.shape[1]
+    for _ in range(T - 1):
+        C = S2 + G ** 2 * gh_pair_np(np.tanh, np.diag(C).copy(), C, n)
+    return C
+
+
+# ------------------------------------------------------------------ cases
+def case(name, fn_sf, fn_ref, repeat, accuracy=None):
+    t_sf, out_sf = best_time(fn_sf, repeat)
+    t_ref, out_ref = best_time(fn_ref, max(1, repeat // 3) if t_sf < 1 else 1)
+    line = f"{name:28s} symfield {t_sf:8.3f} s   numpy {t_ref:8.3f} s   ratio {t_ref / t_sf:7.1f}x"
+    if accuracy is not None:
+        err_sf, err_ref = accuracy(out_sf, out_ref)
+        line += f"   max error: symfield {err_sf:.1e}, numpy {err_ref:.1e}"
+    else:
+        line += f"   max |diff| {np.max(np.abs(out_sf - out_ref)):.1e}"
+    print(line, flush=True)
+    return t_sf, t_ref
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+
+    X = rng.standard_normal((2000, 50))
+    dnn = sf.DNN(10, phi="erf", g=G, sigma_b2=S2)
+    case("DNN erf T=10 P=2000", lambda: sf.mean_field(dnn, X).block(9, 9), lambda: dnn_erf_np(X, 10), args.repeat)
+
+    X = rng.standard_normal((100, 50))
+    rnn = sf.RNN(30, phi="erf", g=G, sigma_b2=S2)
+    case("RNN erf T=30 P=100", lambda: sf.mean_field(rnn, X).C, lambda: rnn_erf_np(X, 30), args.repeat)
+
+    X = rng.standard_normal((1000, 50))
+    tanh = sf.DNN(3, phi="tanh", g=G, sigma_b2=S2)
+    sub = rng.choice(1000, 12, replace=False)
+    exact = dnn_gh_np(X[sub], 3, 200)
+
+    def accuracy(out_sf, out_ref):
+        ix = np.ix_(sub, sub)
+        return np.max(np.abs(out_sf[ix] - exact)), np.max(np.abs(out_ref[ix] - exact))
+    case("DNN tanh T=3 P=1000", lambda: sf.mean_field(tanh, X).block(2, 2), lambda: dnn_gh_np(X, 3, 25), 1,
+         accuracy)
+
+
+if __name__ == "__main__":
+    main()
