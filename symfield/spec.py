@@ -150,8 +150,8 @@ class NetworkSpec:
         return _per_layer("sigma_b2", self.sigma_b2, self.T, self.arch)
 
     def block_exists(self, a: int, b: int) -> bool:
-        """Whether the (a, b) kernel block (0-based times) can be non-zero."""
-        return a == b or self.shares_weights
+        """Whether the (a, b) kernel block (0-based times) can be non-zero: a == b or M_ab != 0."""
+        return a == b or self.weight_mask()[a, b] != 0
 
     # ----------------------------------------------------------------- input
     def check_inputs(self, X) -> np.ndarray:

@@ -75,7 +75,9 @@ def mean_field(spec: NetworkSpec, X, progress: bool = False) -> MeanField:
     gs = spec.g_values()
     blocks: dict[tuple[int, int], np.ndarray] = {}
     for hi in range(spec.T):  # shell max(a, b) = hi
-        for a in range(hi + 1) if spec.shares_weights else (hi,):
+        for a in range(hi + 1):
+            if not spec.block_exists(a, hi):  # masked out (DNN cross-layer blocks)
+                continue
             bias, w_in = spec.sigma_det_parts(a, hi)
             sdet = bias + w_in * input_gram(X, a, hi) if w_in else bias
             if a == 0:  # first hidden state: no weight-generated part

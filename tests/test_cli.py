@@ -1,0 +1,54 @@
+"""The symfield command and the gp-kernels derivation."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from symfield.cli import main
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "erf" in out and "tanh" in out and "gp-kernels" in out
+
+
+@pytest.mark.parametrize("arch", ["rnn", "dnn"])
+def test_derive_text_and_latex(arch, capsys):
+    assert main(["derive", arch, "--phi", "erf"]) == 0
+    text = capsys.readouterr().out
+    assert "Eq(C_u, g2*m*E(c11, c22, c12) + sdet)" in text and "asin" in text
+    assert main(["derive", arch, "--phi", "relu", "--latex"]) == 0
+    assert r"\tilde C" in capsys.readouterr().out
+
+
+def test_derive_unknown_phi_is_a_clear_error(capsys):
+    assert main(["derive", "rnn", "--phi", "nope"]) == 2
+    assert "unknown phi 'nope'" in capsys.readouterr().err
+
+
+def test_console_script_entry_point():
+    out = subprocess.run([sys.executable, "-m", "symfield.cli", "derive", "dnn", "--phi", "tanh"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "E(c11, c22, c12)" in out
+
+
+def test_reproduce_gp_kernels_writes_figure_and_json(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert main(["reproduce", "gp-kernels", "--quick", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "gp_kernels.json").read_text())
+    assert (tmp_path / "gp_kernels.png").stat().st_size > 10_000
+    assert data["length_map"]["chi1"] == pytest.approx(0.9657, abs=1e-4)
+    static, fresh = data["cross_time"]["static"], data["cross_time"]["fresh"]
+    # theory: static bias builds cross-time correlation, fresh bias keeps it at zero
+    assert static["theory_rnn"]["30"][0] == pytest.approx(0.1) and static["theory_rnn"]["30"][28] > 0.5
+    assert max(abs(v) for v in fresh["theory_rnn"]["30"][:29]) < 1e-12
+    # simulation agrees with theory within 5 standard errors + the O(1/N) bias, and the DNN is near zero
+    for s in ("10", "30"):
+        sim, sem, th = (np.array(static[k][s]) for k in ("sim_rnn", "sem_rnn", "theory_rnn"))
+        assert np.all(np.abs(sim - th) < 5 * sem + 0.02)
+        dnn_off = np.delete(np.array(static["sim_dnn"][s]), int(s) - 1)
+        assert np.all(np.abs(dnn_off) < 5 * np.delete(np.array(static["sem_dnn"][s]), int(s) - 1) + 0.01)
+    assert "fixed point C* = 0.65117" in capsys.readouterr().out
