@@ -5,7 +5,7 @@ random array of sample ``k`` comes from its own generator
 ``default_rng(SeedSequence(root.entropy, spawn_key=root.spawn_key + (k, *component)))``:
 
     component (0, l)  input weights W_in of input layer l   (N, D) row-major  (l = 0; DNN 'every': 0..T-1)
-    component (1,)    biases ξ: static (N,), fresh (N, T)    row-major
+    component (1,)    biases ξ: static (N,), fresh (N, T)    row-major (fresh draws depend on T)
     component (2, l)  hidden weights: RNN W (l = 0); DNN W^(l) producing hidden state l+2 (1-based)
 
 So sample ``k`` equals ``root.spawn(n)[k]``'s subtree for any ``n > k``: results do not depend on

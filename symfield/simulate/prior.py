@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..spec import NetworkSpec
 from . import draws
+from ._blas import blas_threads as _blas_limit
 
 KINDS = ("emp", "aux")
-_CHUNK_BYTES = 64 * 2 ** 20  # default memory budget of one chunk's weights and states
+_CHUNK_BYTES = 16 * 2 ** 20  # default memory budget of one chunk's states (also the progress step)
+_CACHE_BYTES = 8 * 2 ** 20  # hidden weights propagated together
 
 
 @dataclass
@@ -100,19 +103,47 @@ def _gram(A: np.ndarray, N: int) -> np.ndarray:
     return G.reshape(c, Tp, P, Tp, P).transpose(0, 1, 3, 2, 4)
 
 
-def _run_chunk(spec, root, ks, N, X, phi, sdet, Z):
-    """Propagate samples ``ks`` and return their (emp, aux) kernels."""
+def _hidden_weights(root, jobs, N, Zbuf, pool):
+    """Yield the standard normals of each job ``(samples, layer)``, drawn one job ahead in ``pool``.
+
+    Double-buffered in ``Zbuf`` (2, B, N, N): a yielded array is valid until the next one is asked for.
+    """
+    def fill(i):
+        ks, layer = jobs[i]
+        Z = Zbuf[i % 2, : len(ks)]
+        for j, k in enumerate(ks):
+            draws.hidden_normals(root, k, layer, N, out=Z[j])
+        return Z
+
+    fut = pool.submit(fill, 0) if jobs else None
+    for i in range(len(jobs)):
+        Z = fut.result()
+        if i + 1 < len(jobs):
+            fut = pool.submit(fill, i + 1)
+        yield Z
+
+
+def _run_chunk(spec, root, ks, N, X, phi, sdet, Zbuf, pool):
+    """Propagate samples ``ks`` and return their (emp, aux) kernels.
+
+    Samples go through the recursion in sub-batches of ``Zbuf.shape[1]`` (batched matmul), so that
+    the hidden weights of a sub-batch stay in cache while the RNN reuses them for all T-1 steps.
+    """
     T = spec.T
     H = _drive(spec, root, ks, N, X)  # becomes the hidden states h[:, :, t, :]
     Phi = np.empty_like(H[:, :, : T - 1])
     scales = draws.hidden_scales(spec, N)
-    for t in range(1, T):
-        if t == 1 or not spec.shares_weights:  # RNN: one W for all steps; DNN: fresh W per layer
-            for j, k in enumerate(ks):
-                draws.hidden_normals(root, k, t - 1, N, out=Z[j])
-        f = np.ascontiguousarray(phi(H[:, :, t - 1]))  # contiguous, so that matmul uses BLAS
-        Phi[:, :, t - 1] = f
-        H[:, :, t] += scales[t - 1] * np.matmul(Z[: len(ks)], f)
+    B = Zbuf.shape[1] if T > 1 else len(ks)
+    subs = [slice(lo, min(lo + B, len(ks))) for lo in range(0, len(ks), B)] if T > 1 else []
+    layers = range(draws.n_hidden_matrices(spec))  # RNN: one W for all steps; DNN: fresh W per layer
+    weights = _hidden_weights(root, [(ks[sub], l) for sub in subs for l in layers], N, Zbuf, pool)
+    for sub in subs:
+        for t in range(1, T):
+            if t == 1 or not spec.shares_weights:
+                Z = next(weights)
+            f = np.ascontiguousarray(phi(H[sub, :, t - 1]))  # contiguous, so that matmul uses BLAS
+            Phi[sub, :, t - 1] = f
+            H[sub, :, t] += scales[t - 1] * np.matmul(Z, f)
     emp = _gram(H, N)
     aux = np.broadcast_to(sdet, emp.shape).copy()
     if T > 1:
@@ -122,19 +153,28 @@ def _run_chunk(spec, root, ks, N, X, phi, sdet, Z):
 
 
 def _default_chunk(spec, N, P, samples) -> int:
-    per_sample = 8 * (N * N * (spec.T > 1) + 3 * N * spec.T * P)
+    per_sample = 8 * 3 * N * spec.T * P  # states, drive and φ(states)
     return max(1, min(samples, _CHUNK_BYTES // per_sample))
 
 
+def _weight_batch(N, chunk) -> int:
+    """Samples whose hidden weights are held at once (~8 MB, about one L3 cache)."""
+    return max(1, min(chunk, _CACHE_BYTES // (8 * N * N)))
+
+
 def prior(spec: NetworkSpec, X, N: int, samples: int, seed=None, chunk: int | None = None,
-          progress: bool = False) -> PriorEnsemble:
+          progress: bool = False, blas_threads: int | None = 1) -> PriorEnsemble:
     """Simulate ``samples`` independent width-``N`` networks of ``spec`` on inputs ``X``.
 
     Returns a :class:`PriorEnsemble` with the empirical (``.emp``) and auxiliary (``.aux``)
     kernels of every sample.  ``seed``: int, ``SeedSequence`` or None (fresh entropy, stored in
     ``.seed``); sample k's randomness is independent of ``chunk`` (map in
-    :mod:`symfield.simulate.draws`).  ``chunk``: samples propagated together (memory ~ 8·chunk·N²
-    bytes for the hidden weights; default fits ~64 MB).  ``progress``: a status line on stderr.
+    :mod:`symfield.simulate.draws`).  ``chunk``: samples whose states are held together (memory
+    ~ 24·chunk·N·T·P bytes, default ~16 MB); hidden weights are drawn in a background thread, one
+    batch ahead, and multiplied in batches of ~8 MB (at least one N x N matrix; two such buffers
+    plus 16·N² bytes of scratch per thread).  ``progress``: status on stderr.
+    ``blas_threads``: BLAS threads while simulating (1: fastest for these thin matmuls on a shared
+    machine; None: leave the BLAS setting alone).
     """
     if not isinstance(spec, NetworkSpec):
         raise TypeError(f"spec must be a NetworkSpec (RNN(...) / DNN(...)), got {type(spec).__name__}")
@@ -144,21 +184,23 @@ def prior(spec: NetworkSpec, X, N: int, samples: int, seed=None, chunk: int | No
     P = X.shape[0]
     chunk = _default_chunk(spec, N, P, samples) if chunk is None else min(_positive_int("chunk", chunk), samples)
     root = draws.root_seed(seed)
+    blas_threads_n = None if blas_threads is None else _positive_int("blas_threads", blas_threads)
     phi = spec.phi_fn.numpy()
     sdet = _sigma_det(spec, X)
     T = spec.T
     emp = np.empty((samples, T, T, P, P))
     aux = np.empty_like(emp)
-    Z = np.empty((chunk, N, N)) if T > 1 else None
+    Zbuf = np.empty((2, _weight_batch(N, chunk), N, N)) if T > 1 else None
     t0 = last = time.perf_counter()
-    for start in range(0, samples, chunk):
-        ks = range(start, min(start + chunk, samples))
-        emp[ks.start:ks.stop], aux[ks.start:ks.stop] = _run_chunk(spec, root, ks, N, X, phi, sdet, Z)
-        now = time.perf_counter()
-        if progress and (now - last > 1.0 or ks.stop == samples):
-            last = now
-            print(f"\rprior {spec.arch} N={N}: {ks.stop}/{samples} samples, {now - t0:.1f} s",
-                  end="\n" if ks.stop == samples else "", file=sys.stderr, flush=True)
+    with ThreadPoolExecutor(max_workers=1) as pool, _blas_limit(blas_threads_n):
+        for start in range(0, samples, chunk):
+            ks = range(start, min(start + chunk, samples))
+            emp[ks.start:ks.stop], aux[ks.start:ks.stop] = _run_chunk(spec, root, ks, N, X, phi, sdet, Zbuf, pool)
+            now = time.perf_counter()
+            if progress and (now - last > 1.0 or ks.stop == samples):
+                last = now
+                print(f"\rprior {spec.arch} N={N}: {ks.stop}/{samples} samples, {now - t0:.1f} s",
+                      end="\n" if ks.stop == samples else "", file=sys.stderr, flush=True)
     if not (np.all(np.isfinite(emp)) and np.all(np.isfinite(aux))):
         raise FloatingPointError(f"non-finite hidden states for phi={spec.phi_fn.name} at N={N} "
                                  "(activity diverged; reduce g or T)")
