@@ -20,7 +20,7 @@ import numpy as np
 
 from ..spec import NetworkSpec
 from . import draws
-from ._blas import blas_threads as _blas_limit
+from threadpoolctl import threadpool_limits
 
 KINDS = ("emp", "aux")
 _CHUNK_BYTES = 16 * 2 ** 20  # default memory budget of one chunk's states (also the progress step)
@@ -192,7 +192,7 @@ def prior(spec: NetworkSpec, X, N: int, samples: int, seed=None, chunk: int | No
     aux = np.empty_like(emp)
     Zbuf = np.empty((2, _weight_batch(N, chunk), N, N)) if T > 1 else None
     t0 = last = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1) as pool, _blas_limit(blas_threads_n):
+    with ThreadPoolExecutor(max_workers=1) as pool, threadpool_limits(blas_threads_n, user_api="blas"):
         for start in range(0, samples, chunk):
             ks = range(start, min(start + chunk, samples))
             emp[ks.start:ks.stop], aux[ks.start:ks.stop] = _run_chunk(spec, root, ks, N, X, phi, sdet, Zbuf, pool)
