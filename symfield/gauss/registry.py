@@ -3,7 +3,9 @@
 A :class:`Nonlinearity` carries φ as a SymPy expression in the symbol ``x`` and, where one
 exists, the closed form of the two-point expectation
 
-    pair(c11, c22, c12) = <φ(u) φ(v)>,  (u, v) ~ N(0, [[c11, c12], [c12, c22]]).
+    pair(c11, c22, c12) = <φ(u) φ(v)>,  (u, v) ~ N(0, [[c11, c12], [c12, c22]]),
+
+and optionally of dpair(c11, c22, c12) = <φ'(u) φ'(v)> = ∂ pair / ∂c12 (Price's theorem).
 
 Registered: ``linear`` (x), ``erf`` (erf(kappa x), kappa=1 by default), ``relu``
 (arc-cosine kernel) and ``tanh`` (no closed form; numeric dual kernel).  Users add more
@@ -34,6 +36,7 @@ class Nonlinearity:
     expr: sp.Expr
     pair_form: Callable | None = None
     params: Mapping[str, float] = field(default_factory=dict)
+    dpair_form: Callable | None = None
 
     def __call__(self, value):
         return self.expr.subs(x, value)
@@ -61,6 +64,12 @@ class Nonlinearity:
             return None
         return self.pair_form(c11, c22, c12)
 
+    def dpair(self, c11, c22, c12):
+        """Closed form of <φ'(u)φ'(v)> = ∂<φφ>/∂c12 or ``None`` if there is none."""
+        if self.dpair_form is None:
+            return None
+        return self.dpair_form(c11, c22, c12)
+
     def numpy(self):
         """Vectorised NumPy/SciPy callable for φ (used by the simulator)."""
         return sp.lambdify(x, self.expr, modules=["scipy", "numpy"])
@@ -71,6 +80,21 @@ def _erf_pair(kappa):
         k2 = 2 * kappa ** 2
         return 2 / sp.pi * sp.asin(k2 * c12 / sp.sqrt((1 + k2 * c11) * (1 + k2 * c22)))
     return pair
+
+
+def _erf_dpair(kappa):
+    def dpair(c11, c22, c12):
+        k2 = 2 * kappa ** 2
+        return 2 * k2 / sp.pi / sp.sqrt((1 + k2 * c11) * (1 + k2 * c22) - k2 ** 2 * c12 ** 2)
+    return dpair
+
+
+def _relu_dpair(c11, c22, c12):
+    return (sp.pi - sp.acos(c12 / sp.sqrt(c11 * c22))) / (2 * sp.pi)
+
+
+def _linear_dpair(c11, c22, c12):
+    return sp.Integer(1)
 
 
 def _relu_pair(c11, c22, c12):
@@ -87,13 +111,14 @@ _REGISTRY: dict[str, tuple[Callable[..., Nonlinearity], dict]] = {}
 
 
 def register_phi(name: str, expr, pair: Callable | None = None, params: Mapping[str, float] | None = None,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, dpair: Callable | None = None) -> None:
     """Register φ under ``name``.
 
     ``pair`` may also be a factory ``(**params) -> pair`` marked with :func:`pair_factory`.
     ``expr`` is a SymPy expression in :data:`x` (or a ``Lambda`` of one variable, or a
     callable ``(**params) -> expr``); ``pair(c11, c22, c12)`` an optional closed form of
-    <φ(u)φ(v)>.  Without ``pair`` the numeric dual kernel is used.
+    <φ(u)φ(v)>, ``dpair`` one of <φ'(u)φ'(v)> (both may be :func:`pair_factory` factories).
+    Without ``pair`` the numeric dual kernel is used.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"phi name must be an identifier, got {name!r}")
@@ -109,7 +134,8 @@ def register_phi(name: str, expr, pair: Callable | None = None, params: Mapping[
     def factory(**kw):
         kw = {k: _exact(v) for k, v in kw.items()}
         pair_fn = pair(**kw) if _is_factory(pair) else pair
-        return Nonlinearity(name, sp.sympify(make_expr(**kw)), pair_fn, kw)
+        dpair_fn = dpair(**kw) if _is_factory(dpair) else dpair
+        return Nonlinearity(name, sp.sympify(make_expr(**kw)), pair_fn, kw, dpair_fn)
 
     _REGISTRY[name] = (factory, defaults)
 
@@ -169,7 +195,8 @@ def get_phi(phi, **params) -> Nonlinearity:
     raise TypeError(f"phi must be a registered name, a sympy Lambda or a Nonlinearity, got {type(phi).__name__}")
 
 
-register_phi("linear", x, pair=_linear_pair)
-register_phi("erf", lambda kappa: sp.erf(kappa * x), pair=pair_factory(_erf_pair), params={"kappa": 1.0})
-register_phi("relu", sp.Max(0, x), pair=_relu_pair)
+register_phi("linear", x, pair=_linear_pair, dpair=_linear_dpair)
+register_phi("erf", lambda kappa: sp.erf(kappa * x), pair=pair_factory(_erf_pair), params={"kappa": 1.0},
+             dpair=pair_factory(_erf_dpair))
+register_phi("relu", sp.Max(0, x), pair=_relu_pair, dpair=_relu_dpair)
 register_phi("tanh", sp.tanh(x))

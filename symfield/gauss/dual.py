@@ -1,0 +1,335 @@
+"""Numeric dual kernel <φ(u)φ(v)> for any φ, by the Mehler (Hermite) expansion.
+
+For Var u = a², Var v = b², correlation ρ = c12/(ab):
+
+    <φ^(o1)(u) φ^(o2)(v)> = Σ_k ρ^k c_k(a) d_k(b),   c_k(a) = <φ^(o1)(a x) h_k(x)>,
+                                                      d_k(b) = <φ^(o2)(b x) h_k(x)>,
+
+h_k = He_k/√k! (orthonormal probabilists' Hermite polynomials, x ~ N(0,1)).  c_k(a) is
+tabulated once per distinct variance with an N-node Gauss–Hermite rule in the stable
+Golub–Welsch form c_k = Σ_i V[k,i] V[0,i] φ(a x_i) (V[k,i] = √w_i h_k(x_i)), k ≤ K
+(orders above FIRST_ROWS only for variances that still miss mass); each pair then costs one
+power sum in ρ (only odd k for odd φ, even k for even φ, detected numerically).
+
+Error control (Cauchy–Schwarz): the remainder after term j is bounded by
+|ρ|^(j+1) √(T_a(j+1) T_b(j+1)), with T(j) = Σ_{k≥j} c_k² + m and m the mass the table misses,
+m(a) = Σ_i w_i φ(a x_i)² − Σ_k c_k² (discrete Parseval; it also catches an under-resolved
+φ(a x)).  Summation stops once the bound is below ``tol``·1e-4; if after K terms it is still
+above ``tol`` a ValueError names the variances.  ρ = ±1 exactly is fine (a=b gives <φ²>).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+from numba import njit, prange
+
+from .quadrature import hermite_functions
+from .registry import get_phi, x as _x
+
+KMAX = 320
+NODES = 640
+TOL = 1e-6
+#: |ρ| may exceed 1 by this much (rounding) before the covariance counts as invalid
+RHO_TOL = 1e-10
+#: Hermite orders tabulated for every variance; higher ones only where the mass is not yet exhausted
+FIRST_ROWS = 128
+#: stop adding Hermite orders for a variance once the missing mass is below this fraction of <φ²>
+MISS_TARGET = 1e-13
+_PARITY_TOL = 1e-12
+
+
+@njit(cache=True)
+def _mehler(Da, Ta, ia, Db, Tb, ib, rho, step, off, stop2):
+    """(ρ^off Σ_j (ρ^step)^j Da[ia,j] Db[ib,j], squared remainder bound)."""
+    r = rho if step == 1 else rho * rho
+    s = 0.0
+    pw = 1.0
+    M = Da.shape[1]
+    for j in range(M):
+        s += pw * Da[ia, j] * Db[ib, j]
+        pw *= r
+        if (j & 7) == 7:
+            bound2 = pw * pw * Ta[ia, j + 1] * Tb[ib, j + 1]
+            if bound2 <= stop2:
+                return (rho * s if off == 1 else s), bound2
+    bound2 = pw * pw * Ta[ia, M] * Tb[ib, M]
+    return (rho * s if off == 1 else s), bound2
+
+
+@njit(cache=True)
+def _rho(c, sa, sb):
+    """Correlation (0 for a zero variance); nan marks |ρ| > 1 + RHO_TOL or c ≠ 0 at zero variance."""
+    den = sa * sb
+    if den == 0.0:
+        return 0.0 if c == 0.0 else np.nan
+    rho = c / den
+    if rho > 1.0:
+        return 1.0 if rho <= 1.0 + RHO_TOL else np.nan
+    if rho < -1.0:
+        return -1.0 if rho >= -1.0 - RHO_TOL else np.nan
+    return rho
+
+
+@njit(cache=True, parallel=True)
+def _block_kernel(Da, Ta, ia, sa, Db, Tb, ib, sb, c12, step, off, stop2, tol2, symmetric, out, bad):
+    """out[i,j] for all pairs (upper triangle mirrored if symmetric); bad[i] = first failing j or -1."""
+    P1, P2 = c12.shape
+    nloop = (P1 + 1) // 2 if symmetric else P1
+    for tt in prange(nloop):
+        t = np.int64(tt)
+        for half in range(2 if symmetric else 1):
+            i = t if half == 0 else np.int64(P1 - 1) - t
+            if half == 1 and i == t:
+                continue
+            for j in range(i if symmetric else 0, P2):
+                rho = _rho(c12[i, j], sa[i], sb[j])
+                if np.isnan(rho):
+                    v, b2 = np.nan, np.inf
+                else:
+                    v, b2 = _mehler(Da, Ta, ia[i], Db, Tb, ib[j], rho, step, off, stop2)
+                out[i, j] = v
+                if symmetric:
+                    out[j, i] = v
+                if b2 > tol2 and bad[i] < 0:
+                    bad[i] = j
+
+
+@njit(cache=True, parallel=True)
+def _pairs_kernel(Da, Ta, ia, sa, Db, Tb, ib, sb, c12, step, off, stop2, tol2, out, bad):
+    """Elementwise version: pair n has sites ia[n], ib[n] and covariance c12[n]."""
+    for n in prange(c12.shape[0]):
+        rho = _rho(c12[n], sa[n], sb[n])
+        if np.isnan(rho):
+            out[n], bad[n] = np.nan, 1
+        else:
+            v, b2 = _mehler(Da, Ta, ia[n], Db, Tb, ib[n], rho, step, off, stop2)
+            out[n] = v
+            bad[n] = 1 if b2 > tol2 else 0
+
+
+@dataclass(frozen=True)
+class HermiteTable:
+    """c_k(√v) for k = 0..K (``coef[u, k]``), the missed mass m (``miss[u]``) per variance v,
+    and the parity of the function (1 odd, 0 even, None)."""
+
+    coef: np.ndarray
+    miss: np.ndarray
+    parity: int | None
+    variances: np.ndarray
+
+
+class DualKernel:
+    """<φ^(o1)(u) φ^(o2)(v)> by the Mehler expansion; one instance per (phi.key, kmax, nodes, tol).
+
+    ``kmax``: highest Hermite order K; ``nodes``: Gauss–Hermite nodes N used to tabulate
+    c_k (N ≥ 2K recommended); ``tol``: absolute accuracy target — a pair whose truncation
+    bound exceeds it raises ValueError (measured errors stay well below the bound).
+    """
+
+    _instances: dict = {}
+
+    def __new__(cls, phi, kmax: int = KMAX, nodes: int = NODES, tol: float = TOL):
+        phi = get_phi(phi)
+        key = (phi.key, int(kmax), int(nodes), float(tol))
+        inst = cls._instances.get(key)
+        if inst is None:
+            if not 1 <= kmax < nodes:
+                raise ValueError(f"need 1 <= kmax < nodes, got kmax={kmax}, nodes={nodes}")
+            inst = super().__new__(cls)
+            inst.phi, inst.kmax, inst.nodes, inst.tol = phi, int(kmax), int(nodes), float(tol)
+            inst._funcs, inst._cache = {}, {}
+            cls._instances[key] = inst
+        return inst
+
+    # ------------------------------------------------------------------ tabulation
+    def _func(self, order: int):
+        if order not in self._funcs:
+            expr = self.phi.expr if order == 0 else self.phi.derivative(order)
+            if expr.has(sp.DiracDelta):
+                raise ValueError(f"derivative {order} of phi {self.phi.name!r} is a distribution")
+            self._funcs[order] = sp.lambdify(_x, expr, modules=["scipy", "numpy"])
+        return self._funcs[order]
+
+    def parity(self, order: int = 0):
+        """1 if φ^(order) is odd, 0 if even, None otherwise (tested on the nodes at three scales)."""
+        key = ("parity", order)
+        if key not in self._cache:
+            x, _ = hermite_functions(self.nodes)
+            arg = np.multiply.outer(x, [0.7, 1.3, 2.9])
+            with np.errstate(all="ignore"):
+                F = np.broadcast_to(np.asarray(self._func(order)(arg), dtype=float), arg.shape)
+            scale = max(float(np.nanmax(np.abs(F))), 1e-300)
+            odd = np.nanmax(np.abs(F + F[::-1])) <= _PARITY_TOL * scale
+            even = np.nanmax(np.abs(F - F[::-1])) <= _PARITY_TOL * scale
+            self._cache[key] = 1 if odd else 0 if even else None
+        return self._cache[key]
+
+    def _basis(self, parity):
+        """Nodes x_i and the rows V[k,i]V[0,i] (k of the given parity) used for tabulation.
+
+        With a parity only x_i > 0 is kept (weight doubled); nodes with V[0,i] < 1e-160 are
+        dropped and entries < 1e-200 flushed to 0 (subnormal numbers make BLAS ~10x slower).
+        """
+        key = ("basis", parity)
+        if key not in self._cache:
+            x, V = hermite_functions(self.nodes)
+            keep = V[0] >= 1e-160
+            fold = np.ones_like(x)
+            if parity is not None:
+                keep &= x >= 0
+                fold = np.where(x > 0, 2.0, 1.0)
+                rows = np.arange(parity, self.kmax + 1, 2)
+            else:
+                rows = np.arange(self.kmax + 1)
+            w0 = (V[0] * fold)[keep]
+            basis = V[rows][:, keep] * w0
+            basis[np.abs(basis) < 1e-200] = 0.0
+            w_total = V[0, keep] * w0
+            w_total[w_total < 1e-300] = 0.0
+            self._cache[key] = (x[keep], np.ascontiguousarray(basis), w_total)
+        return self._cache[key]
+
+    def table(self, variances, order: int = 0) -> HermiteTable:
+        """Coefficients c_k(√v), k = 0..K, for each variance v (rows), and the missed mass.
+
+        For odd/even φ only the nodes x_i ≥ 0 are used (c_k = 2 Σ_{x_i>0} V[k,i]V[0,i] φ(a x_i)).
+        """
+        variances = np.asarray(variances, dtype=float).ravel()
+        parity = self.parity(order)
+        xs, basis, w_total = self._basis(parity)
+        K = self.kmax
+        rows = np.arange(K + 1) if parity is None else np.arange(parity, K + 1, 2)
+        arg = np.multiply.outer(xs, np.sqrt(variances))
+        with np.errstate(all="ignore"):
+            F = np.broadcast_to(np.asarray(self._func(order)(arg), dtype=float), arg.shape)
+        if not np.isfinite(F).all():
+            col = int(np.nonzero(~np.isfinite(F).all(axis=0))[0][0])
+            raise ValueError(f"phi {self.phi.name!r} (derivative {order}) is not finite on the "
+                             f"quadrature nodes at variance {variances[col]:.6g}")
+        coef = np.zeros((variances.size, K + 1))
+        total = w_total @ (F * F)
+        # orders 0..FIRST_ROWS for all variances; the others only for the variances whose
+        # missing mass is still above MISS_TARGET·<φ²>
+        head = rows <= FIRST_ROWS
+        coef[:, rows[head]] = (basis[head] @ F).T
+        miss = total - np.sum(coef * coef, axis=1)
+        more = np.nonzero(miss > MISS_TARGET * total)[0]
+        if more.size and not head.all():
+            coef[np.ix_(more, rows[~head])] = (basis[~head] @ F[:, more]).T
+            miss[more] = total[more] - np.sum(coef[more] ** 2, axis=1)
+        miss = np.maximum(miss, 0.0) + 1e-15 * total
+        return HermiteTable(coef, miss, parity, variances)
+
+    @staticmethod
+    def _compress(t1: HermiteTable, t2: HermiteTable):
+        """Common parity selection: (D1, T1, D2, T2, step, off) or None if the sum vanishes."""
+        p1, p2 = t1.parity, t2.parity
+        if p1 is not None and p2 is not None and p1 != p2:
+            return None
+        par = p1 if p1 is not None else p2
+        step, off = (1, 0) if par is None else (2, par)
+        out = []
+        for t in (t1, t2):
+            D = np.ascontiguousarray(t.coef[:, off::step])
+            tail = np.cumsum((D * D)[:, ::-1], axis=1)[:, ::-1]
+            T = np.empty((D.shape[0], D.shape[1] + 1))
+            T[:, :-1] = tail + t.miss[:, None]
+            T[:, -1] = t.miss
+            out += [D, T]
+        return (*out, step, off)
+
+    def _prepare(self, d1, d2, orders):
+        for name, d in (("variance d1", d1), ("variance d2", d2)):
+            if not np.all(np.isfinite(d)):
+                raise ValueError(f"{name} contains NaN or inf")
+            if np.any(d < 0):
+                raise ValueError(f"{name} is negative: {d[d < 0][0]:.6g}")
+        o1, o2 = (int(o) for o in orders)
+        if o1 == o2:
+            uniq, inv = np.unique(np.concatenate([d1, d2]), return_inverse=True)
+            t = self.table(uniq, o1)
+            t1 = t2 = t
+            i1, i2 = inv[:d1.size], inv[d1.size:]
+        else:
+            u1, i1 = np.unique(d1, return_inverse=True)
+            u2, i2 = np.unique(d2, return_inverse=True)
+            t1, t2 = self.table(u1, o1), self.table(u2, o2)
+        return t1, t2, i1.astype(np.int64), i2.astype(np.int64)
+
+    def _fail(self, c11, c22, c12, orders):
+        a2, b2 = float(c11), float(c22)
+        rho = float(c12) / np.sqrt(a2 * b2) if a2 * b2 > 0 else float("nan")
+        if not (abs(rho) <= 1 + RHO_TOL) and not (a2 * b2 == 0 and c12 == 0):
+            raise ValueError(f"covariance is not positive semi-definite: c11={a2:.6g}, c22={b2:.6g}, "
+                             f"c12={float(c12):.6g}")
+        raise ValueError(f"dual kernel of phi {self.phi.name!r} (orders {tuple(orders)}) cannot reach "
+                         f"{self.tol:g} at variances c11={a2:.6g}, c22={b2:.6g} (rho={rho:.6g}) with "
+                         f"kmax={self.kmax}, nodes={self.nodes}; increase kmax and nodes or use quadrature")
+
+    # ------------------------------------------------------------------ public API
+    def pair_block(self, d1, d2, c12, symmetric: bool = False, orders=(0, 0)) -> np.ndarray:
+        """K[i,j] = <φ^(o1)(u_i) φ^(o2)(v_j)>, Var u_i = d1[i], Var v_j = d2[j], Cov = c12[i,j].
+
+        ``symmetric=True``: d1 is d2 and c12 is symmetric; only the upper triangle is computed.
+        """
+        d1 = np.ascontiguousarray(d1, dtype=float).ravel()
+        d2 = np.ascontiguousarray(d2, dtype=float).ravel()
+        c12 = np.ascontiguousarray(c12, dtype=float)
+        if c12.shape != (d1.size, d2.size):
+            raise ValueError(f"c12 has shape {c12.shape}, expected {(d1.size, d2.size)}")
+        if symmetric and (d1.size != d2.size or orders[0] != orders[1]):
+            raise ValueError("symmetric=True needs d1 == d2 (same length) and equal orders")
+        if not np.all(np.isfinite(c12)):
+            raise ValueError("c12 contains NaN or inf")
+        t1, t2, i1, i2 = self._prepare(d1, d2, orders)
+        comp = self._compress(t1, t2)
+        if comp is None:
+            return np.zeros(c12.shape)
+        D1, T1, D2, T2, step, off = comp
+        out = np.empty(c12.shape)
+        bad = -np.ones(d1.size, dtype=np.int64)
+        _block_kernel(D1, T1, i1, np.sqrt(d1), D2, T2, i2, np.sqrt(d2), c12, step, off,
+                      (self.tol * 1e-4) ** 2, self.tol ** 2, bool(symmetric), out, bad)
+        if np.any(bad >= 0):
+            i = int(np.nonzero(bad >= 0)[0][0])
+            j = int(bad[i])
+            self._fail(d1[i], d2[j], c12[i, j], orders)
+        return out
+
+    def pair(self, c11, c22, c12, orders=(0, 0)):
+        """<φ^(o1)(u) φ^(o2)(v)> for broadcastable arrays (or scalars) c11, c22, c12."""
+        c11, c22, c12 = np.broadcast_arrays(*(np.asarray(c, dtype=float) for c in (c11, c22, c12)))
+        shape = c12.shape
+        d1, d2, c = (np.ascontiguousarray(v).ravel() for v in (c11, c22, c12))
+        if not np.all(np.isfinite(c)):
+            raise ValueError("c12 contains NaN or inf")
+        t1, t2, i1, i2 = self._prepare(d1, d2, orders)
+        comp = self._compress(t1, t2)
+        if comp is None:
+            out = np.zeros(shape)
+            return float(out) if out.ndim == 0 else out
+        D1, T1, D2, T2, step, off = comp
+        out = np.empty(c.size)
+        bad = np.zeros(c.size, dtype=np.int64)
+        _pairs_kernel(D1, T1, i1, np.sqrt(d1), D2, T2, i2, np.sqrt(d2), c, step, off,
+                      (self.tol * 1e-4) ** 2, self.tol ** 2, out, bad)
+        if np.any(bad):
+            n = int(np.nonzero(bad)[0][0])
+            self._fail(d1[n], d2[n], c[n], orders)
+        out = out.reshape(shape)
+        return float(out) if out.ndim == 0 else out
+
+    def dpair(self, c11, c22, c12):
+        """<φ'(u) φ'(v)> (= ∂<φφ>/∂c12 by Price's theorem)."""
+        return self.pair(c11, c22, c12, orders=(1, 1))
+
+    def dpair_block(self, d1, d2, c12, symmetric: bool = False) -> np.ndarray:
+        """Block version of :meth:`dpair`."""
+        return self.pair_block(d1, d2, c12, symmetric=symmetric, orders=(1, 1))
+
+
+def dual_kernel(phi, **kw) -> DualKernel:
+    """The (cached) :class:`DualKernel` of φ."""
+    return DualKernel(phi, **kw)

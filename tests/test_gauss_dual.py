@@ -1,0 +1,155 @@
+"""Numeric dual kernel (Mehler expansion) against mpmath, exact kernels and the closed forms."""
+import math
+import time
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from symfield.gauss import DualKernel, expect, get_phi, register_phi
+from symfield.gauss.reference import pair_reference, single_reference
+
+y = sp.Symbol("y")
+register_phi("sin_dual_test", sp.Lambda(y, sp.sin(y)), overwrite=True)  # no closed form registered
+register_phi("exp_dual_test", sp.Lambda(y, sp.exp(y / 2)), overwrite=True)  # neither odd nor even
+
+# the same cases as in test_gauss_quadrature.py (mpmath references are memoised per process)
+TANH_CASES = [(1.3, 0.4, 0.7 * math.sqrt(1.3 * 0.4)), (0.7, 2.2, -0.35 * math.sqrt(0.7 * 2.2)),
+              (1.3, 1.3, 0.9999 * 1.3)]
+TANH_EXTRA = [(2.0, 0.9, -0.99999 * math.sqrt(1.8)), (4.0, 4.0, 0.995 * 4.0)]
+
+
+def random_block(P, seed, scale=1.0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((P, 12))
+    C = scale * X @ X.T / 12
+    return np.diag(C).copy(), C
+
+
+def random_triples(n, seed, vmax=3.0):
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0.0, vmax, n), rng.uniform(0.0, vmax, n)
+    rho = np.concatenate([rng.uniform(-1, 1, n - 6), [1.0, -1.0, 0.999999, -0.999999, 0.9999, 0.0]])
+    return a, b, rho * np.sqrt(a * b)
+
+
+def test_tanh_vs_mpmath():
+    dk = DualKernel("tanh")
+    for c in TANH_CASES + TANH_EXTRA:
+        assert dk.pair(*c) == pytest.approx(pair_reference("tanh", *c), abs=1e-8), c
+    for c in (0.3, 1.3, 6.0):  # rho = +-1 exactly
+        ref = single_reference("tanh", c, (0, 0))
+        assert dk.pair(c, c, c) == pytest.approx(ref, abs=1e-8)
+        assert dk.pair(c, c, -c) == pytest.approx(-ref, abs=1e-8)
+    # <φ'φ'> against mpmath, and against Price's theorem (finite difference in c12)
+    c = TANH_CASES[0]
+    assert dk.dpair(*c) == pytest.approx(pair_reference("tanh", *c, orders=(1, 1)), abs=1e-8)
+    assert dk.dpair(1.7, 1.7, 1.7) == pytest.approx(single_reference("tanh", 1.7, (1, 1)), abs=1e-8)
+    a, b, c12 = random_triples(20, 4)
+    keep = np.abs(c12) < 0.99 * np.sqrt(a * b) - 1e-3
+    a, b, c12 = a[keep], b[keep], c12[keep]
+    h = 1e-4
+    fd = (dk.pair(a, b, c12 + h) - dk.pair(a, b, c12 - h)) / (2 * h)
+    assert np.max(np.abs(fd - dk.dpair(a, b, c12))) < 1e-7
+
+
+def test_tanh_dual_vs_quadrature():
+    dk = DualKernel("tanh")
+    d, C = random_block(12, 1)
+    ref = np.array([[expect("tanh", [[d[i], C[i, j]], [C[i, j], d[j]]], n=150) for j in range(12)] for i in range(12)])
+    assert np.max(np.abs(dk.pair_block(d, d, C, symmetric=True) - ref)) < 1e-9
+
+
+def test_user_lambda_sin_exact():
+    """<sin u sin v> = exp(-(c11+c22)/2) sinh(c12); <cos u cos v> = exp(-(c11+c22)/2) cosh(c12)."""
+    nl = get_phi("sin_dual_test")
+    assert nl.pair(1, 1, 0) is None and nl.odd
+    dk = DualKernel("sin_dual_test")
+    a, b, c = random_triples(40, 2)
+    env = np.exp(-(a + b) / 2)
+    assert np.max(np.abs(dk.pair(a, b, c) - env * np.sinh(c))) < 1e-10
+    assert np.max(np.abs(dk.dpair(a, b, c) - env * np.cosh(c))) < 1e-10
+    # a block with several unequal variances, rectangular
+    rng = np.random.default_rng(9)
+    d1, d2 = rng.uniform(0.1, 3, 5), rng.uniform(0.1, 3, 7)
+    c12 = rng.uniform(-1, 1, (5, 7)) * np.sqrt(np.outer(d1, d2))
+    exact = np.exp(-(d1[:, None] + d2[None, :]) / 2) * np.sinh(c12)
+    assert np.max(np.abs(dk.pair_block(d1, d2, c12) - exact)) < 1e-10
+
+
+def test_no_parity_and_mixed_orders():
+    """φ = exp(x/2): <φ(u)φ(v)> = <φ(u)φ'(v)>·2 = exp((c11+c22)/8 + c12/4)."""
+    dk = DualKernel("exp_dual_test")
+    a, b, c = random_triples(20, 3, vmax=2.0)
+    exact = np.exp((a + b) / 8 + c / 4)
+    assert np.max(np.abs(dk.pair(a, b, c) - exact)) < 1e-10
+    assert np.max(np.abs(dk.pair(a, b, c, orders=(0, 1)) - exact / 2)) < 1e-10
+    # odd x even mixed orders vanish
+    assert DualKernel("tanh").pair(1.0, 2.0, 0.5, orders=(0, 1)) == 0.0
+
+
+def test_erf_dual_vs_closed_form():
+    nl = get_phi("erf", kappa=0.7)
+    dk = DualKernel(nl)
+    d, C = random_block(150, 5, scale=2.0)
+    k2 = 2 * 0.7 ** 2
+    den = (1 + k2 * d[:, None]) * (1 + k2 * d[None, :])
+    pair = 2 / np.pi * np.arcsin(np.clip(k2 * C / np.sqrt(den), -1, 1))
+    dpair = 2 * k2 / np.pi / np.sqrt(den - k2 ** 2 * C ** 2)
+    K = dk.pair_block(d, d, C, symmetric=True)
+    assert np.max(np.abs(K - pair)) < 1e-9
+    assert np.array_equal(K, K.T)
+    off = ~np.eye(len(d), dtype=bool)  # ρ = 1 on the diagonal: dpair has a finite closed form there too
+    assert np.max(np.abs(dk.dpair_block(d, d, C, symmetric=True) - dpair)[off]) < 1e-8
+    assert float(nl.pair(1.0, 1.0, 0.5)) == pytest.approx(dk.pair(1.0, 1.0, 0.5), abs=1e-12)
+
+
+def test_block_symmetric_rectangular_and_elementwise_agree():
+    dk = DualKernel("tanh")
+    d, C = random_block(40, 6, scale=1.5)
+    sym = dk.pair_block(d, d, C, symmetric=True)
+    full = dk.pair_block(d, d, C)
+    assert np.allclose(sym, full, atol=1e-15, rtol=0)
+    ii, jj = np.indices(C.shape)
+    assert np.allclose(dk.pair(d[ii], d[jj], C), full, atol=1e-15, rtol=0)
+    sub = dk.pair_block(d[:7], d[10:30], C[:7, 10:30])
+    assert np.allclose(sub, full[:7, 10:30], atol=1e-15, rtol=0)
+    assert isinstance(dk.pair(1.0, 1.0, 0.2), float)
+    assert DualKernel("tanh") is dk and DualKernel(get_phi("tanh")) is dk
+
+
+def test_zero_variance():
+    dk = DualKernel("exp_dual_test")
+    # u = 0 deterministically: <φ(0)φ(v)> = exp(c22/8)
+    assert dk.pair(0.0, 1.2, 0.0) == pytest.approx(math.exp(1.2 / 8), abs=1e-12)
+    assert DualKernel("tanh").pair(0.0, 1.0, 0.0) == 0.0
+
+
+def test_errors_are_loud():
+    dk = DualKernel("tanh")
+    with pytest.raises(ValueError, match=r"cannot reach 1e-06 at variances c11=200"):
+        dk.pair(200.0, 200.0, 200.0)
+    assert abs(dk.pair(200.0, 200.0, 0.0)) < 1e-12  # independent: still fine
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        dk.pair(1.0, 1.0, 1.01)
+    with pytest.raises(ValueError, match="negative"):
+        dk.pair_block(np.array([1.0, -0.5]), np.array([1.0, -0.5]), np.eye(2))
+    with pytest.raises(ValueError, match="variances c11=200"):
+        d = np.array([1.0, 200.0])
+        dk.pair_block(d, d, np.diag(d), symmetric=True)
+    with pytest.raises(ValueError, match="shape"):
+        dk.pair_block(np.ones(2), np.ones(3), np.zeros((3, 2)))
+
+
+def test_block_speed():
+    """P1 = P2 = 1000, symmetric, tanh: well under 0.1 s (best of 5; the machine is shared)."""
+    dk = DualKernel("tanh")
+    d, C = random_block(1000, 8, scale=1.5)
+    dk.pair_block(d[:10], d[:10], C[:10, :10], symmetric=True)  # compile / load
+    best = math.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        K = dk.pair_block(d, d, C, symmetric=True)
+        best = min(best, time.perf_counter() - t0)
+    assert K.shape == (1000, 1000) and np.all(np.isfinite(K))
+    assert best < 0.1, best
