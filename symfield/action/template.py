@@ -41,3 +41,18 @@ def pair_term(C, Ct, sd, mask, a11, a22, a12):
 def pair_template() -> sp.Expr:
     """The template S_u + S_w (pair u and one successor w that reads C_u as its c12)."""
     return pair_term(C_u, Ct_u, sdet, m, c11, c22, c12) + pair_term(C_w, Ct_w, sdet_w, m_w, d1, d2, C_u)
+
+
+# ---------------------------------------------------------------- one loop (theory Sec. 8)
+Ct_v = sp.Symbol("Ct_v", real=True)
+m_v, g2_v = sp.symbols("m_v g2_v", nonnegative=True)
+Q = sp.Function("Q")  # Q(u, v) = Cov(Φ_u, Φ_v), a four-point function of the previous sites
+u_, v_ = sp.symbols("u v")
+ARGS = (c11, c22, c12)
+
+
+def second_cumulant_term() -> sp.Expr:
+    """Second order of the cumulant expansion of W for two pairs u, v (ordered sum: u,v and v,u):
+    1/2 (g²/2)² M_u M_v C~_u C~_v Cov(Φ_u, Φ_v) counted twice = 1/4 g2_u g2_v m m' C~_u C~_v Q."""
+    half_cov = sp.Rational(1, 2) * (g2 / 2) * (g2_v / 2) * m * m_v * Ct_u * Ct_v * Q(u_, v_)
+    return 2 * half_cov

@@ -27,7 +27,7 @@ class SaddlePoint:
     @property
     def rhs(self) -> sp.Expr:
         """Right-hand side of the kernel equation, closed form substituted where available."""
-        return (self.closed or self.kernel).rhs
+        return (self.closed if self.closed is not None else self.kernel).rhs
 
     def equations(self) -> list[sp.Eq]:
         return [eq for eq in (self.kernel, self.conjugate, self.closed) if eq is not None]
@@ -68,6 +68,23 @@ class Action:
         if closed_E is not None:
             closed = sp.Eq(tp.C_u, kernel.rhs.subs(tp.E(tp.c11, tp.c22, tp.c12), closed_E))
         return SaddlePoint(kernel, conjugate, closed, self.phi)
+
+    def derivatives(self) -> dict:
+        """Hessian blocks and cubic vertices of S, differentiated on the pair template.
+
+        ``Fp[i]  = ∂F_u/∂c_i = 2 ∂²S/∂C~_u∂c_i``          (J = 1 - F', theory Sec. 8.1)
+        ``Fpp[i, j] = 2 ∂³S/∂C~_u∂c_i∂c_j``                 (F'' vertex)
+        ``K = 4 ∂²S/∂C~_u∂C~_v``  in units of Q = Cov(Φ_u, Φ_v)  (S^(2)_{C~C~} = K/4)
+        with c = (c11, c22, c12); closed form of E substituted where φ has one.
+        """
+        S = self.template
+        pair = self.phi.pair
+        if pair is not None:
+            S = S.replace(tp.E, lambda a, b, c: pair(a, b, c))
+        Fp = [sp.simplify(2 * sp.diff(S, tp.Ct_u, c)) for c in tp.ARGS]
+        Fpp = {(i, j): 2 * sp.diff(S, tp.Ct_u, tp.ARGS[i], tp.ARGS[j]) for i in range(3) for j in range(i, 3)}
+        K = 4 * sp.diff(tp.second_cumulant_term(), tp.Ct_u, tp.Ct_v)
+        return {"Fp": Fp, "Fpp": Fpp, "K": K}
 
     def compiled(self):
         """Generated module with ``pair_action(C_u, Ct_u, C_w, Ct_w, c11, c22, c12, d1, d2, sdet, sdet_w, m, m_w, g2)``,
