@@ -21,22 +21,43 @@ _EMPTY = np.zeros((1, 1))
 
 _DRIVERS = '''
 @njit(cache=True, error_model="numpy", inline="always")
-def _row(i, a1, a2, a12, sconst, sblock, has_block, m, g2, out):
-    for j in range(a12.shape[1]):
-        s = sconst + sblock[i, j] if has_block else sconst
-        out[i, j] = {call}
+def _row(i, j0, a1, a2, a12, sconst, sblock, has_block, m, g2, out):
+    if has_block:  # branch outside the loop, so that LLVM vectorises it
+        for j in range(j0, a12.shape[1]):
+            out[i, j] = {call_block}
+    else:
+        for j in range(j0, a12.shape[1]):
+            out[i, j] = {call_const}
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _full_parallel(a1, a2, a12, sconst, sblock, has_block, m, g2, out):
-    for i in prange(a12.shape[0]):
-        _row(i, a1, a2, a12, sconst, sblock, has_block, m, g2, out)
+def _parallel(a1, a2, a12, sconst, sblock, has_block, m, g2, triangle, out):
+    n = a12.shape[0]
+    if triangle:  # rows k and n-1-k together: equal work per iteration
+        for k in prange((n + 1) // 2):
+            _row(k, k, a1, a2, a12, sconst, sblock, has_block, m, g2, out)
+            if n - 1 - k != k:
+                _row(n - 1 - k, n - 1 - k, a1, a2, a12, sconst, sblock, has_block, m, g2, out)
+    else:
+        for i in prange(n):
+            _row(i, 0, a1, a2, a12, sconst, sblock, has_block, m, g2, out)
 
 
 @njit(cache=True, error_model="numpy")
-def _serial(a1, a2, a12, sconst, sblock, has_block, m, g2, out):
+def _serial(a1, a2, a12, sconst, sblock, has_block, m, g2, triangle, out):
     for i in range(a12.shape[0]):
-        _row(i, a1, a2, a12, sconst, sblock, has_block, m, g2, out)
+        _row(i, i if triangle else 0, a1, a2, a12, sconst, sblock, has_block, m, g2, out)
+
+
+@njit(cache=True)
+def mirror_upper(out):
+    """Copy the upper triangle of the square ``out`` into its lower triangle (in place, tiled)."""
+    n = out.shape[0]
+    for i0 in range(0, n, 64):
+        for j0 in range(0, i0 + 1, 64):
+            for i in range(i0, min(i0 + 64, n)):
+                for j in range(j0, min(j0 + 64, i)):
+                    out[i, j] = out[j, i]
 '''
 
 #: below this many entries a block is computed on one thread (thread start-up would dominate)
@@ -52,14 +73,15 @@ def kernel_source(phi: Nonlinearity) -> str:
         header.append(f"# closed:  {sp.sstr(sp_eq.closed)}")
         args = (tp.c11, tp.c22, tp.c12, tp.sdet, tp.m, tp.g2)
         rhs = sp_eq.closed.rhs
-        call = "kernel_rhs(a1[i], a2[j], a12[i, j], s, m, g2)"
+        call = "kernel_rhs(a1[i], a2[j], a12[i, j], {s}, m, g2)"
     else:
         args = (tp.E_val, tp.sdet, tp.m, tp.g2)
         rhs = sp_eq.kernel.rhs.subs(tp.E(tp.c11, tp.c22, tp.c12), tp.E_val)
-        call = "kernel_rhs(a12[i, j], s, m, g2)"
+        call = "kernel_rhs(a12[i, j], {s}, m, g2)"
     helpers: set = set()
     body = codegen.scalar_source("kernel_rhs", args, rhs, inline=True, helpers=helpers)
-    parts = ["\n".join(header), codegen.HEADER, codegen.helper_source(helpers), body, _DRIVERS.format(call=call)]
+    drivers = _DRIVERS.format(call_block=call.format(s="sconst + sblock[i, j]"), call_const=call.format(s="sconst"))
+    parts = ["\n".join(header), codegen.HEADER, codegen.helper_source(helpers), body, drivers]
     return "\n\n".join(p for p in parts if p)
 
 
@@ -85,13 +107,16 @@ class KernelMap:
             self._dual = DualKernel(self.phi)
         return self._dual
 
-    def block(self, d1, d2, c12, sdet, m: float, g2: float, symmetric: bool = False) -> np.ndarray:
+    def block(self, d1, d2, c12, sdet, m: float, g2: float, symmetric: bool = False,
+              triangle: bool = False) -> np.ndarray:
         """C = sdet + m g² <φ(u_i) φ(v_j)>, var u_i = d1[i], var v_j = d2[j], cov = c12[i, j].
 
-        ``sdet`` is a scalar or a (P1, P2) array.  ``symmetric`` (d1 is d2, c12 symmetric) lets
-        the dual kernel compute one triangle; a closed form is evaluated on the whole block (with
-        vectorised elementary functions this is faster than a triangle plus a mirror).
+        ``sdet`` is a scalar or a (P1, P2) array.  ``symmetric``: d1 is d2 and c12 is symmetric.
+        ``triangle`` (with ``symmetric``): only the upper triangle of the result is computed and
+        valid (only the upper triangle of c12 is read); complete it with ``mirror_upper``.
         """
+        if triangle and not symmetric:
+            raise ValueError("triangle=True needs symmetric=True")
         d1 = np.ascontiguousarray(d1, dtype=float)
         d2 = np.ascontiguousarray(d2, dtype=float)
         c12 = np.ascontiguousarray(c12, dtype=float)
@@ -102,15 +127,19 @@ class KernelMap:
             if sblock.shape != c12.shape:
                 raise ValueError(f"sdet has shape {sblock.shape}, expected {c12.shape}")
         if not self.closed:  # the compiled map takes E = <φφ> from the dual kernel
+            if triangle:
+                self.module.mirror_upper(c12 := c12.copy())
             c12 = np.ascontiguousarray(self.dual.pair_block(d1, d2, c12, symmetric=symmetric)) if m else \
                 np.zeros(c12.shape)
-        out = np.empty(c12.shape)
-        mod, args = self.module, (d1, d2, c12, sconst, sblock, has_block, float(m), float(g2))
-        if c12.size < PARALLEL_MIN:
-            mod._serial(*args, out)
-        else:
-            mod._full_parallel(*args, out)
+        out = np.zeros(c12.shape) if triangle else np.empty(c12.shape)
+        args = (d1, d2, c12, sconst, sblock, has_block, float(m), float(g2), bool(triangle), out)
+        (self.module._serial if c12.size < PARALLEL_MIN else self.module._parallel)(*args)
         return out
+
+    def mirror(self, block: np.ndarray) -> np.ndarray:
+        """Complete a ``triangle=True`` block in place and return it."""
+        self.module.mirror_upper(block)
+        return block
 
     def expect(self, d1, d2, c12, symmetric: bool = False) -> np.ndarray:
         """<φ(u_i) φ(v_j)> on a block (the kernel map with Σdet = 0, m g² = 1)."""

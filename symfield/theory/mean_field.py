@@ -23,11 +23,27 @@ class NonFiniteKernel(FloatingPointError):
 
 @dataclass
 class MeanField:
-    """Mean-field kernels: ``blocks[(a, b)]`` (a <= b, 0-based times) of shape (P, P)."""
+    """Mean-field kernels: ``blocks[(a, b)]`` (a <= b, 0-based times) of shape (P, P).
+
+    Equal-time blocks are computed on their upper triangle only and completed on first access.
+    """
 
     spec: NetworkSpec
     X: np.ndarray
-    blocks: dict = field(repr=False)
+    raw: dict = field(repr=False)
+    upper: set = field(default_factory=set, repr=False)  #: keys whose lower triangle is not filled yet
+
+    @property
+    def blocks(self) -> dict:
+        for key in list(self.upper):
+            self._complete(key)
+        return self.raw
+
+    def _complete(self, key):
+        if key in self.upper:
+            kernel_map(self.spec.phi_fn).mirror(self.raw[key])
+            self.upper.discard(key)
+        return self.raw[key]
 
     @property
     def T(self) -> int:
@@ -43,8 +59,7 @@ class MeanField:
             if not 0 <= t < self.T:
                 raise IndexError(f"time index {t} out of range 0..{self.T - 1}")
         if a <= b:
-            blk = self.blocks.get((a, b))
-            return blk if blk is not None else np.zeros((self.P, self.P))
+            return self._complete((a, b)) if (a, b) in self.raw else np.zeros((self.P, self.P))
         return self.block(b, a).T
 
     @property
@@ -58,11 +73,11 @@ class MeanField:
 
     def equal_time(self) -> np.ndarray:
         """C̄[t, t] for all t: shape (T, P, P)."""
-        return np.stack([self.blocks[(a, a)] for a in range(self.T)])
+        return np.stack([self._complete((a, a)) for a in range(self.T)])
 
     def diagonal(self) -> np.ndarray:
         """Variances C̄[t, t, mu, mu]: shape (T, P)."""
-        return np.stack([np.diag(self.blocks[(a, a)]) for a in range(self.T)])
+        return np.stack([np.diag(self.raw[(a, a)]) for a in range(self.T)])
 
 
 def mean_field(spec: NetworkSpec, X, progress: bool = False) -> MeanField:
@@ -74,6 +89,7 @@ def mean_field(spec: NetworkSpec, X, progress: bool = False) -> MeanField:
     mask = spec.weight_mask()
     gs = spec.g_values()
     blocks: dict[tuple[int, int], np.ndarray] = {}
+    upper: set = set()
     for hi in range(spec.T):  # shell max(a, b) = hi
         for a in range(hi + 1):
             if not spec.block_exists(a, hi):  # masked out (DNN cross-layer blocks)
@@ -85,10 +101,12 @@ def mean_field(spec: NetworkSpec, X, progress: bool = False) -> MeanField:
             else:
                 prev = blocks[(a - 1, hi - 1)]
                 blk = km.block(np.diag(blocks[(a - 1, a - 1)]), np.diag(blocks[(hi - 1, hi - 1)]), prev,
-                               sdet, mask[a, hi], gs[hi - 1] ** 2, symmetric=(a == hi))
+                               sdet, mask[a, hi], gs[hi - 1] ** 2, symmetric=(a == hi), triangle=(a == hi))
+                if a == hi:
+                    upper.add((a, hi))
             if not np.isfinite(blk.sum()):  # a nan or inf anywhere makes the sum non-finite
                 raise NonFiniteKernel(f"non-finite kernel in block ({a}, {hi}) for phi={spec.phi_fn.name}")
             blocks[(a, hi)] = blk
         if progress:
             print(f"\rmean_field: shell {hi + 1}/{spec.T}", end="" if hi + 1 < spec.T else "\n", file=sys.stderr)
-    return MeanField(spec, X, blocks)
+    return MeanField(spec, X, blocks, upper)
