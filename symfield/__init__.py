@@ -11,6 +11,7 @@ from .action import action
 from .gauss import available_phis, get_phi, register_phi
 from .spec import DNN, RNN, NetworkSpec, SpecError, as_dnn, convert_T
 from .theory import fixed_point, length_map, mean_field
+from .theory.one_loop import one_loop
 
 __version__ = "0.1.0"
 
@@ -23,4 +24,4 @@ def __getattr__(name):  # the simulator is imported lazily (it is not needed for
 
 
 __all__ = ["DNN", "RNN", "NetworkSpec", "SpecError", "action", "as_dnn", "available_phis", "convert_T",
-           "fixed_point", "get_phi", "gp", "length_map", "mean_field", "register_phi", "simulate"]
+           "fixed_point", "get_phi", "gp", "length_map", "mean_field", "one_loop", "register_phi", "simulate"]

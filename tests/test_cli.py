@@ -52,3 +52,15 @@ def test_reproduce_gp_kernels_writes_figure_and_json(tmp_path, capsys):
         dnn_off = np.delete(np.array(static["sim_dnn"][s]), int(s) - 1)
         assert np.all(np.abs(dnn_off) < 5 * np.delete(np.array(static["sem_dnn"][s]), int(s) - 1) + 0.01)
     assert "fixed point C* = 0.65117" in capsys.readouterr().out
+
+
+def test_reproduce_one_loop_quick_writes_figure_and_json(tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(["reproduce", "one-loop", "--quick", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "one_loop.json").read_text())
+    assert (tmp_path / "one_loop.png").stat().st_size > 10_000
+    reg = data["regimes"]
+    # RNN/DNN variance ratio: large in the ordered regime, ~1 in the chaotic one (theory Sec. 8.8)
+    ratio = {k: reg[k]["RNN static"]["theory"][-1] / reg[k]["DNN"]["theory"][-1] for k in reg}
+    assert ratio["ordered"] > 1.5 and abs(ratio["chaotic"] - 1) < 0.05
+    assert all(abs(r["var_z"]) < 5 for r in data["table"])

@@ -185,3 +185,15 @@ def test_accessors_and_shapes():
 def test_phi_without_closed_form_is_refused():
     with pytest.raises(NotImplementedError, match="closed form"):
         one_loop(sf.RNN(3, phi="tanh"), np.ones((1, 1)))
+
+
+def test_causal_forward_substitution_equals_dense_inverse_of_full_hessian():
+    """NΔ and J⁻¹ from forward substitution = the blocks of -(S⁽²⁾)⁻¹ of the full quadratic action."""
+    X = np.random.default_rng(7).standard_normal((2, 3))
+    net = sf.RNN(5, phi="erf", g=1.3, sigma_b2=0.1)
+    a, b = one_loop(net, X), one_loop(net, X, solver="dense")
+    np.testing.assert_allclose(a.NDelta, b.NDelta, atol=1e-11)
+    np.testing.assert_allclose(a.Jinv, b.Jinv, atol=1e-12)
+    np.testing.assert_allclose(a.mean_shift, b.mean_shift, atol=1e-11)
+    with pytest.raises(ValueError, match="solver"):
+        one_loop(net, X, solver="lu")

@@ -83,7 +83,7 @@ class Ingredients:
     Jinv: np.ndarray        #: (n, n) by forward substitution
 
 
-def ingredients(spec: NetworkSpec, mf: MeanField) -> Ingredients:
+def ingredients(spec: NetworkSpec, mf: MeanField, invert: bool = True) -> Ingredients:
     T, P = spec.T, mf.P
     ps = pair_space(spec, P)
     Cf = mf.C.transpose(0, 2, 1, 3).reshape(T * P, T * P)
@@ -100,8 +100,20 @@ def ingredients(spec: NetworkSpec, mf: MeanField) -> Ingredients:
         vals.append(mg2[ok] * D[ok, 1 + i])
     Fp = sps.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(ps.n, ps.n))
     J = (sps.identity(ps.n, format="csr") - Fp.tocsr()).tocsr()
-    Jinv = spsolve_triangular(J, np.eye(ps.n), lower=True) if ps.n else np.zeros((0, 0))
+    Jinv = spsolve_triangular(J, np.eye(ps.n), lower=True) if (ps.n and invert) else np.zeros((0, 0))
     return Ingredients(ps, Cf, mg2, D, J, Jinv)
+
+
+def dense_propagators(J: sps.spmatrix, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reference: invert the full Hessian S⁽²⁾ = [[0, -Jᵀ/2], [-J/2, K/4]] densely (theory Sec. 8.2).
+
+    The propagator 𝒢 = -(1/N) S⁽²⁾⁻¹ gives NΔ = N𝒢_CC and NR = N𝒢_CC̃ = 2 J⁻¹; returns (NΔ, J⁻¹).
+    """
+    n = K.shape[0]
+    Jd = J.toarray()
+    S2 = np.block([[np.zeros((n, n)), -Jd.T / 2], [-Jd / 2, K / 4]])
+    G = -np.linalg.inv(S2)
+    return G[:n, :n], G[:n, n:] / 2
 
 
 def _multisets(ps: PairSpace, iu, iv):
@@ -196,11 +208,18 @@ def _log(progress, t0, msg):
         print(f"one_loop: {msg} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
 
 
-def one_loop(spec: NetworkSpec, X, n_nodes: dict | None = None, progress: bool = False) -> OneLoop:
-    """One-loop kernel covariance, mean shift (by vertex) and empirical-kernel variance of ``spec``."""
+def one_loop(spec: NetworkSpec, X, n_nodes: dict | None = None, progress: bool = False,
+             solver: str = "causal") -> OneLoop:
+    """One-loop kernel covariance, mean shift (by vertex) and empirical-kernel variance of ``spec``.
+
+    ``solver``: "causal" (J⁻¹ by sparse forward substitution, default) or "dense" (reference: dense
+    inverse of the full pair-of-pairs Hessian, for benchmarks and checks).
+    """
+    if solver not in ("causal", "dense"):
+        raise ValueError(f"solver must be 'causal' or 'dense', got {solver!r}")
     t0 = time.perf_counter()
     mf = mean_field(spec, X)
-    ing = ingredients(spec, mf)
+    ing = ingredients(spec, mf, invert=solver == "causal")
     ps, Cf, mg2, D, Jinv = ing.ps, ing.Cf, ing.mg2, ing.D, ing.Jinv
     n = ps.n
     _log(progress, t0, f"{n} pair variables, J assembled")
@@ -224,7 +243,10 @@ def one_loop(spec: NetworkSpec, X, n_nodes: dict | None = None, progress: bool =
     K = np.zeros((n, n))
     K[iu, iv] = Kvals
     K[iv, iu] = Kvals
-    NDelta = Jinv @ K @ Jinv.T
+    if solver == "dense":
+        NDelta, Jinv = dense_propagators(ing.J, K)
+    else:
+        NDelta = Jinv @ K @ Jinv.T
     # weight-sharing vertex: t_u = Σ_v Σ_w ∂K_uv/∂C_w (J⁻¹)_wv
     gw = ps.lookup[np.maximum(S4[inverse, :, 0], 0), np.maximum(S4[inverse, :, 1], 0)]
     gw[S4[inverse, :, 0] < 0] = -1
