@@ -98,7 +98,9 @@ def _linear_dpair(c11, c22, c12):
 
 
 def _relu_pair(c11, c22, c12):
-    theta = sp.acos(c12 / sp.sqrt(c11 * c22))
+    # the correlation is held in [-1, 1] against rounding (a covariance that is really invalid still
+    # makes sqrt(c11 c22 - c12²) nan, which the callers report)
+    theta = sp.acos(sp.Min(1, sp.Max(-1, c12 / sp.sqrt(c11 * c22))))
     return (sp.sqrt(c11 * c22 - c12 ** 2) + (sp.pi - theta) * c12) / (2 * sp.pi)
 
 
