@@ -92,20 +92,19 @@ def test_moments_linear_is_isserlis_and_gradient_is_fd():
 
 
 def test_moments_against_mpmath():
+    """Two-site moments with multiplicities (φ(u)²φ(v)², φ(u)φ(v)³) and a one-site φ⁴ at random covariances."""
     import mpmath as mp
-    from scipy.special import erf
-    S = np.array([[0.8, 0.5], [0.5, 1.3]])
-    L = np.linalg.cholesky(S)
-    mp.mp.dps = 20
-
-    def f(x1, x2):
-        z1, z2 = L[0, 0] * x1, L[1, 0] * x1 + L[1, 1] * x2
-        return mp.erf(z1) ** 2 * mp.erf(z2) ** 2 * mp.exp(-(x1 ** 2 + x2 ** 2) / 2) / (2 * mp.pi)
-    ref = float(mp.quad(f, [-mp.inf, 0, mp.inf], [-mp.inf, 0, mp.inf]))
-    assert moments("erf", S[None], [[2, 2]])[0, 0] == pytest.approx(ref, rel=1e-6)
-    ref1 = float(mp.quad(lambda x: mp.erf(mp.sqrt(0.8) * x) ** 4 * mp.npdf(x), [-mp.inf, 0, mp.inf]))
-    assert moments("erf", S[:1, :1][None], [[4]])[0, 0] == pytest.approx(ref1, rel=1e-8)
-    assert erf(0) == 0
+    from symfield.gauss.reference import expect1, expect2
+    rng = np.random.default_rng(8)
+    for _ in range(2):
+        a, b = rng.uniform(0.3, 2.0, 2)
+        c = rng.uniform(-0.9, 0.9) * np.sqrt(a * b)
+        S = np.array([[a, c], [c, b]])
+        for k in ([2, 2], [1, 3]):
+            ref = float(expect2(lambda u: mp.erf(u) ** k[0], lambda v: mp.erf(v) ** k[1], a, b, c, dps=20))
+            assert moments("erf", S[None], [k])[0, 0] == pytest.approx(ref, rel=1e-7, abs=1e-12)
+        ref1 = float(expect1(lambda u: mp.erf(u) ** 4, a, dps=20))
+        assert moments("erf", S[:1, :1][None], [[4]])[0, 0] == pytest.approx(ref1, rel=1e-9)
 
 
 @pytest.mark.parametrize("arch", ["dnn", "rnn"])

@@ -29,6 +29,8 @@ def test_variance_and_mean_shift_agree_with_extrapolated_simulation(net):
     t = net.T - 1
     assert abs(var.value - nl.variance()[t, t, 0, 0]) < 4 * var.error
     assert abs(shift.value - nl.mean_shift[t, t, 0, 0]) < 4 * shift.error
+    emp = extrapolate(m["N"], m["emp_var"], m["emp_var_err"])
+    assert abs(emp.value - nl.empirical_variance[t, t, 0, 0]) < 4 * emp.error
     if net.shares_weights:  # the F''-only prediction is ruled out: the weight-sharing vertex is needed
         tadpole_only = nl.terms["tadpole"][t, t, 0, 0]
         assert abs(shift.value - tadpole_only) > 5 * shift.error
