@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import symfield as sf
+from symfield.plotting import pyplot
 
 G, SIGMA_B2, G_IN, T = 1.2, 0.1, 1.0, 30
 S_VALUES = (10, 30)
@@ -75,12 +76,8 @@ def cross_time_section(N: int, samples: int, seed: int) -> dict:
 
 
 def figure(data: dict, path: Path) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib not installed (pip install symfield[plot]): no figure written")
+    plt = pyplot()
+    if plt is None:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     t = np.arange(1, T + 1)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import symfield as sf
+from symfield.plotting import pyplot
 from symfield.simulate import kernel_moments
 from symfield.simulate.extrapolate import extrapolate, one_loop_measurements
 from symfield.theory.one_loop import one_loop
@@ -144,12 +145,8 @@ def table_section(Ts, widths, samples, seed) -> list:
 
 
 def figure(data: dict, path: Path) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib not installed (pip install symfield[plot]): no figure written")
+    plt = pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
     vn = data["variance_vs_N"]

@@ -30,19 +30,19 @@ class _Printer(PythonCodePrinter):
     def _print_Heaviside(self, expr):
         return f"(1.0 if ({self._print(expr.args[0])}) > 0 else 0.0)"
 
-    def _print_Max(self, expr):
+    def _fold(self, name, expr):
+        """Nested two-argument calls: Max(a, b, c) -> max(max(a, b), c)."""
         args = [self._print(a) for a in expr.args]
         out = args[0]
         for a in args[1:]:
-            out = f"max({out}, {a})"
+            out = f"{name}({out}, {a})"
         return out
 
+    def _print_Max(self, expr):
+        return self._fold("max", expr)
+
     def _print_Min(self, expr):
-        args = [self._print(a) for a in expr.args]
-        out = args[0]
-        for a in args[1:]:
-            out = f"min({out}, {a})"
-        return out
+        return self._fold("min", expr)
 
 
 def scalar_source(name: str, args, expr, cse: bool = True, inline: bool = False, vectorise: bool = True,
