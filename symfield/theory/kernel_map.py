@@ -23,11 +23,14 @@ _EMPTY = np.zeros((1, 1))
 _DRIVERS = '''
 @njit(cache=True, error_model="numpy", inline="always")
 def _row(i, j0, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out):
-    if has_block:  # branch outside the loop, so that LLVM vectorises it
-        for j in range(j0, a12.shape[1]):
+    # the loops count from 0 and the branch sits outside them: both let LLVM vectorise
+    if has_block:
+        for jj in range(a12.shape[1] - j0):
+            j = j0 + jj
             out[i, j] = {call_block}
     else:
-        for j in range(j0, a12.shape[1]):
+        for jj in range(a12.shape[1] - j0):
+            j = j0 + jj
             out[i, j] = {call_const}
 
 
@@ -46,8 +49,12 @@ def _parallel(a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, triangle, out
 
 @njit(cache=True, error_model="numpy")
 def _serial(a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, triangle, out):
-    for i in range(a12.shape[0]):
-        _row(i, i if triangle else 0, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
+    if triangle:  # separate loops: a start index selected at run time keeps LLVM from vectorising
+        for i in range(a12.shape[0]):
+            _row(i, i, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
+    else:
+        for i in range(a12.shape[0]):
+            _row(i, 0, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
 
 
 @njit(cache=True, error_model="numpy")
