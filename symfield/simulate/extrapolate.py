@@ -38,7 +38,7 @@ def one_loop_measurements(spec, X, widths, samples, seed=0, progress=False, time
     empirical kernel, at each width, with standard errors.
 
     Pattern 0, time ``time_index`` (default: the last).  Returns a dict of arrays over ``widths``.
-    The error of N·Var uses the sample fourth moment via the normal approximation Var(s²) ≈ 2σ⁴/(S-1).
+    The error of N·Var uses the measured fourth central moment, Var(s²) ≈ (μ4 - σ⁴)/S.
     """
     from ..theory import mean_field
     from .projected import kernel_moments
@@ -50,10 +50,10 @@ def one_loop_measurements(spec, X, widths, samples, seed=0, progress=False, time
         v = km.var("aux")[t, t, 0, 0]
         out["N"].append(N)
         out["var"].append(N * v)
-        out["var_err"].append(N * v * np.sqrt(2 / (samples - 1)))
+        out["var_err"].append(N * km.var_sem("aux")[t, t, 0, 0])
         out["shift"].append(N * (km.mean("aux")[t, t, 0, 0] - C_bar))
         out["shift_err"].append(N * np.sqrt(v / samples))
         ve = km.var("emp")[t, t, 0, 0]
         out["emp_var"].append(N * ve)
-        out["emp_var_err"].append(N * ve * np.sqrt(2 / (samples - 1)))
+        out["emp_var_err"].append(N * km.var_sem("emp")[t, t, 0, 0])
     return {k: np.asarray(v, dtype=float) for k, v in out.items()}

@@ -27,7 +27,8 @@ from ..spec import NetworkSpec, input_gram
 
 @dataclass
 class KernelMoments:
-    """Entrywise mean and variance over ``samples`` networks of width ``N``, shape (T, T, P, P)."""
+    """Entrywise statistics over ``samples`` networks of width ``N``, each of shape (T, T, P, P):
+    mean, unbiased variance and the fourth central moment of the empirical and auxiliary kernels."""
 
     N: int
     samples: int
@@ -35,6 +36,8 @@ class KernelMoments:
     var_emp: np.ndarray
     mean_aux: np.ndarray
     var_aux: np.ndarray
+    m4_emp: np.ndarray
+    m4_aux: np.ndarray
 
     def mean(self, kind: str = "aux") -> np.ndarray:
         return {"aux": self.mean_aux, "emp": self.mean_emp}[kind]
@@ -44,7 +47,13 @@ class KernelMoments:
         return np.maximum({"aux": self.var_aux, "emp": self.var_emp}[kind], 0.0)
 
     def sem(self, kind: str = "aux") -> np.ndarray:
+        """Standard error of the mean."""
         return np.sqrt(self.var(kind) / self.samples)
+
+    def var_sem(self, kind: str = "aux") -> np.ndarray:
+        """Standard error of the variance, sqrt((μ4 - σ⁴)/S) with the measured fourth central moment."""
+        m4 = {"aux": self.m4_aux, "emp": self.m4_emp}[kind]
+        return np.sqrt(np.maximum(m4 - self.var(kind) ** 2, 0.0) / self.samples)
 
 
 def _sqrt_psd(G: np.ndarray) -> np.ndarray:
@@ -125,18 +134,25 @@ def kernel_moments(spec: NetworkSpec, X, N: int, samples: int, seed=None, chunk:
     sdet = np.array([[spec.sigma_det(X, a, b) for b in range(T)] for a in range(T)])
     chunk = chunk or max(1, min(samples, int(4e7 // (8 * N * max((T - 1) * P, 1) * 3))))
     rng = np.random.default_rng(seed)
-    sums = np.zeros((4, T, T, P, P))
+    power = np.arange(1, 5)[:, None, None, None, None, None]
+    sums = np.zeros((2, 4, T, T, P, P))  # (emp, aux) x powers 1..4 of the deviation from a reference
+    ref = None
     t0 = time.perf_counter()
     done = 0
     while done < samples:
         S = min(chunk, samples - done)
         H, Phi = trajectories(spec, X, N, S, rng)
-        emp, aux = _kernels(spec, H, Phi, sdet)
-        sums += np.stack([emp.sum(0), (emp ** 2).sum(0), aux.sum(0), (aux ** 2).sum(0)])
+        kernels = np.stack(_kernels(spec, H, Phi, sdet))        # (2, S, T, T, P, P)
+        if ref is None:  # shift by the first chunk's mean: no cancellation in the higher moments
+            ref = kernels.mean(axis=1)
+        dev = kernels - ref[:, None]
+        sums += (dev[:, None] ** power[None]).sum(axis=2)
         done += S
         if progress:
             print(f"\rkernel_moments {spec.arch} N={N}: {done}/{samples} networks, {time.perf_counter() - t0:.1f} s",
                   end="\n" if done == samples else "", file=sys.stderr, flush=True)
-    mean = sums[[0, 2]] / samples
-    var = (sums[[1, 3]] - samples * mean ** 2) / max(samples - 1, 1)
-    return KernelMoments(N, samples, mean[0], var[0], mean[1], var[1])
+    m1, m2, m3, m4 = (sums[:, k] / samples for k in range(4))
+    mean = ref + m1
+    var = (m2 - m1 ** 2) * samples / max(samples - 1, 1)
+    c4 = m4 - 4 * m1 * m3 + 6 * m1 ** 2 * m2 - 3 * m1 ** 4
+    return KernelMoments(N, samples, mean[0], var[0], mean[1], var[1], c4[0], c4[1])
