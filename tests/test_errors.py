@@ -74,3 +74,10 @@ def test_fixed_point_without_finite_solution():
     from symfield.theory import FixedPointError
     with pytest.raises(FixedPointError, match="no finite fixed point"):
         sf.fixed_point(sf.RNN(3, phi="relu", g=2.0, sigma_b2=0.1))
+
+
+def test_non_finite_kernel_is_reported_with_its_block():
+    from symfield.theory import NonFiniteKernel
+    sf.register_phi("outside_domain", sf.gauss.x, pair=lambda a, b, c: sp.sqrt(c - 10), overwrite=True)
+    with pytest.raises(NonFiniteKernel, match=r"block \(1, 1\): 3 non-finite"):
+        sf.mean_field(sf.DNN(3, phi="outside_domain"), np.ones((2, 2)))

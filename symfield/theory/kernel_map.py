@@ -23,38 +23,49 @@ _EMPTY = np.zeros((1, 1))
 _DRIVERS = '''
 @njit(cache=True, error_model="numpy", inline="always")
 def _row(i, j0, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out):
+    """Fill out[i, j0:]; return how many entries are not finite (v - v != 0 for nan and inf)."""
     # the loops count from 0 and the branch sits outside them: both let LLVM vectorise
+    bad = 0
     if has_block:
         for jj in range(a12.shape[1] - j0):
             j = j0 + jj
-            out[i, j] = {call_block}
+            v = {call_block}
+            out[i, j] = v
+            bad += (v - v) != 0.0
     else:
         for jj in range(a12.shape[1] - j0):
             j = j0 + jj
-            out[i, j] = {call_const}
+            v = {call_const}
+            out[i, j] = v
+            bad += (v - v) != 0.0
+    return bad
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def _parallel(a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, triangle, out):
     n = a12.shape[0]
+    bad = np.zeros(n, dtype=np.int64)
     if triangle:  # rows k and n-1-k together: equal work per iteration
         for k in prange((n + 1) // 2):
-            _row(k, k, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
+            bad[k] = _row(k, k, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
             if n - 1 - k != k:
-                _row(n - 1 - k, n - 1 - k, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
+                bad[n - 1 - k] = _row(n - 1 - k, n - 1 - k, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
     else:
         for i in prange(n):
-            _row(i, 0, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
+            bad[i] = _row(i, 0, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
+    return bad.sum()
 
 
 @njit(cache=True, error_model="numpy")
 def _serial(a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, triangle, out):
+    bad = 0
     if triangle:  # separate loops: a start index selected at run time keeps LLVM from vectorising
         for i in range(a12.shape[0]):
-            _row(i, i, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
+            bad += _row(i, i, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
     else:
         for i in range(a12.shape[0]):
-            _row(i, 0, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
+            bad += _row(i, 0, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
+    return bad
 
 
 @njit(cache=True, error_model="numpy")
@@ -147,7 +158,8 @@ class KernelMap:
 
         ``sdet`` is a scalar or a (P1, P2) array.  ``symmetric``: d1 is d2 and c12 is symmetric.
         ``triangle`` (with ``symmetric``): only the upper triangle of the result is computed and
-        valid (only the upper triangle of c12 is read); complete it with ``mirror_upper``.
+        valid (only the upper triangle of c12 is read); complete it with :meth:`mirror`.
+        Raises ``FloatingPointError`` if any computed entry is nan or inf.
         """
         if triangle and not symmetric:
             raise ValueError("triangle=True needs symmetric=True")
@@ -165,10 +177,13 @@ class KernelMap:
                 self.module.mirror_upper(c12 := c12.copy())
             c12 = np.ascontiguousarray(self.dual.pair_block(d1, d2, c12, symmetric=symmetric)) if m else \
                 np.zeros(c12.shape)
-        out = np.zeros(c12.shape) if triangle else np.empty(c12.shape)
+        out = np.empty(c12.shape)
         R, Q = self.module.side_values(d1, 0), self.module.side_values(d2, 1)
         args = (d1, d2, c12, R, Q, sconst, sblock, has_block, float(m), float(g2), bool(triangle), out)
-        (self.module._serial if c12.size < PARALLEL_MIN else self.module._parallel)(*args)
+        bad = (self.module._serial if c12.size < PARALLEL_MIN else self.module._parallel)(*args)
+        if bad:
+            raise FloatingPointError(f"{bad} non-finite kernel entries for phi={self.phi.name} "
+                                     "(a covariance outside the domain of the closed form, or overflow)")
         return out
 
     def mirror(self, block: np.ndarray) -> np.ndarray:

@@ -1,0 +1,455 @@
+"""Bayesian feature learning of DNNs and RNNs in the mean-field (μP) regime (arXiv:2602.15593).
+
+    fl = feature_learning(net, X, Y, supervised, kappa)      # saddle point of S(C)/N, best branch
+    critical_signal(net, X, Y, supervised, kappa)            # |y_S| where the symmetric branch destabilises
+    closed_form_threshold(net, X, Y, supervised, kappa)      # the same from the derived closed form
+    signal_scan(net, X, Y, scales, ...)                      # both branches along y -> s·y
+
+Solution strategy (theory Secs. 3, 6, 11): start at the GP kernel (no data), continue in the signal
+strength s (targets s·Y, s: 0 -> 1).  When the time-block-diagonal ("symmetric", DNN-identical) set is
+invariant, the symmetric branch is followed inside it and the top eigenvalue of the Hessian in the lag
+sectors k >= 1 is monitored; where it turns positive the broken branches are seeded along the unstable
+direction (both signs) and continued.  The branch of largest action is reported.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import brentq
+from threadpoolctl import threadpool_limits
+
+from ..solve import ConvergenceError, continue_in
+from ..spec import SpecError
+from .fl_action import LinearAction, NotPositiveDefinite, gp_kernel
+from .fl_blocks import Blocks, embed_sector, sector_spectrum
+from .fl_problem import FLProblem, problem
+from .fl_solver import maximise, top_eigen
+
+#: a Hessian eigenvalue above this (congruence coordinates) counts as an instability
+UNSTABLE_TOL = 1e-9
+#: relative size of the cross-time kernel below which a solution counts as symmetric
+SYMMETRIC_TOL = 1e-6
+
+
+def make_action(pr: FLProblem, backend: str = "matrix"):
+    """The action object for ``pr``: 'matrix' (verified matrix rules, any size) or 'explicit'
+    (compiled explicit components, T·P <= 4)."""
+    if pr.spec.phi_fn.name != "linear":
+        raise NotImplementedError(
+            f"phi={pr.spec.phi_fn.name!r}: the μP solver is implemented for linear φ (closed-form action). "
+            "For nonlinear φ the forward–backward equations with the tilted single-neuron measure are in "
+            "symfield.theory.fl_tilted (ImportanceTilted), without a solver yet")
+    if backend == "matrix":
+        return LinearAction(pr)
+    if backend == "explicit":
+        from .fl_symbolic import ExplicitAction
+        return ExplicitAction(pr)
+    raise ValueError(f"backend must be 'matrix' or 'explicit', got {backend!r}")
+
+
+class Branch:
+    """One stationary point: ``name``, site kernel ``C`` (n, n), ``action`` S/N; the top eigenvalue of
+    the Hessian (all lags, congruence coordinates) is computed on first access."""
+
+    def __init__(self, name: str, C: np.ndarray, action: float, act=None, top_eigenvalue: float | None = None):
+        self.name, self.C, self.action, self._act, self._top = name, C, float(action), act, top_eigenvalue
+        #: top eigenvalue of the lag sectors k >= 1 (symmetric solutions only; nan otherwise)
+        self.offlag_eigenvalue = float("nan")
+
+    @property
+    def top_eigenvalue(self) -> float:
+        if self._top is None:
+            self._top = top_eigen(self._act, self.C, lags=None)[0]
+        return self._top
+
+    @property
+    def stable(self) -> bool:
+        return self.top_eigenvalue <= UNSTABLE_TOL
+
+    def __repr__(self):
+        return f"Branch({self.name!r}, action={self.action:.10g})"
+
+
+def _log(progress, msg):
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _cross_time_size(pr: FLProblem, C: np.ndarray) -> float:
+    off = pr.lag() > 0
+    return float(np.abs(C[off]).max() / np.abs(np.diag(C)).max()) if off.any() else 0.0
+
+
+def _offlag_coupled(pr: FLProblem) -> bool:
+    """Do the lag >= 1 entries enter anything but ln det C (else the symmetric branch is always stable)?"""
+    off = pr.lag() > 0
+    t = pr.times()[pr.sites_S]
+    cross_out = (t[:, None] != t[None, :]) & (pr.mask_out_SS != 0)
+    return bool(np.any(pr.wmask[off] != 0) or cross_out.any())
+
+
+def mirror(pr: FLProblem, C: np.ndarray) -> np.ndarray:
+    """J C J with J = diag((−1)^t) ⊗ 1_P: the Z2 image of C (an exact symmetry of S whenever the
+    symmetric sector exists; odd lags change sign)."""
+    j = np.where(pr.times() % 2 == 0, 1.0, -1.0)
+    return C * np.outer(j, j)
+
+
+class _Solver:
+    """Signal continuation for one problem (targets s·Y)."""
+
+    def __init__(self, pr: FLProblem, backend: str, gtol: float, progress: bool):
+        self.pr, self.backend, self.gtol, self.progress = pr, backend, gtol, progress
+        self.sym = pr.block_diagonal_invariant()
+        self.coupled = _offlag_coupled(pr)
+        self._acts = {}
+
+    def act(self, s: float):
+        return self._get(s)[0]
+
+    def blocks(self, s: float):
+        return self._get(s)[1]
+
+    def _get(self, s):
+        if s not in self._acts:
+            if len(self._acts) > 64:
+                self._acts.clear()
+            pr_s = self.pr.with_targets(s * self.pr.Y)
+            self._acts[s] = (make_action(pr_s, self.backend), Blocks(pr_s) if self.sym else None)
+        return self._acts[s]
+
+    def solve(self, s, guess, lags):
+        a = self.act(s)
+        try:
+            a.point(guess)
+        except NotPositiveDefinite:
+            raise ConvergenceError("predicted kernel is not positive definite") from None
+        return maximise(a, guess, lags=lags, gtol=self.gtol, blocks=self.blocks(s) if lags == 0 else None)
+
+    def offlag_eigen(self, s, C):
+        """(top eigenvalue over the lag sectors k >= 1, direction (n, n)) at a symmetric solution."""
+        if not (self.sym and self.coupled) or self.pr.T < 2:
+            return -np.inf, None
+        bl = self.blocks(s)
+        spec = sector_spectrum(bl, bl.blocks(C))
+        k = max(spec, key=lambda q: spec[q][0])
+        lam, Dc = spec[k]
+        D = embed_sector(bl, k, Dc)
+        return lam, D / np.linalg.norm(D)
+
+    def path(self, s_values, C_start, s_start=0.0, lags=None, label="continuation", on_step=None):
+        span = max(abs(s_values[-1] - s_start), 1e-12) if len(s_values) else 1.0
+        return continue_in(lambda s, x: self.solve(s, x, lags), s_start, C_start, list(s_values),
+                           min_step=1e-4 * span, callback=on_step, label=label)
+
+
+def _grid(steps: int, end: float = 1.0) -> np.ndarray:
+    return np.linspace(0.0, end, steps + 1)[1:]
+
+
+class FeatureLearning:
+    """Result of :func:`feature_learning` (kernels on (t, s, μ, ν), branches, predictions)."""
+
+    def __init__(self, pr: FLProblem, act, branches: list, selected: Branch, path=None, s_branch=None):
+        self.problem, self._act, self.branches, self.selected = pr, act, branches, selected
+        self.path = path
+        #: signal scale s (targets s·Y) where the broken branch was seeded (None: no instability)
+        self.s_branch = s_branch
+        self._p = act.point(selected.C) if isinstance(act, LinearAction) else None
+
+    # ------------------------------------------------------------- kernels
+    @property
+    def C_sites(self) -> np.ndarray:
+        return self.selected.C
+
+    @property
+    def C(self) -> np.ndarray:
+        """Representational kernel C[t, s, μ, ν] (0-based times), shape (T, T, P, P)."""
+        return self.problem.from_sites(self.selected.C)
+
+    @property
+    def Chat(self) -> np.ndarray:
+        """Conjugate kernel from the backward equation, shape (T, T, P, P)."""
+        return self.problem.from_sites(self._lin().chat(self._lin().point(self.selected.C)))
+
+    @property
+    def Sigma(self) -> np.ndarray:
+        """Pre-activation covariance Σ(C), shape (T, T, P, P)."""
+        return self.problem.from_sites(self._lin().sigma(self.selected.C))
+
+    def _lin(self) -> LinearAction:
+        return self._act if isinstance(self._act, LinearAction) else LinearAction(self.problem)
+
+    @property
+    def action(self) -> float:
+        """S/N at the solution (0 at the GP kernel without data)."""
+        return self.selected.action
+
+    @property
+    def phase(self) -> str:
+        """'symmetric' (time-block-diagonal C, DNN-identical) or 'broken' (cross-time correlations)."""
+        return "broken" if _cross_time_size(self.problem, self.selected.C) > SYMMETRIC_TOL else "symmetric"
+
+    @property
+    def explicitly_broken(self) -> bool:
+        """True when no symmetric sector exists (cross-time data or input terms, e.g. sequential tasks)."""
+        return not self.problem.block_diagonal_invariant()
+
+    @property
+    def stable(self) -> bool:
+        return self.selected.stable
+
+    def fixed_point_residual(self) -> float:
+        """max |C − (Σ⁻¹ − Ĉ)⁻¹| / max |C| (forward–backward identity of Sec. 5)."""
+        lin = self._lin()
+        p = lin.point(self.selected.C)
+        Cf = lin.forward(p, lin.chat(p))
+        return float(np.abs(Cf - self.selected.C).max() / np.abs(self.selected.C).max())
+
+    def correlation(self) -> np.ndarray:
+        """η = C / sqrt(diag ⊗ diag) on sites, as (T, T, P, P)."""
+        d = np.sqrt(np.diag(self.selected.C))
+        return self.problem.from_sites(self.selected.C / np.outer(d, d))
+
+    def order_parameter(self) -> float:
+        """|corr(T-1, T)| of pattern 1 (the lag-1 correlation at the end of the chain; 0 if T < 2)."""
+        if self.problem.T < 2:
+            return 0.0
+        return float(abs(self.correlation()[-2, -1, 0, 0]))
+
+    # ---------------------------------------------------------- predictions
+    def predict(self) -> np.ndarray:
+        """Mean output f̄(μ, t) = σ_v² (M_out ∘ C)_{·S} A⁻¹ y_S at every site, shape (P, T)."""
+        f = self._lin().predict(self.selected.C)
+        return f.reshape(self.problem.T, self.problem.P).T
+
+    def predictive_variance(self) -> np.ndarray:
+        """N × posterior variance of f at every site, shape (P, T) (the variance itself is O(1/N))."""
+        v = self._lin().predictive_variance(self.selected.C)
+        return v.reshape(self.problem.T, self.problem.P).T
+
+    # ------------------------------------------------------------- weights
+    def learned_eigenvalues(self) -> np.ndarray:
+        """Non-zero spectrum of the learned part of W (theory Sec. 8).
+
+        RNN: eig(C_pp⁻¹ C_pn) over the sites t <= T-1, (C_pn)_{(a,μ),(b,ν)} = C_{(a,μ),(b+1,ν)}.
+        DNN: per layer, eig(C_tt⁻¹ C_{t,t+1}) stacked as (T-1, P).  Needs input at t = 1 only and no
+        bias (then W H_p = H_n exactly)."""
+        pr = self.problem
+        if pr.T < 2:
+            return np.zeros(0)
+        if pr.spec.input != "first" or np.any(pr.sigma_det[pr.P:]) or np.any(pr.sigma_det[:, pr.P:]):
+            raise NotImplementedError("learned eigenvalues need input at t = 1 only and no bias (W H_p = H_n)")
+        C, P, n = self.selected.C, pr.P, pr.n
+        if pr.spec.shares_weights:
+            Cpp, Cpn = C[:n - P, :n - P], C[:n - P, P:]
+            return np.linalg.eigvals(np.linalg.solve(Cpp, Cpn))
+        out = []
+        for t in range(pr.T - 1):
+            b = slice(t * P, (t + 1) * P)
+            nb = slice((t + 1) * P, (t + 2) * P)
+            out.append(np.linalg.eigvals(np.linalg.solve(C[b, b], C[b, nb])))
+        return np.array(out)
+
+    def outliers(self) -> np.ndarray:
+        """Learned eigenvalues outside the bulk disc: |λ| > g (theory Sec. 8)."""
+        lam = self.learned_eigenvalues()
+        g = self.problem.spec.g_values()
+        if self.problem.spec.shares_weights:
+            return lam[np.abs(lam) > g[0] * (1 + 1e-12)] if lam.size else lam
+        return [row[np.abs(row) > gt * (1 + 1e-12)] for row, gt in zip(lam, g)]
+
+    def __repr__(self):
+        return (f"FeatureLearning({self.problem.spec.arch.upper()}, T={self.problem.T}, P={self.problem.P}, "
+                f"phase={self.phase!r}, action={self.action:.6g}, branches={[b.name for b in self.branches]})")
+
+
+def _one_blas_thread(fn):
+    """Run with one BLAS thread: the matrices are small (n <= a few hundred) and the machine shared."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapped(*args, blas_threads: int | None = 1, **kw):
+        with threadpool_limits(blas_threads, user_api="blas"):
+            return fn(*args, **kw)
+    return wrapped
+
+
+@_one_blas_thread
+def feature_learning(net, X, Y, supervised=None, kappa=1.0, *, readout=None, steps: int = 8,
+                     backend: str = "matrix", gtol: float = 1e-9, both_signs: bool = True,
+                     progress: bool = False) -> FeatureLearning:
+    """Saddle point of the μP action for targets Y on the supervised sites (see the module docstring).
+
+    ``readout``: 'shared' / 'untied' / (T, T) mask (default: the weight mask, RNN shared, DNN untied).
+    ``steps``: continuation steps in the signal scale (refined automatically where a step fails).
+    Raises :class:`~symfield.solve.ConvergenceError` (with residual history) if no branch converges."""
+    pr = problem(net, X, Y, supervised, kappa, readout)
+    sv = _Solver(pr, backend, gtol, progress)
+    C0 = gp_kernel(pr)
+    lags = 0 if sv.sym else None
+    eig_path = []
+
+    def on_step(s, C, info):
+        lam = sv.offlag_eigen(s, C)[0] if sv.sym else -np.inf
+        eig_path.append((s, lam))
+        _log(progress, f"feature_learning: s = {s:.4f}  action = {sv.act(s).value(C):.6g}  "
+                       f"top off-lag eigenvalue = {lam:.3g}")
+
+    path = sv.path(_grid(steps), C0, lags=lags, label="symmetric branch" if sv.sym else "continuation",
+                   on_step=on_step)
+    act1 = sv.act(1.0)
+    C1 = path.x[-1]
+    lam1, D1 = sv.offlag_eigen(1.0, C1) if sv.sym else (-np.inf, None)
+    name = "symmetric" if sv.sym else "continued"
+    branches = [Branch(name, C1, act1.value(C1), act1)]
+    branches[0].offlag_eigenvalue = lam1
+    s_branch = None
+    if sv.sym and lam1 > UNSTABLE_TOL:
+        s_branch = next(s for s, lam in eig_path if lam > UNSTABLE_TOL)
+        k = path.s.index(s_branch)
+        Cb = _seed_broken(sv, s_branch, path.x[k], sv.offlag_eigen(s_branch, path.x[k])[1])
+        rest = [x for x in path.s if x > s_branch]
+        if rest:
+            Cb = sv.path(rest, Cb, s_start=s_branch, label="broken branch").x[-1]
+        if _order_sign(pr, Cb) < 0:
+            Cb = mirror(pr, Cb)
+        branches.append(Branch("broken+", Cb, act1.value(Cb), act1))
+        if both_signs:
+            Cm = mirror(pr, Cb)
+            branches.append(Branch("broken-", Cm, act1.value(Cm), act1))
+    return FeatureLearning(pr, act1, branches, _best(branches), path, s_branch)
+
+
+def _order_sign(pr: FLProblem, C: np.ndarray) -> float:
+    """Sign of the summed lag-1 kernel (fixes which mirror image is called 'broken+')."""
+    return float(np.sign(np.sum(C[pr.lag() == 1])))
+
+
+def _best(branches: list) -> Branch:
+    """Largest action; ties (mirror branches of the Z2) go to the first listed."""
+    top = max(b.action for b in branches)
+    return next(b for b in branches if b.action >= top - 1e-12 * (1 + abs(top)))
+
+
+def _seed_broken(sv: _Solver, s: float, C_sym: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """Maximise the full action from the symmetric solution displaced along the unstable direction D
+    (the displacement is the best of a 1-D scan of S along D)."""
+    a = sv.act(s)
+    scale = np.abs(np.diag(C_sym)).max()
+    amps = scale * np.geomspace(1e-3, 3.0, 40)
+    vals = [a.value(C_sym + x * D) for x in amps]
+    order = np.argsort(vals)[::-1]
+    for i in order[:3]:
+        C, _ = maximise(a, C_sym + amps[i] * D, gtol=sv.gtol, label="broken branch")
+        if _cross_time_size(sv.pr, C) > SYMMETRIC_TOL:
+            return C
+    raise ConvergenceError("the displaced symmetric solution did not leave the symmetric branch")
+
+
+@_one_blas_thread
+def critical_signal(net, X, Y, supervised=None, kappa=1.0, *, readout=None, s_max: float = 1e3,
+                    gtol: float = 1e-10, xtol: float = 1e-11, progress: bool = False) -> float:
+    """|y_S| at the threshold: the signal where the top Hessian eigenvalue of the lag sectors k >= 1
+    at the symmetric solution crosses zero (targets along Y, scaled).  ``inf`` if it never does up to
+    ``s_max``·|y_S| (DNN, T <= 2).  Raises SpecError if there is no symmetric sector (no threshold)."""
+    pr = problem(net, X, Y, supervised, kappa, readout)
+    norm = float(np.linalg.norm(pr.y_S))
+    if norm == 0:
+        raise SpecError("Y is zero at every supervised site: the threshold is defined along a non-zero target")
+    sv = _Solver(pr, "matrix", gtol, progress)
+    if not sv.sym:
+        raise SpecError("this task has no symmetric (time-block-diagonal) phase — cross-time input or readout "
+                        "terms break the symmetry explicitly — so it has no threshold")
+    if not sv.coupled or pr.T < 3 and pr.P == 1:
+        return float("inf")
+    C = gp_kernel(pr)
+    s_prev, C_prev, s = 0.0, C, 0.25
+    while s <= s_max:
+        p = sv.path([s], C_prev, s_start=s_prev, lags=0, label="symmetric branch")
+        C_s = p.x[-1]
+        lam = sv.offlag_eigen(s, C_s)[0]
+        _log(progress, f"critical_signal: |y| = {s * norm:.6g}  top off-lag eigenvalue = {lam:.3g}")
+        if lam > 0:
+            break
+        s_prev, C_prev = s, C_s
+        s = s * 1.25 if s >= 1 else s + 0.25
+    else:
+        return float("inf")
+
+    def f(x):
+        C_x = sv.path([x], C_prev, s_start=s_prev, lags=0).x[-1]
+        return sv.offlag_eigen(x, C_x)[0]
+
+    lo = s_prev if s_prev > 0 else 1e-6
+    return brentq(f, lo, s, xtol=xtol, rtol=1e-13) * norm
+
+
+def closed_form_threshold(net, X, Y=None, supervised=None, kappa=1.0) -> float:
+    """|y_c| from the symbolically derived closed form (linear endpoint task, K^x = q·1; Sec. 7.3)."""
+    from . import fl_closed
+    P = np.asarray(X).shape[0]
+    Y = np.zeros((P, net.T)) if Y is None else Y
+    pr = problem(net, X, Y, supervised, kappa)
+    if not pr.spec.shares_weights:
+        return float("inf")
+    return fl_closed.threshold_value(net.T, **fl_closed.endpoint_parameters(pr))
+
+
+@dataclass
+class SignalScan:
+    """Both branches along targets s·Y: |y| values, actions, order parameters, kernels, top eigenvalues."""
+
+    y: np.ndarray
+    scales: np.ndarray
+    symmetric: list  # Branch per scale (symmetric or continued branch)
+    broken: list  # Branch or None per scale
+    threshold_scale: float | None
+
+    def selected(self) -> list:
+        return [b if (b is not None and b.action > s.action) else s for s, b in zip(self.symmetric, self.broken)]
+
+
+@_one_blas_thread
+def signal_scan(net, X, Y, scales, supervised=None, kappa=1.0, *, readout=None, gtol: float = 1e-9,
+                progress: bool = False) -> SignalScan:
+    """Follow the symmetric branch over ``scales`` (targets s·Y, increasing) and, once it destabilises,
+    the broken branch (one sign).  Forward sweep; a fold of the symmetric branch is reported by a
+    backward sweep that keeps, at each scale, the solution of larger action."""
+    pr = problem(net, X, Y, supervised, kappa, readout)
+    scales = np.asarray(scales, dtype=float)
+    if scales.ndim != 1 or np.any(np.diff(scales) <= 0) or scales[0] <= 0:
+        raise ValueError("scales must be a positive increasing 1-D array")
+    sv = _Solver(pr, "matrix", gtol, progress)
+    lags = 0 if sv.sym else None
+    path = sv.path(list(scales), gp_kernel(pr), lags=lags, label="scan")
+    Cs = {s: C for s, C in zip(path.s, path.x)}
+    if path.jumps:  # fold: sweep back from the top and keep the larger action
+        back = sv.path(list(scales[::-1][1:]), Cs[scales[-1]], s_start=scales[-1], lags=lags, label="scan back")
+        for s, C in zip(back.s, back.x):
+            if s in Cs and sv.act(s).value(C) > sv.act(s).value(Cs[s]) + 1e-12:
+                Cs[s] = C
+    symmetric, broken, s_thr, Cb = [], [], None, None
+    for i, s in enumerate(scales):
+        a = sv.act(s)
+        C = Cs[s]
+        lam = sv.offlag_eigen(s, C)[0] if sv.sym else -np.inf
+        br = Branch("symmetric" if sv.sym else "continued", C, a.value(C), a)
+        br.offlag_eigenvalue = lam
+        symmetric.append(br)
+        if sv.sym and lam > UNSTABLE_TOL:
+            if Cb is None:
+                s_thr = s
+                _, D = sv.offlag_eigen(s, C)
+                Cb = _seed_broken(sv, s, C, D)
+            else:
+                Cb = sv.path([s], Cb, s_start=scales[i - 1], label="broken branch").x[-1]
+            if _order_sign(pr, Cb) < 0:
+                Cb = mirror(pr, Cb)
+            broken.append(Branch("broken+", Cb, a.value(Cb), a))
+        else:
+            broken.append(None)
+        _log(progress, f"signal_scan: {i + 1}/{scales.size}  |y| = {s * np.linalg.norm(pr.y_S):.4g}")
+    return SignalScan(scales * np.linalg.norm(pr.y_S), scales, symmetric, broken, s_thr)

@@ -1,0 +1,263 @@
+"""The μP action at time-block-diagonal kernels, block by block (the symmetric sector).
+
+When the symmetric sector exists (``FLProblem.block_diagonal_invariant``), C = ⊕_t C_t with P×P
+blocks, Σ_t = g_t² C_{t−1} + Σdet_t and A = ⊕_t A_t, A_t = κ1 + σ_v² (C_t)_{S_t S_t}, so
+
+    S/N = ½ Σ_t [ ln det C_t − ln det Σ_t − tr(Σ_t⁻¹C_t) − y_tᵀA_t⁻¹y_t ] + n/2,
+    G_t = ½ [ C_t⁻¹ − Σ_t⁻¹ + g_{t+1}² (Σ_{t+1}⁻¹C_{t+1}Σ_{t+1}⁻¹ − Σ_{t+1}⁻¹) + σ_v² E_{S_t}(w_t w_tᵀ) ].
+
+The Hessian at such a point decouples into lag sectors k = |t − s| (theory Sec. 7.2): a
+perturbation with blocks D_t = dC_{t,t+k} maps to dG_{t,t+k} =
+½[−C_t⁻¹D_tC_{t+k}⁻¹ + Σ_t⁻¹dΣ_tΣ_{t+k}⁻¹ + w_{t+1}(dQ_{t+1} + Σ_{t+1}⁻¹dΣ_{t+1}Σ_{t+1+k}⁻¹)],
+dΣ_t = w_t D_{t−1}, w_t = M_{t,t+k} g_t g_{t+k}, dQ_t = −Σ_t⁻¹dΣ_tQ_{t+k} − Q_tdΣ_tΣ_{t+k}⁻¹ + Σ_t⁻¹D_tΣ_{t+k}⁻¹
+(Q = Σ⁻¹CΣ⁻¹; for k >= 1 the data term does not contribute).  Both cost O(T P³) per product.
+All operators are given in congruence coordinates D_t = L_t V_t L_{t+k}ᵀ (C_t = L_t L_tᵀ), where the
+ln det part is exactly −½·1.  Checked against the dense :class:`LinearAction` in the tests.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse.linalg as ssl
+
+from .fl_action import NotPositiveDefinite
+from .fl_problem import FLProblem
+
+
+def _chol(M, name):
+    try:
+        return np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        raise NotPositiveDefinite(f"{name} is not positive definite") from None
+
+
+def _inv(L):
+    Li = np.linalg.inv(L)
+    return np.swapaxes(Li, -1, -2) @ Li
+
+
+class BlockPoint:
+    """Inverses and log-determinants of the blocks at one block-diagonal C ((T, P, P) array)."""
+
+    def __init__(self, bl: "Blocks", Cb: np.ndarray):
+        T = bl.T
+        self.C = Cb
+        self.Sig = bl.sigma(Cb)
+        LC = _chol(Cb, "C")
+        LS = _chol(self.Sig, "Σ(C)")
+        self.Cinv, self.Sinv = _inv(LC), _inv(LS)
+        self.logdetC = 2 * np.log(np.diagonal(LC, axis1=1, axis2=2)).sum()
+        self.logdetS = 2 * np.log(np.diagonal(LS, axis1=1, axis2=2)).sum()
+        self.Q = self.Sinv @ Cb @ self.Sinv
+        self.Ainv, self.w, self.yAy = [], [], 0.0
+        for t in range(T):
+            S = bl.S[t]
+            if S.size:
+                A = bl.kappa * np.eye(S.size) + bl.sv2 * Cb[t][np.ix_(S, S)]
+                Ai = _inv(_chol(A, "A(C)"))
+                w = Ai @ bl.y[t]
+                self.yAy += float(bl.y[t] @ w)
+            else:
+                Ai, w = np.zeros((0, 0)), np.zeros(0)
+            self.Ainv.append(Ai)
+            self.w.append(w)
+
+
+class Blocks:
+    """Block form of the action for a problem whose symmetric sector exists."""
+
+    def __init__(self, pr: FLProblem):
+        if not pr.block_diagonal_invariant():
+            raise ValueError("the time-block-diagonal sector is not invariant for this problem")
+        self.pr, self.T, self.P = pr, pr.T, pr.P
+        T, P = self.T, self.P
+        self.sdet = np.stack([pr.sigma_det[t * P:(t + 1) * P, t * P:(t + 1) * P] for t in range(T)])
+        self.g2 = np.array([pr.wmask[t * P, t * P] for t in range(T)])  # g_t² (0 at t = 0)
+        sup = pr.supervised
+        self.S = [np.flatnonzero(sup[:, t]) for t in range(T)]
+        self.y = [pr.Y[self.S[t], t] for t in range(T)]
+        self.kappa, self.sv2 = pr.kappa, pr.sigma_v2
+        self.n = pr.n
+
+    # ------------------------------------------------------------ conversion
+    def blocks(self, C: np.ndarray) -> np.ndarray:
+        P = self.P
+        return np.stack([C[t * P:(t + 1) * P, t * P:(t + 1) * P] for t in range(self.T)])
+
+    def full(self, Cb: np.ndarray) -> np.ndarray:
+        out = np.zeros((self.n, self.n))
+        P = self.P
+        for t in range(self.T):
+            out[t * P:(t + 1) * P, t * P:(t + 1) * P] = Cb[t]
+        return out
+
+    def sigma(self, Cb: np.ndarray) -> np.ndarray:
+        out = self.sdet.copy()
+        out[1:] += self.g2[1:, None, None] * Cb[:-1]
+        return out
+
+    # --------------------------------------------------------------- lag 0
+    def point(self, Cb) -> BlockPoint:
+        return BlockPoint(self, Cb)
+
+    def value_at(self, p: BlockPoint) -> float:
+        return 0.5 * (p.logdetC - p.logdetS - float(np.sum(p.Sinv * p.C)) + self.n - p.yAy)
+
+    def grad_at(self, p: BlockPoint) -> np.ndarray:
+        G = p.Cinv - p.Sinv
+        G[:-1] += self.g2[1:, None, None] * (p.Q[1:] - p.Sinv[1:])
+        for t in range(self.T):
+            S = self.S[t]
+            if S.size:
+                G[t][np.ix_(S, S)] += self.sv2 * np.outer(p.w[t], p.w[t])
+        return 0.5 * G
+
+    def hessp_at(self, p: BlockPoint, D: np.ndarray) -> np.ndarray:
+        """dG along block-diagonal D ((T, P, P))."""
+        dS = np.zeros_like(D)
+        dS[1:] = self.g2[1:, None, None] * D[:-1]
+        term_c = -p.Cinv @ D @ p.Cinv
+        term_s = p.Sinv @ dS @ p.Sinv
+        dQ = -p.Sinv @ dS @ p.Q - p.Q @ dS @ p.Sinv + p.Sinv @ D @ p.Sinv
+        out = term_c + term_s
+        out[:-1] += self.g2[1:, None, None] * (dQ[1:] + term_s[1:])
+        for t in range(self.T):
+            S = self.S[t]
+            if S.size:
+                dA = self.sv2 * D[t][np.ix_(S, S)]
+                dw = -p.Ainv[t] @ (dA @ p.w[t])
+                out[t][np.ix_(S, S)] += self.sv2 * (np.outer(dw, p.w[t]) + np.outer(p.w[t], dw))
+        return 0.5 * out
+
+    # ---------------------------------------------------------- lag k >= 1
+    def sector_weights(self, k: int) -> np.ndarray:
+        """w_t = M_{t,t+k} g_t g_{t+k} for t = 0..T-1-k (0 at t = 0)."""
+        pr, P = self.pr, self.P
+        return np.array([pr.wmask[t * P, (t + k) * P] for t in range(self.T - k)])
+
+    def sector_operator(self, p: BlockPoint, k: int):
+        """Hessian of S/N in lag sector k >= 1, congruence coordinates: a function V -> H V on
+        (T-k, P, P) arrays (V_t = block (t, t+k)), symmetric in the Euclidean product of the entries."""
+        T, P = self.T, self.P
+        m = T - k
+        L = np.linalg.cholesky(p.C)
+        a, b = slice(0, m), slice(k, T)
+        La, Lb = L[a], L[b]
+        Si, Q = p.Sinv, p.Q
+        w = self.sector_weights(k)
+        wn = np.concatenate([w[1:], [0.0]])  # adjoint weight of block t: w_{t+1}
+
+        def op(V):
+            D = La @ V @ np.swapaxes(Lb, -1, -2)
+            dS = np.zeros_like(D)
+            dS[..., 1:, :, :] = w[1:, None, None] * D[..., :-1, :, :]
+            term_s = Si[a] @ dS @ Si[b]
+            dQ = -Si[a] @ dS @ Q[b] - Q[a] @ dS @ Si[b] + Si[a] @ D @ Si[b]
+            out = term_s.copy()
+            out[..., :-1, :, :] += wn[:-1, None, None] * (dQ[..., 1:, :, :] + term_s[..., 1:, :, :])
+            return -0.5 * V + 0.5 * (np.swapaxes(La, -1, -2) @ out @ Lb)
+        return op, (m, P, P)
+
+
+DENSE_SECTOR_MAX = 900
+
+
+def sector_top(bl: Blocks, p: BlockPoint, k: int):
+    """(top eigenvalue, eigenvector as (T-k, P, P) blocks in C coordinates) of lag sector k."""
+    op, shape = bl.sector_operator(p, k)
+    dim = int(np.prod(shape))
+    if dim <= DENSE_SECTOR_MAX:
+        H = op(np.eye(dim).reshape((dim,) + shape)).reshape(dim, dim)
+        lam, vec = np.linalg.eigh(0.5 * (H + H.T))
+        top, v = lam[-1], vec[:, -1]
+    else:
+        lin = ssl.LinearOperator((dim, dim), matvec=lambda x: op(x.reshape(shape)).reshape(-1), dtype=float)
+        lam, vec = ssl.eigsh(lin, k=1, which="LA", tol=1e-12)
+        top, v = lam[0], vec[:, 0]
+    L = np.linalg.cholesky(p.C)
+    V = v.reshape(shape)
+    Dc = L[:bl.T - k] @ V @ np.swapaxes(L[k:], -1, -2)
+    return float(top), Dc
+
+
+def sector_spectrum(bl: Blocks, Cb: np.ndarray, lags=None) -> dict:
+    """{k: (top eigenvalue, direction)} for the lag sectors ``lags`` (default 1..T-1)."""
+    p = bl.point(Cb)
+    lags = range(1, bl.T) if lags is None else lags
+    return {k: sector_top(bl, p, k) for k in lags}
+
+
+def embed_sector(bl: Blocks, k: int, Dc: np.ndarray) -> np.ndarray:
+    """An (n, n) symmetric matrix with blocks Dc[t] at (t, t+k) and their transposes at (t+k, t)."""
+    P = bl.P
+    out = np.zeros((bl.n, bl.n))
+    for t in range(bl.T - k):
+        out[t * P:(t + 1) * P, (t + k) * P:(t + k + 1) * P] = Dc[t]
+        out[(t + k) * P:(t + k + 1) * P, t * P:(t + 1) * P] = Dc[t].T
+    return out
+
+
+class SectorPreconditioner:
+    """SPD preconditioner |H_sym| for full-space solves near a symmetric kernel C_sym.
+
+    In congruence coordinates of the block-diagonal L (C_sym = L Lᵀ) the Hessian at C_sym is block
+    diagonal by lag sector; each sector of dimension <= ``dense_max`` is diagonalised and replaced by
+    V |Λ| Vᵀ (eigenvalues floored at ``floor``), larger sectors by ½·1 (the ln det part).  Methods
+    follow :func:`symfield.solve.maximize`: ``solve(r)`` = M⁻¹r, ``dot(p)`` = Mp on svec vectors."""
+
+    def __init__(self, bl: Blocks, C_sym: np.ndarray, dense_max: int = 2000, floor: float = 1e-7):
+        from .fl_solver import BlockFrame, _svec_index
+        T, P, n = bl.T, bl.P, bl.n
+        Cb = bl.blocks(C_sym)
+        Lb = np.linalg.cholesky(Cb)
+        self.L = bl.full(Lb)
+        iu, _ = _svec_index(n)
+        ti, tj = iu[0] // P, iu[1] // P
+        lag = tj - ti
+        self.parts = []  # (svec indices in sector order, V, |λ|) or (indices, None, None) = ½·1
+        p = bl.point(Cb)
+        # lag 0: order of BlockFrame (block t, then svec of the P×P block)
+        m0 = P * (P + 1) // 2
+        pos0 = np.flatnonzero(lag == 0)
+        order0 = ti[pos0] * m0 + _triu_pos(iu[0][pos0] % P, iu[1][pos0] % P, P)
+        idx0 = pos0[np.argsort(order0)]
+        if idx0.size <= dense_max:
+            bf = BlockFrame(bl, C_sym)
+            z0 = bf.z0()
+            H = np.stack([bf.hessp(z0, e) for e in np.eye(z0.size)])
+            self._add(idx0, H, floor)
+        else:
+            self.parts.append((idx0, None, None))
+        for k in range(1, T):
+            pos = np.flatnonzero(lag == k)
+            order = ti[pos] * P * P + (iu[0][pos] % P) * P + (iu[1][pos] % P)
+            idx = pos[np.argsort(order)]
+            if idx.size <= dense_max:
+                op, shape = bl.sector_operator(p, k)
+                H = op(np.eye(idx.size).reshape((idx.size,) + shape)).reshape(idx.size, idx.size)
+                self._add(idx, H, floor)
+            else:
+                self.parts.append((idx, None, None))
+
+    def _add(self, idx, H, floor):
+        lam, V = np.linalg.eigh(-0.5 * (H + H.T))
+        self.parts.append((idx, V, np.maximum(np.abs(lam), floor)))
+
+    def _apply(self, r, power):
+        out = np.empty_like(r)
+        for idx, V, lam in self.parts:
+            if V is None:
+                out[idx] = r[idx] * (0.5 ** power)
+            else:
+                out[idx] = V @ ((lam ** power) * (V.T @ r[idx]))
+        return out
+
+    def solve(self, r):
+        return self._apply(r, -1.0)
+
+    def dot(self, p):
+        return self._apply(p, 1.0)
+
+
+def _triu_pos(i, j, P):
+    """Position of (i, j), i <= j, in the row-major upper triangle of a P×P matrix."""
+    return i * P - i * (i - 1) // 2 + (j - i)

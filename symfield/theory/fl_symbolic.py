@@ -1,0 +1,236 @@
+"""Explicit-component derivation of the μP action and its saddle-point equations (small T·P).
+
+For a problem with n = T·P <= :data:`MAX_SITES` sites every kernel entry is a SymPy symbol
+``c_i_j`` (one per unordered pair i <= j), the hyperparameters are symbols, and
+
+    S/N = ½ [ ln det C − ln det Σ(C) − tr(Σ⁻¹C) + n − y_Sᵀ A(C)⁻¹ y_S ]        (theory Sec. 5)
+
+is built from explicit matrices (det, adjugate: no MatrixSymbol calculus).  Its gradient and
+Hessian are taken component by component with ``sympy.diff`` and compiled through
+:mod:`symfield.codegen` into one cached Numba module.  :func:`two_field_equations` derives the
+forward–backward pair of Sec. 4 from the two-field action of the Gaussian tilted measure
+
+    S(C, Ĉ)/N = −½ tr(ĈC) − ½ ln det(1 − ΣĈ) − ½ y_Sᵀ A⁻¹ y_S.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from .. import codegen
+from .fl_action import NotPositiveDefinite
+from .fl_codegen import vector_source
+from .fl_problem import FLProblem
+from .fl_rules import _shift_sym
+
+#: largest number of sites for the explicit-component derivation (the expressions grow fast)
+MAX_SITES = 4
+
+
+def _check_size(pr: FLProblem):
+    if pr.n > MAX_SITES:
+        raise ValueError(f"explicit components are derived for T·P <= {MAX_SITES} sites (got {pr.n}); "
+                         f"use the matrix rules (symfield.theory.fl_action.LinearAction) for larger problems")
+
+
+@dataclass
+class Symbols:
+    """Symbols of the explicit action: kernel entries, Σdet entries, targets and hyperparameters."""
+
+    n: int
+    c: dict  # (i, j) -> symbol, i <= j
+    sd: dict  # (i, j) -> symbol for non-zero Σdet entries
+    gt: list  # g_t of the matrix producing state t (t = 1..T-1)
+    y: list  # supervised targets
+    kappa: sp.Symbol = field(default_factory=lambda: sp.Symbol("kappa", positive=True))
+    sv2: sp.Symbol = field(default_factory=lambda: sp.Symbol("sv2", positive=True))
+
+    def C(self) -> sp.Matrix:
+        return sp.Matrix(self.n, self.n, lambda i, j: self.c[(min(i, j), max(i, j))])
+
+    def hyper(self) -> list:
+        return [*self.sd.values(), *self.gt, *self.y, self.kappa, self.sv2]
+
+    def hyper_values(self, pr: FLProblem) -> np.ndarray:
+        sd = [pr.sigma_det[i, j] for (i, j) in self.sd]
+        gt = list(pr.spec.g_values()) if pr.T > 1 else []
+        return np.array([*sd, *gt, *pr.y_S, pr.kappa, pr.sigma_v2], dtype=float)
+
+
+def symbols_for(pr: FLProblem) -> Symbols:
+    n = pr.n
+    c = {(i, j): sp.Symbol(f"c_{i}_{j}", real=True) for i in range(n) for j in range(i, n)}
+    sd = {(i, j): sp.Symbol(f"sd_{i}_{j}", real=True) for i in range(n) for j in range(i, n)
+          if pr.sigma_det[i, j] != 0}
+    gt = [sp.Symbol(f"g_{t + 1}", positive=True) for t in range(1, pr.T)]
+    y = [sp.Symbol(f"y_{k}", real=True) for k in range(pr.sites_S.size)]
+    return Symbols(n, c, sd, gt, y)
+
+
+def sigma_matrix(pr: FLProblem, sy: Symbols, C: sp.Matrix) -> sp.Matrix:
+    """Σ(C) = Wm ∘ (B C Bᵀ) + Σdet with symbolic g_t and Σdet entries."""
+    n, P = pr.n, pr.P
+    t = pr.times()
+    g = [sp.Integer(0)] + list(sy.gt)
+    M = pr.spec.weight_mask()
+    sh = _shift_sym(C, P)
+    out = sp.zeros(n, n)
+    for i in range(n):
+        for j in range(n):
+            w = int(M[t[i], t[j]]) * g[t[i]] * g[t[j]]
+            sd = sy.sd.get((min(i, j), max(i, j)), 0)
+            out[i, j] = w * sh[i, j] + sd
+    return out
+
+
+def A_matrix(pr: FLProblem, sy: Symbols, C: sp.Matrix) -> sp.Matrix:
+    S = list(pr.sites_S)
+    m = len(S)
+    return sp.Matrix(m, m, lambda a, b: sy.kappa * int(a == b) + sy.sv2 * int(pr.mask_out_SS[a, b]) * C[S[a], S[b]])
+
+
+def action_expr(pr: FLProblem, sy: Symbols) -> sp.Expr:
+    """S/N on explicit components (module docstring)."""
+    C = sy.C()
+    Sig = sigma_matrix(pr, sy, C)
+    A = A_matrix(pr, sy, C)
+    detS = Sig.det(method="berkowitz")
+    trace = (Sig.adjugate() * C).trace() / detS
+    yv = sp.Matrix(sy.y)
+    data = (yv.T * A.adjugate() * yv)[0, 0] / A.det(method="berkowitz")
+    return sp.Rational(1, 2) * (sp.log(C.det(method="berkowitz")) - sp.log(detS) - trace + pr.n - data)
+
+
+@lru_cache(maxsize=32)
+def _derive(key):
+    pr = _PENDING.pop(key)
+    sy = symbols_for(pr)
+    S = action_expr(pr, sy)
+    cs = list(sy.c.values())
+    grad = [sp.diff(S, c) for c in cs]
+    hess = [sp.diff(grad[a], cs[b]) for a in range(len(cs)) for b in range(a, len(cs))]
+    return sy, S, grad, hess
+
+
+_PENDING: dict = {}
+
+
+def _structure_key(pr: FLProblem):
+    """Everything the symbolic expressions depend on (not the numeric hyperparameters)."""
+    return (pr.spec.arch, pr.T, pr.P, tuple(map(tuple, pr.spec.weight_mask().astype(int))),
+            tuple(map(tuple, (pr.sigma_det != 0).astype(int))), tuple(pr.sites_S),
+            tuple(map(tuple, pr.mask_out_SS.astype(int))))
+
+
+def derive(pr: FLProblem):
+    """(symbols, S/N, [∂S/∂c_u], [∂²S/∂c_u∂c_v, u <= v]) for the unordered kernel entries."""
+    _check_size(pr)
+    key = _structure_key(pr)
+    _PENDING[key] = pr
+    try:
+        return _derive(key)
+    finally:
+        _PENDING.pop(key, None)
+
+
+def module_source(pr: FLProblem) -> str:
+    sy, S, grad, hess = derive(pr)
+    cs = list(sy.c.values())
+    inputs = [("cvec", cs), ("hyper", sy.hyper())]
+    parts = [f"# Generated by symfield.theory.fl_symbolic: explicit-component μP action, T={pr.T}, P={pr.P}, "
+             f"arch={pr.spec.arch}, supervised sites {list(pr.sites_S)}",
+             f"# unordered kernel entries: {[str(c) for c in cs]}", f"# hyper: {[str(h) for h in sy.hyper()]}",
+             codegen.HEADER, vector_source("action", inputs, [S]), vector_source("gradient", inputs, grad),
+             vector_source("hessian", inputs, hess)]
+    return "\n\n".join(parts)
+
+
+class ExplicitAction:
+    """Compiled explicit-component action with the interface of LinearAction (point/value_at/grad_at/hessp_at)."""
+
+    def __init__(self, pr: FLProblem):
+        self.pr, self.n, self.P = pr, pr.n, pr.P
+        self.symbols = derive(pr)[0]
+        src = module_source(pr)
+        self.module = codegen.load_module(src, f"fl_explicit_{pr.spec.arch}_T{pr.T}_P{pr.P}")
+        self.hyper = self.symbols.hyper_values(pr)
+        self.iu = np.triu_indices(self.n)
+        self.m = self.iu[0].size
+
+    def _c(self, C):
+        return np.ascontiguousarray(C[self.iu])
+
+    def point(self, C):
+        for M, name in ((C, "C"),):
+            try:
+                np.linalg.cholesky(M)
+            except np.linalg.LinAlgError:
+                raise NotPositiveDefinite(f"{name} is not positive definite") from None
+        return C
+
+    def value_at(self, C) -> float:
+        return float(self.module.action(self._c(C), self.hyper, np.empty(1))[0])
+
+    def value(self, C) -> float:
+        try:
+            return self.value_at(self.point(C))
+        except NotPositiveDefinite:
+            return -np.inf
+
+    def grad_unordered(self, C) -> np.ndarray:
+        return self.module.gradient(self._c(C), self.hyper, np.empty(self.m))
+
+    def grad_at(self, C) -> np.ndarray:
+        """Ordered symmetric gradient: G_ii = ∂S/∂c_ii, G_ij = ½ ∂S/∂c_ij (i ≠ j)."""
+        g = self.grad_unordered(C)
+        G = np.zeros((self.n, self.n))
+        half = np.where(self.iu[0] == self.iu[1], 1.0, 0.5)
+        G[self.iu] = g * half
+        G[self.iu[1], self.iu[0]] = g * half
+        return G
+
+    def grad(self, C):
+        return self.grad_at(self.point(C))
+
+    def hessian_unordered(self, C) -> np.ndarray:
+        h = self.module.hessian(self._c(C), self.hyper, np.empty(self.m * (self.m + 1) // 2))
+        H = np.zeros((self.m, self.m))
+        iu = np.triu_indices(self.m)
+        H[iu] = h
+        H[iu[1], iu[0]] = h
+        return H
+
+    def hessp_at(self, C, D):
+        """Ordered dG along D (batched), from the unordered Hessian: dg_u = Σ_v H_uv D_v."""
+        H = self.hessian_unordered(C)
+        dg = D[..., self.iu[0], self.iu[1]] @ H
+        half = np.where(self.iu[0] == self.iu[1], 1.0, 0.5)
+        out = np.zeros(D.shape)
+        out[..., self.iu[0], self.iu[1]] = dg * half
+        out[..., self.iu[1], self.iu[0]] = dg * half
+        return out
+
+
+def two_field_equations(pr: FLProblem):
+    """Forward (∂/∂Ĉ) and backward (∂/∂C) equations of the two-field action, component by component.
+
+    Returns (symbols, Ĉ symbols, S(C, Ĉ)/N, forward list, backward list) with one unordered
+    derivative per entry u (the saddle point sets each to zero)."""
+    _check_size(pr)
+    sy = symbols_for(pr)
+    n = pr.n
+    ch = {(i, j): sp.Symbol(f"ch_{i}_{j}", real=True) for i in range(n) for j in range(i, n)}
+    Ch = sp.Matrix(n, n, lambda i, j: ch[(min(i, j), max(i, j))])
+    C = sy.C()
+    Sig = sigma_matrix(pr, sy, C)
+    A = A_matrix(pr, sy, C)
+    yv = sp.Matrix(sy.y)
+    data = (yv.T * A.adjugate() * yv)[0, 0] / A.det(method="berkowitz")
+    S2 = -sp.Rational(1, 2) * (Ch * C).trace() - sp.Rational(1, 2) * sp.log(
+        (sp.eye(n) - Sig * Ch).det(method="berkowitz")) - sp.Rational(1, 2) * data
+    forward = [sp.diff(S2, v) for v in ch.values()]
+    backward = [sp.diff(S2, v) for v in sy.c.values()]
+    return sy, ch, S2, forward, backward
