@@ -20,7 +20,7 @@ PROBE = textwrap.dedent("""
     km = kernel_map(sf.get_phi("erf", kappa=0.75))
     a = np.array([1.0, 2.0])
     val = km.expect(a, a, np.array([[1.0, 0.3], [0.3, 2.0]]))
-    disp = km.module._serial  # a 2x2 block runs on one thread
+    disp = km.module._rows  # a 2x2 block runs on one thread
     print(json.dumps({"written": [str(p) for p in cache.written], "path": km.module.__file__,
                       "hits": sum(disp.stats.cache_hits.values()), "misses": sum(disp.stats.cache_misses.values()),
                       "value": float(val[0, 1])}))

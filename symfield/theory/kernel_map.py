@@ -41,31 +41,34 @@ def _row(i, j0, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out):
     return bad
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _parallel(a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, triangle, out):
-    n = a12.shape[0]
-    bad = np.zeros(n, dtype=np.int64)
-    if triangle:  # rows k and n-1-k together: equal work per iteration
-        for k in prange((n + 1) // 2):
-            bad[k] = _row(k, k, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
-            if n - 1 - k != k:
-                bad[n - 1 - k] = _row(n - 1 - k, n - 1 - k, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
-    else:
-        for i in prange(n):
-            bad[i] = _row(i, 0, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
-    return bad.sum()
-
-
 @njit(cache=True, error_model="numpy")
-def _serial(a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, triangle, out):
+def _rows(lo, hi, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, triangle, out):
+    """Rows lo..hi-1 (from the diagonal on if ``triangle``); number of non-finite entries."""
     bad = 0
     if triangle:  # separate loops: a start index selected at run time keeps LLVM from vectorising
-        for i in range(a12.shape[0]):
+        for i in range(lo, hi):
             bad += _row(i, i, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
     else:
-        for i in range(a12.shape[0]):
+        for i in range(lo, hi):
             bad += _row(i, 0, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out)
     return bad
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _parallel(a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, triangle, out):
+    """Blocks of rows of equal work (equal area of the triangle) on all threads."""
+    n = a12.shape[0]
+    nb = min(n, 64)
+    bad = np.zeros(nb, dtype=np.int64)
+    for b in prange(nb):
+        if triangle:  # row boundaries n(1 - sqrt(1 - b/nb)) split the triangle into equal areas
+            lo = int(n * (1.0 - np.sqrt(1.0 - b / nb)))
+            hi = int(n * (1.0 - np.sqrt(1.0 - (b + 1) / nb))) if b + 1 < nb else n
+        else:
+            lo = (b * n) // nb
+            hi = ((b + 1) * n) // nb
+        bad[b] = _rows(lo, hi, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, triangle, out)
+    return bad.sum()
 
 
 @njit(cache=True, error_model="numpy")
@@ -180,7 +183,10 @@ class KernelMap:
         out = np.empty(c12.shape)
         R, Q = self.module.side_values(d1, 0), self.module.side_values(d2, 1)
         args = (d1, d2, c12, R, Q, sconst, sblock, has_block, float(m), float(g2), bool(triangle), out)
-        bad = (self.module._serial if c12.size < PARALLEL_MIN else self.module._parallel)(*args)
+        if c12.size < PARALLEL_MIN:
+            bad = self.module._rows(0, c12.shape[0], *args)
+        else:
+            bad = self.module._parallel(*args)
         if bad:
             raise FloatingPointError(f"{bad} non-finite kernel entries for phi={self.phi.name} "
                                      "(a covariance outside the domain of the closed form, or overflow)")
