@@ -22,9 +22,17 @@ from ..codegen import HEADER, load_module, scalar_source
 from .quadrature import cholesky_factors, hermite_nodes
 from .registry import Nonlinearity, get_phi
 
-#: Gauss-Hermite nodes per dimension; the 3-site integrals carry the K' vertex and need the most
-#: (erf, g = 2, C ≈ 2.6: mean shift within 0.3 % of 150/100/64/20 nodes; see tests/test_one_loop.py)
+#: Gauss-Hermite nodes per dimension for unit variance; the 3-site integrals carry the K' vertex and
+#: need the most (erf, g = 2, C ≈ 2.6: mean shift within 0.3 % of 150/100/64/20 nodes)
 DEFAULT_NODES = {1: 120, 2: 80, 3: 48, 4: 12}
+#: nodes grow like the width of the integrand: n = max(NODE_MIN, ceil(NODE_SCALE sqrt(largest variance)))
+NODE_SCALE = {1: 75, 2: 50, 3: 30, 4: 8}
+NODE_MIN = {1: 40, 2: 24, 3: 16, 4: 8}
+
+
+def nodes_for(m: int, variance) -> np.ndarray:
+    """Nodes per dimension for m-site moments whose largest variance is ``variance`` (array)."""
+    return np.maximum(NODE_MIN[m], np.ceil(NODE_SCALE[m] * np.sqrt(np.asarray(variance, float)))).astype(int)
 MAX_MULTIPLICITY = 4
 
 _SITE = '''

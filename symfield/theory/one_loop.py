@@ -27,7 +27,7 @@ from .. import codegen
 from ..action import action as make_action
 from ..action import template as tp
 from ..gauss import Nonlinearity
-from ..gauss.moments import moments, pair_columns
+from ..gauss.moments import moments, nodes_for, pair_columns
 from ..spec import NetworkSpec, RNN
 from .mean_field import MeanField, mean_field
 from .pairs import PairSpace, pair_space
@@ -125,8 +125,9 @@ def _multisets(ps: PairSpace, iu, iv):
 
 
 def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None):
-    """<φφφφ> at the site multisets ``quads`` (B, 4) and its gradient as (B, 10) over the site pairs
-    (i <= j) of the 4 slots, with the distinct-site gradient spread to slot pairs."""
+    """<φφφφ> at the site multisets ``quads`` (B, 4) and its Price gradient (B, 10) with the full-site
+    pair of each entry.  Nodes per dimension: ``n_nodes[m]`` for m distinct sites if given, else
+    :func:`symfield.gauss.moments.nodes_for` of the multiset's largest variance."""
     B = len(quads)
     value = np.empty(B)
     grad_sites = np.full((B, 10, 2), -1, dtype=np.int64)   # full-site pair of each gradient entry
@@ -140,12 +141,19 @@ def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None):
         ds = np.array([distinct[b][0] for b in sel])
         ks = np.array([distinct[b][1] for b in sel])
         covs = Cf[ds[:, :, None], ds[:, None, :]]
-        out = moments(phi, covs, ks, n=None if n_nodes is None else n_nodes.get(m))
-        value[sel] = out[:, 0]
-        for c, (i, j) in enumerate(pair_columns(m)):
-            grad[sel, c] = out[:, 1 + c]
-            grad_sites[sel, c, 0] = ds[:, i]
-            grad_sites[sel, c, 1] = ds[:, j]
+        if n_nodes is not None and m in n_nodes:
+            nodes = np.full(len(sel), n_nodes[m])
+        else:  # adapted to the widest variable of each multiset
+            nodes = nodes_for(m, np.max(np.diagonal(covs, axis1=1, axis2=2), axis=1))
+        for n in np.unique(nodes):
+            part = nodes == n
+            out = moments(phi, covs[part], ks[part], n=int(n))
+            rows = sel[part]
+            value[rows] = out[:, 0]
+            for c, (i, j) in enumerate(pair_columns(m)):
+                grad[rows, c] = out[:, 1 + c]
+                grad_sites[rows, c, 0] = ds[part, i]
+                grad_sites[rows, c, 1] = ds[part, j]
     return value, grad, grad_sites
 
 
