@@ -12,16 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import sympy as sp
 from scipy.optimize import brentq
 
-from ..gauss import x
+from ..gauss.quadrature import expect
 from ..spec import NetworkSpec, SpecError
 from .kernel_map import kernel_map
-
-_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(120)
-_WEIGHTS = _WEIGHTS / np.sqrt(2 * np.pi)
-
 
 class FixedPointError(RuntimeError):
     """No finite fixed point of the length map was found."""
@@ -31,11 +26,6 @@ def _phi2(spec: NetworkSpec, q: float) -> float:
     """<φ(z)²>, z ~ N(0, q), from the compiled kernel map."""
     a = np.array([q])
     return float(kernel_map(spec.phi_fn).expect(a, a, a[:, None])[0, 0])
-
-
-def _gauss1(f, q: float) -> float:
-    """<f(z)>, z ~ N(0, q), by 120-node Gauss-Hermite (for derivatives of φ)."""
-    return float(np.dot(_WEIGHTS, f(np.sqrt(q) * _NODES)))
 
 
 def _uniform(spec: NetworkSpec) -> tuple[float, float]:
@@ -85,9 +75,7 @@ def fixed_point(spec: NetworkSpec, q_in: float = 0.0, q_max: float = 1e8, critic
                 raise FixedPointError(f"the length map has no finite fixed point below {q_max:g} "
                                       f"(g={g}, sigma_b2={s2}, phi={spec.phi_fn.name})")
         q = brentq(excess, lo, hi, xtol=1e-14, rtol=1e-14)
-    phi = spec.phi_fn
-    dphi = sp.lambdify(x, phi.derivative(1), modules=["scipy", "numpy"])
-    chi1 = g ** 2 * _gauss1(lambda z: np.broadcast_to(dphi(z), z.shape) ** 2, q)
+    chi1 = g ** 2 * expect(spec.phi_fn, [[q]], orders=[1, 1], sites=[0, 0], n=120)  # <φ'(z)²>
     h = 1e-5 * max(q, 1e-3)
     slope = g ** 2 * (_phi2(spec, q + h) - _phi2(spec, q - h)) / (2 * h)
     phase = "critical" if abs(chi1 - 1) < critical_tol else ("ordered" if chi1 < 1 else "chaotic")
