@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import symfield as sf
-from symfield.plotting import pyplot
+from symfield.plotting import pyplot, save
 
 G, SIGMA_B2, G_IN, T = 1.2, 0.1, 1.0, 30
 S_VALUES = (10, 30)
@@ -95,9 +95,7 @@ def figure(data: dict, path: Path) -> bool:
     axes[0].set_ylabel(r"$\bar C(t, s)$")
     axes[1].legend(fontsize=7, loc="upper left")
     fig.suptitle(f"cross-time kernel, erf, g={G}, $\\sigma^2$={SIGMA_B2}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
     return True
 
 

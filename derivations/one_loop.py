@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import symfield as sf
-from symfield.plotting import pyplot
+from symfield.plotting import pyplot, save
 from symfield.simulate import kernel_moments
 from symfield.simulate.extrapolate import extrapolate, one_loop_measurements
 from symfield.theory.one_loop import one_loop
@@ -186,9 +186,7 @@ def figure(data: dict, path: Path) -> bool:
     ax[2].axhline(0, color="grey", lw=0.5)
     ax[2].set(xlabel="time t", ylabel=r"$N(\langle C\rangle-\bar C)(t,t)$", title="mean shift by vertex (g=1.2)")
     ax[2].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
     return True
 
 

@@ -14,3 +14,12 @@ def pyplot():
         print("matplotlib not installed (pip install symfield[plot]): no figure written", file=sys.stderr)
         return None
     return plt
+
+
+def save(fig, path) -> None:
+    """Tight layout, write ``path`` at 120 dpi, close the figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    fig.clf()
+    import matplotlib.pyplot as plt
+    plt.close(fig)
