@@ -6,12 +6,18 @@
     sf.action(net).saddle_point()          # equations derived by differentiation
     sf.simulate.prior(net, X, N=512, samples=200, seed=1)   # finite-width ensemble
 """
-from . import gp
-from .action import action
-from .gauss import available_phis, get_phi, register_phi
-from .spec import DNN, RNN, NetworkSpec, SpecError, as_dnn, convert_T
-from .theory import fixed_point, length_map, mean_field
-from .theory.one_loop import one_loop
+import os
+
+# Numba's OpenMP threads would otherwise spin between parallel regions and slow down everything else
+# on the machine (BLAS, the other core's work); the user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import gp  # noqa: E402
+from .action import action  # noqa: E402
+from .gauss import available_phis, get_phi, register_phi  # noqa: E402
+from .spec import DNN, RNN, NetworkSpec, SpecError, as_dnn, convert_T  # noqa: E402
+from .theory import fixed_point, length_map, mean_field  # noqa: E402
+from .theory.one_loop import one_loop  # noqa: E402
 
 __version__ = "0.1.0"
 
