@@ -17,6 +17,7 @@ from .action import action  # noqa: E402
 from .gauss import available_phis, get_phi, register_phi  # noqa: E402
 from .spec import DNN, RNN, NetworkSpec, SpecError, as_dnn, convert_T  # noqa: E402
 from .theory import fixed_point, length_map, mean_field  # noqa: E402
+from .theory.feature_learning import critical_signal, feature_learning  # noqa: E402
 from .theory.one_loop import one_loop  # noqa: E402
 
 __version__ = "0.1.0"
@@ -30,4 +31,5 @@ def __getattr__(name):  # the simulator is imported lazily (it is not needed for
 
 
 __all__ = ["DNN", "RNN", "NetworkSpec", "SpecError", "action", "as_dnn", "available_phis", "convert_T",
-           "fixed_point", "get_phi", "gp", "length_map", "mean_field", "one_loop", "register_phi", "simulate"]
+           "critical_signal", "feature_learning", "fixed_point", "get_phi", "gp", "length_map", "mean_field",
+           "one_loop", "register_phi", "simulate"]

@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-DERIVATIONS = {"gp-kernels": "gp_kernels.py", "one-loop": "one_loop.py"}
+DERIVATIONS = {"gp-kernels": "gp_kernels.py", "one-loop": "one_loop.py", "feature-learning": "feature_learning.py"}
 
 
 def derivations_dir() -> Path:

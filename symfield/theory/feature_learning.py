@@ -8,12 +8,14 @@
 Solution strategy (theory Secs. 3, 6, 11): start at the GP kernel (no data), continue in the signal
 strength s (targets s·Y, s: 0 -> 1).  When the time-block-diagonal ("symmetric", DNN-identical) set is
 invariant, the symmetric branch is followed inside it and the top eigenvalue of the Hessian in the lag
-sectors k >= 1 is monitored; where it turns positive the broken branches are seeded along the unstable
-direction (both signs) and continued.  The branch of largest action is reported.
+sectors k >= 1 is monitored; where it turns positive the broken branch is seeded along the unstable
+direction and continued, and its Z2 mirror image is the second broken branch.  The branch of largest
+action is reported.
 """
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,12 +27,9 @@ from ..spec import SpecError
 from .fl_action import LinearAction, NotPositiveDefinite, gp_kernel
 from .fl_blocks import Blocks, embed_sector, sector_spectrum
 from .fl_problem import FLProblem, problem
-from .fl_solver import maximise, top_eigen
+from .fl_result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, cross_time_size, mirror
+from .fl_solver import maximise
 
-#: a Hessian eigenvalue above this (congruence coordinates) counts as an instability
-UNSTABLE_TOL = 1e-9
-#: relative size of the cross-time kernel below which a solution counts as symmetric
-SYMMETRIC_TOL = 1e-6
 
 
 def make_action(pr: FLProblem, backend: str = "matrix"):
@@ -49,37 +48,9 @@ def make_action(pr: FLProblem, backend: str = "matrix"):
     raise ValueError(f"backend must be 'matrix' or 'explicit', got {backend!r}")
 
 
-class Branch:
-    """One stationary point: ``name``, site kernel ``C`` (n, n), ``action`` S/N; the top eigenvalue of
-    the Hessian (all lags, congruence coordinates) is computed on first access."""
-
-    def __init__(self, name: str, C: np.ndarray, action: float, act=None, top_eigenvalue: float | None = None):
-        self.name, self.C, self.action, self._act, self._top = name, C, float(action), act, top_eigenvalue
-        #: top eigenvalue of the lag sectors k >= 1 (symmetric solutions only; nan otherwise)
-        self.offlag_eigenvalue = float("nan")
-
-    @property
-    def top_eigenvalue(self) -> float:
-        if self._top is None:
-            self._top = top_eigen(self._act, self.C, lags=None)[0]
-        return self._top
-
-    @property
-    def stable(self) -> bool:
-        return self.top_eigenvalue <= UNSTABLE_TOL
-
-    def __repr__(self):
-        return f"Branch({self.name!r}, action={self.action:.10g})"
-
-
 def _log(progress, msg):
     if progress:
         print(msg, file=sys.stderr, flush=True)
-
-
-def _cross_time_size(pr: FLProblem, C: np.ndarray) -> float:
-    off = pr.lag() > 0
-    return float(np.abs(C[off]).max() / np.abs(np.diag(C)).max()) if off.any() else 0.0
 
 
 def _offlag_coupled(pr: FLProblem) -> bool:
@@ -88,13 +59,6 @@ def _offlag_coupled(pr: FLProblem) -> bool:
     t = pr.times()[pr.sites_S]
     cross_out = (t[:, None] != t[None, :]) & (pr.mask_out_SS != 0)
     return bool(np.any(pr.wmask[off] != 0) or cross_out.any())
-
-
-def mirror(pr: FLProblem, C: np.ndarray) -> np.ndarray:
-    """J C J with J = diag((−1)^t) ⊗ 1_P: the Z2 image of C (an exact symmetry of S whenever the
-    symmetric sector exists; odd lags change sign)."""
-    j = np.where(pr.times() % 2 == 0, 1.0, -1.0)
-    return C * np.outer(j, j)
 
 
 class _Solver:
@@ -139,131 +103,14 @@ class _Solver:
         D = embed_sector(bl, k, Dc)
         return lam, D / np.linalg.norm(D)
 
-    def path(self, s_values, C_start, s_start=0.0, lags=None, label="continuation", on_step=None):
+    def path(self, s_values, C_start, s_start=0.0, lags=None, label="continuation", on_step=None, previous=None):
         span = max(abs(s_values[-1] - s_start), 1e-12) if len(s_values) else 1.0
         return continue_in(lambda s, x: self.solve(s, x, lags), s_start, C_start, list(s_values),
-                           min_step=1e-4 * span, callback=on_step, label=label)
+                           min_step=1e-4 * span, callback=on_step, label=label, previous=previous)
 
 
 def _grid(steps: int, end: float = 1.0) -> np.ndarray:
     return np.linspace(0.0, end, steps + 1)[1:]
-
-
-class FeatureLearning:
-    """Result of :func:`feature_learning` (kernels on (t, s, μ, ν), branches, predictions)."""
-
-    def __init__(self, pr: FLProblem, act, branches: list, selected: Branch, path=None, s_branch=None):
-        self.problem, self._act, self.branches, self.selected = pr, act, branches, selected
-        self.path = path
-        #: signal scale s (targets s·Y) where the broken branch was seeded (None: no instability)
-        self.s_branch = s_branch
-        self._p = act.point(selected.C) if isinstance(act, LinearAction) else None
-
-    # ------------------------------------------------------------- kernels
-    @property
-    def C_sites(self) -> np.ndarray:
-        return self.selected.C
-
-    @property
-    def C(self) -> np.ndarray:
-        """Representational kernel C[t, s, μ, ν] (0-based times), shape (T, T, P, P)."""
-        return self.problem.from_sites(self.selected.C)
-
-    @property
-    def Chat(self) -> np.ndarray:
-        """Conjugate kernel from the backward equation, shape (T, T, P, P)."""
-        return self.problem.from_sites(self._lin().chat(self._lin().point(self.selected.C)))
-
-    @property
-    def Sigma(self) -> np.ndarray:
-        """Pre-activation covariance Σ(C), shape (T, T, P, P)."""
-        return self.problem.from_sites(self._lin().sigma(self.selected.C))
-
-    def _lin(self) -> LinearAction:
-        return self._act if isinstance(self._act, LinearAction) else LinearAction(self.problem)
-
-    @property
-    def action(self) -> float:
-        """S/N at the solution (0 at the GP kernel without data)."""
-        return self.selected.action
-
-    @property
-    def phase(self) -> str:
-        """'symmetric' (time-block-diagonal C, DNN-identical) or 'broken' (cross-time correlations)."""
-        return "broken" if _cross_time_size(self.problem, self.selected.C) > SYMMETRIC_TOL else "symmetric"
-
-    @property
-    def explicitly_broken(self) -> bool:
-        """True when no symmetric sector exists (cross-time data or input terms, e.g. sequential tasks)."""
-        return not self.problem.block_diagonal_invariant()
-
-    @property
-    def stable(self) -> bool:
-        return self.selected.stable
-
-    def fixed_point_residual(self) -> float:
-        """max |C − (Σ⁻¹ − Ĉ)⁻¹| / max |C| (forward–backward identity of Sec. 5)."""
-        lin = self._lin()
-        p = lin.point(self.selected.C)
-        Cf = lin.forward(p, lin.chat(p))
-        return float(np.abs(Cf - self.selected.C).max() / np.abs(self.selected.C).max())
-
-    def correlation(self) -> np.ndarray:
-        """η = C / sqrt(diag ⊗ diag) on sites, as (T, T, P, P)."""
-        d = np.sqrt(np.diag(self.selected.C))
-        return self.problem.from_sites(self.selected.C / np.outer(d, d))
-
-    def order_parameter(self) -> float:
-        """|corr(T-1, T)| of pattern 1 (the lag-1 correlation at the end of the chain; 0 if T < 2)."""
-        if self.problem.T < 2:
-            return 0.0
-        return float(abs(self.correlation()[-2, -1, 0, 0]))
-
-    # ---------------------------------------------------------- predictions
-    def predict(self) -> np.ndarray:
-        """Mean output f̄(μ, t) = σ_v² (M_out ∘ C)_{·S} A⁻¹ y_S at every site, shape (P, T)."""
-        f = self._lin().predict(self.selected.C)
-        return f.reshape(self.problem.T, self.problem.P).T
-
-    def predictive_variance(self) -> np.ndarray:
-        """N × posterior variance of f at every site, shape (P, T) (the variance itself is O(1/N))."""
-        v = self._lin().predictive_variance(self.selected.C)
-        return v.reshape(self.problem.T, self.problem.P).T
-
-    # ------------------------------------------------------------- weights
-    def learned_eigenvalues(self) -> np.ndarray:
-        """Non-zero spectrum of the learned part of W (theory Sec. 8).
-
-        RNN: eig(C_pp⁻¹ C_pn) over the sites t <= T-1, (C_pn)_{(a,μ),(b,ν)} = C_{(a,μ),(b+1,ν)}.
-        DNN: per layer, eig(C_tt⁻¹ C_{t,t+1}) stacked as (T-1, P).  Needs input at t = 1 only and no
-        bias (then W H_p = H_n exactly)."""
-        pr = self.problem
-        if pr.T < 2:
-            return np.zeros(0)
-        if pr.spec.input != "first" or np.any(pr.sigma_det[pr.P:]) or np.any(pr.sigma_det[:, pr.P:]):
-            raise NotImplementedError("learned eigenvalues need input at t = 1 only and no bias (W H_p = H_n)")
-        C, P, n = self.selected.C, pr.P, pr.n
-        if pr.spec.shares_weights:
-            Cpp, Cpn = C[:n - P, :n - P], C[:n - P, P:]
-            return np.linalg.eigvals(np.linalg.solve(Cpp, Cpn))
-        out = []
-        for t in range(pr.T - 1):
-            b = slice(t * P, (t + 1) * P)
-            nb = slice((t + 1) * P, (t + 2) * P)
-            out.append(np.linalg.eigvals(np.linalg.solve(C[b, b], C[b, nb])))
-        return np.array(out)
-
-    def outliers(self) -> np.ndarray:
-        """Learned eigenvalues outside the bulk disc: |λ| > g (theory Sec. 8)."""
-        lam = self.learned_eigenvalues()
-        g = self.problem.spec.g_values()
-        if self.problem.spec.shares_weights:
-            return lam[np.abs(lam) > g[0] * (1 + 1e-12)] if lam.size else lam
-        return [row[np.abs(row) > gt * (1 + 1e-12)] for row, gt in zip(lam, g)]
-
-    def __repr__(self):
-        return (f"FeatureLearning({self.problem.spec.arch.upper()}, T={self.problem.T}, P={self.problem.P}, "
-                f"phase={self.phase!r}, action={self.action:.6g}, branches={[b.name for b in self.branches]})")
 
 
 def _one_blas_thread(fn):
@@ -279,14 +126,18 @@ def _one_blas_thread(fn):
 
 @_one_blas_thread
 def feature_learning(net, X, Y, supervised=None, kappa=1.0, *, readout=None, steps: int = 8,
-                     backend: str = "matrix", gtol: float = 1e-9, both_signs: bool = True,
+                     backend: str = "matrix", gtol: float = 1e-9, both_signs: bool = True, overshoot: float = 2.0,
                      progress: bool = False) -> FeatureLearning:
     """Saddle point of the μP action for targets Y on the supervised sites (see the module docstring).
 
     ``readout``: 'shared' / 'untied' / (T, T) mask (default: the weight mask, RNN shared, DNN untied).
     ``steps``: continuation steps in the signal scale (refined automatically where a step fails).
+    ``overshoot``: the symmetric branch is continued up to s = overshoot; if it jumps (a fold), the other
+    symmetric branch is followed back to s = 1 and kept when its action is larger (coexistence region).
     Raises :class:`~symfield.solve.ConvergenceError` (with residual history) if no branch converges."""
     pr = problem(net, X, Y, supervised, kappa, readout)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise SpecError(f"steps must be a positive integer, got {steps!r}")
     sv = _Solver(pr, backend, gtol, progress)
     C0 = gp_kernel(pr)
     lags = 0 if sv.sym else None
@@ -295,8 +146,9 @@ def feature_learning(net, X, Y, supervised=None, kappa=1.0, *, readout=None, ste
     def on_step(s, C, info):
         lam = sv.offlag_eigen(s, C)[0] if sv.sym else -np.inf
         eig_path.append((s, lam))
-        _log(progress, f"feature_learning: s = {s:.4f}  action = {sv.act(s).value(C):.6g}  "
-                       f"top off-lag eigenvalue = {lam:.3g}")
+        if progress:
+            _log(progress, f"feature_learning: s = {s:.4f}  action = {sv.act(s).value(C):.6g}  "
+                           f"top off-lag eigenvalue = {lam:.3g}")
 
     path = sv.path(_grid(steps), C0, lags=lags, label="symmetric branch" if sv.sym else "continuation",
                    on_step=on_step)
@@ -306,12 +158,23 @@ def feature_learning(net, X, Y, supervised=None, kappa=1.0, *, readout=None, ste
     name = "symmetric" if sv.sym else "continued"
     branches = [Branch(name, C1, act1.value(C1), act1)]
     branches[0].offlag_eigenvalue = lam1
+    C_up = (_other_symmetric_branch(sv, C1, overshoot, (path.s[-2], path.x[-2])) if sv.sym and overshoot > 1
+            else None)
+    if C_up is not None:
+        lam_up, D_up = sv.offlag_eigen(1.0, C_up)
+        branches.append(Branch("symmetric-fold", C_up, act1.value(C_up), act1))
+        branches[-1].offlag_eigenvalue = lam_up
+        if branches[-1].action > branches[0].action:  # the other fold branch is realised: seed from it
+            C1, lam1, D1 = C_up, lam_up, D_up
+            eig_path = [(1.0, lam_up)]
+            path.s.append(1.0)
+            path.x.append(C_up)
     s_branch = None
     if sv.sym and lam1 > UNSTABLE_TOL:
         s_branch = next(s for s, lam in eig_path if lam > UNSTABLE_TOL)
-        k = path.s.index(s_branch)
+        k = len(path.s) - 1 - path.s[::-1].index(s_branch)
         Cb = _seed_broken(sv, s_branch, path.x[k], sv.offlag_eigen(s_branch, path.x[k])[1])
-        rest = [x for x in path.s if x > s_branch]
+        rest = [x for x in path.s[k + 1:] if x > s_branch]
         if rest:
             Cb = sv.path(rest, Cb, s_start=s_branch, label="broken branch").x[-1]
         if _order_sign(pr, Cb) < 0:
@@ -321,6 +184,26 @@ def feature_learning(net, X, Y, supervised=None, kappa=1.0, *, readout=None, ste
             Cm = mirror(pr, Cb)
             branches.append(Branch("broken-", Cm, act1.value(Cm), act1))
     return FeatureLearning(pr, act1, branches, _best(branches), path, s_branch)
+
+
+def _other_symmetric_branch(sv: _Solver, C1: np.ndarray, overshoot: float, previous):
+    """Continue the symmetric branch from s = 1 to ``overshoot``; after a jump, follow the new branch back
+    to s = 1.  Returns its kernel at s = 1, or None (no jump, or the branch ends before s = 1)."""
+    grid = list(np.linspace(1.0, overshoot, 5)[1:])
+    try:
+        ext = sv.path(grid, C1, s_start=1.0, lags=0, label="symmetric overshoot", previous=previous)
+    except ConvergenceError:
+        return None
+    if not ext.jumps:
+        return None
+    C, s_from = ext.x[-1], ext.s[-1]
+    for s in list(np.linspace(1.0, overshoot, 9)[::-1][1:]):
+        try:
+            C = sv.path([s], C, s_start=s_from, lags=0, label="other symmetric branch").x[-1]
+        except ConvergenceError:
+            return None
+        s_from = s
+    return None if np.allclose(C, C1, rtol=1e-6, atol=0) else C
 
 
 def _order_sign(pr: FLProblem, C: np.ndarray) -> float:
@@ -344,7 +227,7 @@ def _seed_broken(sv: _Solver, s: float, C_sym: np.ndarray, D: np.ndarray) -> np.
     order = np.argsort(vals)[::-1]
     for i in order[:3]:
         C, _ = maximise(a, C_sym + amps[i] * D, gtol=sv.gtol, label="broken branch")
-        if _cross_time_size(sv.pr, C) > SYMMETRIC_TOL:
+        if cross_time_size(sv.pr, C) > SYMMETRIC_TOL:
             return C
     raise ConvergenceError("the displaced symmetric solution did not leave the symmetric branch")
 
@@ -363,7 +246,7 @@ def critical_signal(net, X, Y, supervised=None, kappa=1.0, *, readout=None, s_ma
     if not sv.sym:
         raise SpecError("this task has no symmetric (time-block-diagonal) phase — cross-time input or readout "
                         "terms break the symmetry explicitly — so it has no threshold")
-    if not sv.coupled or pr.T < 3 and pr.P == 1:
+    if not sv.coupled:  # lags >= 1 enter only ln det C (DNN, T = 2): the symmetric branch never destabilises
         return float("inf")
     C = gp_kernel(pr)
     s_prev, C_prev, s = 0.0, C, 0.25
@@ -373,6 +256,9 @@ def critical_signal(net, X, Y, supervised=None, kappa=1.0, *, readout=None, s_ma
         lam = sv.offlag_eigen(s, C_s)[0]
         _log(progress, f"critical_signal: |y| = {s * norm:.6g}  top off-lag eigenvalue = {lam:.3g}")
         if lam > 0:
+            if p.jumps:
+                warnings.warn(f"the symmetric branch jumped (fold) between |y| = {s_prev * norm:.6g} and "
+                              f"{s * norm:.6g}: the instability found is at the jump, not a pitchfork", stacklevel=3)
             break
         s_prev, C_prev = s, C_s
         s = s * 1.25 if s >= 1 else s + 0.25
@@ -395,7 +281,11 @@ def closed_form_threshold(net, X, Y=None, supervised=None, kappa=1.0) -> float:
     pr = problem(net, X, Y, supervised, kappa)
     if not pr.spec.shares_weights:
         return float("inf")
-    return fl_closed.threshold_value(net.T, **fl_closed.endpoint_parameters(pr))
+    params = fl_closed.endpoint_parameters(pr)
+    if fl_closed.folds_before_threshold(net.T, **params):
+        warnings.warn("the symmetric branch folds before ρ_c for these hyperparameters (y²(ρ) is not monotone): "
+                      "the closed-form pitchfork threshold is not the transition that is realised", stacklevel=2)
+    return fl_closed.threshold_value(net.T, **params)
 
 
 @dataclass
@@ -426,10 +316,14 @@ def signal_scan(net, X, Y, scales, supervised=None, kappa=1.0, *, readout=None, 
     lags = 0 if sv.sym else None
     path = sv.path(list(scales), gp_kernel(pr), lags=lags, label="scan")
     Cs = {s: C for s, C in zip(path.s, path.x)}
-    if path.jumps:  # fold: sweep back from the top and keep the larger action
-        back = sv.path(list(scales[::-1][1:]), Cs[scales[-1]], s_start=scales[-1], lags=lags, label="scan back")
-        for s, C in zip(back.s, back.x):
-            if s in Cs and sv.act(s).value(C) > sv.act(s).value(Cs[s]) + 1e-12:
+    if path.jumps:  # fold: sweep back from the top along the other branch until it ends; keep the larger action
+        C = Cs[scales[-1]]
+        for s_from, s in zip(scales[::-1], scales[::-1][1:]):
+            try:
+                C = sv.path([s], C, s_start=s_from, lags=lags, label="scan back").x[-1]
+            except ConvergenceError:
+                break
+            if sv.act(s).value(C) > sv.act(s).value(Cs[s]) + 1e-12:
                 Cs[s] = C
     symmetric, broken, s_thr, Cb = [], [], None, None
     for i, s in enumerate(scales):

@@ -137,7 +137,8 @@ class LinearAction:
         SdS = p.Sinv @ dS  # Σ⁻¹ dΣ
         term_c = -p.Cinv @ D @ p.Cinv
         term_s = SdS @ p.Sinv  # d(−Σ⁻¹) = Σ⁻¹ dΣ Σ⁻¹
-        dQ = -SdS @ p.Q - p.Q @ np.swapaxes(SdS, -1, -2) + p.Sinv @ D @ p.Sinv
+        M1 = SdS @ p.Q  # Σ⁻¹dΣQ; its transpose is QdΣΣ⁻¹ (Q, dΣ, Σ⁻¹ symmetric)
+        dQ = -M1 - np.swapaxes(M1, -1, -2) + p.Sinv @ D @ p.Sinv
         S = pr.sites_S
         dA = pr.sigma_v2 * pr.mask_out_SS * D[..., S[:, None], S[None, :]]
         dw = -(p.Ainv @ (dA @ p.w[:, None]))[..., 0]

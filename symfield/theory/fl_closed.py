@@ -11,7 +11,10 @@ t = 1 only, target y at t = T, no bias.  With σ_u² ≡ g_in² q:
    (A + εE)⁻¹ = A⁻¹ − εA⁻¹EA⁻¹ + ε²A⁻¹EA⁻¹EA⁻¹ (exact to O(ε²); A diagonal here), and splits
    the quadratic form ηᵀHη into lag sectors k = s − t.
 3. :func:`derive_threshold`: ρ_c is the smallest root > 1 of det H_k over all sectors, and
-   y_c² = y²(ρ_c).
+   y_c² = y²(ρ_c).  The derivation is run for T <= :data:`SYMBOLIC_T_MAX`; it establishes
+   det H_k = (−1)^{m+1}ρ^{m−1}[(m−1)ρ − m]/2^m (m = T − k), whose smallest root > 1 is ρ_c = (T−1)/(T−2),
+   and :func:`threshold_formula` evaluates the resulting closed form for any T (checked against the
+   derivation for small T and against the numerical threshold in the tests).
 """
 from __future__ import annotations
 
@@ -142,12 +145,40 @@ def derive_threshold(T: int):
     return rho_c, sp.simplify(symmetric_solution(T).subs(rho, rho_c))
 
 
+#: largest T for which :func:`threshold_value` runs the full symbolic derivation
+SYMBOLIC_T_MAX = 6
+
+
+def threshold_formula(T: int):
+    """(ρ_c, y_c²) from the derived determinant formula: ρ_c = (T−1)/(T−2), y_c² = y²(ρ_c) with
+    y²(ρ) = (ρ − 1)(κ + σ_v² c_T)²/(σ_v² c_T), c_T = σ_u² g^{2(T−1)} ρ^T."""
+    if T < 3:
+        return None, None
+    rho_c = sp.Rational(T - 1, T - 2)
+    cT = su ** 2 * g ** (2 * (T - 1)) * rho_c ** T
+    return rho_c, (rho_c - 1) * (kappa + sv ** 2 * cT) ** 2 / (sv ** 2 * cT)
+
+
 def threshold_value(T: int, g_: float = 1.0, sigma_u: float = 1.0, sigma_v: float = 1.0, kappa_: float = 1.0) -> float:
-    """y_c for the given hyperparameters (∞ for T <= 2)."""
-    rc, yc2 = derive_threshold(T)
+    """y_c for the given hyperparameters (∞ for T <= 2); derived symbolically for T <= SYMBOLIC_T_MAX."""
+    rc, yc2 = derive_threshold(T) if T <= SYMBOLIC_T_MAX else threshold_formula(T)
     if rc is None:
         return float("inf")
     return float(sp.sqrt(yc2.subs({g: g_, su: sigma_u, sv: sigma_v, kappa: kappa_})))
+
+
+def folds_before_threshold(T: int, g_: float = 1.0, sigma_u: float = 1.0, sigma_v: float = 1.0,
+                           kappa_: float = 1.0) -> bool:
+    """Does y²(ρ) decrease somewhere on (1, ρ_c)?  Then the symmetric branch folds (jumps to a larger
+    ρ) before the pitchfork at ρ_c, and the closed-form threshold is not the one realised (Sec. 7.1)."""
+    if T < 3:
+        return False
+    f = sp.lambdify(rho, symmetric_solution(T).subs({g: g_, su: sigma_u, sv: sigma_v, kappa: kappa_})
+                    if T <= SYMBOLIC_T_MAX else
+                    (rho - 1) * (kappa_ + sigma_v ** 2 * sigma_u ** 2 * g_ ** (2 * (T - 1)) * rho ** T) ** 2
+                    / (sigma_v ** 2 * sigma_u ** 2 * g_ ** (2 * (T - 1)) * rho ** T))
+    r = np.linspace(1.0, (T - 1) / (T - 2), 4001)[1:]
+    return bool(np.any(np.diff(f(r)) < 0))
 
 
 def endpoint_parameters(pr) -> dict:

@@ -54,13 +54,12 @@ def sector_mask(act: LinearAction, lags) -> np.ndarray | None:
 class Frame:
     """Congruence coordinates around C₀: value, gradient, Hessian-vector product in svec(Z)."""
 
-    def __init__(self, act: LinearAction, C0: np.ndarray, mask: np.ndarray | None = None, L=None):
+    def __init__(self, act: LinearAction, C0: np.ndarray, mask: np.ndarray | None = None):
         self.act, self.n, self.mask = act, act.n, mask
         try:
-            self.L = np.linalg.cholesky(C0) if L is None else L
+            self.L = np.linalg.cholesky(C0)
         except np.linalg.LinAlgError:
             raise NotPositiveDefinite("starting kernel is not positive definite") from None
-        self._z0 = None if L is None else svec(np.linalg.solve(L, np.linalg.solve(L, C0).T).T)
         self._key = None
         self._point = None
 
@@ -68,7 +67,7 @@ class Frame:
         return self.L @ smat(z, self.n) @ self.L.T
 
     def z0(self) -> np.ndarray:
-        return svec(np.eye(self.n)) if self._z0 is None else self._z0
+        return svec(np.eye(self.n))
 
     def _at(self, z):
         key = z.tobytes()
@@ -141,23 +140,15 @@ class BlockFrame:
 
 
 def maximise(act: LinearAction, C0: np.ndarray, lags=None, gtol: float = 1e-9, maxiter: int = 200,
-             label: str = "μP saddle point", blocks=None, precond=None):
+             label: str = "μP saddle point", blocks=None):
     """Local maximum of S/N from C₀ (restricted to ``lags`` if given); returns (C, TrustRegionResult).
 
     ``blocks`` (a :class:`~symfield.theory.fl_blocks.Blocks`) with ``lags=0`` solves the symmetric
-    sector block by block (O(T P³) per Hessian product instead of O(T³ P³)).  ``precond`` (a
-    :class:`~symfield.theory.fl_blocks.SectorPreconditioner`) fixes the congruence frame to its
-    symmetric kernel and preconditions the CG steps with the lag-sector Hessian there."""
+    sector block by block (O(T P³) per Hessian product instead of O(T³ P³))."""
     if blocks is not None and lags == 0:
         fr = BlockFrame(blocks, C0)
         res = maximize(fr.value, fr.grad, fr.hessp, fr.z0(), gtol=gtol, maxiter=maxiter, radius=0.5, label=label)
         return fr.C(res.x), res
-    if precond is not None and lags is None:
-        fr = Frame(act, C0, None, L=precond.L)
-        res = maximize(fr.value, fr.grad, fr.hessp, fr.z0(), gtol=gtol, maxiter=maxiter, radius=0.5, label=label,
-                       precond=precond)
-        C = fr.C(res.x)
-        return 0.5 * (C + C.T), res
     fr = Frame(act, C0, sector_mask(act, lags))
     res = maximize(fr.value, fr.grad, fr.hessp, fr.z0(), gtol=gtol, maxiter=maxiter, radius=0.5, label=label)
     C = fr.C(res.x)

@@ -6,8 +6,10 @@
 
 A measure supplies ``moments(Sigma, Chat) -> (⟨φφᵀ⟩, ⟨hhᵀ⟩)``.  :class:`GaussianTilted` is exact
 for linear φ (⟨hhᵀ⟩ = (Σ⁻¹ − Ĉ)⁻¹); :class:`ImportanceTilted` estimates both moments for any φ
-by self-normalised importance sampling from N(0, Σ) — the open path to nonlinear φ (a solver
-for it, e.g. damped iteration with continuation in y, is not implemented here).
+by self-normalised importance sampling from a Gaussian proposal N(0, Q) with weights
+N(h; 0, Σ) e^{½φᵀĈφ} / N(h; 0, Q); Q = (Σ⁻¹ − Ĉ)⁻¹ ("tilted", when positive definite) or Σ ("prior").
+This is the open path to nonlinear φ (a solver for it, e.g. damped iteration with continuation in y,
+is not implemented here).
 """
 from __future__ import annotations
 
@@ -27,16 +29,24 @@ class GaussianTilted:
 class ImportanceTilted:
     """Self-normalised importance sampling of the tilted measure from N(0, Σ) (any φ)."""
 
-    def __init__(self, phi, samples: int = 200000, seed: int = 0):
+    def __init__(self, phi, samples: int = 200000, seed: int = 0, proposal: str = "tilted"):
+        if proposal not in ("tilted", "prior"):
+            raise ValueError(f"proposal must be 'tilted' or 'prior', got {proposal!r}")
         self.phi = phi if callable(phi) else phi.numpy()
-        self.samples, self.seed = samples, seed
+        self.samples, self.seed, self.proposal = samples, seed, proposal
 
     def moments(self, Sigma, Chat):
         rng = np.random.default_rng(self.seed)
-        L = np.linalg.cholesky(Sigma)
+        Q = Sigma
+        if self.proposal == "tilted":
+            K = np.linalg.inv(np.linalg.inv(Sigma) - Chat)
+            if np.all(np.linalg.eigvalsh(0.5 * (K + K.T)) > 0):
+                Q = 0.5 * (K + K.T)
+        L = np.linalg.cholesky(Q)
         h = rng.standard_normal((self.samples, Sigma.shape[0])) @ L.T
         f = np.asarray(self.phi(h), dtype=float)
         logw = 0.5 * np.einsum("ki,ij,kj->k", f, Chat, f)
+        logw += 0.5 * np.einsum("ki,ij,kj->k", h, np.linalg.inv(Q) - np.linalg.inv(Sigma), h)
         w = np.exp(logw - logw.max())
         w /= w.sum()
         return np.einsum("k,ki,kj->ij", w, f, f), np.einsum("k,ki,kj->ij", w, h, h)

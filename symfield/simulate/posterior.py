@@ -1,0 +1,228 @@
+"""Finite-width posterior of μP networks by compiled HMC (theory Secs. 1.3, 12).
+
+    post = posterior(net, X, Y, supervised, kappa, N=400, seed=0)
+    post.C          # (samples, T, T, P, P) kernels φ(h)·φ(h)/N
+    post.f          # (samples, P, T) outputs
+    post.mean("abs_corr"), post.sem("abs_corr")
+
+Samples p(θ | D) ∝ exp(−N/(2κ) Σ_S (y − f)²) p(θ), the stationary law of Langevin training with MSE
+loss, weight decay from the prior and temperature κ/N.  Several independent chains (from prior
+draws) are run; the step size is adapted during burn-in towards ``target_accept``.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import namedtuple
+from dataclasses import dataclass, field
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ..spec import SpecError
+from ..theory.fl_problem import problem
+from . import posterior_hmc
+
+Layout = namedtuple("Layout", "T N every u_off u_layer su w_off w_layer gw b_kind b_off b_layer sb v_off "
+                              "v_layer sv")
+
+
+def _groups(mask: np.ndarray) -> np.ndarray:
+    """Readout group of every time step from a readout mask (must be an equivalence relation)."""
+    T = mask.shape[0]
+    group = -np.ones(T, dtype=np.int64)
+    g = 0
+    for t in range(T):
+        if group[t] < 0:
+            members = np.flatnonzero(mask[t])
+            if np.any(group[members] >= 0) or not np.all(mask[np.ix_(members, members)]):
+                raise SpecError("the readout mask must group time steps into blocks sharing one readout")
+            group[members] = g
+            g += 1
+    return group
+
+
+def reduced_inputs(Xc: np.ndarray):
+    """(x̃ (P, T_in, r), r): coordinates of the inputs in an orthonormal basis of their span."""
+    P, Tin, D = Xc.shape
+    flat = Xc.reshape(P * Tin, D)
+    _, s, vt = np.linalg.svd(flat, full_matrices=False)
+    r = max(1, int(np.sum(s > 1e-12 * max(s.max(), 1e-300))))
+    return np.ascontiguousarray((flat @ vt[:r].T).reshape(P, Tin, r)), r
+
+
+def layout(spec, N: int, D: int, r: int, mask_out: np.ndarray):
+    """Parameter layout of θ = [U..., W..., b..., v...] and the scales of each block."""
+    T = spec.T
+    every = spec.input == "every"
+    n_u = T if (every and not spec.shares_weights) else 1
+    u_layer = np.array([t if n_u > 1 else 0 for t in range(T)], dtype=np.int64)
+    n_w = 0 if T < 2 else (1 if spec.shares_weights else T - 1)
+    w_layer = np.array([0 if (t == 0 or spec.shares_weights) else t - 1 for t in range(T)], dtype=np.int64)
+    gw = np.concatenate([[0.0], spec.g_values()]) if T > 1 else np.zeros(1)
+    b_kind = {"none": 0, "static": 1, "fresh": 2}[spec.bias]
+    sb2 = spec.sigma_b2_values()
+    if b_kind and not np.any(sb2 > 0):
+        b_kind = 0
+    n_b = 0 if b_kind == 0 else (1 if b_kind == 1 else T)
+    b_layer = np.array([0 if b_kind == 1 else t for t in range(T)], dtype=np.int64)
+    v_layer = _groups(mask_out)
+    n_v = int(v_layer.max()) + 1
+    u_off = 0
+    w_off = u_off + n_u * N * r
+    b_off = w_off + n_w * N * N
+    v_off = b_off + n_b * N
+    size = v_off + n_v * N
+    lay = Layout(T, N, every, u_off, u_layer, spec.g_in / np.sqrt(D), w_off, w_layer, gw.astype(float) / np.sqrt(N),
+                 b_kind, b_off, b_layer, np.sqrt(sb2).astype(float), v_off, v_layer, float(spec.sigma_v))
+    return lay, size, n_w
+
+
+@dataclass
+class PosteriorSamples:
+    """Posterior samples of a width-N network: kernels, outputs and the top |eigenvalue| of W."""
+
+    spec: object
+    N: int
+    C: np.ndarray = field(repr=False)  # (samples, T, T, P, P)
+    f: np.ndarray = field(repr=False)  # (samples, P, T)
+    chain: np.ndarray = field(repr=False)  # chain index of every sample
+    W_top: np.ndarray = field(repr=False)  # (m, n_W): top |eigenvalue| of each hidden matrix, m samples
+    acceptance: float = 0.0
+    step: float = 0.0
+    seconds: float = 0.0
+    W_last: list = field(default_factory=list, repr=False)  # hidden matrices of the last sample (actual scale)
+
+    @property
+    def samples(self) -> int:
+        return self.C.shape[0]
+
+    def observable(self, name: str) -> np.ndarray:
+        """Per-sample values: 'C' (T,T,P,P), 'diag' (T,P), 'abs_corr' (T,T,P,P), 'C12C23' (P,)
+        (C[T-2,T-1]·C[T-1,T] per pattern, sign invariant), 'f' (P,T), 'W_top', 'learned'."""
+        C = self.C
+        if name == "C":
+            return C
+        if name == "diag":
+            return np.einsum("kttmm->ktm", C)
+        if name == "abs_corr":
+            d = np.sqrt(np.einsum("kttmm->ktm", C))
+            return np.abs(C) / (d[:, :, None, :, None] * d[:, None, :, None, :])
+        if name == "C12C23":
+            T = C.shape[1]
+            if T < 3:
+                raise ValueError("C12C23 needs T >= 3")
+            return np.einsum("kmm->km", C[:, T - 3, T - 2]) * np.einsum("kmm->km", C[:, T - 2, T - 1])
+        if name == "f":
+            return self.f
+        if name == "W_top":
+            return self.W_top
+        if name == "learned":
+            return learned_eigenvalues(C)
+        raise ValueError(f"unknown observable {name!r}")
+
+    def mean(self, name: str = "C") -> np.ndarray:
+        return self.observable(name).mean(axis=0)
+
+    def sem(self, name: str = "C") -> np.ndarray:
+        """Standard error from the spread of per-chain means (chains are independent)."""
+        obs = self.observable(name)
+        if name == "W_top":
+            return obs.std(axis=0, ddof=1) / np.sqrt(max(obs.shape[0], 2))
+        chains = np.unique(self.chain)
+        if chains.size < 2:
+            return _batch_sem(obs)
+        means = np.stack([obs[self.chain == c].mean(axis=0) for c in chains])
+        return means.std(axis=0, ddof=1) / np.sqrt(chains.size)
+
+
+def _batch_sem(obs: np.ndarray, batches: int = 10) -> np.ndarray:
+    k = obs.shape[0] // batches
+    means = np.stack([obs[i * k:(i + 1) * k].mean(axis=0) for i in range(batches)])
+    return means.std(axis=0, ddof=1) / np.sqrt(batches)
+
+
+def learned_eigenvalues(C: np.ndarray) -> np.ndarray:
+    """Per-sample eig(C_pp⁻¹ C_pn) (RNN, P = 1 sites t <= T-1), sorted by |λ| descending: (samples, T-1)."""
+    k, T, _, P, _ = C.shape
+    n = T * P
+    Cs = C.transpose(0, 1, 3, 2, 4).reshape(k, n, n)
+    M = np.linalg.solve(Cs[:, :n - P, :n - P], Cs[:, :n - P, P:])
+    lam = np.linalg.eigvals(M)
+    idx = np.argsort(-np.abs(lam), axis=1)
+    return np.take_along_axis(lam, idx, axis=1)
+
+
+def _top_abs_eig(W: np.ndarray) -> float:
+    return float(np.abs(np.linalg.eigvals(W)).max())
+
+
+def posterior(net, X, Y, supervised=None, kappa=1.0, N: int = 400, seed: int = 0, *, readout=None,
+              samples: int = 200, burn: int = 200, thin: int = 1, chains: int = 4, leapfrog: int = 30,
+              step: float | None = None, target_accept: float = 0.8, eig_samples: int = 0,
+              progress: bool = False, blas_threads: int | None = 1) -> PosteriorSamples:
+    """HMC samples of the weight posterior of the width-N network ``net`` (module docstring).
+
+    ``samples`` per chain after ``burn`` adapting trajectories, one stored sample every ``thin``
+    trajectories; ``step`` (leapfrog step, default 0.1, adapted in burn-in); ``eig_samples``: number of
+    stored samples per chain whose hidden matrices are diagonalised (top |eigenvalue|, O(N³) each)."""
+    pr = problem(net, X, Y, supervised, kappa, readout)
+    for name, v in (("N", N), ("samples", samples), ("chains", chains), ("leapfrog", leapfrog), ("thin", thin)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise SpecError(f"{name} must be a positive integer, got {v!r}")
+    if isinstance(burn, bool) or not isinstance(burn, (int, np.integer)) or burn < 0:
+        raise SpecError(f"burn must be a non-negative integer, got {burn!r}")
+    spec = pr.spec
+    xr, r = reduced_inputs(pr.X)
+    lay, size, n_w = layout(spec, int(N), pr.X.shape[2], r, pr.mask_out)
+    mod = posterior_hmc.load(spec.phi_fn)
+    y = np.ascontiguousarray(pr.Y.T, dtype=float)
+    y[~pr.supervised.T] = 0.0
+    sup = np.ascontiguousarray(pr.supervised.T)
+    eps0 = 0.1 if step is None else float(step)
+    T, P = pr.T, pr.P
+    root = np.random.SeedSequence(seed)
+    Cs, fs, ch, tops = [], [], [], []
+    acc_total = tries = 0
+    t0 = time.time()
+    with threadpool_limits(blas_threads, user_api="blas"):
+        for c, ss in enumerate(root.spawn(chains)):
+            rng = np.random.default_rng(ss)
+            theta = rng.standard_normal(size)
+            eps = eps0
+            seeds = rng.integers(0, 2 ** 31 - 1, size=burn + samples * thin + 1)
+            done = 0
+            while done < burn:  # adaptation in windows of 10 trajectories
+                m = min(10, burn - done)
+                a = mod.hmc(theta, lay, xr, y, sup, pr.kappa, eps, leapfrog, m, int(seeds[done]))
+                rate = a / m
+                eps *= float(np.exp(0.5 * (rate - target_accept)))
+                done += m
+                if progress:
+                    print(f"\rposterior N={N}: chain {c + 1}/{chains} burn-in {done}/{burn} "
+                          f"(accept {rate:.2f}, step {eps:.4f})", end="", file=sys.stderr, flush=True)
+            eig_every = max(1, samples // eig_samples) if eig_samples else 0
+            C = np.empty((pr.n, pr.n))
+            f = np.empty((T, P))
+            for k in range(samples):
+                a = mod.hmc(theta, lay, xr, y, sup, pr.kappa, eps, leapfrog, thin, int(seeds[burn + k * thin]))
+                acc_total += a
+                tries += thin
+                mod.kernel_and_outputs(theta, lay, xr, C, f)
+                Cs.append(pr.from_sites(C.copy()))
+                fs.append(f.T.copy())
+                ch.append(c)
+                if eig_every and k % eig_every == 0:
+                    tops.append([_top_abs_eig(theta[lay.w_off + l * N * N: lay.w_off + (l + 1) * N * N]
+                                              .reshape(N, N) * lay.gw[1 + (0 if spec.shares_weights else l)])
+                                 for l in range(n_w)])
+                if progress and (k + 1) % max(1, samples // 20) == 0:
+                    print(f"\rposterior N={N}: chain {c + 1}/{chains} sample {k + 1}/{samples} "
+                          f"(accept {acc_total / max(tries, 1):.2f}, {time.time() - t0:.0f} s)", end="",
+                          file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    W_last = [theta[lay.w_off + l * N * N: lay.w_off + (l + 1) * N * N].reshape(N, N)
+              * lay.gw[1 + (0 if spec.shares_weights else l)] for l in range(n_w)]
+    return PosteriorSamples(spec, int(N), np.array(Cs), np.array(fs), np.array(ch), np.array(tops, dtype=float),
+                            acc_total / max(tries, 1), eps, time.time() - t0, W_last)

@@ -1,0 +1,169 @@
+"""Results of the μP solver: stationary points (branches) and the selected solution with its observables.
+
+``FeatureLearning`` exposes the kernel C and conjugate Ĉ on (t, s, μ, ν), the action, the phase, the
+predictor f̄ = σ_v² (M_out ∘ C)_{·S} A⁻¹ y_S and the learned eigenvalues eig(C_pp⁻¹ C_pn) (theory Secs. 4, 8).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .fl_action import LinearAction
+from .fl_problem import FLProblem
+from .fl_solver import top_eigen
+
+#: a Hessian eigenvalue above this (congruence coordinates) counts as an instability
+UNSTABLE_TOL = 1e-9
+#: relative size of the cross-time kernel below which a solution counts as symmetric
+SYMMETRIC_TOL = 1e-6
+
+
+class Branch:
+    """One stationary point: ``name``, site kernel ``C`` (n, n), ``action`` S/N; the top eigenvalue of
+    the Hessian (all lags, congruence coordinates) is computed on first access."""
+
+    def __init__(self, name: str, C: np.ndarray, action: float, act=None, top_eigenvalue: float | None = None):
+        self.name, self.C, self.action, self._act, self._top = name, C, float(action), act, top_eigenvalue
+        #: top eigenvalue of the lag sectors k >= 1 (symmetric solutions only; nan otherwise)
+        self.offlag_eigenvalue = float("nan")
+
+    @property
+    def top_eigenvalue(self) -> float:
+        if self._top is None:
+            self._top = top_eigen(self._act, self.C, lags=None)[0]
+        return self._top
+
+    @property
+    def stable(self) -> bool:
+        return self.top_eigenvalue <= UNSTABLE_TOL
+
+    def __repr__(self):
+        return f"Branch({self.name!r}, action={self.action:.10g})"
+
+
+def cross_time_size(pr: FLProblem, C: np.ndarray) -> float:
+    off = pr.lag() > 0
+    return float(np.abs(C[off]).max() / np.abs(np.diag(C)).max()) if off.any() else 0.0
+
+
+def mirror(pr: FLProblem, C: np.ndarray) -> np.ndarray:
+    """J C J with J = diag((−1)^t) ⊗ 1_P: the Z2 image of C (an exact symmetry of S whenever the
+    symmetric sector exists; odd lags change sign)."""
+    j = np.where(pr.times() % 2 == 0, 1.0, -1.0)
+    return C * np.outer(j, j)
+
+
+class FeatureLearning:
+    """Result of :func:`feature_learning` (kernels on (t, s, μ, ν), branches, predictions)."""
+
+    def __init__(self, pr: FLProblem, act, branches: list, selected: Branch, path=None, s_branch=None):
+        self.problem, self._act, self.branches, self.selected = pr, act, branches, selected
+        self.path = path
+        #: signal scale s (targets s·Y) where the broken branch was seeded (None: no instability)
+        self.s_branch = s_branch
+        self._p = act.point(selected.C) if isinstance(act, LinearAction) else None
+
+    # ------------------------------------------------------------- kernels
+    @property
+    def C_sites(self) -> np.ndarray:
+        return self.selected.C
+
+    @property
+    def C(self) -> np.ndarray:
+        """Representational kernel C[t, s, μ, ν] (0-based times), shape (T, T, P, P)."""
+        return self.problem.from_sites(self.selected.C)
+
+    @property
+    def Chat(self) -> np.ndarray:
+        """Conjugate kernel from the backward equation, shape (T, T, P, P)."""
+        return self.problem.from_sites(self._lin().chat(self._lin().point(self.selected.C)))
+
+    @property
+    def Sigma(self) -> np.ndarray:
+        """Pre-activation covariance Σ(C), shape (T, T, P, P)."""
+        return self.problem.from_sites(self._lin().sigma(self.selected.C))
+
+    def _lin(self) -> LinearAction:
+        return self._act if isinstance(self._act, LinearAction) else LinearAction(self.problem)
+
+    @property
+    def action(self) -> float:
+        """S/N at the solution (0 at the GP kernel without data)."""
+        return self.selected.action
+
+    @property
+    def phase(self) -> str:
+        """'symmetric' (time-block-diagonal C, DNN-identical) or 'broken' (cross-time correlations)."""
+        return "broken" if cross_time_size(self.problem, self.selected.C) > SYMMETRIC_TOL else "symmetric"
+
+    @property
+    def explicitly_broken(self) -> bool:
+        """True when no symmetric sector exists (cross-time data or input terms, e.g. sequential tasks)."""
+        return not self.problem.block_diagonal_invariant()
+
+    @property
+    def stable(self) -> bool:
+        return self.selected.stable
+
+    def fixed_point_residual(self) -> float:
+        """max |C − (Σ⁻¹ − Ĉ)⁻¹| / max |C| (forward–backward identity of Sec. 5)."""
+        lin = self._lin()
+        p = lin.point(self.selected.C)
+        Cf = lin.forward(p, lin.chat(p))
+        return float(np.abs(Cf - self.selected.C).max() / np.abs(self.selected.C).max())
+
+    def correlation(self) -> np.ndarray:
+        """η = C / sqrt(diag ⊗ diag) on sites, as (T, T, P, P)."""
+        d = np.sqrt(np.diag(self.selected.C))
+        return self.problem.from_sites(self.selected.C / np.outer(d, d))
+
+    def order_parameter(self) -> float:
+        """|corr(T-1, T)| of pattern 1 (the lag-1 correlation at the end of the chain; 0 if T < 2)."""
+        if self.problem.T < 2:
+            return 0.0
+        return float(abs(self.correlation()[-2, -1, 0, 0]))
+
+    # ---------------------------------------------------------- predictions
+    def predict(self) -> np.ndarray:
+        """Mean output f̄(μ, t) = σ_v² (M_out ∘ C)_{·S} A⁻¹ y_S at every site, shape (P, T)."""
+        f = self._lin().predict(self.selected.C)
+        return f.reshape(self.problem.T, self.problem.P).T
+
+    def predictive_variance(self) -> np.ndarray:
+        """N × posterior variance of f at every site, shape (P, T) (the variance itself is O(1/N))."""
+        v = self._lin().predictive_variance(self.selected.C)
+        return v.reshape(self.problem.T, self.problem.P).T
+
+    # ------------------------------------------------------------- weights
+    def learned_eigenvalues(self) -> np.ndarray:
+        """Non-zero spectrum of the learned part of W (theory Sec. 8).
+
+        RNN: eig(C_pp⁻¹ C_pn) over the sites t <= T-1, (C_pn)_{(a,μ),(b,ν)} = C_{(a,μ),(b+1,ν)}.
+        DNN: per layer, eig(C_tt⁻¹ C_{t,t+1}) stacked as (T-1, P).  Needs input at t = 1 only and no
+        bias (then W H_p = H_n exactly)."""
+        pr = self.problem
+        if pr.T < 2:
+            return np.zeros(0)
+        if pr.spec.input != "first" or np.any(pr.sigma_det[pr.P:]) or np.any(pr.sigma_det[:, pr.P:]):
+            raise NotImplementedError("learned eigenvalues need input at t = 1 only and no bias (W H_p = H_n)")
+        C, P, n = self.selected.C, pr.P, pr.n
+        if pr.spec.shares_weights:
+            Cpp, Cpn = C[:n - P, :n - P], C[:n - P, P:]
+            return np.linalg.eigvals(np.linalg.solve(Cpp, Cpn))
+        out = []
+        for t in range(pr.T - 1):
+            b = slice(t * P, (t + 1) * P)
+            nb = slice((t + 1) * P, (t + 2) * P)
+            out.append(np.linalg.eigvals(np.linalg.solve(C[b, b], C[b, nb])))
+        return np.array(out)
+
+    def outliers(self) -> np.ndarray:
+        """Learned eigenvalues outside the bulk disc: |λ| > g (theory Sec. 8)."""
+        lam = self.learned_eigenvalues()
+        g = self.problem.spec.g_values()
+        if self.problem.spec.shares_weights:
+            return lam[np.abs(lam) > g[0] * (1 + 1e-12)] if lam.size else lam
+        return [row[np.abs(row) > gt * (1 + 1e-12)] for row, gt in zip(lam, g)]
+
+    def __repr__(self):
+        return (f"FeatureLearning({self.problem.spec.arch.upper()}, T={self.problem.T}, P={self.problem.P}, "
+                f"phase={self.phase!r}, action={self.action:.6g}, branches={[b.name for b in self.branches]})")
