@@ -200,7 +200,7 @@ def top_eigen(act: LinearAction, C: np.ndarray, lags=None):
             return fr.hessp(z0, v)[full]
 
         op = ssl.LinearOperator((full.size, full.size), matvec=mv, dtype=float)
-        lam, vecs = ssl.eigsh(op, k=1, which="LA", tol=1e-10)
+        lam, vecs = ssl.eigsh(op, k=1, which="LA", tol=1e-8)
         v = np.zeros(z0.size)
         v[full] = vecs[:, 0]
         top = lam[0]
