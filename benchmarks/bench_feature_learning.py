@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 import symfield as sf
+from timing import best_time
 from symfield.theory.feature_learning import closed_form_threshold, feature_learning, signal_scan
 
 T, P = 10, 10
@@ -44,14 +45,6 @@ def observables(C):
     return cT, corr
 
 
-def best_time(fn, repeat):
-    fn()
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def main(argv=None):

@@ -11,23 +11,15 @@ depends only on its own pattern pair, so the subset recursion is exact).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 import symfield as sf
+from timing import best_time
 
 G, S2 = 1.2, 0.1
 
 
-def best_time(fn, repeat: int):
-    fn()  # warm-up (compilation, caches)
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 # ------------------------------------------------------------------ NumPy references
