@@ -1,6 +1,6 @@
 """μP feature learning: saddle-point theory against the finite-width posterior sampler, in one run.
 
-    python benchmarks/bench_feature_learning.py [--N 1024] [--samples 60] [--quick]
+    python benchmarks/bench_feature_learning.py [--N 1024] [--samples 40] [--chains 2] [--quick]
 
 Problem: RNN, T = 10 hidden states, P = 10 orthonormal patterns (T·P = 100 sites), linear φ, g = g_in = σ_v = κ = 1,
 endpoint targets with |y| = 1.5 y_c (broken phase).  Timed, each after one warm-up (compilation excluded):
@@ -9,7 +9,8 @@ endpoint targets with |y| = 1.5 y_c (broken phase).  Timed, each after one warm-
 * a 100-point signal scan (``signal_scan``: symmetric and broken branches over |y| in (0, 1.5 y_c]);
 * the HMC sampler at width N: the time to reach a relative standard error ``--accuracy`` (default 1 %) on the
   pattern-averaged kernel diagonal c_T and on |corr(T-1, T)|, measured from one run with independent chains
-  (time = burn-in + per-sample cost × samples needed, samples needed = n (SEM_n / target)²).
+  (time = burn-in + per-sample cost × samples needed, samples needed = n (SEM_n / target)², SEM_n from
+  batch means, five batches per chain).
 Reports the ratio sampler time / solve time and the deviation of the sampled values from the theory.
 """
 from __future__ import annotations
@@ -50,9 +51,9 @@ def observables(C):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--N", type=int, default=1024)
-    ap.add_argument("--samples", type=int, default=60, help="stored samples per chain")
-    ap.add_argument("--chains", type=int, default=4)
-    ap.add_argument("--burn", type=int, default=100)
+    ap.add_argument("--samples", type=int, default=40, help="stored samples per chain")
+    ap.add_argument("--chains", type=int, default=2)
+    ap.add_argument("--burn", type=int, default=60)
     ap.add_argument("--accuracy", type=float, default=0.01)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="N = 256, fewer samples (a smoke run)")
@@ -80,8 +81,10 @@ def main(argv=None):
     chains = np.unique(post.chain)
     need = 0.0
     for name, v, th in (("c_T", cT, th_cT), ("|corr|", corr, th_corr)):
-        means = np.array([v[post.chain == c].mean() for c in chains])
-        sem = means.std(ddof=1) / np.sqrt(chains.size)
+        # batch means: 5 consecutive batches per chain
+        means = np.concatenate([np.array_split(v[post.chain == c], 5) for c in chains], axis=0)
+        means = np.array([b.mean() for b in means])
+        sem = means.std(ddof=1) / np.sqrt(means.size)
         target = args.accuracy * abs(v.mean())
         need = max(need, post.samples * (sem / target) ** 2)
         print(f"sampler N={args.N}: {name} = {v.mean():.4f} ± {sem:.4f} (theory {th:.4f}, "
