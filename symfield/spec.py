@@ -196,7 +196,9 @@ class NetworkSpec:
 def input_gram(X: np.ndarray, a: int, b: int) -> np.ndarray:
     """x^(a)_mu · x^(b)_nu / D for checked inputs X of shape (P, T or 1, D) (0-based a, b)."""
     ta, tb = (a, b) if X.shape[1] > 1 else (0, 0)
-    return X[:, ta] @ X[:, tb].T / X.shape[2]
+    gram = X[:, ta] @ X[:, tb].T
+    gram /= X.shape[2]
+    return gram
 
 
 def RNN(T: int, **kw) -> NetworkSpec:

@@ -149,3 +149,48 @@ def test_per_layer_dnn_hyperparameters():
 def test_progress_output(capsys):
     sf.mean_field(sf.RNN(3, phi="erf"), np.ones((1, 2)), progress=True)
     assert "shell 3/3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("net", [sf.DNN(6, phi="erf", g=1.2, sigma_b2=0.1),
+                                 sf.RNN(6, phi="erf", g=1.2, sigma_b2=0.1, input="every")])
+def test_keep_last_equals_the_full_recursion(net):
+    """keep='last' recycles the memory of earlier shells; its last shell equals the full one bit for bit."""
+    X = np.random.default_rng(10).standard_normal((40, 6, 3) if net.input == "every" else (40, 3))
+    full, last = sf.mean_field(net, X), sf.mean_field(net, X, keep="last")
+    for a in range(6):
+        np.testing.assert_array_equal(last.block(a, 5), full.block(a, 5))
+    np.testing.assert_array_equal(last.diagonal(), full.diagonal())
+    with pytest.raises(KeyError, match="keep='last'"):
+        last.block(4, 4)
+    with pytest.raises(ValueError, match="keep"):
+        last.C
+    with pytest.raises(ValueError, match="keep"):
+        sf.mean_field(net, X, keep="first")
+
+
+@pytest.mark.parametrize("bias", ["static", "fresh", "none"])
+def test_compiled_shells_equal_the_block_by_block_recursion(bias):
+    """An RNN with input at the first step runs through compiled shells into dense storage; every block,
+    both triangles, equals the block-by-block path, and C[t, s] = C[s, t].T exactly."""
+    from symfield.theory.mean_field import _by_blocks, _by_shells, _dense
+    from symfield.theory.kernel_map import kernel_map
+
+    net = sf.RNN(7, phi="erf", g=1.3, sigma_b2=0.2, bias=bias)
+    X = net.check_inputs(np.random.default_rng(11).standard_normal((30, 4)))
+    km = kernel_map(net.phi_fn)
+    dense = _dense(net, km, X, "all")
+    assert dense is not None and _dense(net.with_(input="every"), km, X, "all") is None
+    fast, slow = _by_shells(net, X, km, dense, False), _by_blocks(net, X, km, "all", False)
+    np.testing.assert_array_equal(fast.C, slow.C)
+    np.testing.assert_array_equal(fast.C, fast.C.transpose(1, 0, 3, 2))
+    np.testing.assert_array_equal(fast.diagonal(), slow.diagonal())
+    assert not fast.C.flags.writeable
+
+
+@pytest.mark.filterwarnings("ignore:overflow")
+def test_shells_report_non_finite_kernels():
+    from symfield.theory.mean_field import NonFiniteKernel
+
+    net = sf.RNN(4, phi="erf", g=1.0, sigma_b2=0.1)
+    with pytest.raises(NonFiniteKernel, match="shells"):
+        sf.mean_field(net, np.full((3, 2), 1e200))

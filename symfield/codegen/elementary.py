@@ -1,24 +1,41 @@
 """Branch-free, SIMD-vectorisable replacements for elementary functions in generated loops.
 
-LLVM cannot vectorise calls into libm's ``asin``; a polynomial it can.  For |x| <= 1/2,
+LLVM cannot vectorise calls into libm's ``asin``; a polynomial it can.  For |y| <= 1/2,
 
-    asin(y) = Σ_k (2k)! / (4^k (k!)² (2k+1)) y^(2k+1)     (k = 0..22: remainder < 3e-17 at y = 1/2)
+    asin(y) = y p(y²),   p(z) ≈ asin(√z)/√z on [0, 1/4]
 
-and for 1/2 < |x| <= 1 the identity asin(a) = π/2 - 2 asin(sqrt((1 - a)/2)) maps back to
+with p of degree 12, the interpolant at 13 Chebyshev nodes computed in 34-digit mpmath (near-minimax;
+its error is below double rounding, where the Taylor series needs 23 terms for the same), and for 1/2 < |x| <= 1 the identity asin(a) = π/2 - 2 asin(sqrt((1 - a)/2)) maps back to
 y <= 1/2.  Both branches are computed and selected, so the loop body has no jumps.  The polynomial
 in z = y² is evaluated by Estrin's scheme (pairs of terms combined with z, z², z⁴, ...), whose
-dependency chain is log2(23) deep instead of Horner's 23.
+dependency chain is log2(13) deep instead of Horner's 13.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from math import comb
 
-ASIN_TERMS = 23
+ASIN_DEGREE = 12
 
 
-def asin_coefficients(n: int = ASIN_TERMS) -> list[float]:
-    """Taylor coefficients of asin(y)/y in powers of y² (exact rationals rounded to double)."""
+def asin_taylor(n: int) -> list[float]:
+    """The first ``n`` Taylor coefficients of asin(y)/y in powers of z = y²: (2k)! / (4^k (k!)² (2k+1))."""
     return [comb(2 * k, k) / (4 ** k * (2 * k + 1)) for k in range(n)]
+
+
+@lru_cache(maxsize=None)
+def asin_coefficients(degree: int = ASIN_DEGREE) -> tuple[float, ...]:
+    """Coefficients c_k of p(z) = Σ c_k z^k ≈ asin(√z)/√z on [0, 1/4]: the interpolant at degree + 1
+    Chebyshev nodes, solved in 34-digit arithmetic, rounded to double."""
+    import mpmath as mp
+
+    n = degree + 1
+    with mp.workdps(34):
+        nodes = [(1 + mp.cos(mp.pi * (k + mp.mpf(1) / 2) / n)) / 8 for k in range(n)]
+        A = mp.matrix([[z ** j for j in range(n)] for z in nodes])
+        b = mp.matrix([mp.asin(mp.sqrt(z)) / mp.sqrt(z) for z in nodes])
+        c = mp.lu_solve(A, b)
+        return tuple(float(c[j]) for j in range(n))
 
 
 def estrin(coeffs: list[float], var: str = "z") -> tuple[list[str], str]:
@@ -35,9 +52,9 @@ def estrin(coeffs: list[float], var: str = "z") -> tuple[list[str], str]:
 
 
 def asin_source(name: str = "_sf_asin") -> str:
-    powers, poly = estrin(asin_coefficients())
+    powers, poly = estrin(list(asin_coefficients()))
     body = "".join(f"    {line}\n" for line in powers)
-    return (f"@njit(cache=True, error_model='numpy', inline='always')\n"
+    return (f"@njit(cache=True, error_model='numpy', fastmath={{'contract'}})\n"
             f"def {name}(x):\n"
             f"    a = abs(x)\n"
             f"    big = a > 0.5\n"

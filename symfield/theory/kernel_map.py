@@ -71,13 +71,49 @@ def _parallel(a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, triangle, out
     return bad.sum()
 
 
+@njit(cache=True, error_model="numpy", parallel=True)
+def shells(lo, end, C, var, R, Q, sconst, m, g2):
+    """Shells hi = lo..end-1 (lo >= 1) of a dense kernel C (T, T, P, P) in place, blocks of a shell on
+    all threads.  Block (0, hi) = sconst[0, hi]; for a = 1..hi, C[a, hi] = sconst[a, hi] + m[a, hi]
+    g2[hi-1] <φφ> from C[a-1, hi-1] and the variances var[a-1], var[hi-1] (hoisted factors R[t], Q[t]),
+    and C[hi, a] = C[a, hi].T.  Fills var, R, Q at each hi.  Returns the number of non-finite entries."""
+    P = C.shape[2]
+    bad = 0
+    for hi in range(lo, end):
+        C[0, hi, :, :] = sconst[0, hi]
+        C[hi, 0, :, :] = sconst[0, hi]
+        nb = np.zeros(hi + 1, dtype=np.int64)
+        for a in prange(1, hi + 1):
+            out = C[a, hi]
+            nb[a] = _rows(0, P, var[a - 1], var[hi - 1], C[a - 1, hi - 1], R[a - 1], Q[hi - 1], sconst[a, hi],
+                          _EMPTY2, False, m[a, hi], g2[hi - 1], a == hi, out)
+            if a == hi:
+                mirror_upper(out)
+            else:
+                low = C[hi, a]
+                for j in range(P):  # contiguous writes
+                    for i in range(P):
+                        low[j, i] = out[i, j]
+        bad += nb.sum()
+        for i in range(P):
+            var[hi, i] = C[hi, hi, i, i]
+        side_into(var[hi], R[hi], Q[hi])
+    return bad
+
+
+@njit(cache=True, error_model="numpy")
+def side_into(a, R, Q):
+    """Hoisted row (R[k, i], c11 = a[i]) and column (Q[k, i], c22 = a[i]) subexpressions, in place."""
+    for i in range(a.shape[0]):
+{side}
+
+
 @njit(cache=True, error_model="numpy")
 def side_values(a, which):
     """Hoisted row (which=0) or column (which=1) subexpressions: array (count, len(a))."""
-    out = np.empty((N_ROW if which == 0 else N_COL, a.shape[0]))
-    for i in range(a.shape[0]):
-{side}
-    return out
+    R, Q = np.empty((N_ROW, a.shape[0])), np.empty((N_COL, a.shape[0]))
+    side_into(a, R, Q)
+    return R if which == 0 else Q
 
 
 @njit(cache=True)
@@ -123,11 +159,11 @@ def kernel_source(phi: Nonlinearity) -> str:
              for k, (_, e) in enumerate(row_defs)]
     sides += [codegen.scalar_source(f"col{k}", [tp.c22], e, inline=True, helpers=helpers)
               for k, (_, e) in enumerate(col_defs)]
-    fill = [f"        if which == 0:\n            out[{k}, i] = row{k}(a[i])" for k in range(len(row_defs))]
-    fill += [f"        if which == 1:\n            out[{k}, i] = col{k}(a[i])" for k in range(len(col_defs))]
+    fill = [f"        R[{k}, i] = row{k}(a[i])" for k in range(len(row_defs))]
+    fill += [f"        Q[{k}, i] = col{k}(a[i])" for k in range(len(col_defs))]
     drivers = _DRIVERS.format(call_block=call.format(s="sconst + sblock[i, j]"), call_const=call.format(s="sconst"),
                               side="\n".join(fill) or "        pass")
-    counts = f"N_ROW = {len(row_defs)}\nN_COL = {len(col_defs)}\n"
+    counts = f"N_ROW = {len(row_defs)}\nN_COL = {len(col_defs)}\n_EMPTY2 = np.zeros((1, 1))\n"
     parts = ["\n".join(header), codegen.HEADER + "import numpy as np\n", counts, codegen.helper_source(helpers),
              body] + sides + [drivers]
     return "\n\n".join(p for p in parts if p)
@@ -156,12 +192,13 @@ class KernelMap:
         return self._dual
 
     def block(self, d1, d2, c12, sdet, m: float, g2: float, symmetric: bool = False,
-              triangle: bool = False) -> np.ndarray:
+              triangle: bool = False, out: np.ndarray | None = None) -> np.ndarray:
         """C = sdet + m g² <φ(u_i) φ(v_j)>, var u_i = d1[i], var v_j = d2[j], cov = c12[i, j].
 
         ``sdet`` is a scalar or a (P1, P2) array.  ``symmetric``: d1 is d2 and c12 is symmetric.
         ``triangle`` (with ``symmetric``): only the upper triangle of the result is computed and
         valid (only the upper triangle of c12 is read); complete it with :meth:`mirror`.
+        ``out``: a C-contiguous float array of the block's shape to write into (reused memory).
         Raises ``FloatingPointError`` if any computed entry is nan or inf.
         """
         if triangle and not symmetric:
@@ -180,8 +217,11 @@ class KernelMap:
                 self.module.mirror_upper(c12 := c12.copy())
             c12 = np.ascontiguousarray(self.dual.pair_block(d1, d2, c12, symmetric=symmetric)) if m else \
                 np.zeros(c12.shape)
-        out = np.empty(c12.shape)
-        R, Q = self.module.side_values(d1, 0), self.module.side_values(d2, 1)
+        if out is None:
+            out = np.empty(c12.shape)
+        elif out.shape != c12.shape or out.dtype != float or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float array of shape {c12.shape}")
+        R, Q = self.module.side_values(d1, 0), self.module.side_values(d2, 1)  # row, column factors
         args = (d1, d2, c12, R, Q, sconst, sblock, has_block, float(m), float(g2), bool(triangle), out)
         if c12.size < PARALLEL_MIN:
             bad = self.module._rows(0, c12.shape[0], *args)
@@ -191,6 +231,35 @@ class KernelMap:
             raise FloatingPointError(f"{bad} non-finite kernel entries for phi={self.phi.name} "
                                      "(a covariance outside the domain of the closed form, or overflow)")
         return out
+
+    @property
+    def n_row(self) -> int:
+        """Number of hoisted row (c11-only) factors of the closed form."""
+        return self.module.N_ROW
+
+    @property
+    def n_col(self) -> int:
+        """Number of hoisted column (c22-only) factors of the closed form."""
+        return self.module.N_COL
+
+    def side_values(self, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hoisted (row, column) factors of the closed form at ``variances``: arrays (n_row, P), (n_col, P)."""
+        d = np.ascontiguousarray(variances, dtype=float)
+        return self.module.side_values(d, 0), self.module.side_values(d, 1)
+
+    def shells(self, lo: int, end: int, C: np.ndarray, variances: np.ndarray, R: np.ndarray, Q: np.ndarray,
+               sconst: np.ndarray, m: np.ndarray, g2: np.ndarray) -> int:
+        """Shells lo..end-1 (lo >= 1) of a dense kernel C (T, T, P, P) in place (closed forms only):
+        C[0, hi] = sconst[0, hi]; C[a, hi] = sconst[a, hi] + m[a, hi] g2[hi-1] <φφ> from C[a-1, hi-1];
+        C[hi, a] = C[a, hi].T.  ``variances`` (T, P) and the hoisted factors R (T, n_row, P),
+        Q (T, n_col, P) (:meth:`side_values`) must be set before ``lo``; they are filled up to
+        ``end``.  Returns the number of non-finite entries."""
+        if not self.closed:
+            raise ValueError(f"shells() needs a closed form; phi={self.phi.name} has none")
+        if lo < 1:
+            raise ValueError("shells start at lo >= 1 (shell 0 is Σdet)")
+        as_float = (np.ascontiguousarray(x, dtype=float) for x in (sconst, m, g2))
+        return int(self.module.shells(lo, end, C, variances, R, Q, *as_float))
 
     def mirror(self, block: np.ndarray) -> np.ndarray:
         """Complete a ``triangle=True`` block in place and return it."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..blas import single_threaded
 from ..spec import NetworkSpec, input_gram
 from .kernel_map import kernel_map
 
@@ -32,6 +33,9 @@ class MeanField:
     X: np.ndarray
     raw: dict = field(repr=False)
     upper: set = field(default_factory=set, repr=False)  #: keys whose lower triangle is not filled yet
+    variances: np.ndarray | None = field(default=None, repr=False)  #: (T, P) diagonals C̄[t, t, mu, mu]
+    keep: str = "all"  #: "last": only the blocks (a, T-1) were kept
+    dense: np.ndarray | None = field(default=None, repr=False)  #: (T, T, P, P) storage of the shell path
 
     @property
     def blocks(self) -> dict:
@@ -40,6 +44,9 @@ class MeanField:
         return self.raw
 
     def _complete(self, key):
+        if key not in self.raw:
+            raise KeyError(f"block {key} was not kept (mean_field(..., keep={self.keep!r}) stores only the blocks "
+                           f"(a, {self.T - 1}))")
         if key in self.upper:
             kernel_map(self.spec.phi_fn).mirror(self.raw[key])
             self.upper.discard(key)
@@ -59,12 +66,19 @@ class MeanField:
             if not 0 <= t < self.T:
                 raise IndexError(f"time index {t} out of range 0..{self.T - 1}")
         if a <= b:
-            return self._complete((a, b)) if (a, b) in self.raw else np.zeros((self.P, self.P))
+            return self._complete((a, b)) if self.spec.block_exists(a, b) else np.zeros((self.P, self.P))
         return self.block(b, a).T
 
     @property
     def C(self) -> np.ndarray:
-        """Dense C̄ of shape (T, T, P, P), C[t-1, s-1, mu, nu], assembled on access."""
+        """Dense C̄ of shape (T, T, P, P), C[t-1, s-1, mu, nu], assembled on access (read-only if it is
+        the dense storage of the shell path: copy it to modify)."""
+        if self.keep != "all":
+            raise ValueError(f"the dense C needs every block; this MeanField was computed with keep={self.keep!r}")
+        if self.dense is not None:  # the storage itself, read-only
+            view = self.dense.view()
+            view.flags.writeable = False
+            return view
         out = np.zeros((self.T, self.T, self.P, self.P))
         for (a, b), blk in self.blocks.items():
             out[a, b] = blk
@@ -77,37 +91,110 @@ class MeanField:
 
     def diagonal(self) -> np.ndarray:
         """Variances C̄[t, t, mu, mu]: shape (T, P)."""
-        return np.stack([np.diag(self.raw[(a, a)]) for a in range(self.T)])
+        return self.variances.copy()
 
 
-def mean_field(spec: NetworkSpec, X, progress: bool = False) -> MeanField:
-    """Mean-field (GP) kernels of ``spec`` for inputs ``X`` ((P, D), or (P, T, D) for input='every')."""
+def _sigma_det(spec: NetworkSpec, X: np.ndarray, a: int, b: int):
+    """Σdet_ab: a scalar (bias only) or a (P, P) array (bias + input Gram)."""
+    bias, w_in = spec.sigma_det_parts(a, b)
+    if not w_in:
+        return bias
+    with single_threaded():  # spinning BLAS workers would slow the parallel kernel map that follows
+        sdet = input_gram(X, a, b)
+    sdet *= w_in
+    sdet += bias
+    return sdet
+
+
+def _dense(spec: NetworkSpec, km, X: np.ndarray, keep: str) -> np.ndarray | None:
+    """Storage (T, T, P, P) for the compiled shell-by-shell path, or None for the block-by-block path.
+
+    The shell path needs every block (an RNN, keep="all"), a closed form, and input only at the
+    first step (so that Σdet is a constant on every block but (0, 0))."""
+    if keep != "all" or not km.closed or spec.T < 2:
+        return None
+    if not spec.weight_mask().all() or spec.input_mask().ravel()[1:].any():
+        return None
+    return np.empty((spec.T, spec.T, X.shape[0], X.shape[0]))
+
+
+def mean_field(spec: NetworkSpec, X, progress: bool = False, keep: str = "all") -> MeanField:
+    """Mean-field (GP) kernels of ``spec`` for inputs ``X`` ((P, D), or (P, T, D) for input='every').
+
+    ``keep="all"`` (default) stores every block that exists; ``keep="last"`` only the last shell
+    (blocks (a, T-1): the output layer of a DNN, the last time's row of an RNN), recycling the
+    memory of earlier shells (a DNN of depth T then needs two (P, P) arrays instead of T).
+    An RNN with input at the first step is computed by compiled shells into dense storage.
+    """
     if not isinstance(spec, NetworkSpec):
         raise TypeError(f"spec must be a NetworkSpec (sf.DNN / sf.RNN), got {type(spec).__name__}")
+    if keep not in ("all", "last"):
+        raise ValueError(f"keep must be 'all' or 'last', got {keep!r}")
     X = spec.check_inputs(X)
     km = kernel_map(spec.phi_fn)
+    dense = _dense(spec, km, X, keep)
+    if dense is None:
+        return _by_blocks(spec, X, km, keep, progress)
+    return _by_shells(spec, X, km, dense, progress)
+
+
+def _report(progress: bool, done: int, T: int):
+    if progress:
+        print(f"\rmean_field: shell {done}/{T}", end="" if done < T else "\n", file=sys.stderr)
+
+
+def _bias_part(spec: NetworkSpec) -> np.ndarray:
+    """σ² Π^bias_ab as a (T, T) array (rounded as in :meth:`NetworkSpec.sigma_det_parts`)."""
+    sb = spec.sigma_b2_values()
+    return spec.bias_mask() * np.sqrt(np.outer(sb, sb))
+
+
+def _by_shells(spec, X, km, dense, progress) -> MeanField:
+    """All shells by compiled calls (one per shell with ``progress``, else one in all) into ``dense``."""
+    T, P = spec.T, X.shape[0]
+    variances = np.empty((T, P))
+    R, Q = np.empty((T, km.n_row, P)), np.empty((T, km.n_col, P))
+    dense[0, 0] = _sigma_det(spec, X, 0, 0)
+    variances[0] = np.diag(dense[0, 0])
+    R[0], Q[0] = km.side_values(variances[0])
+    _report(progress, 1, T)
+    g2 = np.concatenate([spec.g_values() ** 2, [0.0]])  # g2[hi - 1] for hi = 1..T-1
+    for lo, end in ([(hi, hi + 1) for hi in range(1, T)] if progress else [(1, T)]):
+        if km.shells(lo, end, dense, variances, R, Q, _bias_part(spec), spec.weight_mask(), g2):
+            raise NonFiniteKernel(f"non-finite kernel in shells {lo}..{end - 1} (phi={spec.phi_fn.name})")
+        _report(progress, end, T)
+    blocks = {(a, b): dense[a, b] for b in range(T) for a in range(b + 1)}
+    return MeanField(spec, X, blocks, set(), variances, "all", dense)
+
+
+def _by_blocks(spec, X, km, keep, progress) -> MeanField:
+    """Block by block, shell by shell (the DNN, input at every step, φ without closed form, keep='last')."""
+    T, P = spec.T, X.shape[0]
     mask = spec.weight_mask()
-    gs = spec.g_values()
+    g2 = spec.g_values() ** 2
     blocks: dict[tuple[int, int], np.ndarray] = {}
     upper: set = set()
-    for hi in range(spec.T):  # shell max(a, b) = hi
-        for a in range(hi + 1):
+    variances = np.empty((T, P))  # diagonal of C̄[t, t], read by every later shell
+    spare: list[np.ndarray] = []  # recycled arrays of dropped shells (keep="last")
+    for hi in range(T):  # shell max(a, b) = hi
+        if spec.block_exists(0, hi):  # block (0, hi): Σdet only, no weight-generated part
+            first = _sigma_det(spec, X, 0, hi)
+            blocks[(0, hi)] = first if np.ndim(first) else np.full((P, P), first)
+        for a in range(1, hi + 1):
             if not spec.block_exists(a, hi):  # masked out (DNN cross-layer blocks)
                 continue
-            bias, w_in = spec.sigma_det_parts(a, hi)
-            sdet = bias + w_in * input_gram(X, a, hi) if w_in else bias
-            if a == 0:  # first hidden state: no weight-generated part
-                blk = np.broadcast_to(sdet, (X.shape[0], X.shape[0])).copy()
-            else:
-                prev = blocks[(a - 1, hi - 1)]
-                try:
-                    blk = km.block(np.diag(blocks[(a - 1, a - 1)]), np.diag(blocks[(hi - 1, hi - 1)]), prev,
-                                   sdet, mask[a, hi], gs[hi - 1] ** 2, symmetric=(a == hi), triangle=(a == hi))
-                except FloatingPointError as err:
-                    raise NonFiniteKernel(f"non-finite kernel in block ({a}, {hi}): {err}") from None
-                if a == hi:
-                    upper.add((a, hi))
-            blocks[(a, hi)] = blk
-        if progress:
-            print(f"\rmean_field: shell {hi + 1}/{spec.T}", end="" if hi + 1 < spec.T else "\n", file=sys.stderr)
-    return MeanField(spec, X, blocks, upper)
+            try:
+                blocks[(a, hi)] = km.block(variances[a - 1], variances[hi - 1], blocks[(a - 1, hi - 1)],
+                                           _sigma_det(spec, X, a, hi), mask[a, hi], g2[hi - 1], symmetric=(a == hi),
+                                           triangle=(a == hi), out=spare.pop() if spare else None)
+            except FloatingPointError as err:
+                raise NonFiniteKernel(f"non-finite kernel in block ({a}, {hi}): {err}") from None
+            if a == hi:
+                upper.add((a, hi))
+        variances[hi] = np.diag(blocks[(hi, hi)])
+        if keep == "last" and hi > 0:
+            for key in [k for k in blocks if k[1] == hi - 1]:
+                spare.append(blocks.pop(key))
+                upper.discard(key)
+        _report(progress, hi + 1, T)
+    return MeanField(spec, X, blocks, upper, variances, keep)
