@@ -121,11 +121,12 @@ def order_parameter(N, ys_sim, samples, burn, chains, seed) -> dict:
                                          chains=chains, leapfrog=20, progress=True)
             sim_m.append(float(post.mean("abs_corr")[1, 2, 0, 0]))
             sim_e.append(float(post.sem("abs_corr")[1, 2, 0, 0]))
-            log(f"  |corr23| = {sim_m[-1]:.4f} ± {sim_e[-1]:.4f} ({time.time() - t0:.0f} s, accept {post.acceptance:.2f})")
+            log(f"  |corr23| = {sim_m[-1]:.4f} ± {sim_e[-1]:.4f} ({time.time() - t0:.0f} s, "
+                f"accept {post.acceptance:.2f})")
         out[name].update({"sim_y": list(ys_sim), "sim_corr": sim_m, "sim_sem": sim_e})
     i = int(np.argmin(np.abs(ys - 6.0)))
-    print(f"order parameter at |y| = {ys[i]:.2f}: RNN {out['rnn']['theory_corr'][i]:.4f}, DNN {out['dnn']['theory_corr'][i]:.4f}; "
-          f"threshold y_c = {yc:.5f}")
+    print(f"order parameter at |y| = {ys[i]:.2f}: RNN {out['rnn']['theory_corr'][i]:.4f}, "
+          f"DNN {out['dnn']['theory_corr'][i]:.4f}; threshold y_c = {yc:.5f}")
     for name in ("rnn", "dnn"):
         o = out[name]
         th = np.interp(o["sim_y"], ys, o["theory_corr"])
@@ -166,14 +167,20 @@ def convergence(Ns, samples, burn, chains, seed, eig_Ns, eig_samples) -> dict:
             log(f"  {time.time() - t0:.0f} s, accept {post.acceptance:.2f}")
         entry["fit"] = {}
         for k in star:
-            ex = extrapolate(Ns, entry["sim"][k], np.maximum(entry["sem"][k], 1e-12))
-            exact_b = float(np.polyfit(1 / np.array(Ns), np.array(entry["exact_finite_N"][k]) - star[k], 1)[0])
+            # |corr| of a correlation that vanishes at the saddle point (symmetric phase) decays as N^(-1/2)
+            # (mean of |Gaussian| of variance O(1/N)); every other observable as 1/N
+            w = np.sqrt(Ns) if (k == "corr23" and fl.phase == "symmetric") else np.array(Ns, dtype=float)
+            entry.setdefault("fit_law", {})[k] = "1/sqrt(N)" if w[0] != Ns[0] else "1/N"
+            ex = extrapolate(w, entry["sim"][k], np.maximum(entry["sem"][k], 1e-12))
+            exact_b = float(np.polyfit(1 / w, np.array(entry["exact_finite_N"][k]) - star[k], 1)[0])
             entry["fit"][k] = {"N_inf": ex.value, "N_inf_err": ex.error, "slope_b": ex.slope, "theory": star[k],
                                "exact_slope_b": exact_b,
                                "z_N_inf": (ex.value - star[k]) / ex.error if ex.error > 0 else float("nan")}
             print(f"y={y} ({fl.phase}) {k:6s}: sampled " + " ".join(
                 f"N={N}:{m:.4f}±{e:.4f}" for N, m, e in zip(Ns, entry["sim"][k], entry["sem"][k])))
-            print(f"          fit y_N = y_inf + b/N: y_inf = {ex.value:.4f} ± {ex.error:.4f} (theory {star[k]:.4f}, "
+            law = entry["fit_law"][k]
+            print(f"          fit y_N = y_inf + b·{law}: y_inf = {ex.value:.4f} ± {ex.error:.4f} "
+                  f"(theory {star[k]:.4f}, "
                   f"z = {entry['fit'][k]['z_N_inf']:.2f}); b = {ex.slope:.3f} (exact finite-N b = {exact_b:.3f})")
         out[f"y{y}"] = entry
     # top |eigenvalue| of W in the outlier regime
@@ -206,7 +213,8 @@ def spectra(N, seed) -> dict:
         out[tag] = {"y": y, "eig_real": ev.real.tolist(), "eig_imag": ev.imag.tolist(), "phase": fl.phase,
                     "learned": [complex(v).real for v in fl.learned_eigenvalues()], "outliers": fl.outliers().tolist(),
                     "top_abs": float(np.abs(ev).max())}
-        print(f"spectrum y={y} ({fl.phase}): learned eigenvalues {np.round(np.real(fl.learned_eigenvalues()), 4).tolist()}, "
+        lam = np.round(np.real(fl.learned_eigenvalues()), 4).tolist()
+        print(f"spectrum y={y} ({fl.phase}): learned eigenvalues {lam}, "
               f"sampled top |eig| = {np.abs(ev).max():.4f} (bulk radius g = 1)")
     return out
 

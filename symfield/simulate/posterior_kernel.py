@@ -150,6 +150,6 @@ def kernel_expectation(net, X, Y, observables, supervised=None, kappa=1.0, N: in
         norm += ratio.sum()
         for name, fn in observables.items():
             vals = fn(C, f)
-            out[name] = out[name] + np.tensordot(ratio, np.where(np.isfinite(lp).reshape((-1,) + (1,) * (vals.ndim - 1)),
-                                                                 vals, 0.0), axes=1)
+            ok = np.isfinite(lp).reshape((-1,) + (1,) * (vals.ndim - 1))
+            out[name] = out[name] + np.tensordot(ratio, np.where(ok, vals, 0.0), axes=1)
     return {name: v / norm for name, v in out.items()}
