@@ -24,19 +24,23 @@ _DRIVERS = '''
 @njit(cache=True, error_model="numpy", inline="always")
 def _row(i, j0, a1, a2, a12, R, Q, sconst, sblock, has_block, m, g2, out):
     """Fill out[i, j0:]; return how many entries are not finite (v - v != 0 for nan and inf)."""
-    # the loops count from 0 and the branch sits outside them: both let LLVM vectorise
+    # 1-D views from j0 and loops from 0, with the branch outside them: so LLVM vectorises (a loop
+    # starting at a run-time j0 over 2-D indices does not)
+    c12 = a12[i, j0:]
+    c22 = a2[j0:]
+    o = out[i, j0:]
+{views}
     bad = 0
     if has_block:
-        for jj in range(a12.shape[1] - j0):
-            j = j0 + jj
+        sb = sblock[i, j0:]
+        for j in range(o.shape[0]):
             v = {call_block}
-            out[i, j] = v
+            o[j] = v
             bad += (v - v) != 0.0
     else:
-        for jj in range(a12.shape[1] - j0):
-            j = j0 + jj
+        for j in range(o.shape[0]):
             v = {call_const}
-            out[i, j] = v
+            o[j] = v
             bad += (v - v) != 0.0
     return bad
 
@@ -147,12 +151,12 @@ def kernel_source(phi: Nonlinearity) -> str:
         hoisted = [d[0] for d in row_defs + col_defs]
         args = (tp.c11, tp.c22, tp.c12, *hoisted, tp.sdet, tp.m, tp.g2)
         side = "".join(f", R[{k}, i]" for k in range(len(row_defs))) + \
-            "".join(f", Q[{k}, j]" for k in range(len(col_defs)))
-        call = "kernel_rhs(a1[i], a2[j], a12[i, j]" + side + ", {s}, m, g2)"
+            "".join(f", q{k}[j]" for k in range(len(col_defs)))
+        call = "kernel_rhs(a1[i], c22[j], c12[j]" + side + ", {s}, m, g2)"
     else:
         args = (tp.E_val, tp.sdet, tp.m, tp.g2)
         rhs = sp_eq.kernel.rhs.subs(tp.E(tp.c11, tp.c22, tp.c12), tp.E_val)
-        call = "kernel_rhs(a12[i, j], {s}, m, g2)"
+        call = "kernel_rhs(c12[j], {s}, m, g2)"
     helpers: set = set()
     body = codegen.scalar_source("kernel_rhs", args, rhs, inline=True, helpers=helpers)
     sides = [codegen.scalar_source(f"row{k}", [tp.c11], e, inline=True, helpers=helpers)
@@ -161,8 +165,9 @@ def kernel_source(phi: Nonlinearity) -> str:
               for k, (_, e) in enumerate(col_defs)]
     fill = [f"        R[{k}, i] = row{k}(a[i])" for k in range(len(row_defs))]
     fill += [f"        Q[{k}, i] = col{k}(a[i])" for k in range(len(col_defs))]
-    drivers = _DRIVERS.format(call_block=call.format(s="sconst + sblock[i, j]"), call_const=call.format(s="sconst"),
-                              side="\n".join(fill) or "        pass")
+    views = "\n".join(f"    q{k} = Q[{k}, j0:]" for k in range(len(col_defs)))
+    drivers = _DRIVERS.format(call_block=call.format(s="sconst + sb[j]"), call_const=call.format(s="sconst"),
+                              side="\n".join(fill) or "        pass", views=views)
     counts = f"N_ROW = {len(row_defs)}\nN_COL = {len(col_defs)}\n_EMPTY2 = np.zeros((1, 1))\n"
     parts = ["\n".join(header), codegen.HEADER + "import numpy as np\n", counts, codegen.helper_source(helpers),
              body] + sides + [drivers]
