@@ -6,8 +6,8 @@ LLVM cannot vectorise calls into libm's ``asin``; a polynomial it can.  For |y| 
 
 with p of degree 12, the interpolant at 13 Chebyshev nodes computed in 34-digit mpmath (near-minimax;
 its error is below double rounding, where the Taylor series needs 23 terms for the same).  For
-1/2 < |x| <= 1 the identity asin(a) = π/2 - 2 asin(sqrt((1 - a)/2)) maps back to y <= 1/2.  Both branches are computed and selected, so the loop body has no jumps.  The polynomial
-in z = y² is evaluated by Estrin's scheme (pairs of terms combined with z, z², z⁴, ...), whose
+1/2 < |x| <= 1 the identity asin(a) = π/2 - 2 asin(sqrt((1 - a)/2)) maps back to y <= 1/2.  Both
+branches are computed and selected, so the loop body has no jumps.  The polynomial in z = y² is evaluated by Estrin's scheme (pairs of terms combined with z, z², z⁴, ...), whose
 dependency chain is log2(13) deep instead of Horner's 13.  The helper alone is compiled with
 fastmath 'contract' (fused multiply-adds); LLVM inlines it into the kernel loops with that flag.
 """
