@@ -8,9 +8,12 @@
 """
 import os
 
-# Numba's OpenMP threads would otherwise spin between parallel regions and slow down everything else
-# on the machine (BLAS, the other core's work); the user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Numba's OpenMP workers wait for the next parallel region by spinning a short while (10⁴ rounds, tens
+# of microseconds) and then sleep: long spinning slows BLAS and other processes on a small machine,
+# sleeping at once (OMP_WAIT_POLICY=PASSIVE) makes every region pay a wake-up (an RNN's 29 shells of
+# P = 100 ran no faster on 2 threads than on 1).  The user's own settings win.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 from . import gp  # noqa: E402
 from .action import action  # noqa: E402
