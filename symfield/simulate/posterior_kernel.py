@@ -46,24 +46,30 @@ def log_density(act: LinearAction, C: np.ndarray, N: int) -> np.ndarray:
     return np.where(ok, lp, -np.inf)
 
 
+def _laplace(pr, net, X, Y, supervised, kappa, readout, mode):
+    """The action, the saddle point (``mode``, solved if None) and the eigenpairs (λ, V) of −∇²s there."""
+    from ..theory.feature_learning import feature_learning
+    act = LinearAction(pr)
+    if mode is None:
+        mode = feature_learning(net, X, Y, supervised, kappa, readout=readout).C_sites
+    H, _ = sector_hessian(act, mode, None)
+    lam, V = np.linalg.eigh(-H)
+    return act, mode, lam, V
+
+
 def kernel_posterior(net, X, Y, supervised=None, kappa=1.0, N: int = 400, seed: int = 0, *, readout=None,
                      samples: int = 2000, chains: int = 32, burn: int = 2000, thin: int = 10,
                      mode: np.ndarray | None = None) -> PosteriorSamples:
     """Samples of the exact kernel posterior of the linear width-N network (module docstring).
 
     ``mode``: starting kernel on sites (n, n) (default: the saddle point of :func:`feature_learning`)."""
-    from ..theory.feature_learning import feature_learning
     pr = problem(net, X, Y, supervised, kappa, readout)
     if pr.spec.phi_fn.name != "linear":
         raise SpecError("the kernel-space posterior is exact for linear φ only")
     if N <= pr.n + 1:
         raise SpecError(f"N = {N} must exceed T·P + 1 = {pr.n + 1}")
-    act = LinearAction(pr)
-    if mode is None:
-        mode = feature_learning(net, X, Y, supervised, kappa, readout=readout).C_sites
+    act, mode, lam, V = _laplace(pr, net, X, Y, supervised, kappa, readout, mode)
     n = pr.n
-    H, _ = sector_hessian(act, mode, None)
-    lam, V = np.linalg.eigh(-H)
     lam = np.maximum(lam, 1e-3 * lam.max())
     root = V / np.sqrt(N * lam)  # proposal: δz = root @ ξ
     d = lam.size
@@ -115,14 +121,9 @@ def kernel_expectation(net, X, Y, observables, supervised=None, kappa=1.0, N: in
     For small T·P (d = n(n+1)/2 dimensions, nodes^d points).  Integrates around the selected branch only,
     so observables must be invariant under the Z2 mirror in the broken phase (diag, |corr|, C12·C23, f).
     ``observables``: dict name -> function of the batched site kernels (k, n, n) and outputs f (k, n)."""
-    from ..theory.feature_learning import feature_learning
     pr = problem(net, X, Y, supervised, kappa, readout)
-    act = LinearAction(pr)
-    if mode is None:
-        mode = feature_learning(net, X, Y, supervised, kappa, readout=readout).C_sites
+    act, mode, lam, V = _laplace(pr, net, X, Y, supervised, kappa, readout, mode)
     n = pr.n
-    H, _ = sector_hessian(act, mode, None)
-    lam, V = np.linalg.eigh(-H)
     if lam.min() <= 0:
         raise ValueError("the saddle point is not a maximum: no Laplace expansion")
     d = lam.size
