@@ -175,8 +175,17 @@ class NetworkSpec:
 
     def sigma_det_parts(self, a: int, b: int) -> tuple[float, float]:
         """(σ² Π^bias_ab, g_in² Π^in_ab): Σdet_ab = first + second · x^(a)·x^(b)/D (0-based a, b)."""
+        return float(self._bias_part[a, b]), self.input_weight(a, b) * self.g_in ** 2
+
+    @cached_property
+    def _bias_part(self) -> np.ndarray:
+        """σ² Π^bias_ab = Π^bias_ab √(σ²_a σ²_b) as a (T, T) array (the bias part of Σdet)."""
         sb = self._sigma_b2
-        return self.bias_weight(a, b) * float(np.sqrt(sb[a] * sb[b])), self.input_weight(a, b) * self.g_in ** 2
+        return self.bias_mask() * np.sqrt(np.outer(sb, sb))
+
+    def bias_part(self) -> np.ndarray:
+        """σ² Π^bias_ab as a (T, T) array (0-based times)."""
+        return self._bias_part.copy()
 
     def sigma_det(self, X, a: int, b: int) -> np.ndarray:
         """Deterministic (P, P) block Σdet_ab = σ² Π^bias_ab + g_in² x^(a)·x^(b)/D Π^in_ab (0-based a, b).

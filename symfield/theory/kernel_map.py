@@ -113,11 +113,11 @@ def side_into(a, R, Q):
 
 
 @njit(cache=True, error_model="numpy")
-def side_values(a, which):
-    """Hoisted row (which=0) or column (which=1) subexpressions: array (count, len(a))."""
+def side_values(a):
+    """Hoisted row and column subexpressions at c11 = a[i] and c22 = a[i]: arrays (N_ROW, n), (N_COL, n)."""
     R, Q = np.empty((N_ROW, a.shape[0])), np.empty((N_COL, a.shape[0]))
     side_into(a, R, Q)
-    return R if which == 0 else Q
+    return R, Q
 
 
 @njit(cache=True)
@@ -226,7 +226,9 @@ class KernelMap:
             out = np.empty(c12.shape)
         elif out.shape != c12.shape or out.dtype != float or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous float array of shape {c12.shape}")
-        R, Q = self.module.side_values(d1, 0), self.module.side_values(d2, 1)  # row, column factors
+        R, Q = self.module.side_values(d1)  # row factors at d1; column factors at d2 (= d1 if symmetric)
+        if not symmetric:
+            Q = self.module.side_values(d2)[1]
         args = (d1, d2, c12, R, Q, sconst, sblock, has_block, float(m), float(g2), bool(triangle), out)
         if c12.size < PARALLEL_MIN:
             bad = self.module._rows(0, c12.shape[0], *args)
@@ -249,8 +251,7 @@ class KernelMap:
 
     def side_values(self, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Hoisted (row, column) factors of the closed form at ``variances``: arrays (n_row, P), (n_col, P)."""
-        d = np.ascontiguousarray(variances, dtype=float)
-        return self.module.side_values(d, 0), self.module.side_values(d, 1)
+        return self.module.side_values(np.ascontiguousarray(variances, dtype=float))
 
     def shells(self, lo: int, end: int, C: np.ndarray, variances: np.ndarray, R: np.ndarray, Q: np.ndarray,
                sconst: np.ndarray, m: np.ndarray, g2: np.ndarray) -> int:

@@ -143,12 +143,6 @@ def _report(progress: bool, done: int, T: int):
         print(f"\rmean_field: shell {done}/{T}", end="" if done < T else "\n", file=sys.stderr)
 
 
-def _bias_part(spec: NetworkSpec) -> np.ndarray:
-    """σ² Π^bias_ab as a (T, T) array (rounded as in :meth:`NetworkSpec.sigma_det_parts`)."""
-    sb = spec.sigma_b2_values()
-    return spec.bias_mask() * np.sqrt(np.outer(sb, sb))
-
-
 def _by_shells(spec, X, km, dense, progress) -> MeanField:
     """All shells by compiled calls (one per shell with ``progress``, else one in all) into ``dense``."""
     T, P = spec.T, X.shape[0]
@@ -158,9 +152,9 @@ def _by_shells(spec, X, km, dense, progress) -> MeanField:
     variances[0] = np.diag(dense[0, 0])
     R[0], Q[0] = km.side_values(variances[0])
     _report(progress, 1, T)
-    g2 = np.concatenate([spec.g_values() ** 2, [0.0]])  # g2[hi - 1] for hi = 1..T-1
+    bias, mask, g2 = spec.bias_part(), spec.weight_mask(), spec.g_values() ** 2
     for lo, end in ([(hi, hi + 1) for hi in range(1, T)] if progress else [(1, T)]):
-        if km.shells(lo, end, dense, variances, R, Q, _bias_part(spec), spec.weight_mask(), g2):
+        if km.shells(lo, end, dense, variances, R, Q, bias, mask, g2):
             raise NonFiniteKernel(f"non-finite kernel in shells {lo}..{end - 1} (phi={spec.phi_fn.name})")
         _report(progress, end, T)
     blocks = {(a, b): dense[a, b] for b in range(T) for a in range(b + 1)}
