@@ -17,7 +17,6 @@ writes feature_learning.png and feature_learning.json into the output directory.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import sympy as sp
 
 import symfield as sf
+from symfield.plotting import pyplot, save, write_results
 from symfield.simulate.extrapolate import extrapolate
 from symfield.simulate.posterior_kernel import kernel_expectation
 from symfield.theory import fl_closed
@@ -251,12 +251,8 @@ def sequential(Ps) -> dict:
 
 # ------------------------------------------------------------------------------------------ figure
 def figure(data: dict, path: Path) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib not installed (pip install symfield[plot]): no figure written")
+    plt = pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(2, 3, figsize=(15, 8.5))
     o = data["order_parameter"]
@@ -327,9 +323,7 @@ def figure(data: dict, path: Path) -> bool:
     a.set_ylabel("relative error on held-out steps")
     a.set_title("sinusoidal teacher, t = 4, 5 held out")
     a.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, dpi=110)
     return True
 
 
@@ -358,10 +352,7 @@ def main(argv=None) -> dict:
     data["spectra"] = spectra(128 if q else 1024, args.seed)
     data["sequential"] = sequential([1, 2, 4, 8] if q else [1, 2, 4, 8, 16, 24])
     data["seconds"] = time.time() - t0
-    (out / "feature_learning.json").write_text(json.dumps(data, indent=1, default=float))
-    wrote = figure(data, out / "feature_learning.png")
-    print(f"wrote {out / 'feature_learning.json'}" + (f" and {out / 'feature_learning.png'}" if wrote else "")
-          + f" ({data['seconds']:.0f} s)")
+    write_results(out, "feature_learning", data, lambda path: figure(data, path))
     return data
 
 

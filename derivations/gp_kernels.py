@@ -11,7 +11,6 @@ writes gp_kernels.png and gp_kernels.json into the output directory.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import symfield as sf
-from symfield.plotting import pyplot, save
+from symfield.plotting import pyplot, save, write_results
 
 G, SIGMA_B2, G_IN, T = 1.2, 0.1, 1.0, 30
 S_VALUES = (10, 30)
@@ -116,9 +115,7 @@ def main(argv=None) -> dict:
     data["derivation"] = derived_equations()
     data["length_map"] = length_map_section()
     data["cross_time"] = cross_time_section(N, samples, args.seed)
-    (out / "gp_kernels.json").write_text(json.dumps(data, indent=1))
-    wrote = figure(data["cross_time"], out / "gp_kernels.png")
-    print(f"wrote {out / 'gp_kernels.json'}" + (f" and {out / 'gp_kernels.png'}" if wrote else ""))
+    write_results(out, "gp_kernels", data, lambda path: figure(data["cross_time"], path))
     return data
 
 

@@ -16,7 +16,6 @@ Writes one_loop.png and one_loop.json into the output directory.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import symfield as sf
-from symfield.plotting import pyplot, save
+from symfield.plotting import pyplot, save, write_results
 from symfield.simulate import kernel_moments
 from symfield.simulate.extrapolate import extrapolate, one_loop_measurements
 from symfield.theory.one_loop import one_loop
@@ -213,10 +212,7 @@ def main(argv=None) -> dict:
         {10: ([32, 64, 128], [60000] * 3), 30: ([256, 512, 1024], [24000, 12000, 6000])}
     data["table"] = table_section(plan, args.seed)
     data["seconds"] = time.time() - t0
-    (out / "one_loop.json").write_text(json.dumps(data, indent=1, default=float))
-    wrote = figure(data, out / "one_loop.png")
-    print(f"wrote {out / 'one_loop.json'}" + (f" and {out / 'one_loop.png'}" if wrote else "")
-          + f" ({data['seconds']:.0f} s)")
+    write_results(out, "one_loop", data, lambda path: figure(data, path))
     return data
 
 
