@@ -9,21 +9,7 @@ from symfield.theory.fl_action import LinearAction
 from symfield.theory.feature_learning import (closed_form_threshold, critical_signal, feature_learning, mirror,
                                                signal_scan)
 
-X1 = np.ones((1, 1))  # one pattern, |x|²/D = 1
-
-
-def rnn(T, **kw):
-    return sf.RNN(T, phi="linear", bias="none", scaling="mean_field", **kw)
-
-
-def dnn(T, **kw):
-    return sf.DNN(T, phi="linear", bias="none", scaling="mean_field", **kw)
-
-
-def endpoint(T, y, P=1):
-    Y = np.zeros((P, T))
-    Y[:, -1] = y
-    return Y
+from linear_mup import X1, dnn, endpoint, rnn
 
 
 def test_issue_example_api():

@@ -11,17 +11,7 @@ from symfield.spec import SpecError
 from symfield.theory.feature_learning import feature_learning
 from symfield.theory.fl_problem import problem
 
-X1 = np.ones((1, 1))
-
-
-def rnn(T, **kw):
-    return sf.RNN(T, phi="linear", bias="none", scaling="mean_field", **kw)
-
-
-def endpoint(T, y):
-    Y = np.zeros((1, T))
-    Y[0, -1] = y
-    return Y
+from linear_mup import X1, endpoint, rnn
 
 
 @pytest.mark.parametrize("arch,phi,inp,bias,readout", [("rnn", "tanh", "every", "static", "shared"),
