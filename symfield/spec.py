@@ -1,67 +1,176 @@
-"""Network specification shared by the theory and the finite-width simulator.
+"""The declaration of a network, read by every theory and every simulator.
 
-One type, :class:`NetworkSpec`, describes both architectures.  The only
-difference between a DNN and an RNN is the weight-sharing mask
+A network is declared once by its update rule and its sharing groups (docs/conventions.md):
 
-    M_ab = 1      (RNN: one W shared by all time steps)
-    M_ab = δ_ab   (DNN: fresh weights per layer)
+    h_t = a_t h_{t-1} + r_t W_t φ(h_{t-1}) + U_t x_t + b_t,     h_0 = 0,   t = 1..T
 
-which multiplies the weight-generated part of the kernel,
-C_ab = Σdet_ab + M_ab g² <φ(z_{a-1}) φ(z_{b-1})>.
+* ``leak`` (a_t) and ``r`` (r_t): scalars or T-1 values for t = 2..T (a_1 and W_1 act on h_0 = 0).
+* ``share``: which steps share a parameter, as groups of 1-based step numbers; W is numbered by its
+  application k = 1..T-1 (W_k produces h_{k+1}), U, b and the readout v by step t = 1..T.  A group
+  list must be a partition; ``"shared"`` (one group) and ``"fresh"`` (one group per step) are
+  shorthands.  Parameters not named are fresh.
+* ``bias``: ``"none"``, or the bias groups: ``"static"`` (one shared b), ``"fresh"`` (a new b per
+  step) or the groups of ``share["b"]`` (then ``bias`` reads ``"grouped"`` unless they are one of
+  the former).
+* ``input``: ``"first"`` (x enters at step 1 only, X of shape (P, D)) or ``"every"`` (x^(t) at
+  every step through U_t, X of shape (P, T, D); a (P, D) array is repeated over time).
+* ``g`` (W_k ~ N(0, g_k²/N), scalar or T-1 values, one value per W group), ``g_in`` (U ~ N(0,
+  g_in²/D)), ``sigma_b2`` (bias variance, scalar or T values, one value per b group).
+* ``scaling``: ``"standard"`` readout W_out ~ N(0, g_out²/N) or ``"mean_field"`` (μP) readout
+  f = v·φ(h)/N with v ~ N(0, sigma_v²).
 
-Conventions (docs/conventions.md):
-
-* ``T`` counts hidden states; the hidden-to-hidden W is applied T-1 times.
-* ``input``: ``"first"`` (x enters at step 1 only, X has shape (P, D)) or
-  ``"every"`` (x^(a) enters at every step, X has shape (P, T, D); a (P, D)
-  array is repeated over time).  Π^in_ab = δ_a1 δ_b1 for "first"; for
-  "every" the RNN shares W^in (Π^in = 1) and the DNN draws it per layer
-  (Π^in = δ_ab).
-* ``bias``: ``"static"`` (one bias shared over time, Π^bias = 1),
-  ``"fresh"`` (new per step, Π^bias = δ_ab) or ``"none"``.  A DNN has
-  independent layers, so its bias is always fresh (or none).
-* ``g``, ``sigma_b2``: standard-deviation scale of W (variance g²/N) and bias
-  variance; a DNN may give one value per layer (``g``: T-1 values for
-  W^(1..T-1); ``sigma_b2``: T values).
-* ``scaling``: ``"standard"`` readout W_out ~ N(0, g_out²/N) or
-  ``"mean_field"`` (μP) readout f = v·φ(h)/N with v ~ N(0, sigma_v²).
+Everything else is derived, never stored: the weight mask M_ts = δ_ts + [t, s >= 2, W_t = W_s]
+(M multiplies the weight-generated kernel g² <φφ>, absent at t = 1), Π^bias_ts = [b_t = b_s],
+Π^in_ts (first: δ_t1 δ_s1; every: [U_t = U_s]), the readout mask M^out_ts = [v_t = v_s] and the
+:class:`WeightPlan` that the simulators draw from.  The presets :func:`RNN` (everything shared,
+bias static), :func:`DNN` (everything fresh) and :func:`ResNet` (a DNN with skip a = 1 and branch
+scale r) are the only places that name an architecture.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
-ARCHS = ("rnn", "dnn")
+from .errors import SpecError
+
 INPUTS = ("first", "every")
-BIASES = ("static", "fresh", "none")
+BIASES = ("static", "fresh", "none", "grouped")
 SCALINGS = ("standard", "mean_field")
 READOUTS = ("phi", "h")
+PARAMETERS = ("W", "U", "b", "v")
 
 
-class SpecError(ValueError):
-    """An invalid or inconsistent network specification or input array."""
+@dataclass(frozen=True)
+class Preset:
+    """What an architecture fixes: the sharing of W, U and v, the default bias and skip coefficient."""
+
+    label: str
+    shared: bool                 #: W, U and v one group (True) or fresh per step (False)
+    bias: str                    #: default bias mode
+    leak: float = 0.0            #: default skip coefficient a
 
 
-def _per_layer(name: str, value, length: int, arch: str) -> np.ndarray:
+#: the built-in architectures (the only place that names one)
+PRESETS = {"rnn": Preset("RNN", True, "static"), "dnn": Preset("DNN", False, "fresh"),
+           "resnet": Preset("ResNet", False, "fresh", leak=1.0)}
+
+
+def _per_step(name: str, value, length: int, labels=None) -> np.ndarray:
+    """A scalar or ``length`` finite non-negative values, equal within each group of ``labels``."""
     arr = np.atleast_1d(np.asarray(value, dtype=float))
     if arr.ndim != 1 or arr.size not in (1, length):
         raise SpecError(f"{name} must be a scalar or have {length} entries, got shape {np.shape(value)}")
-    if arr.size > 1 and arch == "rnn" and not np.all(arr == arr[0]):
-        raise SpecError(f"{name}: an RNN shares its parameters over time; give one value, not {arr.size}")
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise SpecError(f"{name} must be finite and non-negative, got {value!r}")
-    return np.broadcast_to(arr, (length,)).copy()
+    arr = np.broadcast_to(arr, (length,)).copy()
+    if labels is not None:
+        for grp in np.unique(labels):
+            vals = arr[labels == grp]
+            if not np.all(vals == vals[0]):
+                raise SpecError(f"{name}: steps {list(np.flatnonzero(labels == grp) + 1)} share one parameter "
+                                f"(an RNN shares its parameters over time); give one value per group, not "
+                                f"{arr.size} different values")
+    return arr
+
+
+def _coefficients(name: str, value, T: int) -> float | tuple:
+    """A finite scalar or T-1 finite values (steps 2..T): stored as a float or a tuple."""
+    arr = np.atleast_1d(np.asarray(value, dtype=float))
+    if arr.ndim != 1 or arr.size not in (1, max(T - 1, 1)):
+        raise SpecError(f"{name} must be a scalar or have T-1 = {max(T - 1, 1)} entries (steps 2..T), "
+                        f"got shape {np.shape(value)}")
+    if not np.all(np.isfinite(arr)):
+        raise SpecError(f"{name} must be finite, got {value!r}")
+    return float(arr[0]) if arr.size == 1 else tuple(float(v) for v in arr)
+
+
+def _labels(name: str, groups, steps: int) -> np.ndarray:
+    """Group label per step (0-based) from a partition of the 1-based steps 1..``steps``."""
+    if isinstance(groups, str):
+        if groups == "shared":
+            return np.zeros(steps, dtype=np.int64)
+        if groups == "fresh":
+            return np.arange(steps, dtype=np.int64)
+        raise SpecError(f"share[{name!r}] must be 'shared', 'fresh' or a list of groups of steps, got {groups!r}")
+    labels = -np.ones(steps, dtype=np.int64)
+    try:
+        groups = [list(g) for g in groups]
+    except TypeError:
+        raise SpecError(f"share[{name!r}] must be a list of groups (lists of step numbers), got {groups!r}") from None
+    for k, grp in enumerate(groups):
+        if not grp:
+            raise SpecError(f"share[{name!r}]: group {k + 1} is empty")
+        for step in grp:
+            if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 1 <= step <= steps:
+                raise SpecError(f"share[{name!r}]: step {step!r} does not exist ({name} is numbered 1..{steps})")
+            if labels[step - 1] >= 0:
+                raise SpecError(f"share[{name!r}]: step {step} is in two groups")
+            labels[step - 1] = k
+    if np.any(labels < 0):
+        raise SpecError(f"share[{name!r}]: steps {list(np.flatnonzero(labels < 0) + 1)} are in no group "
+                        "(the groups must cover every step)")
+    return labels
+
+
+def _canonical(labels: np.ndarray) -> tuple:
+    """Groups as a tuple of tuples of 1-based steps, in order of first appearance."""
+    order = dict.fromkeys(int(x) for x in labels)
+    return tuple(tuple(int(i) + 1 for i in np.flatnonzero(labels == grp)) for grp in order)
+
+
+def _same(labels: np.ndarray) -> np.ndarray:
+    return (labels[:, None] == labels[None, :]).astype(float)
+
+
+@dataclass(frozen=True)
+class WeightPlan:
+    """The declaration as the simulators read it: which matrix each step draws, with what scale.
+
+    Arrays are indexed by the 0-based step t; a group label of -1 means "none at this step".
+    """
+
+    W: np.ndarray        #: (T,) group of the hidden matrix producing h_t (-1 at t = 0)
+    U: np.ndarray        #: (T,) input-weight group used at step t (-1 where no input enters)
+    b: np.ndarray        #: (T,) bias group (-1 everywhere without a bias)
+    v: np.ndarray        #: (T,) readout group
+    leak: np.ndarray     #: (T,) a_t (a_0 = 0)
+    w_scale: np.ndarray  #: (T,) r_t g_t multiplying Z/√N of the matrix W[t] (0 at t = 0)
+    b_scale: np.ndarray  #: (T,) bias standard deviation σ_t (0 without a bias)
+
+    @staticmethod
+    def _count(labels) -> int:
+        return int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
+
+    @property
+    def n_W(self) -> int:
+        return self._count(self.W)
+
+    @property
+    def n_U(self) -> int:
+        return self._count(self.U)
+
+    @property
+    def n_b(self) -> int:
+        return self._count(self.b)
+
+    @property
+    def has_leak(self) -> bool:
+        return bool(np.any(self.leak != 0))
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """A deep or recurrent network; see the module docstring for the conventions."""
+    """A network declared by its update rule and sharing groups; see the module docstring.
 
-    arch: str
-    T: int
+    ``NetworkSpec(T=..., share=..., leak=..., r=...)`` declares any network;
+    ``NetworkSpec("rnn" | "dnn" | "resnet", T, ...)`` starts from a preset.
+    """
+
+    arch: str | None = None
+    T: int | None = None
     phi: Any = "erf"
     g: Any = 1.0
     g_in: float = 1.0
@@ -74,10 +183,17 @@ class NetworkSpec:
     g_out: float = 1.0
     sigma_out2: float = 0.0
     sigma_v: float = 1.0
+    share: Mapping[str, Any] = field(default_factory=dict)
+    leak: Any = None
+    r: Any = 1.0
 
     def __post_init__(self):
-        if self.arch not in ARCHS:
-            raise SpecError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.T is None and isinstance(self.arch, (int, np.integer)) and not isinstance(self.arch, bool):
+            object.__setattr__(self, "T", self.arch)   # NetworkSpec(6, ...): T given positionally
+            object.__setattr__(self, "arch", None)
+        if self.arch is not None and self.arch not in PRESETS:
+            raise SpecError(f"arch must be one of {tuple(PRESETS)} or None (a declaration by share=), "
+                            f"got {self.arch!r}")
         if isinstance(self.T, bool) or not isinstance(self.T, (int, np.integer)) or self.T < 1:
             raise SpecError(f"T (number of hidden states) must be an integer >= 1, got {self.T!r}")
         object.__setattr__(self, "T", int(self.T))
@@ -85,50 +201,197 @@ class NetworkSpec:
                                      ("readout", self.readout, READOUTS)):
             if value not in allowed:
                 raise SpecError(f"{name} must be one of {allowed}, got {value!r}")
-        bias = self.bias if self.bias is not None else ("static" if self.arch == "rnn" else "fresh")
-        if bias not in BIASES:
-            raise SpecError(f"bias must be one of {BIASES}, got {bias!r}")
-        if self.arch == "dnn" and bias == "static":
-            raise SpecError("bias='static' is inconsistent with a DNN: its layers draw independent biases "
-                            "(use 'fresh' or 'none')")
-        object.__setattr__(self, "bias", bias)
         for name in ("g_in", "g_out", "sigma_out2", "sigma_v"):
             v = getattr(self, name)
-            if not np.isscalar(v) or not np.isfinite(v) or v < 0:
+            if isinstance(v, bool) or not np.isscalar(v) or not np.isfinite(v) or v < 0:
                 raise SpecError(f"{name} must be a finite non-negative number, got {v!r}")
-        _per_layer("g", self.g, max(self.T - 1, 1), self.arch)
-        _per_layer("sigma_b2", self.sigma_b2, self.T, self.arch)
+        object.__setattr__(self, "share", self._checked_share())
+        object.__setattr__(self, "bias", self._resolved_bias())
+        preset = PRESETS.get(self.arch)
+        leak = self.leak if self.leak is not None else (preset.leak if preset else 0.0)
+        object.__setattr__(self, "leak", _coefficients("leak", leak, self.T))
+        object.__setattr__(self, "r", _coefficients("r", self.r, self.T))
+        _per_step("g", self.g, max(self.T - 1, 1), self.labels("W") if self.T > 1 else None)
+        _per_step("sigma_b2", self.sigma_b2, self.T, self.labels("b"))
         object.__setattr__(self, "phi_params", dict(self.phi_params))
         # resolve phi now so that an unknown name fails at construction
         from .gauss import get_phi
         get_phi(self.phi, **self.phi_params)
 
-    # ----------------------------------------------------------------- masks
+    # ------------------------------------------------------------ declaration
+    def _checked_share(self) -> dict:
+        if not isinstance(self.share, Mapping):
+            raise SpecError(f"share must be a mapping from {PARAMETERS} to groups, got {type(self.share).__name__}")
+        preset = PRESETS.get(self.arch)
+        out = {}
+        for name, groups in self.share.items():
+            if name not in PARAMETERS:
+                raise SpecError(f"share: unknown parameter {name!r} (one of {PARAMETERS})")
+            labels = _labels(name, groups, self._steps(name))
+            if preset is not None and name != "b" and not np.array_equal(labels, self._preset_labels(name)):
+                kind = "shares it over all steps" if preset.shared else "draws it fresh at every step"
+                raise SpecError(f"share[{name!r}]: the {preset.label} preset {kind}; declare "
+                                f"NetworkSpec(T=..., share=...) for other groups")
+            out[name] = _canonical(labels)
+        return out
+
+    def _steps(self, name: str) -> int:
+        return max(self.T - 1, 1) if name == "W" else self.T
+
+    def _preset_labels(self, name: str) -> np.ndarray:
+        preset = PRESETS.get(self.arch)
+        n = self._steps(name)
+        shared = preset.shared if preset is not None else False
+        return np.zeros(n, dtype=np.int64) if shared else np.arange(n, dtype=np.int64)
+
+    def _resolved_bias(self) -> str:
+        preset = PRESETS.get(self.arch)
+        bias = self.bias
+        if bias is not None and bias not in BIASES:
+            raise SpecError(f"bias must be one of {BIASES[:3]} (or share={{'b': groups}}), got {bias!r}")
+        if "b" in self.share:
+            labels = _labels("b", self.share["b"], self.T)
+            mode = "static" if (labels == 0).all() else ("fresh" if len(np.unique(labels)) == self.T else "grouped")
+            if bias is None:
+                bias = mode
+            elif bias != mode:
+                raise SpecError(f"bias={bias!r} contradicts share['b'] = {list(self.share['b'])} (which is "
+                                f"{mode!r}); give one of them")
+        if bias is None:
+            bias = preset.bias if preset is not None else "fresh"
+        if preset is not None and not preset.shared and bias not in ("fresh", "none"):
+            raise SpecError(f"bias={bias!r} is inconsistent with a {preset.label}: its layers draw independent "
+                            "biases (use 'fresh' or 'none')")
+        return bias
+
+    def labels(self, name: str) -> np.ndarray:
+        """Group label of parameter ``name`` ('W', 'U', 'b', 'v') per step (0-based; W per application)."""
+        if name not in PARAMETERS:
+            raise SpecError(f"unknown parameter {name!r} (one of {PARAMETERS})")
+        if name == "b" and "b" not in self.share:
+            n = self.T
+            return np.zeros(n, dtype=np.int64) if self.bias == "static" else np.arange(n, dtype=np.int64)
+        if name in self.share:
+            return _labels(name, self.share[name], self._steps(name))
+        return self._preset_labels(name)
+
+    def groups(self, name: str) -> tuple:
+        """Sharing groups of parameter ``name`` as tuples of 1-based step numbers."""
+        return _canonical(self.labels(name))
+
     @property
     def shares_weights(self) -> bool:
-        return self.arch == "rnn"
+        """Whether two steps apply one W (a description for users; the library reads the masks)."""
+        return any(len(grp) > 1 for grp in self.groups("W")) if self.T > 1 else False
+
+    @property
+    def label(self) -> str:
+        """The preset's name, or 'custom' for a declaration by groups (for display only)."""
+        return PRESETS[self.arch].label if self.arch in PRESETS else "custom"
+
+    # ----------------------------------------------------------------- masks
+    @cached_property
+    def _weight_mask(self) -> np.ndarray:
+        T = self.T
+        M = np.eye(T)
+        if T > 1:
+            M[1:, 1:] = np.maximum(M[1:, 1:], _same(self.labels("W")))
+        return M
 
     def weight_mask(self) -> np.ndarray:
-        """M_ab: 1 for the RNN (shared W), δ_ab for the DNN."""
-        return np.ones((self.T, self.T)) if self.shares_weights else np.eye(self.T)
+        """M_ts = δ_ts + [t, s >= 2 and W_t, W_s one matrix] (0-based in the array; row 0 multiplies no W)."""
+        return self._weight_mask.copy()
 
-    def bias_weight(self, a: int, b: int) -> float:
-        """Π^bias_ab: static 1, fresh δ_ab, none 0 (0-based times)."""
-        return {"static": 1.0, "fresh": float(a == b), "none": 0.0}[self.bias]
-
-    def input_weight(self, a: int, b: int) -> float:
-        """Π^in_ab: first step δ_a1 δ_b1; every step M_ab (W^in shared in the RNN, per layer in the DNN)."""
-        if self.input == "first":
-            return float(a == 0 and b == 0)
-        return 1.0 if (self.shares_weights or a == b) else 0.0
+    def branch_mask(self) -> np.ndarray:
+        """M_ts r_t r_s: the weight mask with the residual-branch scales (row and column 0 vanish, r_1 = 0)."""
+        r = self.r_values()
+        return self._weight_mask * np.outer(r, r)
 
     def bias_mask(self) -> np.ndarray:
-        """Π^bias as a (T, T) array."""
-        return np.array([[self.bias_weight(a, b) for b in range(self.T)] for a in range(self.T)])
+        """Π^bias_ts = [b_t and b_s are one parameter] (0 without a bias)."""
+        if self.bias == "none":
+            return np.zeros((self.T, self.T))
+        return _same(self.labels("b"))
 
     def input_mask(self) -> np.ndarray:
-        """Π^in as a (T, T) array."""
-        return np.array([[self.input_weight(a, b) for b in range(self.T)] for a in range(self.T)])
+        """Π^in_ts: first step δ_t1 δ_s1; every step [U_t and U_s are one matrix]."""
+        if self.input == "first":
+            out = np.zeros((self.T, self.T))
+            out[0, 0] = 1.0
+            return out
+        return _same(self.labels("U"))
+
+    def readout_mask(self) -> np.ndarray:
+        """M^out_ts = [v_t and v_s are one readout vector]."""
+        return _same(self.labels("v"))
+
+    def bias_weight(self, a: int, b: int) -> float:
+        """Π^bias_ab (0-based times)."""
+        return float(self._masks[0][a, b])
+
+    def input_weight(self, a: int, b: int) -> float:
+        """Π^in_ab (0-based times)."""
+        return float(self._masks[1][a, b])
+
+    @cached_property
+    def _masks(self):
+        return self.bias_mask(), self.input_mask()
+
+    def leak_values(self) -> np.ndarray:
+        """a_t for the T hidden states (0-based t; a_0 = 0 since h_0 = 0)."""
+        return self._step_values(self.leak)
+
+    def r_values(self) -> np.ndarray:
+        """r_t for the T hidden states (0-based t; r_0 = 0: no W acts at the first step)."""
+        return self._step_values(self.r)
+
+    def _step_values(self, value) -> np.ndarray:
+        out = np.zeros(self.T)
+        out[1:] = value if np.ndim(value) == 0 else np.asarray(value)[: self.T - 1]
+        return out
+
+    @property
+    def has_skip(self) -> bool:
+        """Whether some a_t != 0 (then C = A D Aᵀ with the driving covariance D, see theory.md)."""
+        return bool(np.any(self.leak_values() != 0))
+
+    @cached_property
+    def _support(self) -> np.ndarray:
+        """Which (a, b) kernel blocks can be non-zero: the driving covariance's support (M, Π^bias,
+        Π^in), propagated by the skip coefficients (C_ts = a_s C_t,s-1 + X_ts, X_ts = a_t X_t-1,s + D_ts)."""
+        T = self.T
+        D = (self._weight_mask != 0) | (self._masks[0] != 0) | (self._masks[1] != 0)
+        if not self.has_skip:
+            return D
+        a = self.leak_values() != 0
+        C = np.zeros((T, T), bool)
+        for s in range(T):
+            X = np.zeros(T, bool)
+            for t in range(T):
+                X[t] = D[t, s] | (t > 0 and a[t] and X[t - 1])
+                C[t, s] = X[t] | (s > 0 and a[s] and C[t, s - 1])
+        return C | C.T
+
+    def block_exists(self, a: int, b: int) -> bool:
+        """Whether the (a, b) kernel block (0-based times) can be non-zero."""
+        return bool(self._support[a, b])
+
+    @cached_property
+    def plan(self) -> WeightPlan:
+        """The :class:`WeightPlan` of this declaration (what the simulators draw)."""
+        T = self.T
+        W = -np.ones(T, dtype=np.int64)
+        W[1:] = self.labels("W")[: T - 1]
+        if self.input == "first":
+            U = -np.ones(T, dtype=np.int64)
+            U[0] = 0
+        else:
+            U = self.labels("U")
+        b = -np.ones(T, dtype=np.int64) if self.bias == "none" else self.labels("b")
+        w_scale = np.zeros(T)
+        w_scale[1:] = self.r_values()[1:] * self.g_values()
+        b_scale = np.zeros(T) if self.bias == "none" else np.sqrt(self.sigma_b2_values())
+        return WeightPlan(W, U, b, self.labels("v"), self.leak_values(), w_scale, b_scale)
 
     # ------------------------------------------------------- hyperparameters
     @cached_property
@@ -143,15 +406,17 @@ class NetworkSpec:
 
     def g_values(self) -> np.ndarray:
         """g_a for the T-1 hidden weight matrices (entry a-2 produces layer a)."""
-        return _per_layer("g", self.g, max(self.T - 1, 1), self.arch)[: self.T - 1]
+        return _per_step("g", self.g, max(self.T - 1, 1))[: self.T - 1]
 
     def sigma_b2_values(self) -> np.ndarray:
         """Bias variance at each of the T hidden states."""
-        return _per_layer("sigma_b2", self.sigma_b2, self.T, self.arch)
+        return _per_step("sigma_b2", self.sigma_b2, self.T)
 
-    def block_exists(self, a: int, b: int) -> bool:
-        """Whether the (a, b) kernel block (0-based times) can be non-zero: a == b or M_ab != 0."""
-        return a == b or self.weight_mask()[a, b] != 0
+    def weight_scale2(self) -> np.ndarray:
+        """(r_t g_t)² for the T hidden states (0 at the first): the variance scale of the W term."""
+        out = np.zeros(self.T)
+        out[1:] = (self.r_values()[1:] * self.g_values()) ** 2 if self.T > 1 else 0.0
+        return out
 
     # ----------------------------------------------------------------- input
     def check_inputs(self, X) -> np.ndarray:
@@ -210,8 +475,10 @@ def input_gram(X: np.ndarray, a: int, b: int) -> np.ndarray:
     return gram
 
 
+# --------------------------------------------------------------------- presets
 def RNN(T: int, **kw) -> NetworkSpec:
-    """Recurrent network: one W shared over the T hidden states (bias default: static)."""
+    """Recurrent network: one W, U and v shared over the T hidden states (bias default: static);
+    ``leak=a`` gives the leaky RNN h_t = a h_{t-1} + W φ(h_{t-1}) + U x_t + b."""
     return NetworkSpec("rnn", T, **kw)
 
 
@@ -220,10 +487,16 @@ def DNN(T: int, **kw) -> NetworkSpec:
     return NetworkSpec("dnn", T, **kw)
 
 
+def ResNet(T: int, r: Any = 1.0, **kw) -> NetworkSpec:
+    """Residual network h_l = h_{l-1} + r W_l φ(h_{l-1}) + b_l, h_1 = U x + b_1 (arXiv:2305.07715):
+    fresh weights per layer, skip coefficient 1, residual-branch scale ``r``."""
+    return NetworkSpec("resnet", T, r=r, **kw)
+
+
 def as_dnn(spec: NetworkSpec) -> NetworkSpec:
-    """The DNN matching ``spec`` layer for layer (same g, σ², φ and input convention)."""
+    """The DNN matching ``spec`` layer for layer (same g, σ², φ, input convention and update rule)."""
     bias = "none" if spec.bias == "none" else "fresh"
-    return replace(spec, arch="dnn", bias=bias)
+    return replace(spec, arch="dnn", bias=bias, share={})
 
 
 def convert_T(applications_of_W: int) -> int:

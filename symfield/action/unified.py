@@ -108,20 +108,38 @@ class Action:
     def latex(self) -> str:
         """The action in LaTeX, general form and the pair template it is differentiated on."""
         s = self.spec
-        M = r"1" if s.shares_weights else r"\delta_{ab}"
+        M = _mask_latex(s)
         phi = sp.latex(self.phi.expr.subs(sp.Symbol("x", real=True), sp.Symbol("z")))
         general = (r"S[C,\tilde C] = -\frac{1}{2}\sum_{u=\{s,s'\}} \tilde C_u\left(C_u-\Sigma^{\rm det}_u\right)"
                    r" + \ln\left\langle \exp\Big(\frac{g^2}{2}\sum_{u} M_{ab}\,\tilde C_u\,"
                    r"\phi(z_{s-1})\,\phi(z_{s'-1})\Big)\right\rangle_{z\sim\mathcal N(0,C)}")
         lines = [general,
-                 rf"M_{{ab}} = {M}\quad(\text{{{s.arch.upper()}}}),\qquad \phi(z) = {phi},\qquad T = {s.T}",
+                 rf"M_{{ab}} = {M}\quad(\text{{{s.label}}}),\qquad \phi(z) = {phi},\qquad T = {s.T}",
                  r"\text{pair template (first order in }\tilde C\text{):}\quad " + sp.latex(self.template)]
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return (f"S = -1/2 sum_u Ct_u (C_u - Sigma_det_u) + ln < exp(g^2/2 sum_u M_ab Ct_u phi(z_s-1) phi(z_s'-1)) >\n"
-                f"M = {'1 (RNN, shared W)' if self.spec.shares_weights else 'delta_ab (DNN, fresh W per layer)'}; "
+                f"M = {_mask_text(self.spec)}; "
                 f"phi(x) = {self.phi.expr}\npair template: {sp.sstr(self.template)}")
+
+
+def _mask_text(spec: NetworkSpec) -> str:
+    groups = spec.groups("W")
+    if len(groups) == 1:
+        return "1 (one W shared by all steps)"
+    if all(len(g) == 1 for g in groups):
+        return "delta_ab (fresh W per step)"
+    return f"[W_a = W_b] (W shared within groups {[list(g) for g in groups]})"
+
+
+def _mask_latex(spec: NetworkSpec) -> str:
+    groups = spec.groups("W")
+    if len(groups) == 1:
+        return "1"
+    if all(len(g) == 1 for g in groups):
+        return r"\delta_{ab}"
+    return r"[W_a = W_b]"
 
 
 def action(spec: NetworkSpec) -> Action:

@@ -21,10 +21,11 @@ READOUTS = ("shared", "untied")
 
 
 def readout_mask(spec: NetworkSpec, readout=None) -> np.ndarray:
-    """M_out (T, T): 'shared' all-ones, 'untied' δ_ts, an explicit (T, T) 0/1 array, or None = M."""
+    """M_out (T, T): 'shared' all-ones, 'untied' δ_ts, an explicit (T, T) 0/1 array, or None = the
+    declaration's readout groups (``spec.readout_mask()``)."""
     T = spec.T
     if readout is None:
-        return spec.weight_mask()
+        return spec.readout_mask()
     if isinstance(readout, str):
         if readout not in READOUTS:
             raise SpecError(f"readout must be one of {READOUTS}, a (T, T) mask or None, got {readout!r}")

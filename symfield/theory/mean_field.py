@@ -113,7 +113,7 @@ def _dense(spec: NetworkSpec, km, X: np.ndarray, keep: str) -> np.ndarray | None
     first step (so that Σdet is a constant on every block but (0, 0))."""
     if keep != "all" or not km.closed or spec.T < 2:
         return None
-    if not spec.weight_mask().all() or spec.input_mask().ravel()[1:].any():
+    if not spec.weight_mask()[1:, 1:].all() or spec.input_mask().ravel()[1:].any():
         return None
     return np.empty((spec.T, spec.T, X.shape[0], X.shape[0]))
 
@@ -132,6 +132,8 @@ def mean_field(spec: NetworkSpec, X, progress: bool = False, keep: str = "all") 
         raise ValueError(f"keep must be 'all' or 'last', got {keep!r}")
     X = spec.check_inputs(X)
     km = kernel_map(spec.phi_fn)
+    if spec.has_skip:
+        return _with_skip(spec, X, km, keep, progress)
     dense = _dense(spec, km, X, keep)
     if dense is None:
         return _by_blocks(spec, X, km, keep, progress)
@@ -152,7 +154,7 @@ def _by_shells(spec, X, km, dense, progress) -> MeanField:
     variances[0] = np.diag(dense[0, 0])
     R[0], Q[0] = km.side_values(variances[0])
     _report(progress, 1, T)
-    bias, mask, g2 = spec.bias_part(), spec.weight_mask(), spec.g_values() ** 2
+    bias, mask, g2 = spec.bias_part(), spec.branch_mask(), spec.g_values() ** 2
     for lo, end in ([(hi, hi + 1) for hi in range(1, T)] if progress else [(1, T)]):
         if km.shells(lo, end, dense, variances, R, Q, bias, mask, g2):
             raise NonFiniteKernel(f"non-finite kernel in shells {lo}..{end - 1} (phi={spec.phi_fn.name})")
@@ -161,10 +163,47 @@ def _by_shells(spec, X, km, dense, progress) -> MeanField:
     return MeanField(spec, X, blocks, set(), variances, "all", dense)
 
 
+def _with_skip(spec, X, km, keep, progress) -> MeanField:
+    """Networks with skip coefficients a_t (leaky RNN, ResNet): h_t = a_t h_{t-1} + ξ_t with the driving
+    noise ξ of covariance D_ts = Σdet_ts + M_ts r_t r_s g_t g_s <φ(h_{t-1}) φ(h_{s-1})>, so that
+
+        X_ts = a_t X_{t-1,s} + D_ts   (X_ts = Cov(h_t, ξ_s)),     C_ts = a_s C_{t,s-1} + X_ts,
+
+    shell by shell in max(t, s) (D of shell s reads C of earlier shells only).  Dense (T, T, P, P) storage."""
+    T, P = spec.T, X.shape[0]
+    mask, g2, a = spec.branch_mask(), spec.g_values() ** 2, spec.leak_values()
+    C = np.zeros((T, T, P, P))
+    variances = np.empty((T, P))
+    for hi in range(T):
+        X_col = np.zeros((P, P))
+        for t in range(hi + 1):
+            sdet = _sigma_det(spec, X, t, hi)
+            if t >= 1 and mask[t, hi] != 0:
+                try:
+                    D = km.block(variances[t - 1], variances[hi - 1], C[t - 1, hi - 1], sdet, mask[t, hi],
+                                 g2[hi - 1], symmetric=(t == hi))
+                except FloatingPointError as err:
+                    raise NonFiniteKernel(f"non-finite kernel in block ({t}, {hi}): {err}") from None
+            else:
+                D = sdet
+            X_col = a[t] * X_col + D
+            prev = C[t, hi - 1] if t < hi else C[hi - 1, hi].T
+            C[t, hi] = X_col + (a[hi] * prev if hi > 0 else 0.0)
+            C[hi, t] = C[t, hi].T
+        C[hi, hi] = 0.5 * (C[hi, hi] + C[hi, hi].T)
+        variances[hi] = np.diag(C[hi, hi])
+        _report(progress, hi + 1, T)
+    if not np.all(np.isfinite(variances)):
+        raise NonFiniteKernel("non-finite kernel (the skip recursion overflowed)")
+    blocks = {(t, s): C[t, s] for s in range(T) for t in range(s + 1)
+              if spec.block_exists(t, s) and (keep == "all" or s == T - 1)}
+    return MeanField(spec, X, blocks, set(), variances, keep, C if keep == "all" else None)
+
+
 def _by_blocks(spec, X, km, keep, progress) -> MeanField:
     """Block by block, shell by shell (the DNN, input at every step, φ without closed form, keep='last')."""
     T, P = spec.T, X.shape[0]
-    mask = spec.weight_mask()
+    mask = spec.branch_mask()
     g2 = spec.g_values() ** 2
     blocks: dict[tuple[int, int], np.ndarray] = {}
     upper: set = set()
@@ -178,7 +217,8 @@ def _by_blocks(spec, X, km, keep, progress) -> MeanField:
             if not spec.block_exists(a, hi):  # masked out (DNN cross-layer blocks)
                 continue
             try:
-                blocks[(a, hi)] = km.block(variances[a - 1], variances[hi - 1], blocks[(a - 1, hi - 1)],
+                prev = blocks[(a - 1, hi - 1)] if (a - 1, hi - 1) in blocks else np.zeros((P, P))
+                blocks[(a, hi)] = km.block(variances[a - 1], variances[hi - 1], prev,
                                            _sigma_det(spec, X, a, hi), mask[a, hi], g2[hi - 1], symmetric=(a == hi),
                                            triangle=(a == hi), out=spare.pop() if spare else None)
             except FloatingPointError as err:

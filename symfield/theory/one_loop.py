@@ -313,8 +313,8 @@ def dnn_recursion(spec: NetworkSpec, X, n_nodes: dict | None = None) -> tuple[np
 
     Returns (NΔ, N(<C> - C̄)) per pair, in the order of ``pair_space(spec, P)``.
     """
-    if spec.shares_weights:
-        raise ValueError("dnn_recursion needs a DNN spec (use one_loop for the RNN)")
+    if (spec.weight_mask() != np.eye(spec.T)).any() or spec.has_skip:
+        raise ValueError("dnn_recursion needs fresh weights per layer and no skip (use one_loop otherwise)")
     mf = mean_field(spec, X)
     ing = ingredients(spec, mf)
     ps, D, mg2 = ing.ps, ing.D, ing.mg2
