@@ -5,7 +5,7 @@ import pytest
 import symfield as sf
 from symfield.solve import ConvergenceError, continue_in, maximize
 from symfield.spec import SpecError
-from symfield.theory.fl_action import LinearAction
+from symfield.theory.feature_learning.action import LinearAction
 from symfield.theory.feature_learning import (closed_form_threshold, critical_signal, feature_learning, mirror,
                                                signal_scan)
 

@@ -4,14 +4,15 @@ import pytest
 import sympy as sp
 
 import symfield as sf
-from symfield.theory import fl_closed, fl_rules
+from symfield.theory.feature_learning import closed as fl_closed, rules as fl_rules
 from symfield.theory.feature_learning import closed_form_threshold, critical_signal, feature_learning
-from symfield.theory.fl_action import LinearAction, gp_kernel
-from symfield.theory.fl_blocks import Blocks, sector_spectrum
-from symfield.theory.fl_problem import problem
-from symfield.theory.fl_solver import sector_hessian
-from symfield.theory.fl_symbolic import ExplicitAction, two_field_equations
-from symfield.theory.fl_tilted import GaussianTilted, ImportanceTilted, forward_backward_residual
+from symfield.theory.feature_learning.action import LinearAction, gp_kernel
+from symfield.theory.feature_learning.blocks import Blocks
+from symfield.theory.feature_learning.spectrum import sector_spectrum
+from symfield.theory.feature_learning.problem import problem
+from symfield.theory.feature_learning.spectrum import sector_hessian
+from symfield.theory.feature_learning.symbolic import ExplicitAction, two_field_equations
+from symfield.theory.feature_learning.tilted import GaussianTilted, ImportanceTilted, forward_backward_residual
 
 
 def _net(arch, T, **kw):

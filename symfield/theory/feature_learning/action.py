@@ -1,42 +1,29 @@
 """The μP action of a linear network with its gradient and Hessian from verified matrix rules.
 
-Closed-form action (theory Sec. 5), with the constant chosen so that S = 0 at the prior (GP)
-kernel without data:
+Closed-form action (theory Sec. 5; the terms Σ(C), A(C), S/N of :mod:`.terms`), with the constant
+chosen so that S = 0 at the prior (GP) kernel without data:
 
-    S/N = ½ [ ln det C − ln det Σ(C) − tr(Σ⁻¹C) + n − y_Sᵀ A(C)⁻¹ y_S ].
+    S/N = ½ [ ln det C − ln det Σ(C) − tr(Σ⁻¹C) + n − y_Sᵀ A(C)⁻¹ y_S ],   Σ(C) = A[Wm ∘ (BCBᵀ) + Σdet]Aᵀ.
 
-Ordered gradient G (dS/N = tr(G dC)), assembled from the rules of :mod:`fl_rules`:
+Ordered gradient G (dS/N = tr(G dC)), assembled from the rules of :mod:`.rules`:
 
-    G = ½ [ C⁻¹ − Σ⁻¹ + Bᵀ(Wm ∘ (Σ⁻¹CΣ⁻¹ − Σ⁻¹))B + σ_v² E_S(M_out ∘ w wᵀ) ],   w = A⁻¹ y_S.
+    G = ½ [ C⁻¹ − Σ⁻¹ + Bᵀ(Wm ∘ Aᵀ(Σ⁻¹CΣ⁻¹ − Σ⁻¹)A)B + σ_v² E_S(M_out ∘ w wᵀ) ],   w = A(C)⁻¹ y_S.
 
 Stationarity G = 0 is the forward–backward pair of Sec. 4 for the Gaussian tilted measure:
-C = (Σ⁻¹ − Ĉ)⁻¹ with Ĉ = Bᵀ(Wm ∘ (Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹))B + σ_v² E_S(M_out ∘ wwᵀ), ⟨hhᵀ⟩ = C.
-Matrices are on sites (n = T·P); every method accepts a batch of directions (m, n, n).
+C = (Σ⁻¹ − Ĉ)⁻¹ with Ĉ = Bᵀ(Wm ∘ Aᵀ(Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹)A)B + σ_v² E_S(M_out ∘ wwᵀ), ⟨hhᵀ⟩ = C
+(A = 1 without skip).  Matrices are on sites (n = T·P); every method accepts a batch of directions.
 """
 from __future__ import annotations
 
 import numpy as np
 import scipy.linalg as sla
 
-from .fl_problem import FLProblem
+from .problem import FLProblem
+from .terms import action_value, data_matrix, embed, propagate_adjoint, restrict, sigma, unshift
 
 
 class NotPositiveDefinite(ValueError):
     """C or Σ(C) is not positive definite (outside the domain of the action)."""
-
-
-def shift(C: np.ndarray, P: int) -> np.ndarray:
-    """B C Bᵀ: entry ((t, μ), (s, ν)) = C((t-1, μ), (s-1, ν)), zero at t = 1 or s = 1 (batched)."""
-    out = np.zeros_like(C)
-    out[..., P:, P:] = C[..., :-P, :-P]
-    return out
-
-
-def unshift(G: np.ndarray, P: int) -> np.ndarray:
-    """Bᵀ G B (the adjoint of :func:`shift`): entry (i, j) = G(i + P, j + P), zero at t = T."""
-    out = np.zeros_like(G)
-    out[..., :-P, :-P] = G[..., P:, P:]
-    return out
 
 
 def _inv_logdet(M: np.ndarray, name: str):
@@ -58,7 +45,7 @@ class Point:
         self.Cinv, self.logdetC = _inv_logdet(C, "C")
         self.Sinv, self.logdetS = _inv_logdet(self.Sigma, "Σ(C)")
         self.Q = self.Sinv @ C @ self.Sinv  # Σ⁻¹CΣ⁻¹
-        A = pr.kappa * np.eye(pr.sites_S.size) + pr.sigma_v2 * pr.mask_out_SS * C[np.ix_(pr.sites_S, pr.sites_S)]
+        A = data_matrix(restrict(C, pr.sites_S), pr.mask_out_SS, pr.kappa, pr.sigma_v2)
         self.Ainv, self.logdetA = _inv_logdet(A, "A(C)")
         self.w = self.Ainv @ pr.y_S
         self.trace = float(np.sum(self.Sinv * C))
@@ -74,23 +61,20 @@ class LinearAction:
 
     # -------------------------------------------------------------- pieces
     def sigma(self, C: np.ndarray) -> np.ndarray:
-        """Σ(C) = Wm ∘ (B C Bᵀ) + Σdet (theory Sec. 2)."""
-        return self.pr.wmask * shift(C, self.P) + self.pr.sigma_det
+        """Σ(C) = A [Wm ∘ (B C Bᵀ) + Σdet] Aᵀ (theory Sec. 2; :func:`.terms.sigma`)."""
+        return sigma(C, self.pr.wmask, self.pr.sigma_det, self.P, self.pr.prop)
 
     def dsigma(self, D: np.ndarray) -> np.ndarray:
-        """Directional derivative of Σ along D (linear: Wm ∘ B D Bᵀ)."""
-        return self.pr.wmask * shift(D, self.P)
+        """Directional derivative of Σ along D (linear: A (Wm ∘ B D Bᵀ) Aᵀ)."""
+        return sigma(D, self.pr.wmask, None, self.P, self.pr.prop)
 
     def sigma_adjoint(self, Gam: np.ndarray) -> np.ndarray:
-        """Chain rule through Σ: ⟨Γ, dΣ⟩ = ⟨Bᵀ(Wm ∘ Γ)B, dC⟩."""
-        return unshift(self.pr.wmask * Gam, self.P)
+        """Chain rule through Σ: ⟨Γ, dΣ⟩ = ⟨Bᵀ(Wm ∘ AᵀΓA)B, dC⟩."""
+        return unshift(self.pr.wmask * propagate_adjoint(Gam, self.pr.prop), self.P)
 
     def embed_S(self, K: np.ndarray) -> np.ndarray:
         """E_S: an (|S|, |S|) matrix placed on the supervised sites of an (n, n) matrix (batched)."""
-        out = np.zeros(K.shape[:-2] + (self.n, self.n))
-        S = self.pr.sites_S
-        out[..., S[:, None], S[None, :]] = K
-        return out
+        return embed(K, self.pr.sites_S, self.n)
 
     def point(self, C: np.ndarray) -> Point:
         return Point(self, C)
@@ -105,7 +89,7 @@ class LinearAction:
         return self.value_at(p)
 
     def value_at(self, p: Point) -> float:
-        return 0.5 * (p.logdetC - p.logdetS - p.trace + self.n - float(self.pr.y_S @ p.w))
+        return action_value(p.logdetC, p.logdetS, p.trace, self.n, float(self.pr.y_S @ p.w))
 
     def data_term(self, p: Point) -> float:
         """−½ y_Sᵀ A⁻¹ y_S."""
@@ -113,7 +97,7 @@ class LinearAction:
 
     # ------------------------------------------------------------ gradient
     def chat(self, p: Point, hh: np.ndarray | None = None) -> np.ndarray:
-        """Backward equation: Ĉ = Bᵀ(Wm ∘ (Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹))B + σ_v² E_S(M_out ∘ wwᵀ), ⟨hhᵀ⟩ = C default."""
+        """Backward equation: Ĉ = Bᵀ(Wm ∘ Aᵀ(Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹)A)B + σ_v² E_S(M_out ∘ wwᵀ), ⟨hhᵀ⟩ = C default."""
         inner = p.Q if hh is None else p.Sinv @ hh @ p.Sinv
         data = self.pr.sigma_v2 * self.embed_S(self.pr.mask_out_SS * np.outer(p.w, p.w))
         return self.sigma_adjoint(inner - p.Sinv) + data
@@ -139,8 +123,7 @@ class LinearAction:
         term_s = SdS @ p.Sinv  # d(−Σ⁻¹) = Σ⁻¹ dΣ Σ⁻¹
         M1 = SdS @ p.Q  # Σ⁻¹dΣQ; its transpose is QdΣΣ⁻¹ (Q, dΣ, Σ⁻¹ symmetric)
         dQ = -M1 - np.swapaxes(M1, -1, -2) + p.Sinv @ D @ p.Sinv
-        S = pr.sites_S
-        dA = pr.sigma_v2 * pr.mask_out_SS * D[..., S[:, None], S[None, :]]
+        dA = data_matrix(restrict(D, pr.sites_S), pr.mask_out_SS, None, pr.sigma_v2)
         dw = -(p.Ainv @ (dA @ p.w[:, None]))[..., 0]
         dww = dw[..., :, None] * p.w[None, :] + p.w[:, None] * dw[..., None, :]
         data = pr.sigma_v2 * self.embed_S(pr.mask_out_SS * dww)
@@ -150,19 +133,20 @@ class LinearAction:
         return self.hessp_at(self.point(C), D)
 
     # ----------------------------------------------------------- prediction
+    def readout_kernel(self, C: np.ndarray) -> np.ndarray:
+        """σ_v² (M_out ∘ C) on all sites (the output covariance × N, theory Sec. 2)."""
+        pr = self.pr
+        return pr.sigma_v2 * np.kron(pr.mask_out, np.ones((pr.P, pr.P))) * C
+
     def predict(self, C: np.ndarray) -> np.ndarray:
         """Mean output at every site: f̄ = σ_v² (M_out ∘ C)_{·S} A⁻¹ y_S (theory Sec. 4), shape (n,)."""
-        p = self.point(C)
-        pr = self.pr
-        mfull = np.kron(pr.mask_out, np.ones((pr.P, pr.P)))
-        return pr.sigma_v2 * (mfull * C)[:, pr.sites_S] @ p.w
+        return self.readout_kernel(C)[:, self.pr.sites_S] @ self.point(C).w
 
     def predictive_variance(self, C: np.ndarray) -> np.ndarray:
         """N × Var f at every site: σ_v²(M∘C)_** − σ_v⁴ (M∘C)_*S A⁻¹ (M∘C)_S* (diagonal, shape (n,))."""
         p = self.point(C)
-        pr = self.pr
-        K = pr.sigma_v2 * np.kron(pr.mask_out, np.ones((pr.P, pr.P))) * C
-        KS = K[:, pr.sites_S]
+        K = self.readout_kernel(C)
+        KS = K[:, self.pr.sites_S]
         return np.diag(K) - np.einsum("ia,ab,ib->i", KS, p.Ainv, KS)
 
 

@@ -5,9 +5,10 @@ For a problem with n = T·P <= :data:`MAX_SITES` sites every kernel entry is a S
 
     S/N = ½ [ ln det C − ln det Σ(C) − tr(Σ⁻¹C) + n − y_Sᵀ A(C)⁻¹ y_S ]        (theory Sec. 5)
 
-is built from explicit matrices (det, adjugate: no MatrixSymbol calculus).  Its gradient and
-Hessian are taken component by component with ``sympy.diff`` and compiled through
-:mod:`symfield.codegen` into one cached Numba module.  :func:`two_field_equations` derives the
+is built from explicit matrices (det, adjugate: no MatrixSymbol calculus) with the templates of
+:mod:`.terms` (Σ(C) = A[Wm ∘ (BCBᵀ) + Σdet]Aᵀ, A(C), S/N; the branch scales r_t g_t and the skip
+coefficients a_t are symbols).  Its gradient and Hessian are taken component by component with
+``sympy.diff`` and compiled through :mod:`symfield.codegen` into one cached Numba module.  :func:`two_field_equations` derives the
 forward–backward pair of Sec. 4 from the two-field action of the Gaussian tilted measure
 
     S(C, Ĉ)/N = −½ tr(ĈC) − ½ ln det(1 − ΣĈ) − ½ y_Sᵀ A⁻¹ y_S.
@@ -20,11 +21,10 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from .. import codegen
-from .fl_action import NotPositiveDefinite
-from .fl_codegen import vector_source
-from .fl_problem import FLProblem
-from .fl_rules import _shift_sym
+from ... import codegen
+from .action import NotPositiveDefinite
+from .problem import FLProblem
+from .terms import action_value, data_matrix_sym, propagator, sigma_sym
 
 #: largest number of sites for the explicit-component derivation (the expressions grow fast)
 MAX_SITES = 4
@@ -33,7 +33,7 @@ MAX_SITES = 4
 def _check_size(pr: FLProblem):
     if pr.n > MAX_SITES:
         raise ValueError(f"explicit components are derived for T·P <= {MAX_SITES} sites (got {pr.n}); "
-                         f"use the matrix rules (symfield.theory.fl_action.LinearAction) for larger problems")
+                         f"use the matrix rules (symfield.theory.feature_learning.action.LinearAction) for larger problems")
 
 
 @dataclass
@@ -43,8 +43,9 @@ class Symbols:
     n: int
     c: dict  # (i, j) -> symbol, i <= j
     sd: dict  # (i, j) -> symbol for non-zero Σdet entries
-    gt: list  # g_t of the matrix producing state t (t = 1..T-1)
+    gt: list  # r_t g_t of the matrix producing state t (t = 1..T-1, 0-based)
     y: list  # supervised targets
+    a: list = field(default_factory=list)  # skip coefficients a_t (t = 1..T-1, 0-based) if there is a skip
     kappa: sp.Symbol = field(default_factory=lambda: sp.Symbol("kappa", positive=True))
     sv2: sp.Symbol = field(default_factory=lambda: sp.Symbol("sv2", positive=True))
 
@@ -52,12 +53,13 @@ class Symbols:
         return sp.Matrix(self.n, self.n, lambda i, j: self.c[(min(i, j), max(i, j))])
 
     def hyper(self) -> list:
-        return [*self.sd.values(), *self.gt, *self.y, self.kappa, self.sv2]
+        return [*self.sd.values(), *self.gt, *self.a, *self.y, self.kappa, self.sv2]
 
     def hyper_values(self, pr: FLProblem) -> np.ndarray:
         sd = [pr.sigma_det[i, j] for (i, j) in self.sd]
-        gt = list(pr.spec.g_values()) if pr.T > 1 else []
-        return np.array([*sd, *gt, *pr.y_S, pr.kappa, pr.sigma_v2], dtype=float)
+        gt = list(pr.spec.plan.w_scale[1:])
+        a = list(pr.spec.leak_values()[1:]) if self.a else []
+        return np.array([*sd, *gt, *a, *pr.y_S, pr.kappa, pr.sigma_v2], dtype=float)
 
 
 def symbols_for(pr: FLProblem) -> Symbols:
@@ -67,29 +69,25 @@ def symbols_for(pr: FLProblem) -> Symbols:
           if pr.sigma_det[i, j] != 0}
     gt = [sp.Symbol(f"g_{t + 1}", positive=True) for t in range(1, pr.T)]
     y = [sp.Symbol(f"y_{k}", real=True) for k in range(pr.sites_S.size)]
-    return Symbols(n, c, sd, gt, y)
+    a = [sp.Symbol(f"a_{t + 1}", real=True) for t in range(1, pr.T)] if pr.prop is not None else []
+    return Symbols(n, c, sd, gt, y, a=a)
 
 
 def sigma_matrix(pr: FLProblem, sy: Symbols, C: sp.Matrix) -> sp.Matrix:
-    """Σ(C) = Wm ∘ (B C Bᵀ) + Σdet with symbolic g_t and Σdet entries."""
-    n, P = pr.n, pr.P
+    """Σ(C) (:func:`.terms.sigma_sym`) with symbolic r_t g_t, Σdet entries and skip coefficients."""
+    n = pr.n
     t = pr.times()
     g = [sp.Integer(0)] + list(sy.gt)
-    M = pr.spec.weight_mask()
-    sh = _shift_sym(C, P)
-    out = sp.zeros(n, n)
-    for i in range(n):
-        for j in range(n):
-            w = int(M[t[i], t[j]]) * g[t[i]] * g[t[j]]
-            sd = sy.sd.get((min(i, j), max(i, j)), 0)
-            out[i, j] = w * sh[i, j] + sd
-    return out
+    weight = sp.Matrix(n, n, lambda i, j: g[t[i]] * g[t[j]] if pr.wmask[i, j] != 0 else 0)
+    sdet = sp.Matrix(n, n, lambda i, j: sy.sd.get((min(i, j), max(i, j)), 0))
+    prop = propagator([0] + list(sy.a), pr.P) if sy.a else None
+    return sigma_sym(C, weight, sdet, pr.P, prop)
 
 
 def A_matrix(pr: FLProblem, sy: Symbols, C: sp.Matrix) -> sp.Matrix:
+    """A(C) (:func:`.terms.data_matrix_sym`)."""
     S = list(pr.sites_S)
-    m = len(S)
-    return sp.Matrix(m, m, lambda a, b: sy.kappa * int(a == b) + sy.sv2 * int(pr.mask_out_SS[a, b]) * C[S[a], S[b]])
+    return data_matrix_sym(C.extract(S, S), pr.mask_out_SS, sy.kappa, sy.sv2)
 
 
 def action_expr(pr: FLProblem, sy: Symbols) -> sp.Expr:
@@ -101,7 +99,7 @@ def action_expr(pr: FLProblem, sy: Symbols) -> sp.Expr:
     trace = (Sig.adjugate() * C).trace() / detS
     yv = sp.Matrix(sy.y)
     data = (yv.T * A.adjugate() * yv)[0, 0] / A.det(method="berkowitz")
-    return sp.Rational(1, 2) * (sp.log(C.det(method="berkowitz")) - sp.log(detS) - trace + pr.n - data)
+    return action_value(sp.log(C.det(method="berkowitz")), sp.log(detS), trace, pr.n, data)
 
 
 @lru_cache(maxsize=32)
@@ -120,7 +118,7 @@ _PENDING: dict = {}
 
 def _structure_key(pr: FLProblem):
     """Everything the symbolic expressions depend on (not the numeric hyperparameters)."""
-    return (pr.spec.arch, pr.T, pr.P, tuple(map(tuple, pr.spec.weight_mask().astype(int))),
+    return (pr.T, pr.P, tuple(map(tuple, (pr.wmask != 0).astype(int))), pr.prop is not None,
             tuple(map(tuple, (pr.sigma_det != 0).astype(int))), tuple(pr.sites_S),
             tuple(map(tuple, pr.mask_out_SS.astype(int))))
 
@@ -137,14 +135,16 @@ def derive(pr: FLProblem):
 
 
 def module_source(pr: FLProblem) -> str:
+    """One module with action(*c, *hyper) -> S/N, gradient(...) and hessian(...) -> tuples (``codegen``)."""
     sy, S, grad, hess = derive(pr)
     cs = list(sy.c.values())
-    inputs = [("cvec", cs), ("hyper", sy.hyper())]
-    parts = [f"# Generated by symfield.theory.fl_symbolic: explicit-component μP action, T={pr.T}, P={pr.P}, "
-             f"arch={pr.spec.arch}, supervised sites {list(pr.sites_S)}",
+    args = [*cs, *sy.hyper()]
+    parts = [f"# Generated by symfield.theory.feature_learning.symbolic: explicit-component μP action, T={pr.T}, "
+             f"P={pr.P}, supervised sites {list(pr.sites_S)}",
              f"# unordered kernel entries: {[str(c) for c in cs]}", f"# hyper: {[str(h) for h in sy.hyper()]}",
-             codegen.HEADER, vector_source("action", inputs, [S]), vector_source("gradient", inputs, grad),
-             vector_source("hessian", inputs, hess)]
+             codegen.HEADER, codegen.scalar_source("action", args, S, vectorise=False),
+             codegen.scalar_source("gradient", args, sp.Tuple(*grad), vectorise=False),
+             codegen.scalar_source("hessian", args, sp.Tuple(*hess), vectorise=False)]
     return "\n\n".join(parts)
 
 
@@ -155,13 +155,13 @@ class ExplicitAction:
         self.pr, self.n, self.P = pr, pr.n, pr.P
         self.symbols = derive(pr)[0]
         src = module_source(pr)
-        self.module = codegen.load_module(src, f"fl_explicit_{pr.spec.arch}_T{pr.T}_P{pr.P}")
+        self.module = codegen.load_module(src, f"fl_explicit_T{pr.T}_P{pr.P}")
         self.hyper = self.symbols.hyper_values(pr)
         self.iu = np.triu_indices(self.n)
         self.m = self.iu[0].size
 
     def _c(self, C):
-        return np.ascontiguousarray(C[self.iu])
+        return C[self.iu].tolist()
 
     def point(self, C):
         for M, name in ((C, "C"),):
@@ -172,7 +172,7 @@ class ExplicitAction:
         return C
 
     def value_at(self, C) -> float:
-        return float(self.module.action(self._c(C), self.hyper, np.empty(1))[0])
+        return float(self.module.action(*self._c(C), *self.hyper))
 
     def value(self, C) -> float:
         try:
@@ -181,7 +181,7 @@ class ExplicitAction:
             return -np.inf
 
     def grad_unordered(self, C) -> np.ndarray:
-        return self.module.gradient(self._c(C), self.hyper, np.empty(self.m))
+        return np.array(self.module.gradient(*self._c(C), *self.hyper), dtype=float)
 
     def grad_at(self, C) -> np.ndarray:
         """Ordered symmetric gradient: G_ii = ∂S/∂c_ii, G_ij = ½ ∂S/∂c_ij (i ≠ j)."""
@@ -196,7 +196,7 @@ class ExplicitAction:
         return self.grad_at(self.point(C))
 
     def hessian_unordered(self, C) -> np.ndarray:
-        h = self.module.hessian(self._c(C), self.hyper, np.empty(self.m * (self.m + 1) // 2))
+        h = np.array(self.module.hessian(*self._c(C), *self.hyper), dtype=float)
         H = np.zeros((self.m, self.m))
         iu = np.triu_indices(self.m)
         H[iu] = h

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fl_action import LinearAction
-from .fl_problem import FLProblem
-from .fl_solver import top_eigen
+from .action import LinearAction
+from .problem import FLProblem
+from .spectrum import learned_eigenvalues, top_eigen, weight_group_sites
 
 #: a Hessian eigenvalue above this (congruence coordinates) counts as an instability
 UNSTABLE_TOL = 1e-9
@@ -134,36 +134,28 @@ class FeatureLearning:
         return v.reshape(self.problem.T, self.problem.P).T
 
     # ------------------------------------------------------------- weights
-    def learned_eigenvalues(self) -> np.ndarray:
-        """Non-zero spectrum of the learned part of W (theory Sec. 8).
+    def learned_eigenvalues(self):
+        """Non-zero spectrum of the learned part of W (theory Sec. 8; :func:`.spectrum.learned_eigenvalues`).
 
-        RNN: eig(C_pp⁻¹ C_pn) over the sites t <= T-1, (C_pn)_{(a,μ),(b,ν)} = C_{(a,μ),(b+1,ν)}.
-        DNN: per layer, eig(C_tt⁻¹ C_{t,t+1}) stacked as (T-1, P).  Needs input at t = 1 only and no
-        bias (then W H_p = H_n exactly)."""
-        pr = self.problem
-        if pr.T < 2:
+        One W group (W shared over all steps, e.g. an RNN): eig(C_pp⁻¹ C_pn) over the sites t <= T-1,
+        a 1-D array.  Several groups: one array per group, stacked when the groups have the same size
+        (fresh W per layer, e.g. a DNN: (T-1, P)).  Needs input at t = 1 only and no bias."""
+        out = learned_eigenvalues(self.problem, self.selected.C)
+        if len(out) == 0:
             return np.zeros(0)
-        if pr.spec.input != "first" or np.any(pr.sigma_det[pr.P:]) or np.any(pr.sigma_det[:, pr.P:]):
-            raise NotImplementedError("learned eigenvalues need input at t = 1 only and no bias (W H_p = H_n)")
-        C, P, n = self.selected.C, pr.P, pr.n
-        if pr.spec.shares_weights:
-            Cpp, Cpn = C[:n - P, :n - P], C[:n - P, P:]
-            return np.linalg.eigvals(np.linalg.solve(Cpp, Cpn))
-        out = []
-        for t in range(pr.T - 1):
-            b = slice(t * P, (t + 1) * P)
-            nb = slice((t + 1) * P, (t + 2) * P)
-            out.append(np.linalg.eigvals(np.linalg.solve(C[b, b], C[b, nb])))
-        return np.array(out)
+        if len(out) == 1:
+            return out[0]
+        return np.array(out) if len({v.size for v in out}) == 1 else out
 
-    def outliers(self) -> np.ndarray:
-        """Learned eigenvalues outside the bulk disc: |λ| > g (theory Sec. 8)."""
-        lam = self.learned_eigenvalues()
+    def outliers(self):
+        """Learned eigenvalues outside the bulk disc of their W group: |λ| > g (theory Sec. 8), in the
+        layout of :meth:`learned_eigenvalues` (a list per group when there are several)."""
+        lam = learned_eigenvalues(self.problem, self.selected.C)
         g = self.problem.spec.g_values()
-        if self.problem.spec.shares_weights:
-            return lam[np.abs(lam) > g[0] * (1 + 1e-12)] if lam.size else lam
-        return [row[np.abs(row) > gt * (1 + 1e-12)] for row, gt in zip(lam, g)]
+        out = [row[np.abs(row) > g[k[0] - 1] * (1 + 1e-12)] for row, (_, _, k) in
+               zip(lam, weight_group_sites(self.problem))]
+        return out[0] if len(out) == 1 else out
 
     def __repr__(self):
-        return (f"FeatureLearning({self.problem.spec.arch.upper()}, T={self.problem.T}, P={self.problem.P}, "
+        return (f"FeatureLearning({self.problem.spec.label}, T={self.problem.T}, P={self.problem.P}, "
                 f"phase={self.phase!r}, action={self.action:.6g}, branches={[b.name for b in self.branches]})")

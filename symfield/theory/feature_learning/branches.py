@@ -1,4 +1,4 @@
-"""Bayesian feature learning of DNNs and RNNs in the mean-field (μP) regime (arXiv:2602.15593).
+"""Signal continuation and branch selection of the μP saddle point, for any declared network (arXiv:2602.15593).
 
     fl = feature_learning(net, X, Y, supervised, kappa)      # saddle point of S(C)/N, best branch
     critical_signal(net, X, Y, supervised, kappa)            # |y_S| where the symmetric branch destabilises
@@ -22,13 +22,14 @@ import numpy as np
 from scipy.optimize import brentq
 from threadpoolctl import threadpool_limits
 
-from ..solve import ConvergenceError, continue_in
-from ..spec import SpecError
-from .fl_action import LinearAction, NotPositiveDefinite, gp_kernel
-from .fl_blocks import Blocks, embed_sector, sector_spectrum
-from .fl_problem import FLProblem, problem
-from .fl_result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, cross_time_size, mirror
-from .fl_solver import maximise
+from ...solve import ConvergenceError, continue_in
+from ...spec import SpecError
+from .action import LinearAction, NotPositiveDefinite, gp_kernel
+from .blocks import Blocks
+from .problem import FLProblem, problem
+from .result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, cross_time_size, mirror
+from .solver import maximise
+from .spectrum import embed_sector, sector_spectrum
 
 
 
@@ -39,11 +40,11 @@ def make_action(pr: FLProblem, backend: str = "matrix"):
         raise NotImplementedError(
             f"phi={pr.spec.phi_fn.name!r}: the μP solver is implemented for linear φ (closed-form action). "
             "For nonlinear φ the forward–backward equations with the tilted single-neuron measure are in "
-            "symfield.theory.fl_tilted (ImportanceTilted), without a solver yet")
+            "symfield.theory.feature_learning.tilted (ImportanceTilted), without a solver yet")
     if backend == "matrix":
         return LinearAction(pr)
     if backend == "explicit":
-        from .fl_symbolic import ExplicitAction
+        from .symbolic import ExplicitAction
         return ExplicitAction(pr)
     raise ValueError(f"backend must be 'matrix' or 'explicit', got {backend!r}")
 
@@ -130,7 +131,8 @@ def feature_learning(net, X, Y, supervised=None, kappa=1.0, *, readout=None, ste
                      progress: bool = False) -> FeatureLearning:
     """Saddle point of the μP action for targets Y on the supervised sites (see the module docstring).
 
-    ``readout``: 'shared' / 'untied' / (T, T) mask (default: the weight mask, RNN shared, DNN untied).
+    ``readout``: 'shared' / 'untied' / (T, T) mask (default: the declared readout groups,
+    ``net.readout_mask()``: RNN shared, DNN untied).
     ``steps``: continuation steps in the signal scale (refined automatically where a step fails).
     ``overshoot``: the symmetric branch is continued up to s = overshoot; if it jumps (a fold), the other
     symmetric branch is followed back to s = 1 and kept when its action is larger (coexistence region).
@@ -274,18 +276,26 @@ def critical_signal(net, X, Y, supervised=None, kappa=1.0, *, readout=None, s_ma
 
 
 def closed_form_threshold(net, X, Y=None, supervised=None, kappa=1.0) -> float:
-    """|y_c| from the symbolically derived closed form (linear endpoint task, K^x = q·1; Sec. 7.3)."""
-    from . import fl_closed
+    """|y_c| from the symbolically derived closed form (linear endpoint task, K^x = q·1; Sec. 7.3).
+
+    Derived for one W shared by all steps (M = 1 on t, s >= 2; ``inf`` when no two steps share a W, as
+    no lag sector destabilises) without skip coefficients; other groupings raise (use
+    :func:`critical_signal`)."""
+    from . import closed
     P = np.asarray(X).shape[0]
     Y = np.zeros((P, net.T)) if Y is None else Y
     pr = problem(net, X, Y, supervised, kappa)
-    if not pr.spec.shares_weights:
+    M = pr.spec.weight_mask()[1:, 1:]
+    if np.all(M == np.eye(M.shape[0])):
         return float("inf")
-    params = fl_closed.endpoint_parameters(pr)
-    if fl_closed.folds_before_threshold(net.T, **params):
+    if not np.all(M == 1) or pr.prop is not None:
+        raise SpecError("the closed-form threshold is derived for one W shared by all steps and no skip "
+                        f"(leak); W groups {pr.spec.groups('W')}, leak {pr.spec.leak}: use critical_signal")
+    params = closed.endpoint_parameters(pr)
+    if closed.folds_before_threshold(net.T, **params):
         warnings.warn("the symmetric branch folds before ρ_c for these hyperparameters (y²(ρ) is not monotone): "
                       "the closed-form pitchfork threshold is not the transition that is realised", stacklevel=2)
-    return fl_closed.threshold_value(net.T, **params)
+    return closed.threshold_value(net.T, **params)
 
 
 @dataclass

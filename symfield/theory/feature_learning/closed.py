@@ -23,17 +23,23 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from ..spec import SpecError
+from ...spec import SpecError
+from .terms import action_value, data_matrix_sym, sigma_sym
 
 rho, y, kappa, g, su, sv, eps = sp.symbols("rho y kappa g sigma_u sigma_v epsilon", positive=True)
 
 
 def _sigma_diag_action(cs):
-    """S/N at a diagonal C for the RNN endpoint task (Σ = diag(σ_u², g² c_1, …, g² c_{T−1}))."""
+    """S/N (:mod:`.terms`) at a diagonal C for the endpoint task: Σ = diag(σ_u², g² c_1, …, g² c_{T−1})
+    (any W groups agree at a diagonal C), A = κ + σ_v² c_T."""
     T = len(cs)
-    sig = [su ** 2] + [g ** 2 * c for c in cs[:-1]]
-    return sp.Rational(1, 2) * (sum(sp.log(c) for c in cs) - sum(sp.log(s) for s in sig)
-                                - sum(c / s for c, s in zip(cs, sig)) + T - y ** 2 / (kappa + sv ** 2 * cs[-1]))
+    sdet = sp.zeros(T, T)
+    sdet[0, 0] = su ** 2
+    Sig = sigma_sym(sp.diag(*cs), g ** 2 * sp.ones(T, T), sdet, 1)
+    sig = [Sig[t, t] for t in range(T)]
+    A = data_matrix_sym(sp.Matrix([[cs[-1]]]), [[1]], kappa, sv ** 2)[0, 0]
+    return action_value(sum(sp.log(c) for c in cs), sum(sp.log(s) for s in sig),
+                        sum(c / s for c, s in zip(cs, sig)), T, y ** 2 / A)
 
 
 def diagonal_equations(T: int):

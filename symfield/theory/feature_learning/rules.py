@@ -9,7 +9,9 @@ d f = tr(G dX) = ⟨G, dX⟩_F, and carries
   ``sympy.diff`` of the components; the unordered-pair derivative of an off-diagonal
   entry is twice the ordered gradient entry).
 
-``verify_numeric`` and ``verify_symbolic`` return the largest error; the tests call them.
+The operators are those :class:`~.action.LinearAction` uses (:mod:`.terms`), so the verified code is
+the code that runs.  ``verify_numeric`` and ``verify_symbolic`` return the largest error; the tests
+call them for every registered rule.
 """
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ from typing import Callable
 
 import numpy as np
 import sympy as sp
+
+from .terms import (embed, embed_sym, propagate, propagate_adjoint, propagator, restrict, shift, shift_sym,
+                    unshift, unshift_sym)
 
 
 @dataclass(frozen=True)
@@ -28,28 +33,6 @@ class Rule:
     grad: Callable
     f_sym: Callable
     grad_sym: Callable
-
-
-def _shift_np(X, P):
-    out = np.zeros_like(X)
-    out[P:, P:] = X[:-P, :-P]
-    return out
-
-
-def _unshift_np(G, P):
-    out = np.zeros_like(G)
-    out[:-P, :-P] = G[P:, P:]
-    return out
-
-
-def _shift_sym(X, P):
-    n = X.shape[0]
-    return sp.Matrix(n, n, lambda i, j: X[i - P, j - P] if i >= P and j >= P else 0)
-
-
-def _unshift_sym(G, P):
-    n = G.shape[0]
-    return sp.Matrix(n, n, lambda i, j: G[i + P, j + P] if i + P < n and j + P < n else 0)
 
 
 RULES: dict[str, Rule] = {}
@@ -80,27 +63,17 @@ register(Rule("hadamard_mask", "⟨Γ, M ∘ dX⟩ = ⟨M ∘ Γ, dX⟩: d f(M �
               lambda X, c: (c["Y"] * X.multiply_elementwise(c["M"])).trace(),
               lambda X, c: c["Y"].multiply_elementwise(c["M"])))
 register(Rule("backshift", "⟨Γ, B dX Bᵀ⟩ = ⟨Bᵀ Γ B, dX⟩",
-              lambda X, c: np.trace(c["Y"] @ _shift_np(X, c["P"])), lambda X, c: _unshift_np(c["Y"], c["P"]),
-              lambda X, c: (c["Y"] * _shift_sym(X, c["P"])).trace(), lambda X, c: _unshift_sym(c["Y"], c["P"])))
+              lambda X, c: np.trace(c["Y"] @ shift(X, c["P"])), lambda X, c: unshift(c["Y"], c["P"]),
+              lambda X, c: (c["Y"] * shift_sym(X, c["P"])).trace(), lambda X, c: unshift_sym(c["Y"], c["P"])))
 register(Rule("restriction", "⟨Γ, (dX)_SS⟩ = ⟨E_S Γ, dX⟩",
-              lambda X, c: np.trace(c["Ys"] @ X[np.ix_(c["S"], c["S"])]),
-              lambda X, c: _embed_np(c["Ys"], c["S"], X.shape[0]),
+              lambda X, c: np.trace(c["Ys"] @ restrict(X, c["S"])),
+              lambda X, c: embed(c["Ys"], c["S"], X.shape[0]),
               lambda X, c: (c["Ys_sym"] * X.extract(list(c["S"]), list(c["S"]))).trace(),
-              lambda X, c: _embed_sym(c["Ys_sym"], c["S"], X.shape[0])))
-
-
-def _embed_np(K, S, n):
-    out = np.zeros((n, n))
-    out[np.ix_(S, S)] = K
-    return out
-
-
-def _embed_sym(K, S, n):
-    out = sp.zeros(n, n)
-    for a, i in enumerate(S):
-        for b, j in enumerate(S):
-            out[i, j] = K[a, b]
-    return out
+              lambda X, c: embed_sym(c["Ys_sym"], c["S"], X.shape[0])))
+register(Rule("propagator", "⟨Γ, A dX Aᵀ⟩ = ⟨Aᵀ Γ A, dX⟩ (skip propagator A_ts = a_{s+1}···a_t)",
+              lambda X, c: np.trace(c["Y"] @ propagate(X, c["A"])), lambda X, c: propagate_adjoint(c["Y"], c["A"]),
+              lambda X, c: (c["Y"] * c["A_sym"] * X * c["A_sym"].T).trace(),
+              lambda X, c: c["A_sym"].T * c["Y"] * c["A_sym"]))
 
 
 def _context(n: int, rng, symbolic: bool = False) -> dict:
@@ -111,9 +84,12 @@ def _context(n: int, rng, symbolic: bool = False) -> dict:
     M = np.triu(M) + np.triu(M, 1).T
     S = np.sort(rng.choice(n, size=max(1, n - 1), replace=False))
     Ys = Y[np.ix_(S, S)]
-    ctx = {"Y": Y, "M": M, "P": P, "y": rng.standard_normal(n), "S": S, "Ys": Ys}
+    Pa = P if n % P == 0 else 1
+    A = propagator(rng.uniform(-1.0, 1.0, n // Pa), Pa)
+    ctx = {"Y": Y, "M": M, "P": P, "y": rng.standard_normal(n), "S": S, "Ys": Ys, "A": A}
     if symbolic:
-        ctx = dict(ctx, Y=sp.Matrix(Y), M=sp.Matrix(M), y=sp.Matrix(ctx["y"]), Ys_sym=sp.Matrix(Ys))
+        ctx = dict(ctx, Y=sp.Matrix(Y), M=sp.Matrix(M), y=sp.Matrix(ctx["y"]), Ys_sym=sp.Matrix(Ys),
+                   A_sym=sp.Matrix(A))
     return ctx
 
 

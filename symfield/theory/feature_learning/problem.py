@@ -1,13 +1,14 @@
 """The data of a μP feature-learning problem on sites s = (t, μ), index i = t·P + μ (time-major).
 
-Builds, from a :class:`NetworkSpec` and (X, Y, supervised, κ), the arrays the action needs:
+Builds, from the declaration (:class:`NetworkSpec`) and (X, Y, supervised, κ), the arrays of the
+terms in :mod:`.terms`:
 
-    Σ(C) = Wm ∘ (B C Bᵀ) + Σdet,   Wm_(tμ),(sν) = M_ts g_t g_s          (theory Sec. 2)
-    A(C) = κ 1 + σ_v² (M_out ∘ C)_SS,   y_S = Y at the supervised sites    (theory Sec. 3)
+    Σ(C) = A [Wm ∘ (B C Bᵀ) + Σdet] Aᵀ,  Wm_(tμ),(sν) = (branch mask)_ts g_t g_s    (theory Sec. 2)
+    A(C) = κ 1 + σ_v² (M_out ∘ C)_SS,   y_S = Y at the supervised sites             (theory Sec. 3)
 
-with B the backshift by one time step (P sites), M the weight mask (RNN 1, DNN δ_ts),
-g_t the scale of the matrix producing state t (g_1 = 0: no recurrent input at t = 1),
-Σdet = bias + input part from the spec, and M_out the readout mask (shared: 1, untied: δ_ts).
+with the branch mask M_ts r_t r_s (M from the W groups), g_t the scale of the matrix producing state
+t (no W at t = 1), Σdet = bias + input part (Π^bias, Π^in from the groups), the skip propagator
+A_ts = a_{s+1}···a_t (``prop``, None without skip) and M_out the readout mask (default: the v groups).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..spec import NetworkSpec, SpecError
+from ...spec import NetworkSpec, SpecError
+from .terms import propagator
 
 READOUTS = ("shared", "untied")
 
@@ -87,6 +89,7 @@ class FLProblem:
     wmask: np.ndarray = field(repr=False)  # (n, n): M_ts g_t g_s
     sites_S: np.ndarray = field(repr=False)  # indices of supervised sites (time-major)
     mask_out_SS: np.ndarray = field(repr=False)
+    prop: np.ndarray | None = field(default=None, repr=False)  # (n, n) skip propagator A ⊗ 1_P, None: no skip
 
     @property
     def T(self) -> int:
@@ -112,7 +115,8 @@ class FLProblem:
     def with_targets(self, Y) -> "FLProblem":
         """The same problem with targets ``Y`` (same supervised set)."""
         return FLProblem(self.spec, self.X, check_targets(Y, self.P, self.T, self.supervised), self.supervised,
-                         self.kappa, self.mask_out, self.sigma_det, self.wmask, self.sites_S, self.mask_out_SS)
+                         self.kappa, self.mask_out, self.sigma_det, self.wmask, self.sites_S, self.mask_out_SS,
+                         self.prop)
 
     def to_sites(self, K: np.ndarray) -> np.ndarray:
         """(T, T, P, P) -> (n, n)."""
@@ -135,9 +139,11 @@ class FLProblem:
     def block_diagonal_invariant(self) -> bool:
         """Is the time-block-diagonal set of C stationary-invariant (the symmetric sector exists)?
 
-        True when Σdet and the data term have no cross-time entries: then ∂S/∂C vanishes off the
-        time-block diagonal at every time-block-diagonal C (only ln det C and Σ couple lags, and
-        both preserve block-diagonality)."""
+        True when there is no skip and Σdet and the data term have no cross-time entries: then ∂S/∂C
+        vanishes off the time-block diagonal at every time-block-diagonal C (only ln det C and Σ couple
+        lags, and both preserve block-diagonality; a skip propagator A does not)."""
+        if self.prop is not None:
+            return False
         off = self.lag() > 0
         if np.any(self.sigma_det[off] != 0):
             return False
@@ -149,7 +155,7 @@ class FLProblem:
 def problem(spec: NetworkSpec, X, Y, supervised=None, kappa=1.0, readout=None) -> FLProblem:
     """Validate the inputs and build the site arrays of the μP action (module docstring)."""
     if not isinstance(spec, NetworkSpec):
-        raise TypeError(f"net must be a NetworkSpec (sf.RNN / sf.DNN), got {type(spec).__name__}")
+        raise TypeError(f"net must be a NetworkSpec (sf.RNN, sf.DNN, sf.NetworkSpec(...)), got {type(spec).__name__}")
     if spec.scaling != "mean_field":
         raise SpecError("feature learning needs the mean-field (μP) readout f = v·φ(h)/N: build the network "
                         "with scaling='mean_field'")
@@ -165,8 +171,8 @@ def problem(spec: NetworkSpec, X, Y, supervised=None, kappa=1.0, readout=None) -
         for b in range(T):
             sdet[a * P:(a + 1) * P, b * P:(b + 1) * P] = spec.sigma_det(Xc, a, b)
     gt = np.concatenate([[0.0], spec.g_values()]) if T > 1 else np.zeros(1)
-    M = spec.weight_mask()
-    wm = np.kron(M * np.outer(gt, gt), np.ones((P, P)))
+    wm = np.kron(spec.branch_mask() * np.outer(gt, gt), np.ones((P, P)))
+    prop = propagator(spec.leak_values(), P) if spec.has_skip else None
     sites_S = np.flatnonzero(sup.T.reshape(-1))
     mS = np.kron(mout, np.ones((P, P)))[np.ix_(sites_S, sites_S)]
     first = sdet[:P, :P]
@@ -176,4 +182,4 @@ def problem(spec: NetworkSpec, X, Y, supervised=None, kappa=1.0, readout=None) -
         raise SpecError(f"the input covariance at t = 1, g_in² X X^T / D (+ bias), is singular (rank "
                         f"{np.linalg.matrix_rank(first)} < P = {P}): use D >= P linearly independent inputs "
                         f"or a bias") from None
-    return FLProblem(spec, Xc, Y, sup, kappa, mout, sdet, wm, sites_S, mS)
+    return FLProblem(spec, Xc, Y, sup, kappa, mout, sdet, wm, sites_S, mS, prop)

@@ -6,17 +6,17 @@ product of svec vectors is the Frobenius product).  There the ln det term has He
 at the start, which makes the Newton–CG steps well conditioned for any T·P.  The gradient
 and Hessian-vector products are those of :class:`~symfield.theory.fl_action.LinearAction`
 transformed by the congruence (Lᵀ G L).  A ``sector`` restricts the variables to entries of
-given time lags |t − s| (lag 0 = the time-block-diagonal, symmetric sector).
+given time lags |t − s| (lag 0 = the time-block-diagonal, symmetric sector).  Hessian spectra in the
+same coordinates are in :mod:`.spectrum`.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
 import numpy as np
-import scipy.sparse.linalg as ssl
 
-from ..solve import maximize
-from .fl_action import LinearAction, NotPositiveDefinite
+from ...solve import maximize
+from .action import LinearAction, NotPositiveDefinite
 
 
 @lru_cache(maxsize=8)
@@ -153,56 +153,3 @@ def maximise(act: LinearAction, C0: np.ndarray, lags=None, gtol: float = 1e-9, m
     res = maximize(fr.value, fr.grad, fr.hessp, fr.z0(), gtol=gtol, maxiter=maxiter, radius=0.5, label=label)
     C = fr.C(res.x)
     return 0.5 * (C + C.T), res
-
-
-def sector_hessian(act: LinearAction, C: np.ndarray, lags, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Dense Hessian of S/N restricted to the svec entries with lag in ``lags``, in congruence
-    coordinates at C (same inertia as in C coordinates); returns (H, svec indices)."""
-    fr = Frame(act, C)
-    idx = np.flatnonzero(sector_mask(act, lags)) if lags is not None else np.arange(act.n * (act.n + 1) // 2)
-    m = idx.size
-    H = np.empty((m, m))
-    p = fr._at(fr.z0())
-    for start in range(0, m, chunk):
-        sel = idx[start:start + chunk]
-        V = np.zeros((sel.size, fr.z0().size))
-        V[np.arange(sel.size), sel] = 1.0
-        D = fr.L @ smat(V, act.n) @ fr.L.T
-        Hv = svec(fr.L.T @ act.hessp_at(p, D) @ fr.L)
-        H[start:start + sel.size] = Hv[:, idx]
-    return 0.5 * (H + H.T), idx
-
-
-DENSE_MAX = 1500
-
-
-def top_eigen(act: LinearAction, C: np.ndarray, lags=None):
-    """Largest eigenvalue of the Hessian of S/N (congruence coordinates at C) over ``lags``;
-    returns (λ, direction as an (n, n) symmetric matrix in C coordinates, normalised)."""
-    fr = Frame(act, C, sector_mask(act, lags))
-    mask = fr.mask
-    dim = int(mask.sum()) if mask is not None else fr.z0().size
-    if dim == 0:
-        return -np.inf, np.zeros((act.n, act.n))
-    if dim <= DENSE_MAX:
-        H, idx = sector_hessian(act, C, lags)
-        lam, vecs = np.linalg.eigh(H)
-        v = np.zeros(fr.z0().size)
-        v[idx] = vecs[:, -1]
-        top = lam[-1]
-    else:
-        z0 = fr.z0()
-        full = np.flatnonzero(mask) if mask is not None else np.arange(z0.size)
-
-        def mv(x):
-            v = np.zeros(z0.size)
-            v[full] = x
-            return fr.hessp(z0, v)[full]
-
-        op = ssl.LinearOperator((full.size, full.size), matvec=mv, dtype=float)
-        lam, vecs = ssl.eigsh(op, k=1, which="LA", tol=1e-8)
-        v = np.zeros(z0.size)
-        v[full] = vecs[:, 0]
-        top = lam[0]
-    D = fr.L @ smat(v, act.n) @ fr.L.T
-    return float(top), D / np.linalg.norm(D)

@@ -2,7 +2,7 @@
 
     p(h) ∝ N(h; 0, Σ(C)) exp(½ φ(h)ᵀ Ĉ φ(h))
     forward:   C = ⟨φ(h) φ(h)ᵀ⟩
-    backward:  Ĉ = Bᵀ[Wm ∘ (Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹)]B + σ_v² E_S[M_out ∘ wwᵀ],   w = A(C)⁻¹ y_S
+    backward:  Ĉ = Bᵀ[Wm ∘ Aᵀ(Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹)A]B + σ_v² E_S[M_out ∘ wwᵀ],   w = A(C)⁻¹ y_S
 
 A measure supplies ``moments(Sigma, Chat) -> (⟨φφᵀ⟩, ⟨hhᵀ⟩)``.  :class:`GaussianTilted` is exact
 for linear φ (⟨hhᵀ⟩ = (Σ⁻¹ − Ĉ)⁻¹); :class:`ImportanceTilted` estimates both moments for any φ
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fl_action import LinearAction
+from .action import LinearAction
 
 
 class GaussianTilted:

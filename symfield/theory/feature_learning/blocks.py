@@ -13,14 +13,15 @@ dΣ_t = w_t D_{t−1}, w_t = M_{t,t+k} g_t g_{t+k}, dQ_t = −Σ_t⁻¹dΣ_tQ_{t
 (Q = Σ⁻¹CΣ⁻¹; for k >= 1 the data term does not contribute).  Both cost O(T P³) per product.
 All operators are given in congruence coordinates D_t = L_t V_t L_{t+k}ᵀ (C_t = L_t L_tᵀ), where the
 ln det part is exactly −½·1.  Checked against the dense :class:`LinearAction` in the tests.
+Σ, A and S/N are those of :mod:`.terms`; spectra of the lag sectors are in :mod:`.spectrum`.
 """
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse.linalg as ssl
 
-from .fl_action import NotPositiveDefinite
-from .fl_problem import FLProblem
+from .action import NotPositiveDefinite
+from .problem import FLProblem
+from .terms import action_value, data_matrix, sigma
 
 
 def _chol(M, name):
@@ -52,8 +53,7 @@ class BlockPoint:
         for t in range(T):
             S = bl.S[t]
             if S.size:
-                A = bl.kappa * np.eye(S.size) + bl.sv2 * Cb[t][np.ix_(S, S)]
-                Ai = _inv(_chol(A, "A(C)"))
+                Ai = _inv(_chol(data_matrix(Cb[t][np.ix_(S, S)], 1.0, bl.kappa, bl.sv2), "A(C)"))
                 w = Ai @ bl.y[t]
                 self.yAy += float(bl.y[t] @ w)
             else:
@@ -70,7 +70,6 @@ class Blocks:
             raise ValueError("the time-block-diagonal sector is not invariant for this problem")
         self.pr, self.T, self.P = pr, pr.T, pr.P
         T, P = self.T, self.P
-        self.sdet = np.stack([pr.sigma_det[t * P:(t + 1) * P, t * P:(t + 1) * P] for t in range(T)])
         self.g2 = np.array([pr.wmask[t * P, t * P] for t in range(T)])  # g_t² (0 at t = 0)
         sup = pr.supervised
         self.S = [np.flatnonzero(sup[:, t]) for t in range(T)]
@@ -91,16 +90,16 @@ class Blocks:
         return out
 
     def sigma(self, Cb: np.ndarray) -> np.ndarray:
-        out = self.sdet.copy()
-        out[1:] += self.g2[1:, None, None] * Cb[:-1]
-        return out
+        """The diagonal blocks Σ_t = g_t² C_{t−1} + Σdet_t of :func:`.terms.sigma` (no skip here)."""
+        pr = self.pr
+        return self.blocks(sigma(self.full(Cb), pr.wmask, pr.sigma_det, self.P))
 
     # --------------------------------------------------------------- lag 0
     def point(self, Cb) -> BlockPoint:
         return BlockPoint(self, Cb)
 
     def value_at(self, p: BlockPoint) -> float:
-        return 0.5 * (p.logdetC - p.logdetS - float(np.sum(p.Sinv * p.C)) + self.n - p.yAy)
+        return action_value(p.logdetC, p.logdetS, float(np.sum(p.Sinv * p.C)), self.n, p.yAy)
 
     def grad_at(self, p: BlockPoint) -> np.ndarray:
         G = p.Cinv - p.Sinv
@@ -156,42 +155,3 @@ class Blocks:
             out[..., :-1, :, :] += wn[:-1, None, None] * (dQ[..., 1:, :, :] + term_s[..., 1:, :, :])
             return -0.5 * V + 0.5 * (np.swapaxes(La, -1, -2) @ out @ Lb)
         return op, (m, P, P)
-
-
-DENSE_SECTOR_MAX = 900
-
-
-def sector_top(bl: Blocks, p: BlockPoint, k: int):
-    """(top eigenvalue, eigenvector as (T-k, P, P) blocks in C coordinates) of lag sector k."""
-    op, shape = bl.sector_operator(p, k)
-    dim = int(np.prod(shape))
-    if dim <= DENSE_SECTOR_MAX:
-        H = op(np.eye(dim).reshape((dim,) + shape)).reshape(dim, dim)
-        lam, vec = np.linalg.eigh(0.5 * (H + H.T))
-        top, v = lam[-1], vec[:, -1]
-    else:
-        lin = ssl.LinearOperator((dim, dim), matvec=lambda x: op(x.reshape(shape)).reshape(-1), dtype=float)
-        lam, vec = ssl.eigsh(lin, k=1, which="LA", tol=1e-12)
-        top, v = lam[0], vec[:, 0]
-    L = np.linalg.cholesky(p.C)
-    V = v.reshape(shape)
-    Dc = L[:bl.T - k] @ V @ np.swapaxes(L[k:], -1, -2)
-    return float(top), Dc
-
-
-def sector_spectrum(bl: Blocks, Cb: np.ndarray, lags=None) -> dict:
-    """{k: (top eigenvalue, direction)} for the lag sectors ``lags`` (default 1..T-1)."""
-    p = bl.point(Cb)
-    lags = range(1, bl.T) if lags is None else lags
-    return {k: sector_top(bl, p, k) for k in lags}
-
-
-def embed_sector(bl: Blocks, k: int, Dc: np.ndarray) -> np.ndarray:
-    """An (n, n) symmetric matrix with blocks Dc[t] at (t, t+k) and their transposes at (t+k, t)."""
-    P = bl.P
-    out = np.zeros((bl.n, bl.n))
-    for t in range(bl.T - k):
-        out[t * P:(t + 1) * P, (t + k) * P:(t + k + 1) * P] = Dc[t]
-        out[(t + k) * P:(t + k + 1) * P, t * P:(t + 1) * P] = Dc[t].T
-    return out
-

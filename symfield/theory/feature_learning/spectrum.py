@@ -1,0 +1,141 @@
+"""Spectra of the Hessian of S/N: by lag sector, dense or block by block, and of the learned weights.
+
+In congruence coordinates around C = L Lᵀ (:mod:`.solver`) the ln det C part of the Hessian is −½·1,
+so eigenvalues are comparable across problems; the inertia equals that in C coordinates.
+
+* :func:`sector_hessian`, :func:`top_eigen`: the dense Hessian restricted to the entries of given lags
+  |t − s| (:class:`~.action.LinearAction`, any problem);
+* :func:`sector_top`, :func:`sector_spectrum`, :func:`embed_sector`: lag sectors k >= 1 at a
+  time-block-diagonal C, block by block (:class:`~.blocks.Blocks`, theory Sec. 7.2);
+* :func:`learned_eigenvalues`: eig(C_pp⁻¹ C_pn) of the learned part of each W group (theory Sec. 8).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse.linalg as ssl
+
+from .action import LinearAction
+from .blocks import Blocks, BlockPoint
+from .solver import Frame, sector_mask, smat, svec
+
+
+def sector_hessian(act: LinearAction, C: np.ndarray, lags, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Dense Hessian of S/N restricted to the svec entries with lag in ``lags``, in congruence
+    coordinates at C (same inertia as in C coordinates); returns (H, svec indices)."""
+    fr = Frame(act, C)
+    idx = np.flatnonzero(sector_mask(act, lags)) if lags is not None else np.arange(act.n * (act.n + 1) // 2)
+    m = idx.size
+    H = np.empty((m, m))
+    p = fr._at(fr.z0())
+    for start in range(0, m, chunk):
+        sel = idx[start:start + chunk]
+        V = np.zeros((sel.size, fr.z0().size))
+        V[np.arange(sel.size), sel] = 1.0
+        D = fr.L @ smat(V, act.n) @ fr.L.T
+        Hv = svec(fr.L.T @ act.hessp_at(p, D) @ fr.L)
+        H[start:start + sel.size] = Hv[:, idx]
+    return 0.5 * (H + H.T), idx
+
+
+DENSE_MAX = 1500
+
+
+def top_eigen(act: LinearAction, C: np.ndarray, lags=None):
+    """Largest eigenvalue of the Hessian of S/N (congruence coordinates at C) over ``lags``;
+    returns (λ, direction as an (n, n) symmetric matrix in C coordinates, normalised)."""
+    fr = Frame(act, C, sector_mask(act, lags))
+    mask = fr.mask
+    dim = int(mask.sum()) if mask is not None else fr.z0().size
+    if dim == 0:
+        return -np.inf, np.zeros((act.n, act.n))
+    if dim <= DENSE_MAX:
+        H, idx = sector_hessian(act, C, lags)
+        lam, vecs = np.linalg.eigh(H)
+        v = np.zeros(fr.z0().size)
+        v[idx] = vecs[:, -1]
+        top = lam[-1]
+    else:
+        z0 = fr.z0()
+        full = np.flatnonzero(mask) if mask is not None else np.arange(z0.size)
+
+        def mv(x):
+            v = np.zeros(z0.size)
+            v[full] = x
+            return fr.hessp(z0, v)[full]
+
+        op = ssl.LinearOperator((full.size, full.size), matvec=mv, dtype=float)
+        lam, vecs = ssl.eigsh(op, k=1, which="LA", tol=1e-8)
+        v = np.zeros(z0.size)
+        v[full] = vecs[:, 0]
+        top = lam[0]
+    D = fr.L @ smat(v, act.n) @ fr.L.T
+    return float(top), D / np.linalg.norm(D)
+
+
+DENSE_SECTOR_MAX = 900
+
+
+def sector_top(bl: Blocks, p: BlockPoint, k: int):
+    """(top eigenvalue, eigenvector as (T-k, P, P) blocks in C coordinates) of lag sector k."""
+    op, shape = bl.sector_operator(p, k)
+    dim = int(np.prod(shape))
+    if dim <= DENSE_SECTOR_MAX:
+        H = op(np.eye(dim).reshape((dim,) + shape)).reshape(dim, dim)
+        lam, vec = np.linalg.eigh(0.5 * (H + H.T))
+        top, v = lam[-1], vec[:, -1]
+    else:
+        lin = ssl.LinearOperator((dim, dim), matvec=lambda x: op(x.reshape(shape)).reshape(-1), dtype=float)
+        lam, vec = ssl.eigsh(lin, k=1, which="LA", tol=1e-12)
+        top, v = lam[0], vec[:, 0]
+    L = np.linalg.cholesky(p.C)
+    V = v.reshape(shape)
+    Dc = L[:bl.T - k] @ V @ np.swapaxes(L[k:], -1, -2)
+    return float(top), Dc
+
+
+def sector_spectrum(bl: Blocks, Cb: np.ndarray, lags=None) -> dict:
+    """{k: (top eigenvalue, direction)} for the lag sectors ``lags`` (default 1..T-1)."""
+    p = bl.point(Cb)
+    lags = range(1, bl.T) if lags is None else lags
+    return {k: sector_top(bl, p, k) for k in lags}
+
+
+def embed_sector(bl: Blocks, k: int, Dc: np.ndarray) -> np.ndarray:
+    """An (n, n) symmetric matrix with blocks Dc[t] at (t, t+k) and their transposes at (t+k, t)."""
+    P = bl.P
+    out = np.zeros((bl.n, bl.n))
+    for t in range(bl.T - k):
+        out[t * P:(t + 1) * P, (t + k) * P:(t + k + 1) * P] = Dc[t]
+        out[(t + k) * P:(t + k + 1) * P, t * P:(t + 1) * P] = Dc[t].T
+    return out
+
+
+
+def weight_group_sites(pr) -> list:
+    """(previous sites, next sites, applications) per W group: W_k maps state k−1 to state k (0-based,
+    k = 1..T−1), so a group's learned part solves W Φ_p = X_n over the columns of its applications."""
+    P = pr.P
+    out = []
+    for grp in pr.spec.groups("W") if pr.T > 1 else ():
+        ks = np.array(grp)
+        prev = (np.repeat(ks - 1, P) * P + np.tile(np.arange(P), ks.size))
+        out.append((prev, prev + P, ks))
+    return out
+
+
+def learned_eigenvalues(pr, C: np.ndarray) -> list:
+    """Non-zero spectrum of the learned part of each W group (theory Sec. 8), linear φ: with
+    x_k = (h_k − a_k h_{k−1})/r_k = W_k h_{k−1}, eig(C_pp⁻¹ C_px), C_pp over the previous sites of the
+    group's applications and (C_px) their overlaps with x at the next sites.  Needs input at t = 1 only
+    and no bias (then W H_p = X_n exactly).  Returns one array per W group."""
+    if pr.spec.input != "first" or np.any(pr.sigma_det[pr.P:]) or np.any(pr.sigma_det[:, pr.P:]):
+        raise NotImplementedError("learned eigenvalues need input at t = 1 only and no bias (W H_p = H_n)")
+    a, r = pr.spec.leak_values(), pr.spec.r_values()
+    out = []
+    for prev, nxt, ks in weight_group_sites(pr):
+        Cpp, Cpx = C[np.ix_(prev, prev)], C[np.ix_(prev, nxt)]
+        ak, rk = np.repeat(a[ks], pr.P), np.repeat(r[ks], pr.P)
+        if np.any(ak != 0) or np.any(rk != 1):
+            Cpx = (Cpx - Cpp * ak) / rk
+        out.append(np.linalg.eigvals(np.linalg.solve(Cpp, Cpx)))
+    return out
