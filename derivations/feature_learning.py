@@ -27,11 +27,11 @@ import sympy as sp
 import symfield as sf
 from symfield.plotting import pyplot, save, write_results
 from symfield.simulate.extrapolate import extrapolate
-from symfield.simulate.posterior_kernel import kernel_expectation
-from symfield.theory import fl_closed
+from symfield.theory.posterior_kernel import kernel_expectation
+from symfield.theory.feature_learning import closed as fl_closed
 from symfield.theory.feature_learning import closed_form_threshold, critical_signal, feature_learning, signal_scan
-from symfield.theory.fl_problem import problem
-from symfield.theory.fl_symbolic import action_expr, symbols_for
+from symfield.theory.feature_learning.problem import problem
+from symfield.theory.feature_learning.symbolic import action_expr, symbols_for
 
 X1 = np.ones((1, 1))
 

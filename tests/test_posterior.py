@@ -6,10 +6,10 @@ from scipy import integrate
 import symfield as sf
 from symfield.simulate import posterior_hmc
 from symfield.simulate.posterior import layout, posterior, reduced_inputs
-from symfield.simulate.posterior_kernel import kernel_expectation, kernel_posterior
+from symfield.theory.posterior_kernel import kernel_expectation, kernel_posterior
 from symfield.spec import SpecError
 from symfield.theory.feature_learning import feature_learning
-from symfield.theory.fl_problem import problem
+from symfield.theory.feature_learning.problem import problem
 
 from linear_mup import X1, endpoint, rnn
 

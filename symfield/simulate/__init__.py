@@ -1,4 +1,5 @@
-"""Finite-width simulation: prior ensembles of DNNs/RNNs built from a NetworkSpec (theory Sec. 8.9)."""
+"""Finite-width simulation of any declared network, read from ``spec.plan`` (theory Sec. 8.9): prior
+ensembles, projected kernel moments, posterior samplers."""
 from .draws import NetworkDraw, draw_network, forward
 from .posterior import posterior
 from .prior import PriorEnsemble, prior

@@ -20,11 +20,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..spec import SpecError
-from ..theory.fl_problem import problem
+from ..theory.feature_learning.problem import problem
 from . import posterior_hmc
+from .draws import group_scales
 
-Layout = namedtuple("Layout", "T N every u_off u_layer su w_off w_layer gw b_kind b_off b_layer sb v_off "
-                              "v_layer sv")
+Layout = namedtuple("Layout", "T N u_off u_layer su w_off w_layer gw leak b_off b_layer sb v_off v_layer sv")
 
 
 def _groups(mask: np.ndarray) -> np.ndarray:
@@ -52,30 +52,26 @@ def reduced_inputs(Xc: np.ndarray):
 
 
 def layout(spec, N: int, D: int, r: int, mask_out: np.ndarray):
-    """Parameter layout of θ = [U..., W..., b..., v...] and the scales of each block."""
+    """Parameter layout of θ = [U..., W..., b..., v...] from ``spec.plan`` and the scales of each block.
+
+    Group labels per step (-1: none at that step): input U, hidden W (scale r_t g_t/√N), bias b (σ_t;
+    no bias parameters when every σ_t = 0) and readout v from the readout mask ``mask_out`` (the
+    declared v groups when it is the declaration's readout mask)."""
+    plan = spec.plan
     T = spec.T
-    every = spec.input == "every"
-    n_u = T if (every and not spec.shares_weights) else 1
-    u_layer = np.array([t if n_u > 1 else 0 for t in range(T)], dtype=np.int64)
-    n_w = 0 if T < 2 else (1 if spec.shares_weights else T - 1)
-    w_layer = np.array([0 if (t == 0 or spec.shares_weights) else t - 1 for t in range(T)], dtype=np.int64)
-    gw = np.concatenate([[0.0], spec.g_values()]) if T > 1 else np.zeros(1)
-    b_kind = {"none": 0, "static": 1, "fresh": 2}[spec.bias]
-    sb2 = spec.sigma_b2_values()
-    if b_kind and not np.any(sb2 > 0):
-        b_kind = 0
-    n_b = 0 if b_kind == 0 else (1 if b_kind == 1 else T)
-    b_layer = np.array([0 if b_kind == 1 else t for t in range(T)], dtype=np.int64)
-    v_layer = _groups(mask_out)
+    sb = plan.b_scale.astype(float)
+    n_b = plan.n_b if np.any(sb > 0) else 0
+    b_layer = plan.b if n_b else -np.ones(T, dtype=np.int64)
+    v_layer = plan.v if np.array_equal(mask_out, spec.readout_mask()) else _groups(mask_out)
     n_v = int(v_layer.max()) + 1
     u_off = 0
-    w_off = u_off + n_u * N * r
-    b_off = w_off + n_w * N * N
+    w_off = u_off + plan.n_U * N * r
+    b_off = w_off + plan.n_W * N * N
     v_off = b_off + n_b * N
     size = v_off + n_v * N
-    lay = Layout(T, N, every, u_off, u_layer, spec.g_in / np.sqrt(D), w_off, w_layer, gw.astype(float) / np.sqrt(N),
-                 b_kind, b_off, b_layer, np.sqrt(sb2).astype(float), v_off, v_layer, float(spec.sigma_v))
-    return lay, size, n_w
+    lay = Layout(T, N, u_off, plan.U, spec.g_in / np.sqrt(D), w_off, plan.W, plan.w_scale / np.sqrt(N),
+                 plan.leak.astype(float), b_off, b_layer, sb, v_off, v_layer, float(spec.sigma_v))
+    return lay, size, plan.n_W
 
 
 @dataclass
@@ -153,6 +149,13 @@ def learned_eigenvalues(C: np.ndarray) -> np.ndarray:
     return np.take_along_axis(lam, idx, axis=1)
 
 
+def _hidden_matrices(theta, lay, gscale) -> list:
+    """The hidden matrices g Z/√N of every W group (actual scale, without the branch scale r_t)."""
+    N = lay.N
+    return [theta[lay.w_off + l * N * N: lay.w_off + (l + 1) * N * N].reshape(N, N) * sc
+            for l, sc in enumerate(gscale)]
+
+
 def _top_abs_eig(W: np.ndarray) -> float:
     return float(np.abs(np.linalg.eigvals(W)).max())
 
@@ -175,6 +178,7 @@ def posterior(net, X, Y, supervised=None, kappa=1.0, N: int = 400, seed: int = 0
     spec = pr.spec
     xr, r = reduced_inputs(pr.X)
     lay, size, n_w = layout(spec, int(N), pr.X.shape[2], r, pr.mask_out)
+    gscale = group_scales(spec, int(N))
     mod = posterior_hmc.load(spec.phi_fn)
     y = np.ascontiguousarray(pr.Y.T, dtype=float)
     y[~pr.supervised.T] = 0.0
@@ -213,16 +217,13 @@ def posterior(net, X, Y, supervised=None, kappa=1.0, N: int = 400, seed: int = 0
                 fs.append(f.T.copy())
                 ch.append(c)
                 if eig_every and k % eig_every == 0:
-                    tops.append([_top_abs_eig(theta[lay.w_off + l * N * N: lay.w_off + (l + 1) * N * N]
-                                              .reshape(N, N) * lay.gw[1 + (0 if spec.shares_weights else l)])
-                                 for l in range(n_w)])
+                    tops.append([_top_abs_eig(W) for W in _hidden_matrices(theta, lay, gscale)])
                 if progress and (k + 1) % max(1, samples // 20) == 0:
                     print(f"\rposterior N={N}: chain {c + 1}/{chains} sample {k + 1}/{samples} "
                           f"(accept {acc_total / max(tries, 1):.2f}, {time.time() - t0:.0f} s)", end="",
                           file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
-    W_last = [theta[lay.w_off + l * N * N: lay.w_off + (l + 1) * N * N].reshape(N, N)
-              * lay.gw[1 + (0 if spec.shares_weights else l)] for l in range(n_w)]
+    W_last = _hidden_matrices(theta, lay, gscale)
     return PosteriorSamples(spec, int(N), np.array(Cs), np.array(fs), np.array(ch), np.array(tops, dtype=float),
                             acc_total / max(tries, 1), eps, time.time() - t0, W_last)

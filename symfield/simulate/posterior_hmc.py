@@ -3,9 +3,10 @@
 Standardised parameters θ (each weight = prior standard deviation × θ), energy
 
     E(θ) = N/(2κ) Σ_{(t,μ)∈S} (y_tμ − f_tμ)² + ½|θ|²,   f_tμ = (σ_v/N) v_{r(t)} · φ(h_tμ),
-    h_1μ = σ_u/√D · U_1 x̃_1μ + b_1,   h_tμ = g_t/√N · W_{l(t)} φ(h_{t−1,μ}) + [σ_u/√D · U_{l'(t)} x̃_tμ] + b_t,
+    h_tμ = a_t h_{t−1,μ} + r_t g_t/√N · W_{w(t)} φ(h_{t−1,μ}) + [σ_u/√D · U_{u(t)} x̃_tμ] + σ_t b_{b(t)},  h_0 = 0,
 
-with one W (RNN) or one per layer (DNN), readout v shared or per time, input weights on the span of
+with the groups w(t), u(t), b(t) (−1: absent at step t) and the readout groups v_r(t) of the weight
+plan (``spec.plan``; an RNN one group each, a DNN one per step), input weights on the span of
 the inputs (x̃ = coordinates in an orthonormal basis of span{x}: U x = (U Q) x̃ exactly, and U Q has
 iid N(0, σ_u²/D) entries).  The gradient is back-propagation through time; HMC uses leapfrog with
 a jittered step and a Metropolis test.  φ and φ' are generated from the spec's SymPy expression
@@ -29,7 +30,9 @@ def forward(theta, lay, xr, H, F):
         for i in range(N):
             for mu in range(P):
                 H[t, i, mu] = 0.0
-        if t == 0 or lay.every:
+        if t > 0 and lay.leak[t] != 0.0:
+            H[t] += lay.leak[t] * H[t - 1]
+        if lay.u_layer[t] >= 0:
             off = lay.u_off + (lay.u_layer[t] * N * r)
             U = theta[off:off + N * r].reshape((N, r))
             H[t] += lay.su * np.dot(U, xr[:, t, :].T.copy())
@@ -37,7 +40,7 @@ def forward(theta, lay, xr, H, F):
             off = lay.w_off + lay.w_layer[t] * N * N
             W = theta[off:off + N * N].reshape((N, N))
             H[t] += lay.gw[t] * np.dot(W, F[t - 1])
-        if lay.b_kind > 0:
+        if lay.b_layer[t] >= 0:
             off = lay.b_off + (lay.b_layer[t] * N)
             for i in range(N):
                 for mu in range(P):
@@ -82,7 +85,7 @@ def energy_grad(theta, lay, xr, y, sup, kappa, H, F, f, grad):
     G = np.zeros((N, P))
     for t in range(T - 1, -1, -1):
         voff = lay.v_off + lay.v_layer[t] * N
-        # dE/dphi(h_t): readout + recurrent contribution (G holds dE/dh_{t+1}, already times g)
+        # dE/dphi(h_t): readout + recurrent contribution (G holds dE/dh_{t+1})
         A = np.zeros((N, P))
         for i in range(N):
             for mu in range(P):
@@ -98,9 +101,13 @@ def energy_grad(theta, lay, xr, y, sup, kappa, H, F, f, grad):
             if delta[t, mu] != 0.0:
                 for i in range(N):
                     grad[voff + i] += lay.sv / N * delta[t, mu] * F[t, i, mu]
+        lk = lay.leak[t + 1] if t < T - 1 else 0.0  # skip path: dE/dh_t += a_{t+1} dE/dh_{t+1}
         for i in range(N):
             for mu in range(P):
-                G[i, mu] = dphi(H[t, i, mu]) * A[i, mu]
+                if lk != 0.0:
+                    G[i, mu] = dphi(H[t, i, mu]) * A[i, mu] + lk * G[i, mu]
+                else:
+                    G[i, mu] = dphi(H[t, i, mu]) * A[i, mu]
         if t > 0:  # dE/dW += g G φ(h_{t-1})ᵀ, accumulated in place (one pass over N²)
             off = lay.w_off + lay.w_layer[t] * N * N
             gw = lay.gw[t]
@@ -111,12 +118,12 @@ def energy_grad(theta, lay, xr, y, sup, kappa, H, F, f, grad):
                     if c != 0.0:
                         for j in range(N):
                             grad[row + j] += c * F[t - 1, j, mu]
-        if t == 0 or lay.every:
+        if lay.u_layer[t] >= 0:
             off = lay.u_off + lay.u_layer[t] * N * r
             gU = lay.su * np.dot(G, xr[:, t, :].copy())
             gflat = grad[off:off + N * r].reshape((N, r))
             gflat += gU
-        if lay.b_kind > 0:
+        if lay.b_layer[t] >= 0:
             off = lay.b_off + lay.b_layer[t] * N
             for i in range(N):
                 acc = 0.0

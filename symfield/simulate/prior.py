@@ -1,13 +1,15 @@
-"""Prior ensembles of finite-width DNNs/RNNs and their kernels (theory Secs. 2, 3.3, 8.7, 8.9).
+"""Prior ensembles of finite-width networks (any declaration) and their kernels (theory Secs. 2, 3.3, 8.7, 8.9).
 
 Per network sample (all P patterns go through the same weights) two kernels are recorded on all
 site pairs (t, mu), (s, nu):
 
     empirical  K̂[t,s,mu,nu] = (1/N) Σ_i h_i(t,mu) h_i(s,nu)                                (Sec. 8.7)
-    auxiliary  C[t,s,mu,nu] = Σdet[t,s,mu,nu] + M_ts g_t g_s (1/N) Σ_i φ(h_i(t-1,mu)) φ(h_i(s-1,nu))  (Sec. 3.3)
+    driving    D[t,s,mu,nu] = Σdet[t,s,mu,nu] + M_ts r_t g_t r_s g_s (1/N) Σ_i φ(h_i(t-1,mu)) φ(h_i(s-1,nu))
+    auxiliary  C = A D Aᵀ on the time index, A_ts = a_{s+1}···a_t (s <= t)                     (Sec. 3.3)
 
-(the φφ term only for t, s >= 2; M = 1 RNN, δ_ts DNN).  Samples are propagated in chunks with
-batched BLAS matmuls; the seed -> sample map is documented in :mod:`symfield.simulate.draws`.
+(the φφ term only for t, s >= 2; M the weight mask of the declaration, C = D without skip).  The
+network is read from ``spec.plan``; samples are propagated in chunks with batched BLAS matmuls; the
+seed -> sample map is documented in :mod:`symfield.simulate.draws`.
 """
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import NonFiniteError
 from ..spec import NetworkSpec
 from . import draws
+from .skip import propagate
 from threadpoolctl import threadpool_limits
 
 KINDS = ("emp", "aux")
@@ -79,18 +83,24 @@ def _sigma_det(spec: NetworkSpec, X: np.ndarray) -> np.ndarray:
 
 
 def _drive(spec, root, ks, N, X) -> np.ndarray:
-    """Input + bias drive of each hidden state: (c, N, T, P)."""
-    P, _, D = X.shape
+    """Input + bias drive of each hidden state: (c, N, T, P).
+
+    An input group acting at several steps (shared U) is one matmul on its stacked inputs; the groups
+    of a sequence that act at one step each (per-layer U) are one batched einsum."""
+    P, Tin, D = X.shape
     T = spec.T
+    steps = [np.flatnonzero(spec.plan.U == l) for l in range(spec.plan.n_U)]
+    single = [l for l, ts in enumerate(steps) if len(ts) == 1 and Tin > 1]
+    ts1 = np.array([steps[l][0] for l in single], dtype=np.intp)
     out = np.zeros((len(ks), N, T, P))
     for j, k in enumerate(ks):
         w_in = draws.input_weights(spec, root, k, N, D)
-        if spec.input == "first":
-            out[j, :, 0, :] = w_in[0] @ X[:, 0].T
-        elif len(w_in) == 1:  # RNN: shared W_in over time
-            out[j] = (w_in[0] @ X.transpose(2, 1, 0).reshape(D, T * P)).reshape(N, T, P)
-        else:  # DNN: one W_in per layer
-            out[j] = np.einsum("tnd,ptd->ntp", w_in, X)
+        if single:
+            out[j][:, ts1] = np.einsum("tnd,ptd->ntp", w_in[single], X[:, ts1])
+        for l, ts in enumerate(steps):
+            if l not in single:
+                x = X[:, ts if Tin > 1 else [0]].transpose(2, 1, 0).reshape(D, len(ts) * P)
+                out[j][:, ts] = (w_in[l] @ x).reshape(N, len(ts), P)
         out[j] += draws.biases(spec, root, k, N).T[:, :, None]
     return out
 
@@ -104,15 +114,15 @@ def _gram(A: np.ndarray, N: int) -> np.ndarray:
 
 
 def _hidden_weights(root, jobs, N, Zbuf, pool):
-    """Yield the standard normals of each job ``(samples, layer)``, drawn one job ahead in ``pool``.
+    """Yield the standard normals of each job ``(samples, W group)``, drawn one job ahead in ``pool``.
 
     Double-buffered in ``Zbuf`` (2, B, N, N): a yielded array is valid until the next one is asked for.
     """
     def fill(i):
-        ks, layer = jobs[i]
+        ks, group = jobs[i]
         Z = Zbuf[i % 2, : len(ks)]
         for j, k in enumerate(ks):
-            draws.hidden_normals(root, k, layer, N, out=Z[j])
+            draws.hidden_normals(root, k, group, N, out=Z[j])
         return Z
 
     fut = pool.submit(fill, 0) if jobs else None
@@ -127,29 +137,34 @@ def _run_chunk(spec, root, ks, N, X, phi, sdet, Zbuf, pool):
     """Propagate samples ``ks`` and return their (emp, aux) kernels.
 
     Samples go through the recursion in sub-batches of ``Zbuf.shape[1]`` (batched matmul), so that
-    the hidden weights of a sub-batch stay in cache while the RNN reuses them for all T-1 steps.
+    the hidden weights of a sub-batch stay in cache while a run of steps sharing one W group reuses
+    them (a group used again after another one is drawn again from its stream: same numbers).
     """
     T = spec.T
+    plan = spec.plan
     H = _drive(spec, root, ks, N, X)  # becomes the hidden states h[:, :, t, :]
     Phi = np.empty_like(H[:, :, : T - 1])
     scales = draws.hidden_scales(spec, N)
     B = Zbuf.shape[1] if T > 1 else len(ks)
     subs = [slice(lo, min(lo + B, len(ks))) for lo in range(0, len(ks), B)] if T > 1 else []
-    layers = range(draws.n_hidden_matrices(spec))  # RNN: one W for all steps; DNN: fresh W per layer
-    weights = _hidden_weights(root, [(ks[sub], l) for sub in subs for l in layers], N, Zbuf, pool)
+    runs = draws.runs(plan.W)
+    starts = {steps[0] for _, steps in runs}
+    weights = _hidden_weights(root, [(ks[sub], group) for sub in subs for group, _ in runs], N, Zbuf, pool)
     for sub in subs:
         for t in range(1, T):
-            if t == 1 or not spec.shares_weights:
+            if t in starts:
                 Z = next(weights)
             f = np.ascontiguousarray(phi(H[sub, :, t - 1]))  # contiguous, so that matmul uses BLAS
             Phi[sub, :, t - 1] = f
-            H[sub, :, t] += scales[t - 1] * np.matmul(Z, f)
+            if plan.leak[t] != 0:
+                H[sub, :, t] += plan.leak[t] * H[sub, :, t - 1]
+            H[sub, :, t] += scales[t] * np.matmul(Z, f)
     emp = _gram(H, N)
     aux = np.broadcast_to(sdet, emp.shape).copy()
     if T > 1:
-        gg = np.outer(scales, scales) * N * spec.weight_mask()[1:, 1:]
+        gg = np.outer(scales[1:], scales[1:]) * N * spec.weight_mask()[1:, 1:]
         aux[:, 1:, 1:] += gg[None, :, :, None, None] * _gram(Phi, N)
-    return emp, aux
+    return emp, propagate(spec, aux)
 
 
 def _default_chunk(spec, N, P, samples) -> int:
@@ -164,7 +179,7 @@ def _weight_batch(N, chunk) -> int:
 
 def prior(spec: NetworkSpec, X, N: int, samples: int, seed=None, chunk: int | None = None,
           progress: bool = False, blas_threads: int | None = 1) -> PriorEnsemble:
-    """Simulate ``samples`` independent width-``N`` networks of ``spec`` on inputs ``X``.
+    """Simulate ``samples`` independent width-``N`` networks declared by ``spec`` on inputs ``X``.
 
     Returns a :class:`PriorEnsemble` with the empirical (``.emp``) and auxiliary (``.aux``)
     kernels of every sample.  ``seed``: int, ``SeedSequence`` or None (fresh entropy, stored in
@@ -199,10 +214,10 @@ def prior(spec: NetworkSpec, X, N: int, samples: int, seed=None, chunk: int | No
             now = time.perf_counter()
             if progress and (now - last > 1.0 or ks.stop == samples):
                 last = now
-                print(f"\rprior {spec.arch} N={N}: {ks.stop}/{samples} samples, {now - t0:.1f} s",
+                print(f"\rprior {spec.label.lower()} N={N}: {ks.stop}/{samples} samples, {now - t0:.1f} s",
                       end="\n" if ks.stop == samples else "", file=sys.stderr, flush=True)
     if not (np.all(np.isfinite(emp)) and np.all(np.isfinite(aux))):
-        raise FloatingPointError(f"non-finite hidden states for phi={spec.phi_fn.name} at N={N} "
-                                 "(activity diverged; reduce g or T)")
+        raise NonFiniteError(f"non-finite hidden states for phi={spec.phi_fn.name} at N={N} "
+                             "(activity diverged; reduce g, the skip coefficients or T)")
     seed_out = root.entropy if not root.spawn_key else root
     return PriorEnsemble(spec, X, N, seed_out, emp, aux, sdet, time.perf_counter() - t0)

@@ -6,13 +6,15 @@ v = Q c + r (r ⟂ Q) is
 
     W v = Y c + g |r| / √N · ξ,   ξ ~ N(0, 1_N) independent of Y,
 
-and r/|r| with its image g ξ/√N extends the basis.  The RNN keeps one basis for all steps (one
-shared W); the DNN starts a new basis per layer (fresh W): the weight-sharing switch again.  Cost
-O(N (TP)²) per network instead of O(N² T).  Input weights act on known vectors: W_in x^(t)_μ are
-drawn jointly from their Gram matrix g_in² x·x'/D Π^in.
+and r/|r| with its image g ξ/√N extends the basis.  Every W group of ``spec.plan`` keeps its own
+basis (an RNN one for all steps, a DNN a new one per layer): the weight-sharing switch again.  Cost
+O(N (TP)²) per network instead of O(N² T).  Input weights act on known vectors: U x^(t)_μ are
+drawn jointly from their Gram matrix g_in² x·x'/D Π^in; biases one vector per bias group; the skip
+term a_t h_{t-1} is added as it stands.
 
 :func:`kernel_moments` streams the entrywise mean and variance of the empirical kernel
-(1/N) Σ h hᵀ and the auxiliary kernel Σdet + M g²/N Σ φφᵀ over many networks.
+(1/N) Σ h hᵀ and the auxiliary field C = A D Aᵀ over many networks, with the driving covariance
+D = Σdet + (M ∘ r rᵀ) g g (1/N) Σ φφᵀ and the skip propagator A (:mod:`symfield.simulate.skip`).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec import NetworkSpec, input_gram
+from .skip import propagate
 
 
 @dataclass
@@ -72,53 +75,71 @@ def _drive(spec: NetworkSpec, X: np.ndarray, S: int, N: int, rng) -> np.ndarray:
                 G[a, :, b, :] += w_in * input_gram(X, a, b)
     R = _sqrt_psd(G.reshape(T * P, T * P))
     H = np.einsum("snk,mk->smn", rng.standard_normal((S, N, T * P)), R).reshape(S, T, P, N)
-    sb = np.sqrt(spec.sigma_b2_values())
-    if spec.bias == "static":
-        H += sb[None, :, None, None] * rng.standard_normal((S, 1, 1, N))
-    elif spec.bias == "fresh":
-        H += sb[None, :, None, None] * rng.standard_normal((S, T, 1, N))
+    plan = spec.plan
+    if plan.n_b:
+        H += plan.b_scale[None, :, None, None] * rng.standard_normal((S, plan.n_b, 1, N))[:, plan.b]
     return H
+
+
+def _basis_offsets(labels: np.ndarray, P: int) -> np.ndarray:
+    """First basis column of each W group (labels per step, -1 at t = 0): a group gets as many columns
+    as vectors it acts on, and reuses the columns of groups no longer applied (a DNN layer starts at 0)."""
+    first = {int(l): t for t, l in reversed(list(enumerate(labels))) if l >= 0}
+    last = {int(l): t for t, l in enumerate(labels) if l >= 0}
+    off = np.zeros(len(first), dtype=np.int64)
+    top = 0
+    for l, t in sorted(first.items(), key=lambda item: item[1]):
+        if all(last[m] < t for m in first if first[m] < t):
+            top = 0  # no earlier group is applied again: its columns are free
+        off[l] = top
+        top += int(np.sum(labels == l)) * P
+    return off
 
 
 def trajectories(spec: NetworkSpec, X: np.ndarray, N: int, S: int, rng) -> tuple[np.ndarray, np.ndarray]:
     """Hidden states H (S, T, P, N) and φ(H) of ``S`` networks (checked X of shape (P, T or 1, D))."""
     phi = spec.phi_fn.numpy()
     T, P = spec.T, X.shape[0]
+    plan = spec.plan
     H = _drive(spec, X, S, N, rng)
     Phi = np.empty_like(H)
-    gs = spec.g_values()
-    Q = np.zeros((S, N, max((T - 1) * P, 1)))   # orthonormal basis of the vectors W has acted on
-    Y = np.zeros_like(Q)                        # their images W q, in units of g/√N
-    k = 0
+    Q = np.zeros((S, N, max((T - 1) * P, 1)))   # orthonormal bases of the vectors each W has acted on
+    Y = np.zeros_like(Q)                        # their images W q, in units of r g/√N
+    start = _basis_offsets(plan.W, P)
+    used = np.zeros_like(start)                 # basis vectors of each group so far
     for t in range(T):
         Phi[:, t] = np.broadcast_to(phi(H[:, t]), H[:, t].shape)
         if t == T - 1:
             break
-        if not spec.shares_weights:  # a DNN layer has a fresh W: forget the basis
-            k = 0
-        scale = gs[t] / np.sqrt(N)
+        if plan.leak[t + 1] != 0:
+            H[:, t + 1] += plan.leak[t + 1] * H[:, t]
+        grp = plan.W[t + 1]
+        o = start[grp]
+        scale = plan.w_scale[t + 1] / np.sqrt(N)
         for mu in range(P):
+            k = used[grp]
             v = Phi[:, t, mu]
-            c = np.einsum("snk,sn->sk", Q[:, :, :k], v)
-            r = v - np.einsum("snk,sk->sn", Q[:, :, :k], c)
+            c = np.einsum("snk,sn->sk", Q[:, :, o:o + k], v)
+            r = v - np.einsum("snk,sk->sn", Q[:, :, o:o + k], c)
             nr = np.linalg.norm(r, axis=1)
             xi = rng.standard_normal((S, N))
-            H[:, t + 1, mu] += scale * (np.einsum("snk,sk->sn", Y[:, :, :k], c) + nr[:, None] * xi)
+            H[:, t + 1, mu] += scale * (np.einsum("snk,sk->sn", Y[:, :, o:o + k], c) + nr[:, None] * xi)
             ok = nr > 1e-12 * np.maximum(np.linalg.norm(v, axis=1), 1e-300)
-            Q[:, :, k] = np.where(ok[:, None], r / np.where(ok, nr, 1.0)[:, None], 0.0)
-            Y[:, :, k] = np.where(ok[:, None], xi, 0.0)
-            k += 1
+            Q[:, :, o + k] = np.where(ok[:, None], r / np.where(ok, nr, 1.0)[:, None], 0.0)
+            Y[:, :, o + k] = np.where(ok[:, None], xi, 0.0)
+            used[grp] = k + 1
     return H, Phi
 
 
 def _kernels(spec, H, Phi, sdet):
+    """Empirical kernel (1/N) Σ h hᵀ and auxiliary field A D Aᵀ (module docstring), per sample."""
     N = H.shape[-1]
     emp = np.einsum("satn,sbun->sabtu", H, H) / N
     gs = np.concatenate([[0.0], spec.g_values()])
-    gg = np.outer(gs, gs) * spec.weight_mask()
+    gg = np.outer(gs, gs) * spec.branch_mask()
     aux = np.broadcast_to(sdet, emp.shape).copy()
     aux[:, 1:, 1:] += gg[None, 1:, 1:, None, None] * np.einsum("satn,sbun->sabtu", Phi[:, :-1], Phi[:, :-1]) / N
-    return emp, aux
+    return emp, propagate(spec, aux)
 
 
 def kernel_moments(spec: NetworkSpec, X, N: int, samples: int, seed=None, chunk: int | None = None,
@@ -149,7 +170,7 @@ def kernel_moments(spec: NetworkSpec, X, N: int, samples: int, seed=None, chunk:
         sums += (dev[:, None] ** power[None]).sum(axis=2)
         done += S
         if progress:
-            print(f"\rkernel_moments {spec.arch} N={N}: {done}/{samples} networks, {time.perf_counter() - t0:.1f} s",
+            print(f"\rkernel_moments {spec.label.lower()} N={N}: {done}/{samples} networks, {time.perf_counter() - t0:.1f} s",
                   end="\n" if done == samples else "", file=sys.stderr, flush=True)
     m1, m2, m3, m4 = (sums[:, k] / samples for k in range(4))
     mean = ref + m1

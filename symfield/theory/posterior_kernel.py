@@ -18,11 +18,12 @@ import time
 
 import numpy as np
 
+from ..simulate.posterior import PosteriorSamples
 from ..spec import SpecError
-from ..theory.fl_action import LinearAction
-from ..theory.fl_problem import problem
-from ..theory.fl_solver import sector_hessian, smat
-from .posterior import PosteriorSamples
+from .feature_learning.action import LinearAction
+from .feature_learning.problem import problem
+from .feature_learning.solver import smat
+from .feature_learning.spectrum import sector_hessian
 
 
 def log_density(act: LinearAction, C: np.ndarray, N: int) -> np.ndarray:
@@ -48,7 +49,7 @@ def log_density(act: LinearAction, C: np.ndarray, N: int) -> np.ndarray:
 
 def _laplace(pr, net, X, Y, supervised, kappa, readout, mode):
     """The action, the saddle point (``mode``, solved if None) and the eigenpairs (λ, V) of −∇²s there."""
-    from ..theory.feature_learning import feature_learning
+    from .feature_learning import feature_learning
     act = LinearAction(pr)
     if mode is None:
         mode = feature_learning(net, X, Y, supervised, kappa, readout=readout).C_sites
