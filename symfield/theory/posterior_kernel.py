@@ -6,7 +6,7 @@ gives det C^{(N−n−1)/2}, and the Gaussian readout integrates to N(y_S; 0, A(
 
     ln p(C | D) = N s(C) − (n+1)/2 ln det C − ½ ln det A(C) + const,
 
-with s = S/N the μP action of :mod:`symfield.theory.fl_action`.  This n(n+1)/2-dimensional density is
+with s = S/N the μP action of :mod:`symfield.theory.feature_learning.terms`.  This n(n+1)/2-dimensional density is
 sampled by random-walk Metropolis in congruence coordinates around the saddle point, with the
 Laplace covariance (−N ∇²s)⁻¹ as proposal shape; the mean output is Rao–Blackwellised,
 E[f | C] = σ_v² (M_out ∘ C)_{·S} A⁻¹ y_S.  It is an independent finite-N reference for the weight-space
@@ -24,6 +24,7 @@ from .feature_learning.action import LinearAction
 from .feature_learning.problem import problem
 from .feature_learning.solver import smat
 from .feature_learning.spectrum import sector_hessian
+from .feature_learning.terms import action_value, data_matrix, restrict
 
 
 def log_density(act: LinearAction, C: np.ndarray, N: int) -> np.ndarray:
@@ -34,7 +35,7 @@ def log_density(act: LinearAction, C: np.ndarray, N: int) -> np.ndarray:
     Sig = act.sigma(C)
     sS, ldS = np.linalg.slogdet(Sig)
     S = pr.sites_S
-    A = pr.kappa * np.eye(S.size) + pr.sigma_v2 * pr.mask_out_SS * C[..., S[:, None], S[None, :]]
+    A = data_matrix(restrict(C, S), pr.mask_out_SS, pr.kappa, pr.sigma_v2)
     sA, ldA = np.linalg.slogdet(A)
     ok = (sC > 0) & (sS > 0) & (sA > 0)
     with np.errstate(all="ignore"):
@@ -42,7 +43,7 @@ def log_density(act: LinearAction, C: np.ndarray, N: int) -> np.ndarray:
         w = np.linalg.solve(np.where(ok[..., None, None], A, np.eye(S.size)),
                             np.broadcast_to(pr.y_S, A.shape[:-1])[..., None])[..., 0]
         quad = np.einsum("...i,i->...", w, pr.y_S)
-        s = 0.5 * (ldC - ldS - tr + n - quad)
+        s = action_value(ldC, ldS, tr, n, quad)
         lp = N * s - 0.5 * (n + 1) * ldC - 0.5 * ldA
     return np.where(ok, lp, -np.inf)
 
