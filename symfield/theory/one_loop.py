@@ -16,11 +16,11 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import scipy.sparse as sps
 import sympy as sp
+from scipy.linalg import solve_triangular
 from scipy.sparse.linalg import spsolve_triangular
 
 from .. import codegen
@@ -30,6 +30,7 @@ from ..gauss import Nonlinearity
 from ..gauss.moments import moments, nodes_for, pair_columns
 from ..spec import NetworkSpec, RNN
 from .mean_field import MeanField, mean_field
+from .lift import Lift
 from .pairs import PairSpace, pair_space
 
 HESS = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
@@ -54,12 +55,16 @@ def derivative_source(phi: Nonlinearity) -> str:
     return "\n\n".join(p for p in [head, codegen.helper_source(helpers)] + funcs + [driver] if p)
 
 
-@lru_cache(maxsize=None)
+_MODULES: dict = {}  #: compiled derivative modules by φ key (a new spec's φ object must not re-derive)
+
+
 def _derivative_module(key: str, phi: Nonlinearity):
     if not phi.has_closed_form:
         raise NotImplementedError(f"one_loop needs a closed form of <phi phi> for phi={phi.name!r} "
                                   "(registered: linear, erf, relu; or pass pair= to register_phi)")
-    return codegen.load_module(derivative_source(phi), f"oneloop_{key}")
+    if key not in _MODULES:
+        _MODULES[key] = codegen.load_module(derivative_source(phi), f"oneloop_{key}")
+    return _MODULES[key]
 
 
 def template_derivatives(phi: Nonlinearity, c11, c22, c12) -> np.ndarray:
@@ -75,33 +80,36 @@ def template_derivatives(phi: Nonlinearity, c11, c22, c12) -> np.ndarray:
 # ------------------------------------------------------------------ ingredients
 @dataclass
 class Ingredients:
-    ps: PairSpace
+    ps: PairSpace           #: field variables: pairs of the driving covariance (= C without skip)
+    lift: Lift              #: ∂C/∂D between site pairs and the field variables
     Cf: np.ndarray          #: (TP, TP) mean-field covariance of all sites
-    mg2: np.ndarray         #: M_u g_u² per pair (g_u² = g_{a1} g_{a2} of the producing weights)
+    mg2: np.ndarray         #: M_u r_u g_u² per pair (r_u g_u² = r_a1 r_a2 g_a1 g_a2 of the producing weights)
     D: np.ndarray           #: (n, 10) template derivatives of E at the previous sites
-    J: sps.csr_matrix       #: 1 - F'
+    prev: list              #: ∂C/∂D rows of the previous-site pairs {g1,g1}, {g2,g2}, {g1,g2} of each variable
+    J: object               #: 1 - F' (sparse without skip, dense with it)
     Jinv: np.ndarray        #: (n, n) by forward substitution
 
 
 def ingredients(spec: NetworkSpec, mf: MeanField, invert: bool = True) -> Ingredients:
+    """F'_u = m_u g_u² Σ_i ∂E/∂c_i ∂c_i/∂D at the previous sites of each variable; J = 1 - F'."""
     T, P = spec.T, mf.P
-    ps = pair_space(spec, P)
+    ps = pair_space(spec, P, spec.weight_mask() != 0) if spec.has_skip else pair_space(spec, P)
+    lift = Lift(spec, ps)
     Cf = mf.C.transpose(0, 2, 1, 3).reshape(T * P, T * P)
     g1, g2 = ps.pairs[:, 0] - P, ps.pairs[:, 1] - P
     a1, a2 = ps.pairs[:, 0] // P, ps.pairs[:, 1] // P
     gs = np.concatenate([[0.0], spec.g_values()])  # gs[a]: scale of the weights producing time a
-    mg2 = spec.weight_mask()[a1, a2] * gs[a1] * gs[a2]
+    mg2 = spec.branch_mask()[a1, a2] * gs[a1] * gs[a2]
     D = template_derivatives(spec.phi_fn, Cf[g1, g1], Cf[g2, g2], Cf[g1, g2])
-    rows, cols, vals = [], [], []
-    for i in range(3):
-        ok = ps.prev[:, i] >= 0
-        rows.append(np.nonzero(ok)[0])
-        cols.append(ps.prev[ok, i])
-        vals.append(mg2[ok] * D[ok, 1 + i])
-    Fp = sps.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(ps.n, ps.n))
-    J = (sps.identity(ps.n, format="csr") - Fp.tocsr()).tocsr()
-    Jinv = spsolve_triangular(J, np.eye(ps.n), lower=True) if (ps.n and invert) else np.zeros((0, 0))
-    return Ingredients(ps, Cf, mg2, D, J, Jinv)
+    prev = [lift.rows(x, y) for x, y in ((g1, g1), (g2, g2), (g1, g2))]
+    if lift.identity:
+        Fp = sum(sps.diags(mg2 * D[:, 1 + i]) @ prev[i] for i in range(3))
+        J = (sps.identity(ps.n, format="csr") - Fp).tocsr()
+        Jinv = spsolve_triangular(J, np.eye(ps.n), lower=True) if (ps.n and invert) else np.zeros((0, 0))
+    else:
+        J = np.eye(ps.n) - sum((mg2 * D[:, 1 + i])[:, None] * prev[i] for i in range(3))
+        Jinv = solve_triangular(J, np.eye(ps.n), lower=True, unit_diagonal=True) if invert else np.zeros((0, 0))
+    return Ingredients(ps, lift, Cf, mg2, D, prev, J, Jinv)
 
 
 def dense_propagators(J: sps.spmatrix, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +118,7 @@ def dense_propagators(J: sps.spmatrix, K: np.ndarray) -> tuple[np.ndarray, np.nd
     The propagator 𝒢 = -(1/N) S⁽²⁾⁻¹ gives NΔ = N𝒢_CC and NR = N𝒢_CC̃ = 2 J⁻¹; returns (NΔ, J⁻¹).
     """
     n = K.shape[0]
-    Jd = J.toarray()
+    Jd = J.toarray() if sps.issparse(J) else J
     S2 = np.block([[np.zeros((n, n)), -Jd.T / 2], [-Jd / 2, K / 4]])
     G = -np.linalg.inv(S2)
     return G[:n, :n], G[:n, n:] / 2
@@ -228,14 +236,20 @@ def one_loop(spec: NetworkSpec, X, n_nodes: dict | None = None, progress: bool =
     t0 = time.perf_counter()
     mf = mean_field(spec, X)
     ing = ingredients(spec, mf, invert=solver == "causal")
-    ps, Cf, mg2, D, Jinv = ing.ps, ing.Cf, ing.mg2, ing.D, ing.Jinv
+    ps, lift, Cf, mg2, D, Jinv = ing.ps, ing.lift, ing.Cf, ing.mg2, ing.D, ing.Jinv
     n = ps.n
     _log(progress, t0, f"{n} pair variables, J assembled")
-    # K and K' on the pairs u <= v whose noises can be correlated: generated by shared weights (M != 0)
+    # K and K' on the pairs u <= v whose noises can be correlated: both are averages over the same
+    # neurons, so Cov(Φ_u, Φ_v) vanishes only where no previous site of u is correlated with one of v
+    # (a block that does not exist); with skip connections or grouped sharing that is not M_uv = 0
     iu, iv = np.triu_indices(n)
-    t_first = ps.pairs[:, 0] // ps.P
-    shared = spec.weight_mask()[t_first[iu], t_first[iv]] != 0
-    iu, iv = iu[shared], iv[shared]
+    tp = ps.pairs // ps.P - 1
+    exists = np.vectorize(spec.block_exists)(*np.indices((spec.T, spec.T)))
+    related = np.zeros(len(iu), bool)
+    for i in range(2):
+        for j in range(2):
+            related |= exists[tp[iu, i], tp[iv, j]]
+    iu, iv = iu[related], iv[related]
     quads, inverse = _multisets(ps, iu, iv)
     _log(progress, t0, f"{len(quads)} distinct four-point site sets for K")
     E4, G4, S4 = four_point(spec.phi_fn, Cf, quads, n_nodes)
@@ -256,51 +270,65 @@ def one_loop(spec: NetworkSpec, X, n_nodes: dict | None = None, progress: bool =
     else:
         NDelta = Jinv @ K @ Jinv.T
     # weight-sharing vertex: t_u = Σ_v Σ_w ∂K_uv/∂C_w (J⁻¹)_wv
-    gw = ps.lookup[np.maximum(S4[inverse, :, 0], 0), np.maximum(S4[inverse, :, 1], 0)]
-    gw[S4[inverse, :, 0] < 0] = -1
     gval = w_uv[:, None] * G4[inverse]
-    pw = np.concatenate([ps.prev[iu], ps.prev[iv]], axis=1)                   # ∂(E2_u E2_v)
     pval = -w_uv[:, None] * np.concatenate([D[iu, 1:4] * E2[iv, None], D[iv, 1:4] * E2[iu, None]], axis=1)
     if np.any(indep):
         a_in_u = np.any(S4[inverse][indep][:, :, :1] == su[indep][:, None, :], axis=2)
         b_in_u = np.any(S4[inverse][indep][:, :, 1:] == su[indep][:, None, :], axis=2)
         gval[indep] *= a_in_u != b_in_u                                        # keep cross entries only
         pval[indep] = 0.0
-    W = np.concatenate([gw, pw], axis=1)
-    V = np.where(W >= 0, np.concatenate([gval, pval], axis=1), 0.0)
-    Wc = np.maximum(W, 0)
+    # gradient entries as site pairs: the Price gradient's sites, then ∂(E2_u E2_v) at the previous sites
+    g1, g2 = ps.pairs[:, 0] - ps.P, ps.pairs[:, 1] - ps.P
+    prev1, prev2 = np.stack([g1, g2, g1], axis=1), np.stack([g1, g2, g2], axis=1)
+    S1 = np.concatenate([S4[inverse, :, 0], prev1[iu], prev1[iv]], axis=1)
+    S2 = np.concatenate([S4[inverse, :, 1], prev2[iu], prev2[iv]], axis=1)
+    V = np.where(S1 >= 0, np.concatenate([gval, pval], axis=1), 0.0)
     share_pre = np.zeros(n)
-    np.add.at(share_pre, iu, np.sum(V * Jinv[Wc, iv[:, None]], axis=1))
+    np.add.at(share_pre, iu, np.sum(V * lift.lifted(Jinv, S1, S2, iv[:, None]), axis=1))
     off = iu != iv
-    np.add.at(share_pre, iv[off], np.sum(V[off] * Jinv[Wc[off], iu[off, None]], axis=1))
-    # F'' tadpole: ½ Σ_ij F''_{u,ij} NΔ[prev_i, prev_j]
+    np.add.at(share_pre, iv[off], np.sum(V[off] * lift.lifted(Jinv, S1[off], S2[off], iu[off, None]), axis=1))
+    # F'' tadpole: ½ Σ_ij F''_{u,ij} (∂c_i/∂D NΔ ∂c_j/∂Dᵀ)_uu at the previous-site pairs c_i
     tad_pre = np.zeros(n)
     for (i, j) in HESS:
-        pi, pj = ps.prev[:, i], ps.prev[:, j]
-        ok = (pi >= 0) & (pj >= 0)
         mult = 1.0 if i == j else 2.0
-        tad_pre[ok] += 0.5 * mult * mg2[ok] * D[ok, 4 + HESS.index((i, j))] * NDelta[pi[ok], pj[ok]]
+        tad_pre += 0.5 * mult * mg2 * D[:, 4 + HESS.index((i, j))] * _row_products(ing.prev[i], ing.prev[j], NDelta)
     terms = {"tadpole": Jinv @ tad_pre, "weight_sharing": Jinv @ share_pre}
-    emp_var = _empirical_variance(ps, Cf, mg2, D, NDelta, Jinv)
+    R = Jinv
+    if not lift.identity:  # report the kernel C = 𝒜 D 𝒜ᵀ on its own pairs
+        ps = pair_space(spec, ps.P)
+        Lo = lift.rows(ps.pairs[:, 0], ps.pairs[:, 1])
+        NDelta, R = Lo @ NDelta @ Lo.T, Lo @ Jinv
+        terms = {k: Lo @ v for k, v in terms.items()}
+    emp_var = _empirical_variance(ps, ing.ps, Cf, mg2, D, np.diag(NDelta), R)
     _log(progress, t0, "done")
-    return OneLoop(spec, mf, ps, NDelta, terms, emp_var, Jinv)
+    return OneLoop(spec, mf, ps, NDelta, terms, emp_var, R)
 
 
-def _empirical_variance(ps: PairSpace, Cf, mg2, D, NDelta, Jinv) -> np.ndarray:
+def _row_products(Li, Lj, M: np.ndarray) -> np.ndarray:
+    """(Li M Ljᵀ)_uu for every row u (Li, Lj sparse or dense); without skip the gather M[prev_i, prev_j]."""
+    if sps.issparse(Lj):
+        return np.asarray(Lj.multiply(Li @ M).sum(axis=1)).ravel()
+    return np.sum(Lj * (Li @ M), axis=1)
+
+
+def _empirical_variance(ps: PairSpace, var: PairSpace, Cf, mg2, D, NDelta_diag, R) -> np.ndarray:
     """N Var K̂ for all site pairs: sampling + NΔ + response term (Stein: Cov(z_s z_s', φ_c φ_d) =
-    Σ_{j,k∈{c,d}} C_sj C_s'k <∂_j ∂_k φ_c φ_d>, with <φ''φ> = 2 ∂E/∂c11, <φ'φ'> = ∂E/∂c12)."""
+    Σ_{j,k∈{c,d}} C_sj C_s'k <∂_j ∂_k φ_c φ_d>, with <φ''φ> = 2 ∂E/∂c11, <φ'φ'> = ∂E/∂c12).
+
+    ``ps``: the kernel's pairs {s, s'}; ``var``: the field variables (previous sites c, d);
+    ``R`` (ps.n, var.n): ∂C_{ss'}/∂(noise of the variable), J⁻¹ without skip."""
     d = np.diag(Cf)
     out = np.outer(d, d) + Cf ** 2
-    if ps.n == 0:
+    if ps.n == 0 or var.n == 0:
         return out
     P = ps.P
     s, s2 = ps.pairs[:, 0], ps.pairs[:, 1]
-    c, dd = ps.pairs[:, 0] - P, ps.pairs[:, 1] - P
+    c, dd = var.pairs[:, 0] - P, var.pairs[:, 1] - P
     Csc, Cs2c = Cf[s[:, None], c[None, :]], Cf[s2[:, None], c[None, :]]
     Csd, Cs2d = Cf[s[:, None], dd[None, :]], Cf[s2[:, None], dd[None, :]]
     cov = 2 * Csc * Cs2c * D[None, :, 1] + 2 * Csd * Cs2d * D[None, :, 2] + (Csc * Cs2d + Csd * Cs2c) * D[None, :, 3]
-    response = 2 * np.sum(mg2[None, :] * cov * Jinv, axis=1)
-    extra = np.diag(NDelta) + response
+    response = 2 * np.sum(mg2[None, :] * cov * R, axis=1)
+    extra = NDelta_diag + response
     out[s, s2] += extra
     out[s2, s] = out[s, s2]
     return out

@@ -39,13 +39,17 @@ class PairSpace:
         return out.reshape(T, P, T, P).transpose(0, 2, 1, 3)
 
 
-def pair_space(spec: NetworkSpec, P: int) -> PairSpace:
+def pair_space(spec: NetworkSpec, P: int, blocks: np.ndarray | None = None) -> PairSpace:
+    """Pairs of sites with both times >= 1 in the blocks that exist (``blocks``: a (T, T) boolean
+    array, default ``spec.block_exists``), in causal order."""
     T = spec.T
     f = np.arange(T * P)
     a = f // P
     F1, F2 = np.meshgrid(f, f, indexing="ij")
     A1, A2 = a[F1], a[F2]
-    exists = np.vectorize(spec.block_exists)(A1, A2) if T > 1 else np.zeros_like(F1, bool)
+    if blocks is None:
+        blocks = np.vectorize(spec.block_exists)(*np.indices((T, T))) if T > 1 else np.zeros((T, T), bool)
+    exists = np.asarray(blocks, bool)[A1, A2]
     keep = (F1 <= F2) & (A1 >= 1) & (A2 >= 1) & exists
     f1, f2 = F1[keep], F2[keep]
     a1, a2 = a[f1], a[f2]
