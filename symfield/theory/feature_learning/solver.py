@@ -4,7 +4,7 @@ Each solve re-centres at its starting kernel C₀ = L Lᵀ and works with Z, C =
 svec(Z) (diagonal entries, and √2 × the upper off-diagonal entries, so that the Euclidean
 product of svec vectors is the Frobenius product).  There the ln det term has Hessian −½·1
 at the start, which makes the Newton–CG steps well conditioned for any T·P.  The gradient
-and Hessian-vector products are those of :class:`~symfield.theory.fl_action.LinearAction`
+and Hessian-vector products are those of :class:`~symfield.theory.feature_learning.action.LinearAction`
 transformed by the congruence (Lᵀ G L).  A ``sector`` restricts the variables to entries of
 given time lags |t − s| (lag 0 = the time-block-diagonal, symmetric sector).  Hessian spectra in the
 same coordinates are in :mod:`.spectrum`.
@@ -97,7 +97,7 @@ class Frame:
 
 class BlockFrame:
     """Congruence coordinates restricted to the symmetric sector (lag 0), evaluated block by block
-    (:class:`~symfield.theory.fl_blocks.Blocks`): z = concatenated svec(Z_t), C_t = L_t Z_t L_tᵀ."""
+    (:class:`~symfield.theory.feature_learning.blocks.Blocks`): z = concatenated svec(Z_t), C_t = L_t Z_t L_tᵀ."""
 
     def __init__(self, bl, C0: np.ndarray):
         self.bl, self.T, self.P = bl, bl.T, bl.P
@@ -143,7 +143,7 @@ def maximise(act: LinearAction, C0: np.ndarray, lags=None, gtol: float = 1e-9, m
              label: str = "μP saddle point", blocks=None):
     """Local maximum of S/N from C₀ (restricted to ``lags`` if given); returns (C, TrustRegionResult).
 
-    ``blocks`` (a :class:`~symfield.theory.fl_blocks.Blocks`) with ``lags=0`` solves the symmetric
+    ``blocks`` (a :class:`~symfield.theory.feature_learning.blocks.Blocks`) with ``lags=0`` solves the symmetric
     sector block by block (O(T P³) per Hessian product instead of O(T³ P³))."""
     if blocks is not None and lags == 0:
         fr = BlockFrame(blocks, C0)
