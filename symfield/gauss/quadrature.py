@@ -46,8 +46,9 @@ def _recurrence(x: np.ndarray, n: int, log_start=None):
     """Orthonormal Hermite h_k(x) = He_k(x)/√k!, k < n, by h_{k+1} = (x h_k - √k h_{k-1})/√(k+1),
     rescaled by 1e-100 whenever an entry exceeds 1e100 (so no overflow at any n).
 
-    Returns (h_{n-2}, h_{n-1}, Σ_{k<n} h_k², log scale) with h_k = value·e^(log scale); with ``log_start``
-    (per x) also the rows exp(log_start + log scale)·h_k, i.e. the matrix V[k, i] = √w_i h_k(x_i)."""
+    Returns (h_{n-2}, h_{n-1}, Σ_{k<n} h_k², log scale, rows): the first three in units of e^(log scale)
+    (per x); ``rows`` is None, or with ``log_start`` (per x) the matrix e^(log_start) h_k(x), k < n
+    (V[k, i] = √w_i h_k(x_i) for log_start = log √w)."""
     hm, hk, s, lg = np.zeros_like(x), np.ones_like(x), np.ones_like(x), np.zeros_like(x)
     rows = None if log_start is None else np.empty((n, x.size))
     if rows is not None:

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from ..gauss.quadrature import hermite_nodes
 from ..simulate.posterior import PosteriorSamples
 from ..spec import SpecError
 from .feature_learning.action import LinearAction
@@ -129,8 +130,7 @@ def kernel_expectation(net, X, Y, observables, supervised=None, kappa=1.0, N: in
     if lam.min() <= 0:
         raise ValueError("the saddle point is not a maximum: no Laplace expansion")
     d = lam.size
-    x, w = np.polynomial.hermite_e.hermegauss(nodes)
-    w = w / w.sum()
+    x, w = hermite_nodes(int(nodes))
     grids = np.meshgrid(*([x] * d), indexing="ij")
     U = np.stack([g.reshape(-1) for g in grids], axis=1)
     Wt = np.prod(np.meshgrid(*([w] * d), indexing="ij"), axis=0).reshape(-1)
