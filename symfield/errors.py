@@ -23,4 +23,33 @@ class ResourceError(SymfieldError, MemoryError):
     """A computation would need more memory or time than allowed; estimated before allocating."""
 
 
-__all__ = ["NonFiniteError", "ResourceError", "SpecError", "SymfieldError"]
+class UnknownNonlinearity(SymfieldError, KeyError):
+    """A φ name that is not registered (see ``symfield.register_phi``)."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+class NonFiniteKernel(NonFiniteError):
+    """The kernel map produced nan/inf (e.g. a covariance outside the domain of φ's closed form)."""
+
+
+class FixedPointError(SymfieldError, RuntimeError):
+    """No finite fixed point of the length map was found."""
+
+
+class NotPositiveDefinite(SymfieldError, ValueError):
+    """C or Σ(C) is not positive definite (outside the domain of the μP action)."""
+
+
+class ConvergenceError(SymfieldError, RuntimeError):
+    """A solver did not converge; ``history`` holds its residual (gradient-norm) history."""
+
+    def __init__(self, message: str, history=()):
+        self.history = list(history)
+        tail = ", ".join(f"{r:.3g}" for r in self.history[-8:])
+        super().__init__(f"{message} (last residuals: {tail})" if self.history else message)
+
+
+__all__ = ["ConvergenceError", "FixedPointError", "NonFiniteError", "NonFiniteKernel", "NotPositiveDefinite",
+           "ResourceError", "SpecError", "SymfieldError", "UnknownNonlinearity"]

@@ -23,9 +23,7 @@ import sympy as sp
 x = sp.Symbol("x", real=True)
 
 
-class UnknownNonlinearity(KeyError):
-    def __str__(self):
-        return str(self.args[0])
+from ..errors import UnknownNonlinearity  # noqa: E402  (defined with the other errors)
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,8 +18,7 @@ from ..gauss.quadrature import expect
 from ..spec import NetworkSpec, SpecError
 from .kernel_map import kernel_map
 
-class FixedPointError(RuntimeError):
-    """No finite fixed point of the length map was found."""
+from ..errors import FixedPointError  # noqa: E402  (defined with the other errors)
 
 
 def _phi2(spec: NetworkSpec, q: float) -> float:

@@ -18,8 +18,7 @@ from ..spec import NetworkSpec, input_gram
 from .kernel_map import kernel_map
 
 
-class NonFiniteKernel(FloatingPointError):
-    """The kernel map produced nan/inf (e.g. a covariance outside the domain of φ's closed form)."""
+from ..errors import NonFiniteKernel  # noqa: E402  (defined with the other errors)
 
 
 @dataclass

@@ -22,8 +22,7 @@ from .problem import FLProblem
 from .terms import action_value, data_matrix, embed, propagate_adjoint, restrict, sigma, unshift
 
 
-class NotPositiveDefinite(ValueError):
-    """C or Σ(C) is not positive definite (outside the domain of the action)."""
+from ...errors import NotPositiveDefinite  # noqa: E402  (defined with the other errors)
 
 
 def _inv_logdet(M: np.ndarray, name: str):
