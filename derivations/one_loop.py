@@ -25,7 +25,8 @@ import numpy as np
 import symfield as sf
 from symfield.plotting import pyplot, save, write_results
 from symfield.simulate import kernel_moments
-from symfield.simulate.extrapolate import extrapolate, one_loop_measurements
+from symfield.simulate.extrapolate import extrapolate
+from symfield.validation import one_loop_measurements
 from symfield.theory.one_loop import one_loop
 
 SIGMA_B2 = 0.1

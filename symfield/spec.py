@@ -121,6 +121,21 @@ def _canonical(labels: np.ndarray) -> tuple:
     return tuple(tuple(int(i) + 1 for i in np.flatnonzero(labels == grp)) for grp in order)
 
 
+def skip_matrix(a):
+    """A_ts = a_{s+1}···a_t for s <= t, A_tt = 1, zero above the diagonal (a: the T skip coefficients,
+    0-based, a[0] unused): h = A ξ for h_t = a_t h_{t-1} + ξ_t.  A NumPy array for numbers, a SymPy
+    Matrix if an entry is symbolic (the μP action's symbolic template)."""
+    T = len(a)
+    rows = [[1 if s == t else 0 for s in range(T)] for t in range(T)]
+    for t in range(1, T):
+        for s in range(t):
+            rows[t][s] = a[t] * rows[t - 1][s]
+    if any(hasattr(x, "free_symbols") and x.free_symbols for row in rows for x in row):
+        import sympy as sp
+        return sp.Matrix(rows)
+    return np.array(rows, dtype=float)
+
+
 def _same(labels: np.ndarray) -> np.ndarray:
     return (labels[:, None] == labels[None, :]).astype(float)
 
@@ -349,6 +364,10 @@ class NetworkSpec:
         out = np.zeros(self.T)
         out[1:] = value if np.ndim(value) == 0 else np.asarray(value)[: self.T - 1]
         return out
+
+    def skip_matrix(self) -> np.ndarray:
+        """The skip propagator A (T, T) of :func:`skip_matrix` for this declaration's leak."""
+        return skip_matrix(self.leak_values())
 
     @property
     def has_skip(self) -> bool:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import symfield as sf
-from symfield.simulate.extrapolate import extrapolate, one_loop_measurements
+from symfield.simulate.extrapolate import extrapolate
+from symfield.validation import one_loop_measurements
 
 X1 = np.ones((1, 1))
 NETS = {"leaky": sf.RNN(6, phi="erf", g=1.2, leak=0.8, sigma_b2=0.1),

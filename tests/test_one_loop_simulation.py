@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import symfield as sf
-from symfield.simulate.extrapolate import extrapolate, one_loop_measurements
+from symfield.simulate.extrapolate import extrapolate
+from symfield.validation import one_loop_measurements
 from symfield.theory.one_loop import one_loop
 
 X1 = np.ones((1, 1))

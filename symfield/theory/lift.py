@@ -20,22 +20,12 @@ from ..spec import NetworkSpec
 from .pairs import PairSpace
 
 
-def propagator(spec: NetworkSpec) -> np.ndarray:
-    """A (T, T): A_ts = a_{s+1} ··· a_t for s <= t (0-based), 0 above the diagonal."""
-    a = spec.leak_values()
-    T = spec.T
-    A = np.eye(T)
-    for t in range(1, T):
-        A[t, :t] = a[t] * A[t - 1, :t]
-    return A
-
-
 class Lift:
     """∂C/∂D between site pairs and the field variables of ``ps`` (see the module docstring)."""
 
     def __init__(self, spec: NetworkSpec, ps: PairSpace):
         self.ps = ps
-        self.A = np.kron(propagator(spec), np.eye(ps.P)) if spec.has_skip else None
+        self.A = np.kron(spec.skip_matrix(), np.eye(ps.P)) if spec.has_skip else None
         self._lifted: dict = {}
 
     @property

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from ...spec import skip_matrix
+
 
 # ------------------------------------------------------------------ operators
 def shift(C: np.ndarray, P: int) -> np.ndarray:
@@ -66,18 +68,10 @@ def restrict(C: np.ndarray, S: np.ndarray) -> np.ndarray:
 def propagator(a, P: int):
     """A ⊗ 1_P with A_ts = a_{s+1}···a_t for s <= t (a: the T skip coefficients, 0-based, a[0] unused);
     works for numbers (NumPy array) and SymPy symbols (Matrix)."""
-    T = len(a)
-    rows = [[_prod(a[s + 1:t + 1]) if s <= t else 0 for s in range(T)] for t in range(T)]
-    if any(isinstance(x, sp.Basic) for row in rows for x in row):
-        return sp.kronecker_product(sp.Matrix(rows), sp.eye(P))
-    return np.kron(np.array(rows, dtype=float), np.eye(P))
-
-
-def _prod(values):
-    out = 1
-    for v in values:
-        out = out * v
-    return out
+    A = skip_matrix(a)
+    if isinstance(A, sp.MatrixBase):
+        return sp.kronecker_product(A, sp.eye(P))
+    return np.kron(A, np.eye(P))
 
 
 def propagate(D: np.ndarray, prop) -> np.ndarray:
