@@ -6,7 +6,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
-DERIVATIONS = {"gp-kernels": "gp_kernels.py", "one-loop": "one_loop.py", "feature-learning": "feature_learning.py"}
+DERIVATIONS = {"gp-kernels": "gp_kernels.py", "one-loop": "one_loop.py", "feature-learning": "feature_learning.py",
+               "resnet": "resnet.py"}
 
 
 def derivations_dir() -> Path:
