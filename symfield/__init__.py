@@ -19,8 +19,7 @@ from . import gp  # noqa: E402
 from .action import action  # noqa: E402
 from .gauss import available_phis, get_phi, register_phi  # noqa: E402
 from .errors import (ConvergenceError, FixedPointError, NonFiniteError, NonFiniteKernel,  # noqa: E402
-                     NotPositiveDefinite, NotSupportedError, ResourceError, SpecError, SpecTypeError, SymfieldError,
-                     UnknownNonlinearity)
+                     NotPositiveDefinite, ResourceError, SpecError, SymfieldError, UnknownNonlinearity)
 from .spec import DNN, RNN, NetworkSpec, ResNet, WeightPlan, as_dnn, convert_T  # noqa: E402
 from .theory import fixed_point, length_map, mean_field  # noqa: E402
 from .theory.feature_learning import critical_signal, feature_learning  # noqa: E402
@@ -38,6 +37,6 @@ def __getattr__(name):  # the simulator is imported lazily (it is not needed for
 
 
 __all__ = ["ConvergenceError", "DNN", "FixedPointError", "RNN", "NetworkSpec", "NonFiniteError", "NonFiniteKernel",
-           "NotPositiveDefinite", "NotSupportedError", "SpecTypeError", "UnknownNonlinearity", "ResNet", "ResourceError", "SpecError", "SymfieldError", "WeightPlan", "action", "as_dnn", "available_phis", "convert_T",
+           "NotPositiveDefinite", "UnknownNonlinearity", "ResNet", "ResourceError", "SpecError", "SymfieldError", "WeightPlan", "action", "as_dnn", "available_phis", "convert_T",
            "critical_signal", "feature_learning", "fixed_point", "get_phi", "gp", "length_map", "mean_field",
            "one_loop", "optimal_r", "register_phi", "response", "simulate"]
