@@ -56,3 +56,17 @@ def second_cumulant_term() -> sp.Expr:
     1/2 (g²/2)² M_u M_v C~_u C~_v Cov(Φ_u, Φ_v) counted twice = 1/4 g2_u g2_v m m' C~_u C~_v Q."""
     half_cov = sp.Rational(1, 2) * (g2 / 2) * (g2_v / 2) * m * m_v * Ct_u * Ct_v * Q(u_, v_)
     return 2 * half_cov
+
+
+# ---------------------------------------------------------------- skip coefficients (theory.md Sec. 1)
+D_u, D_w = sp.symbols("D_u D_w", real=True)
+l1, l2, l12 = sp.symbols("l1 l2 l12", real=True)  # ∂c_i/∂D_u of the successor (lift.py)
+c12_w = sp.Symbol("c12_w", real=True)  # the successor's c12 without its D_u part
+
+
+def skip_pair_template() -> sp.Expr:
+    """The template for the driving covariance D (skip a_t != 0, C = 𝒜 D 𝒜ᵀ): pair u of D reads the
+    previous-site entries (c11, c22, c12) of C; the successor w reads entries of C that are linear in
+    D_u, d_i + l_i D_u with the lift coefficients l_i = ∂C/∂D_u (:class:`symfield.theory.lift.Lift`)."""
+    return (pair_term(D_u, Ct_u, sdet, m, c11, c22, c12)
+            + pair_term(D_w, Ct_w, sdet_w, m_w, d1 + l1 * D_u, d2 + l2 * D_u, c12_w + l12 * D_u))

@@ -1,13 +1,16 @@
-"""The unified DNN/RNN action object: saddle point by differentiation, LaTeX, compilation hooks."""
+"""The GP (NNGP, standard scaling) action of any declared network: saddle point by differentiation,
+LaTeX, compilation.  One instance of the action layer (:mod:`symfield.action.base`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import sympy as sp
 
-from ..gauss import Nonlinearity
+from ..gauss import Nonlinearity, get_phi
 from ..spec import NetworkSpec
 from . import template as tp
+from .base import BaseAction, Expectation, Field, matrix_latex
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class SaddlePoint:
     conjugate: sp.Eq
     closed: sp.Eq | None
     phi: Nonlinearity
+    skip: bool = False  #: the field is the driving covariance D (kernel: D_u = ...), C = 𝒜 D 𝒜ᵀ
 
     @property
     def rhs(self) -> sp.Expr:
@@ -39,35 +43,59 @@ class SaddlePoint:
         lines = [f"kernel:    {sp.sstr(self.kernel)}", f"conjugate: {sp.sstr(self.conjugate)}   (solved by Ct = 0)"]
         if self.closed is not None:
             lines.append(f"phi={self.phi.name}: {sp.sstr(self.closed)}")
+        if self.skip:
+            lines.append(SKIP_NOTE)
         return "\n".join(lines)
 
 
-class Action:
-    """S[C, C~] of a :class:`NetworkSpec` (theory Sec. 3.3; the DNN is the RNN with mask M = δ_ab)."""
+SKIP_NOTE = ("skip a_t != 0: the field is the driving covariance D; c11, c22, c12 are entries of C = A D A^T "
+             "(A_ts = a_{s+1}...a_t), l_i = dC/dD_u (symfield.theory.lift)")
 
-    def __init__(self, spec: NetworkSpec):
-        self.spec = spec
-        self.phi = spec.phi_fn
+
+class GPAction(BaseAction):
+    """S[C, C~] of a :class:`NetworkSpec` in standard scaling (theory Sec. 3.3; the DNN is the RNN with
+    mask M = δ_ab).  With skip coefficients the field is the driving covariance D, C = 𝒜 D 𝒜ᵀ."""
+
+    def __init__(self, spec: NetworkSpec | None, phi: Nonlinearity | None = None):
+        super().__init__(spec)
+        self.phi = phi if phi is not None else spec.phi_fn
+        self.skip = spec is not None and spec.has_skip
+        name = "D" if self.skip else "C"
+        meaning = ("driving covariance Cov(ξ) of ξ_t = r_t W_t φ(h_t-1) + U_t x_t + b_t; C = 𝒜 D 𝒜ᵀ" if self.skip
+                   else "pre-activation kernel")
+        self.fields = (Field(name, "Ct", "unordered site pairs u = {s, s'}, s = (t, μ)", meaning),)
+
+    @classmethod
+    def for_phi(cls, phi) -> "GPAction":
+        """The pair template of ``phi`` alone (it does not depend on the declaration): no spec."""
+        return cls(None, phi if isinstance(phi, Nonlinearity) else get_phi(phi))
 
     @property
     def template(self) -> sp.Expr:
-        """Pair template S_u + S_w (see :mod:`symfield.action.template`)."""
-        return tp.pair_template()
+        """Pair template S_u + S_w (see :mod:`symfield.action.template`; for D with skip coefficients)."""
+        return tp.skip_pair_template() if self.skip else tp.pair_template()
+
+    @property
+    def expectations(self) -> tuple:
+        """E(c11, c22, c12) = <φ(z1) φ(z2)>, z ~ N(0, [[c11, c12], [c12, c22]]) (closed form or None)."""
+        return (Expectation("E", "<phi(z1) phi(z2)>, z ~ N(0, [[c11, c12], [c12, c22]])",
+                            self.phi.pair(tp.c11, tp.c22, tp.c12)),)
 
     def saddle_point(self) -> SaddlePoint:
         """Differentiate the template: ∂S/∂C~_u = 0 gives the kernel map, ∂S/∂C_u = 0 the conjugate."""
         S = self.template
-        kernel_sol = sp.solve(sp.diff(S, tp.Ct_u), tp.C_u)
+        field = tp.D_u if self.skip else tp.C_u
+        kernel_sol = sp.solve(sp.diff(S, tp.Ct_u), field)
         if len(kernel_sol) != 1:
-            raise RuntimeError(f"expected one solution of dS/dCt_u = 0 for C_u, got {kernel_sol}")
-        kernel = sp.Eq(tp.C_u, kernel_sol[0])
-        ct_sol = sp.solve(sp.diff(S, tp.C_u), tp.Ct_u)
+            raise RuntimeError(f"expected one solution of dS/dCt_u = 0 for {field}, got {kernel_sol}")
+        kernel = sp.Eq(field, kernel_sol[0])
+        ct_sol = sp.solve(sp.diff(S, field), tp.Ct_u)
         conjugate = sp.Eq(tp.Ct_u, ct_sol[0])
         closed_E = self.phi.pair(tp.c11, tp.c22, tp.c12)
         closed = None
         if closed_E is not None:
-            closed = sp.Eq(tp.C_u, kernel.rhs.subs(tp.E(tp.c11, tp.c22, tp.c12), closed_E))
-        return SaddlePoint(kernel, conjugate, closed, self.phi)
+            closed = sp.Eq(field, kernel.rhs.subs(tp.E(tp.c11, tp.c22, tp.c12), closed_E))
+        return SaddlePoint(kernel, conjugate, closed, self.phi, self.skip)
 
     def derivatives(self) -> dict:
         """Hessian blocks and cubic vertices of S, differentiated on the pair template.
@@ -87,40 +115,71 @@ class Action:
         return {"Fp": Fp, "Fpp": Fpp, "K": K}
 
     def compiled(self):
-        """Generated module with ``pair_action(C_u, Ct_u, C_w, Ct_w, c11, c22, c12, d1, d2, sdet, sdet_w, m, m_w, g2)``,
-        the pair template with φ's closed form substituted (for finite-difference checks)."""
+        """Generated module with ``pair_action(*args)``, the pair template with φ's closed form substituted
+        (for finite-difference checks); ``args`` are :meth:`compiled_args` (without skip: C_u, Ct_u, C_w,
+        Ct_w, c11, c22, c12, d1, d2, sdet, sdet_w, m, m_w, g2)."""
         from .. import codegen
         if not self.phi.has_closed_form:
             raise NotImplementedError(f"phi {self.phi.name!r} has no closed form; the action template "
                                       "cannot be compiled symbolically")
         S = self.template.replace(tp.E, lambda a, b, c: self.phi.pair(a, b, c))
-        args = (tp.C_u, tp.Ct_u, tp.C_w, tp.Ct_w, tp.c11, tp.c22, tp.c12, tp.d1, tp.d2, tp.sdet, tp.sdet_w,
-                tp.m, tp.m_w, tp.g2)
-        return codegen.build_module(f"action_{self.phi.key}", "symfield.action", "the pair template of the unified "
+        args = self.compiled_args()
+        tag = f"action_{self.phi.key}" + ("_skip" if self.skip else "")
+        return codegen.build_module(tag, "symfield.action", "the pair template of the unified "
                                     "action", [("pair_action", codegen.scalar_source("pair_action", args, S))],
                                     [f"S = {sp.sstr(S)}"])
+
+    def compiled_args(self) -> tuple:
+        """Argument symbols of the compiled ``pair_action``."""
+        if self.skip:
+            return (tp.D_u, tp.Ct_u, tp.D_w, tp.Ct_w, tp.c11, tp.c22, tp.c12, tp.d1, tp.d2, tp.c12_w, tp.l1, tp.l2,
+                    tp.l12, tp.sdet, tp.sdet_w, tp.m, tp.m_w, tp.g2)
+        return (tp.C_u, tp.Ct_u, tp.C_w, tp.Ct_w, tp.c11, tp.c22, tp.c12, tp.d1, tp.d2, tp.sdet, tp.sdet_w,
+                tp.m, tp.m_w, tp.g2)
 
     def mask(self):
         """The weight-sharing mask M_ab of the spec (RNN 1, DNN δ_ab)."""
         return self.spec.weight_mask()
 
     def latex(self) -> str:
-        """The action in LaTeX, general form and the pair template it is differentiated on."""
-        s = self.spec
-        M = _mask_latex(s)
+        """The action in LaTeX: general form, the declaration's masks (weight or branch mask, skip
+        propagator) and the pair template it is differentiated on."""
+        f = "D" if self.skip else "C"
         phi = sp.latex(self.phi.expr.subs(sp.Symbol("x", real=True), sp.Symbol("z")))
-        general = (r"S[C,\tilde C] = -\frac{1}{2}\sum_{u=\{s,s'\}} \tilde C_u\left(C_u-\Sigma^{\rm det}_u\right)"
+        general = (rf"S[{f},\tilde C] = -\frac{{1}}{{2}}\sum_{{u=\{{s,s'\}}}} \tilde C_u\left({f}_u-\Sigma^{{\rm det}}_u\right)"
                    r" + \ln\left\langle \exp\Big(\frac{g^2}{2}\sum_{u} M_{ab}\,\tilde C_u\,"
                    r"\phi(z_{s-1})\,\phi(z_{s'-1})\Big)\right\rangle_{z\sim\mathcal N(0,C)}")
-        lines = [general,
-                 rf"M_{{ab}} = {M}\quad(\text{{{s.label}}}),\qquad \phi(z) = {phi},\qquad T = {s.T}",
-                 r"\text{pair template (first order in }\tilde C\text{):}\quad " + sp.latex(self.template)]
+        lines = [general]
+        s = self.spec
+        if s is not None:
+            lines.append(rf"M_{{ab}} = {_mask_latex(s)}\quad(\text{{{s.label}}}),\qquad \phi(z) = {phi},\qquad T = {s.T}")
+            if np.any(s.r_values()[1:] != 1):
+                lines.append(r"M_{ab} \to M_{ab}\,r_a r_b = " + matrix_latex(s.branch_mask())
+                             + r"\quad\text{(branch mask)}")
+            if self.skip:
+                from ..theory.feature_learning.terms import propagator
+                lines.append(r"C = \mathcal A D \mathcal A^{\rm T},\quad \mathcal A = A\otimes 1_P,\quad A = "
+                             + matrix_latex(propagator(s.leak_values(), 1)) + r"\quad\text{(skip propagator, } A_{ts} = "
+                             r"a_{s+1}\cdots a_t\text{; the field is the driving covariance } D\text{)}")
+        else:
+            lines.append(rf"\phi(z) = {phi}")
+        lines.append(r"\text{pair template (first order in }\tilde C\text{):}\quad " + sp.latex(self.template))
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return (f"S = -1/2 sum_u Ct_u (C_u - Sigma_det_u) + ln < exp(g^2/2 sum_u M_ab Ct_u phi(z_s-1) phi(z_s'-1)) >\n"
-                f"M = {_mask_text(self.spec)}; "
-                f"phi(x) = {self.phi.expr}\npair template: {sp.sstr(self.template)}")
+        f = "D" if self.skip else "C"
+        out = (f"S = -1/2 sum_u Ct_u ({f}_u - Sigma_det_u) + ln < exp(g^2/2 sum_u M_ab Ct_u phi(z_s-1) phi(z_s'-1)) >\n"
+               + (f"M = {_mask_text(self.spec)}; " if self.spec is not None else "")
+               + f"phi(x) = {self.phi.expr}\npair template: {sp.sstr(self.template)}")
+        if self.spec is not None and np.any(self.spec.r_values()[1:] != 1):
+            out += f"\nbranch mask M_ab r_a r_b = {self.spec.branch_mask().tolist()}"
+        if self.skip:
+            out += "\n" + SKIP_NOTE
+        return out
+
+
+#: the GP action under its former name
+Action = GPAction
 
 
 def _mask_text(spec: NetworkSpec) -> str:
@@ -138,11 +197,10 @@ def _mask_latex(spec: NetworkSpec) -> str:
         return "1"
     if all(len(g) == 1 for g in groups):
         return r"\delta_{ab}"
-    return r"[W_a = W_b]"
+    return r"[W_a = W_b] = " + matrix_latex(spec.weight_mask())
 
 
-def action(spec: NetworkSpec) -> Action:
-    """The unified action of ``spec``."""
-    if not isinstance(spec, NetworkSpec):
-        raise TypeError(f"spec must be a NetworkSpec (sf.DNN / sf.RNN), got {type(spec).__name__}")
-    return Action(spec)
+def action(spec: NetworkSpec, *args, **kw):
+    """The action of ``spec`` (dispatch on ``spec.scaling``, :func:`symfield.action.dispatch.action`)."""
+    from .dispatch import action as dispatch
+    return dispatch(spec, *args, **kw)

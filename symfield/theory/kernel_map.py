@@ -14,7 +14,7 @@ import sympy as sp
 
 from .. import codegen
 from ..codegen import hoist
-from ..action import action as make_action
+from ..action import GPAction
 from ..action import template as tp
 from ..gauss import Nonlinearity
 
@@ -141,7 +141,7 @@ def kernel_source(phi: Nonlinearity) -> str:
     Closed form: the derived right-hand side with its row-only (c11) and column-only (c22)
     subexpressions hoisted (:func:`symfield.codegen.hoist.separate`).  Otherwise E = <φφ> is an input.
     """
-    sp_eq = make_action_for(phi).saddle_point()
+    sp_eq = GPAction.for_phi(phi).saddle_point()
     notes = [f"phi(x) = {phi.expr}", f"derived: {sp.sstr(sp_eq.kernel)}"]
     row_defs, col_defs = [], []
     if sp_eq.closed is not None:
@@ -172,11 +172,6 @@ def kernel_source(phi: Nonlinearity) -> str:
                                "action", [("counts", counts), ("helpers", codegen.helper_source(helpers)),
                                           ("kernel_rhs", body), ("sides", "\n\n".join(sides)), ("drivers", drivers)],
                                notes)
-
-
-def make_action_for(phi: Nonlinearity):
-    from ..spec import RNN
-    return make_action(RNN(2, phi=phi))
 
 
 class KernelMap:
