@@ -24,11 +24,11 @@ from scipy.linalg import solve_triangular
 from scipy.sparse.linalg import spsolve_triangular
 
 from .. import codegen
-from ..action import action as make_action
+from ..action import GPAction
 from ..action import template as tp
 from ..gauss import Nonlinearity
 from ..gauss.moments import moments, nodes_for, pair_columns
-from ..spec import NetworkSpec, RNN
+from ..spec import NetworkSpec
 from .mean_field import MeanField, mean_field
 from .lift import Lift
 from .pairs import PairSpace, pair_space
@@ -40,7 +40,7 @@ HESS = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
 def derivative_source(phi: Nonlinearity) -> str:
     """Module with E, ∂E/∂c_i (3) and ∂²E/∂c_i∂c_j (6) of E = <φφ>(c11, c22, c12), taken from the
     action's derivatives (F' = m g² ∂E) at m = g² = 1, plus a batch driver."""
-    act = make_action(RNN(2, phi=phi))
+    act = GPAction.for_phi(phi)
     d = act.derivatives()
     unit = {tp.m: 1, tp.g2: 1, tp.sdet: 0}
     exprs = [act.saddle_point().rhs.subs(unit)] + [e.subs(unit) for e in d["Fp"]] + \
