@@ -19,7 +19,8 @@ from . import gp  # noqa: E402
 from .action import action  # noqa: E402
 from .gauss import available_phis, get_phi, register_phi  # noqa: E402
 from .errors import (ConvergenceError, FixedPointError, NonFiniteError, NonFiniteKernel,  # noqa: E402
-                     NotPositiveDefinite, ResourceError, SpecError, SymfieldError, UnknownNonlinearity)
+                     NotPositiveDefinite, NotSupportedError, ResourceError, SpecError, SpecTypeError, SymfieldError,
+                     UnknownNonlinearity)
 from .spec import DNN, RNN, NetworkSpec, ResNet, WeightPlan, as_dnn, convert_T  # noqa: E402
 from .theory import fixed_point, length_map, mean_field  # noqa: E402
 from .theory.feature_learning import critical_signal, feature_learning  # noqa: E402
@@ -37,6 +38,6 @@ def __getattr__(name):  # the simulator is imported lazily (it is not needed for
 
 
 __all__ = ["ConvergenceError", "DNN", "FixedPointError", "RNN", "NetworkSpec", "NonFiniteError", "NonFiniteKernel",
-           "NotPositiveDefinite", "UnknownNonlinearity", "ResNet", "ResourceError", "SpecError", "SymfieldError", "WeightPlan", "action", "as_dnn", "available_phis", "convert_T",
+           "NotPositiveDefinite", "NotSupportedError", "SpecTypeError", "UnknownNonlinearity", "ResNet", "ResourceError", "SpecError", "SymfieldError", "WeightPlan", "action", "as_dnn", "available_phis", "convert_T",
            "critical_signal", "feature_learning", "fixed_point", "get_phi", "gp", "length_map", "mean_field",
            "one_loop", "optimal_r", "register_phi", "response", "simulate"]

@@ -15,6 +15,14 @@ class SpecError(SymfieldError, ValueError):
     """An invalid or inconsistent network declaration or input array; the message names the field."""
 
 
+class SpecTypeError(SpecError, TypeError):
+    """An argument of the wrong type (e.g. ``spec`` that is not a NetworkSpec); also a ``TypeError``."""
+
+
+class NotSupportedError(SymfieldError, NotImplementedError):
+    """A valid declaration that the requested computation does not handle (yet); the message says what does."""
+
+
 class NonFiniteError(SymfieldError, FloatingPointError):
     """A computation produced nan or inf where a finite number was required."""
 
@@ -52,4 +60,4 @@ class ConvergenceError(SymfieldError, RuntimeError):
 
 
 __all__ = ["ConvergenceError", "FixedPointError", "NonFiniteError", "NonFiniteKernel", "NotPositiveDefinite",
-           "ResourceError", "SpecError", "SymfieldError", "UnknownNonlinearity"]
+           "NotSupportedError", "ResourceError", "SpecError", "SpecTypeError", "SymfieldError", "UnknownNonlinearity"]

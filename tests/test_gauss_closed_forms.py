@@ -40,7 +40,7 @@ def derived():
 def test_price_derived_erf_pair_equals_registered_form(derived, k):
     pair, dpair = derived
     nl = get_phi("erf", kappa=k)
-    kk = nl.params["kappa"]
+    kk = nl.params["scale"]
     if isinstance(kk, sp.Integer):
         assert sp.simplify(pair.subs(kappa, kk) - nl.pair(c11, c22, c12)) == 0
     assert_same(pair.subs(kappa, kk), nl.pair(c11, c22, c12))

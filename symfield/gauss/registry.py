@@ -7,13 +7,15 @@ exists, the closed form of the two-point expectation
 
 and optionally of dpair(c11, c22, c12) = <φ'(u) φ'(v)> = ∂ pair / ∂c12 (Price's theorem).
 
-Registered: ``linear`` (x), ``erf`` (erf(kappa x), kappa=1 by default), ``relu``
+Registered: ``linear`` (x), ``erf`` (erf(scale·x), the scale κ_φ = 1 by default; ``kappa`` is its
+deprecated name, now reserved for the likelihood variance), ``relu``
 (arc-cosine kernel) and ``tanh`` (no closed form; numeric dual kernel).  Users add more
 with :func:`register_phi` or pass a ``sympy.Lambda`` directly.
 """
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Mapping
@@ -23,7 +25,10 @@ import sympy as sp
 x = sp.Symbol("x", real=True)
 
 
-from ..errors import UnknownNonlinearity  # noqa: E402  (defined with the other errors)
+from ..errors import SpecError, SpecTypeError, UnknownNonlinearity  # noqa: E402  (defined with the other errors)
+
+#: deprecated parameter names of registered φ: (φ name, old) -> new
+_RENAMED_PARAMS = {("erf", "kappa"): "scale"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,16 +78,16 @@ class Nonlinearity:
         return sp.lambdify(x, self.expr, modules=["scipy", "numpy"])
 
 
-def _erf_pair(kappa):
+def _erf_pair(scale):
     def pair(c11, c22, c12):
-        k2 = 2 * kappa ** 2
+        k2 = 2 * scale ** 2
         return 2 / sp.pi * sp.asin(k2 * c12 / sp.sqrt((1 + k2 * c11) * (1 + k2 * c22)))
     return pair
 
 
-def _erf_dpair(kappa):
+def _erf_dpair(scale):
     def dpair(c11, c22, c12):
-        k2 = 2 * kappa ** 2
+        k2 = 2 * scale ** 2
         return 2 * k2 / sp.pi / sp.sqrt((1 + k2 * c11) * (1 + k2 * c22) - k2 ** 2 * c12 ** 2)
     return dpair
 
@@ -121,9 +126,9 @@ def register_phi(name: str, expr, pair: Callable | None = None, params: Mapping[
     Without ``pair`` the numeric dual kernel is used.
     """
     if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"phi name must be an identifier, got {name!r}")
+        raise SpecError(f"phi name must be an identifier, got {name!r}")
     if name in _REGISTRY and not overwrite:
-        raise ValueError(f"phi {name!r} is already registered (pass overwrite=True to replace it)")
+        raise SpecError(f"phi {name!r} is already registered (pass overwrite=True to replace it)")
     defaults = dict(params or {})
     if callable(expr) and not isinstance(expr, (sp.Basic, sp.Lambda)):
         make_expr = expr
@@ -158,7 +163,7 @@ def pair_factory(fn):
 def _as_expr(expr) -> sp.Expr:
     if isinstance(expr, sp.Lambda):
         if len(expr.variables) != 1:
-            raise ValueError("a phi Lambda must take exactly one argument")
+            raise SpecError("a phi Lambda must take exactly one argument")
         return expr.expr.subs(expr.variables[0], x)
     expr = sp.sympify(expr)
     free = expr.free_symbols - {x}
@@ -167,8 +172,21 @@ def _as_expr(expr) -> sp.Expr:
         syms = [s for s in expr.free_symbols]
         if len(syms) == 1:
             return expr.subs(syms[0], x)
-        raise ValueError(f"phi expression must depend on one variable only, found {sorted(map(str, free))}")
+        raise SpecError(f"phi expression must depend on one variable only, found {sorted(map(str, free))}")
     return expr
+
+
+def _renamed_params(phi: str, params: dict) -> dict:
+    """Map deprecated parameter names (erf's ``kappa`` -> ``scale``) with a DeprecationWarning."""
+    out = dict(params)
+    for (name, old), new in _RENAMED_PARAMS.items():
+        if name == phi and old in out:
+            if new in out:
+                raise SpecError(f"phi_params: pass {new!r} only ({old!r} is its deprecated name)")
+            warnings.warn(f"phi {phi!r}: the parameter {old!r} is deprecated, use {new!r} (κ_φ; 'kappa' names "
+                          "the likelihood variance)", DeprecationWarning, stacklevel=3)
+            out[new] = out.pop(old)
+    return out
 
 
 def available_phis() -> list[str]:
@@ -184,19 +202,21 @@ def get_phi(phi, **params) -> Nonlinearity:
             raise UnknownNonlinearity(f"unknown phi {phi!r}; registered: {', '.join(available_phis())} "
                                       f"(add one with symfield.register_phi)")
         factory, defaults = _REGISTRY[phi]
+        params = _renamed_params(phi, params)
         unknown = set(params) - set(defaults)
         if unknown:
-            raise ValueError(f"phi {phi!r} takes parameters {sorted(defaults)}, got unknown {sorted(unknown)}")
+            raise SpecError(f"phi_params: phi {phi!r} takes parameters {sorted(defaults)}, got unknown "
+                            f"{sorted(unknown)}")
         return factory(**{**defaults, **params})
     if isinstance(phi, (sp.Lambda, sp.Basic)):
         expr = _as_expr(phi)
         digest = hashlib.sha256(sp.srepr(expr).encode()).hexdigest()[:8]
         return Nonlinearity(f"user_{digest}", expr, None, {})
-    raise TypeError(f"phi must be a registered name, a sympy Lambda or a Nonlinearity, got {type(phi).__name__}")
+    raise SpecTypeError(f"phi must be a registered name, a sympy Lambda or a Nonlinearity, got {type(phi).__name__}")
 
 
 register_phi("linear", x, pair=_linear_pair, dpair=_linear_dpair)
-register_phi("erf", lambda kappa: sp.erf(kappa * x), pair=pair_factory(_erf_pair), params={"kappa": 1.0},
+register_phi("erf", lambda scale: sp.erf(scale * x), pair=pair_factory(_erf_pair), params={"scale": 1.0},
              dpair=pair_factory(_erf_dpair))
 register_phi("relu", sp.Max(0, x), pair=_relu_pair, dpair=_relu_dpair)
 register_phi("tanh", sp.tanh(x))

@@ -37,7 +37,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..spec import NetworkSpec
+from ..spec import NetworkSpec, SpecError
 
 IN, BIAS, HID = 0, 1, 2
 
@@ -47,7 +47,7 @@ def root_seed(seed) -> np.random.SeedSequence:
     if isinstance(seed, np.random.SeedSequence):
         return seed
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"seed must be a non-negative integer, a numpy SeedSequence or None, got {seed!r}")
+        raise SpecError(f"seed must be a non-negative integer, a numpy SeedSequence or None, got {seed!r}")
     return np.random.SeedSequence(None if seed is None else int(seed))
 
 

@@ -1,7 +1,7 @@
 """Finite-width posterior of μP networks by compiled HMC (theory Secs. 1.3, 12).
 
-    post = posterior(net, X, Y, supervised, kappa, N=400, seed=0)
-    post.C          # (samples, T, T, P, P) kernels φ(h)·φ(h)/N
+    post = posterior(spec, X, Y, supervised=..., kappa=..., N=400, seed=0)
+    post.C          # samples: (samples, T, T, P, P) kernels φ(h)·φ(h)/N
     post.f          # (samples, P, T) outputs
     post.mean("abs_corr"), post.sem("abs_corr")
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..api import check_positive_int, legacy_positional
 from ..spec import SpecError
 from ..task import problem
 from . import posterior_hmc
@@ -76,7 +77,10 @@ def layout(spec, N: int, D: int, r: int, mask_out: np.ndarray):
 
 @dataclass
 class PosteriorSamples:
-    """Posterior samples of a width-N network: kernels, outputs and the top |eigenvalue| of W."""
+    """Posterior samples of a width-N network: kernels, outputs and the top |eigenvalue| of W.
+
+    ``.C`` holds **samples**: one kernel per stored sample, shape (samples, T, T, P, P); the posterior
+    mean kernel is ``.mean("C")``."""
 
     spec: object
     N: int
@@ -107,7 +111,7 @@ class PosteriorSamples:
         if name == "C12C23":
             T = C.shape[1]
             if T < 3:
-                raise ValueError("C12C23 needs T >= 3")
+                raise SpecError("observable 'C12C23' needs T >= 3")
             return np.einsum("kmm->km", C[:, T - 3, T - 2]) * np.einsum("kmm->km", C[:, T - 2, T - 1])
         if name == "f":
             return self.f
@@ -115,7 +119,7 @@ class PosteriorSamples:
             return self.W_top
         if name == "learned":
             return learned_eigenvalues(C)
-        raise ValueError(f"unknown observable {name!r}")
+        raise SpecError(f"unknown observable name {name!r}")
 
     def mean(self, name: str = "C") -> np.ndarray:
         return self.observable(name).mean(axis=0)
@@ -160,21 +164,20 @@ def _top_abs_eig(W: np.ndarray) -> float:
     return float(np.abs(np.linalg.eigvals(W)).max())
 
 
-def posterior(net, X, Y, supervised=None, kappa=1.0, N: int = 400, seed: int = 0, *, readout=None,
+@legacy_positional("supervised", "kappa", "N", "seed")
+def posterior(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 400, seed: int = 0, readout=None,
               samples: int = 200, burn: int = 200, thin: int = 1, chains: int = 4, leapfrog: int = 30,
               step: float | None = None, target_accept: float = 0.8, eig_samples: int = 0,
               progress: bool = False, blas_threads: int | None = 1) -> PosteriorSamples:
-    """HMC samples of the weight posterior of the width-N network ``net`` (module docstring).
+    """HMC samples of the weight posterior of the width-N network ``spec`` (module docstring).
 
     ``samples`` per chain after ``burn`` adapting trajectories, one stored sample every ``thin``
     trajectories; ``step`` (leapfrog step, default 0.1, adapted in burn-in); ``eig_samples``: number of
     stored samples per chain whose hidden matrices are diagonalised (top |eigenvalue|, O(N³) each)."""
-    pr = problem(net, X, Y, supervised, kappa, readout)
+    pr = problem(spec, X, Y, supervised, kappa, readout)
     for name, v in (("N", N), ("samples", samples), ("chains", chains), ("leapfrog", leapfrog), ("thin", thin)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise SpecError(f"{name} must be a positive integer, got {v!r}")
-    if isinstance(burn, bool) or not isinstance(burn, (int, np.integer)) or burn < 0:
-        raise SpecError(f"burn must be a non-negative integer, got {burn!r}")
+        check_positive_int(name, v)
+    check_positive_int("burn", burn, minimum=0)
     spec = pr.spec
     xr, r = reduced_inputs(pr.X)
     lay, size, n_w = layout(spec, int(N), pr.X.shape[2], r, pr.mask_out)

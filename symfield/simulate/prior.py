@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import NonFiniteError
+from ..api import check_positive_int, check_spec, legacy_positional
+from ..errors import NonFiniteError, SpecError
 from ..spec import NetworkSpec
 from . import draws
 from .skip import propagate
@@ -51,7 +52,7 @@ class PriorEnsemble:
     def kernel(self, kind: str = "emp") -> np.ndarray:
         """Per-sample kernels of ``kind`` ('emp' = K̂, 'aux' = C): (samples, T, T, P, P)."""
         if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+            raise SpecError(f"kind must be one of {KINDS}, got {kind!r}")
         return self.emp if kind == "emp" else self.aux
 
     def mean(self, kind: str = "emp") -> np.ndarray:
@@ -68,14 +69,12 @@ class PriorEnsemble:
 
     @property
     def C(self) -> np.ndarray:
-        """Ensemble mean of the empirical kernel (compare with ``mean_field(spec, X).C``)."""
+        """Ensemble mean of the empirical kernel, (T, T, P, P) (compare with ``mean_field(spec, X).C``);
+        the per-sample kernels are ``.emp`` / ``.aux``."""
         return self.mean("emp")
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+_positive_int = check_positive_int
 
 
 def _sigma_det(spec: NetworkSpec, X: np.ndarray) -> np.ndarray:
@@ -177,7 +176,8 @@ def _weight_batch(N, chunk) -> int:
     return max(1, min(chunk, _CACHE_BYTES // (8 * N * N)))
 
 
-def prior(spec: NetworkSpec, X, N: int, samples: int, seed=None, chunk: int | None = None,
+@legacy_positional("seed", "chunk", "progress", "blas_threads")
+def prior(spec: NetworkSpec, X, N: int, samples: int, *, seed=None, chunk: int | None = None,
           progress: bool = False, blas_threads: int | None = 1) -> PriorEnsemble:
     """Simulate ``samples`` independent width-``N`` networks declared by ``spec`` on inputs ``X``.
 
@@ -191,8 +191,7 @@ def prior(spec: NetworkSpec, X, N: int, samples: int, seed=None, chunk: int | No
     ``blas_threads``: BLAS threads while simulating (1: fastest for these thin matmuls on a shared
     machine; None: leave the BLAS setting alone).
     """
-    if not isinstance(spec, NetworkSpec):
-        raise TypeError(f"spec must be a NetworkSpec (RNN(...) / DNN(...)), got {type(spec).__name__}")
+    check_spec(spec)
     X = spec.check_inputs(X)
     N = _positive_int("N", N)
     samples = _positive_int("samples", samples)

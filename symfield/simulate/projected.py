@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..api import check_positive_int, check_spec, legacy_positional
+from ..errors import SpecError
 from ..spec import NetworkSpec, input_gram
 from .skip import propagate
 
@@ -31,7 +33,8 @@ from .skip import propagate
 @dataclass
 class KernelMoments:
     """Entrywise statistics over ``samples`` networks of width ``N``, each of shape (T, T, P, P):
-    mean, unbiased variance and the fourth central moment of the empirical and auxiliary kernels."""
+    mean, unbiased variance and the fourth central moment of the empirical and auxiliary kernels.
+    ``.C`` is the mean of the empirical kernel (as ``PriorEnsemble.C``); no per-sample kernels are kept."""
 
     N: int
     samples: int
@@ -41,13 +44,19 @@ class KernelMoments:
     var_aux: np.ndarray
     m4_emp: np.ndarray
     m4_aux: np.ndarray
+    spec: NetworkSpec | None = None  #: the declaration simulated
+
+    @property
+    def C(self) -> np.ndarray:
+        """Mean of the empirical kernel over the networks, (T, T, P, P) (compare with ``mean_field(spec, X).C``)."""
+        return self.mean_emp
 
     def mean(self, kind: str = "aux") -> np.ndarray:
-        return {"aux": self.mean_aux, "emp": self.mean_emp}[kind]
+        return {"aux": self.mean_aux, "emp": self.mean_emp}[_kind(kind)]
 
     def var(self, kind: str = "aux") -> np.ndarray:
         """Unbiased entrywise variance (rounding below zero for deterministic entries clipped to 0)."""
-        return np.maximum({"aux": self.var_aux, "emp": self.var_emp}[kind], 0.0)
+        return np.maximum({"aux": self.var_aux, "emp": self.var_emp}[_kind(kind)], 0.0)
 
     def sem(self, kind: str = "aux") -> np.ndarray:
         """Standard error of the mean."""
@@ -55,8 +64,14 @@ class KernelMoments:
 
     def var_sem(self, kind: str = "aux") -> np.ndarray:
         """Standard error of the variance, sqrt((μ4 - σ⁴)/S) with the measured fourth central moment."""
-        m4 = {"aux": self.m4_aux, "emp": self.m4_emp}[kind]
+        m4 = {"aux": self.m4_aux, "emp": self.m4_emp}[_kind(kind)]
         return np.sqrt(np.maximum(m4 - self.var(kind) ** 2, 0.0) / self.samples)
+
+
+def _kind(kind: str) -> str:
+    if kind not in ("aux", "emp"):
+        raise SpecError(f"kind must be 'aux' or 'emp', got {kind!r}")
+    return kind
 
 
 def _sqrt_psd(G: np.ndarray) -> np.ndarray:
@@ -142,14 +157,13 @@ def _kernels(spec, H, Phi, sdet):
     return emp, propagate(spec, aux)
 
 
-def kernel_moments(spec: NetworkSpec, X, N: int, samples: int, seed=None, chunk: int | None = None,
+@legacy_positional("seed", "chunk", "progress")
+def kernel_moments(spec: NetworkSpec, X, N: int, samples: int, *, seed=None, chunk: int | None = None,
                    progress: bool = False) -> KernelMoments:
     """Entrywise mean and variance of the empirical and auxiliary kernels over ``samples`` networks."""
-    if not isinstance(spec, NetworkSpec):
-        raise TypeError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
-    for name, v in (("N", N), ("samples", samples)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    check_spec(spec)
+    N, samples = check_positive_int("N", N), check_positive_int("samples", samples)
+    chunk = None if chunk is None else check_positive_int("chunk", chunk)
     X = spec.check_inputs(X)
     T, P = spec.T, X.shape[0]
     sdet = np.array([[spec.sigma_det(X, a, b) for b in range(T)] for a in range(T)])
@@ -176,4 +190,4 @@ def kernel_moments(spec: NetworkSpec, X, N: int, samples: int, seed=None, chunk:
     mean = ref + m1
     var = (m2 - m1 ** 2) * samples / max(samples - 1, 1)
     c4 = m4 - 4 * m1 * m3 + 6 * m1 ** 2 * m2 - 3 * m1 ** 4
-    return KernelMoments(N, samples, mean[0], var[0], mean[1], var[1], c4[0], c4[1])
+    return KernelMoments(N, samples, mean[0], var[0], mean[1], var[1], c4[0], c4[1], spec)

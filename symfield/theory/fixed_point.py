@@ -18,6 +18,7 @@ from ..gauss.quadrature import expect
 from ..spec import NetworkSpec, SpecError
 from .kernel_map import kernel_map
 
+from ..api import check_positive_int, check_spec, legacy_positional  # noqa: E402
 from ..errors import FixedPointError  # noqa: E402  (defined with the other errors)
 
 
@@ -34,9 +35,21 @@ def _uniform(spec: NetworkSpec) -> tuple[float, float]:
     return float(gs[0] if len(gs) else np.atleast_1d(spec.g)[0]), float(sb[-1])
 
 
-def length_map(spec: NetworkSpec, q1: float, steps: int, q_in: float = 0.0) -> np.ndarray:
-    """The sequence q_1..q_steps of the single-input length map starting at q1."""
+def _check_q_in(q_in) -> float:
+    if not np.isfinite(q_in) or q_in < 0:
+        raise SpecError(f"q_in must be finite and non-negative, got {q_in!r}")
+    return float(q_in)
+
+
+@legacy_positional("q_in")
+def length_map(spec: NetworkSpec, q1: float, steps: int, *, q_in: float = 0.0) -> np.ndarray:
+    """The sequence q_1..q_steps of the single-input length map starting at q1 (entry k: q at 0-based step k)."""
+    check_spec(spec)
     g, s2 = _uniform(spec)
+    q_in = _check_q_in(q_in)
+    if not np.isfinite(q1) or q1 < 0:
+        raise SpecError(f"q1 must be a finite non-negative variance, got {q1!r}")
+    steps = check_positive_int("steps", steps)
     q = [float(q1)]
     for _ in range(steps - 1):
         q.append(s2 + q_in + g ** 2 * _phi2(spec, q[-1]))
@@ -49,13 +62,20 @@ class FixedPoint:
     slope: float    #: F'(q*) = g² d<φ²>/dq, slope of the length map
     chi1: float     #: g² <φ'²>_{q*}
     phase: str      #: "ordered" (χ1 < 1), "chaotic" (χ1 > 1) or "critical" (|χ1 - 1| < tol)
+    spec: NetworkSpec | None = None  #: the declaration solved
+
+    @property
+    def C(self) -> float:
+        """The fixed-point kernel of one input, q* (a scalar: the equal-time variance at the fixed point)."""
+        return self.q
 
 
-def fixed_point(spec: NetworkSpec, q_in: float = 0.0, q_max: float = 1e8, critical_tol: float = 1e-3) -> FixedPoint:
+@legacy_positional("q_in", "q_max", "critical_tol")
+def fixed_point(spec: NetworkSpec, *, q_in: float = 0.0, q_max: float = 1e8, critical_tol: float = 1e-3) -> FixedPoint:
     """Solve q* = σ² + q_in + g² <φ²>_{q*} (bracketing) and report χ1 and the phase."""
+    check_spec(spec)
     g, s2 = _uniform(spec)
-    if not np.isfinite(q_in) or q_in < 0:
-        raise SpecError(f"q_in must be finite and non-negative, got {q_in!r}")
+    q_in = _check_q_in(q_in)
     base = s2 + q_in
 
     def excess(q):
@@ -78,4 +98,4 @@ def fixed_point(spec: NetworkSpec, q_in: float = 0.0, q_max: float = 1e8, critic
     h = 1e-5 * max(q, 1e-3)
     slope = g ** 2 * (_phi2(spec, q + h) - _phi2(spec, q - h)) / (2 * h)
     phase = "critical" if abs(chi1 - 1) < critical_tol else ("ordered" if chi1 < 1 else "chaotic")
-    return FixedPoint(q, slope, chi1, phase)
+    return FixedPoint(q, slope, chi1, phase, spec)

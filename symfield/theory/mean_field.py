@@ -18,7 +18,8 @@ from ..spec import NetworkSpec, input_gram
 from .kernel_map import kernel_map
 
 
-from ..errors import NonFiniteKernel  # noqa: E402  (defined with the other errors)
+from ..api import check_choice, check_spec, legacy_positional  # noqa: E402
+from ..errors import NonFiniteKernel, SpecError  # noqa: E402  (defined with the other errors)
 
 
 @dataclass
@@ -70,10 +71,10 @@ class MeanField:
 
     @property
     def C(self) -> np.ndarray:
-        """Dense C̄ of shape (T, T, P, P), C[t-1, s-1, mu, nu], assembled on access (read-only if it is
-        the dense storage of the shell path: copy it to modify)."""
+        """Dense C̄ of shape (T, T, P, P), C[t, s, mu, nu] at 0-based times t, s, assembled on access
+        (read-only if it is the dense storage of the shell path: copy it to modify)."""
         if self.keep != "all":
-            raise ValueError(f"the dense C needs every block; this MeanField was computed with keep={self.keep!r}")
+            raise SpecError(f"the dense C needs every block; this MeanField was computed with keep={self.keep!r}")
         if self.dense is not None:  # the storage itself, read-only
             view = self.dense.view()
             view.flags.writeable = False
@@ -117,7 +118,8 @@ def _dense(spec: NetworkSpec, km, X: np.ndarray, keep: str) -> np.ndarray | None
     return np.empty((spec.T, spec.T, X.shape[0], X.shape[0]))
 
 
-def mean_field(spec: NetworkSpec, X, progress: bool = False, keep: str = "all") -> MeanField:
+@legacy_positional("progress", "keep")
+def mean_field(spec: NetworkSpec, X, *, keep: str = "all", progress: bool = False) -> MeanField:
     """Mean-field (GP) kernels of ``spec`` for inputs ``X`` ((P, D), or (P, T, D) for input='every').
 
     ``keep="all"`` (default) stores every block that exists; ``keep="last"`` only the last shell
@@ -125,10 +127,8 @@ def mean_field(spec: NetworkSpec, X, progress: bool = False, keep: str = "all") 
     memory of earlier shells (a DNN of depth T then needs two (P, P) arrays instead of T).
     An RNN with input at the first step is computed by compiled shells into dense storage.
     """
-    if not isinstance(spec, NetworkSpec):
-        raise TypeError(f"spec must be a NetworkSpec (sf.DNN / sf.RNN), got {type(spec).__name__}")
-    if keep not in ("all", "last"):
-        raise ValueError(f"keep must be 'all' or 'last', got {keep!r}")
+    check_spec(spec)
+    check_choice(keep, "keep", ("all", "last"))
     X = spec.check_inputs(X)
     km = kernel_map(spec.phi_fn)
     if spec.has_skip:

@@ -24,6 +24,8 @@ from scipy.linalg import solve_triangular
 from scipy.sparse.linalg import spsolve_triangular
 
 from .. import codegen
+from ..api import check_choice, check_spec, legacy_positional, renamed
+from ..errors import NotSupportedError, SpecError
 from ..action import GPAction
 from ..action import template as tp
 from ..gauss import Nonlinearity
@@ -61,7 +63,7 @@ _MODULES: dict = {}  #: compiled derivative modules by φ key (a new spec's φ o
 
 def _derivative_module(key: str, phi: Nonlinearity):
     if not phi.has_closed_form:
-        raise NotImplementedError(f"one_loop needs a closed form of <phi phi> for phi={phi.name!r} "
+        raise NotSupportedError(f"one_loop needs a closed form of <phi phi> for phi={phi.name!r} "
                                   "(registered: linear, erf, relu; or pass pair= to register_phi)")
     if key not in _MODULES:
         _MODULES[key] = codegen.load_module(derivative_source(phi), f"oneloop_{key}")
@@ -180,6 +182,11 @@ class OneLoop:
     Jinv: np.ndarray = field(repr=False)
 
     @property
+    def C(self) -> np.ndarray:
+        """The mean-field kernel C̄ (T, T, P, P) about which the one loop expands (``self.mf.C``)."""
+        return self.mf.C
+
+    @property
     def mean_shift(self) -> np.ndarray:
         """N (<C> - C̄), shape (T, T, P, P), all vertices."""
         return self.ps.to_dense(sum(self.shift_terms.values()))
@@ -225,15 +232,18 @@ def _log(progress, t0, msg):
         print(f"one_loop: {msg} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
 
 
-def one_loop(spec: NetworkSpec, X, n_nodes: dict | None = None, progress: bool = False,
-             solver: str = "causal") -> OneLoop:
+@legacy_positional("n_nodes", "progress", "solver")
+def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict | None = None, progress: bool = False,
+             solver: str | None = None) -> OneLoop:
     """One-loop kernel covariance, mean shift (by vertex) and empirical-kernel variance of ``spec``.
 
-    ``solver``: "causal" (J⁻¹ by sparse forward substitution, default) or "dense" (reference: dense
-    inverse of the full pair-of-pairs Hessian, for benchmarks and checks).
+    ``method``: "causal" (J⁻¹ by sparse forward substitution, default) or "dense" (reference: dense
+    inverse of the full pair-of-pairs Hessian, for benchmarks and checks); ``solver`` is its
+    deprecated name.
     """
-    if solver not in ("causal", "dense"):
-        raise ValueError(f"solver must be 'causal' or 'dense', got {solver!r}")
+    check_spec(spec)
+    solver, name = renamed(method, solver, "solver", "method", default="causal", where="one_loop")
+    check_choice(solver, name, ("causal", "dense"))
     t0 = time.perf_counter()
     mf = mean_field(spec, X)
     ing = ingredients(spec, mf, invert=solver == "causal")
@@ -343,7 +353,7 @@ def dnn_recursion(spec: NetworkSpec, X, n_nodes: dict | None = None) -> tuple[np
     Returns (NΔ, N(<C> - C̄)) per pair, in the order of ``pair_space(spec, P)``.
     """
     if (spec.weight_mask() != np.eye(spec.T)).any() or spec.has_skip:
-        raise ValueError("dnn_recursion needs fresh weights per layer and no skip (use one_loop otherwise)")
+        raise SpecError("dnn_recursion needs fresh weights per layer and no skip (use one_loop otherwise)")
     mf = mean_field(spec, X)
     ing = ingredients(spec, mf)
     ps, D, mg2 = ing.ps, ing.D, ing.mg2

@@ -1,9 +1,9 @@
 """Signal continuation and branch selection of the μP saddle point, for any declared network (arXiv:2602.15593).
 
-    fl = feature_learning(net, X, Y, supervised, kappa)      # saddle point of S(C)/N, best branch
-    critical_signal(net, X, Y, supervised, kappa)            # |y_S| where the symmetric branch destabilises
-    closed_form_threshold(net, X, Y, supervised, kappa)      # the same from the derived closed form
-    signal_scan(net, X, Y, scales, ...)                      # both branches along y -> s·y
+    fl = feature_learning(spec, X, Y, supervised=sup, kappa=kappa)   # saddle point of S(C)/N, best branch
+    critical_signal(spec, X, Y, supervised=sup, kappa=kappa)         # |y_S| where the symmetric branch destabilises
+    closed_form_threshold(spec, X, Y, supervised=sup, kappa=kappa)   # the same from the derived closed form
+    signal_scan(spec, X, Y, scales, ...)                             # both branches along y -> s·y
 
 Solution strategy (theory Secs. 3, 6, 11): start at the GP kernel (no data), continue in the signal
 strength s (targets s·Y, s: 0 -> 1).  When the time-block-diagonal ("symmetric", DNN-identical) set is
@@ -22,6 +22,8 @@ import numpy as np
 from scipy.optimize import brentq
 from threadpoolctl import threadpool_limits
 
+from ...api import check_choice, check_positive_int, check_spec, legacy_positional, renamed
+from ...errors import NotSupportedError
 from ...solve import ConvergenceError, continue_in
 from ...spec import SpecError
 from .action import LinearAction, NotPositiveDefinite, gp_kernel
@@ -37,16 +39,15 @@ def make_action(pr: FLProblem, backend: str = "matrix"):
     """The action object for ``pr``: 'matrix' (verified matrix rules, any size) or 'explicit'
     (compiled explicit components, T·P <= 4)."""
     if pr.spec.phi_fn.name != "linear":
-        raise NotImplementedError(
+        raise NotSupportedError(
             f"phi={pr.spec.phi_fn.name!r}: the μP solver is implemented for linear φ (closed-form action). "
             "For nonlinear φ the forward–backward equations with the tilted single-neuron measure are in "
             "symfield.theory.feature_learning.tilted (ImportanceTilted), without a solver yet")
+    check_choice(backend, "backend", ("matrix", "explicit"))
     if backend == "matrix":
         return LinearAction(pr)
-    if backend == "explicit":
-        from .symbolic import ExplicitAction
-        return ExplicitAction(pr)
-    raise ValueError(f"backend must be 'matrix' or 'explicit', got {backend!r}")
+    from .symbolic import ExplicitAction
+    return ExplicitAction(pr)
 
 
 def _log(progress, msg):
@@ -126,20 +127,25 @@ def _one_blas_thread(fn):
 
 
 @_one_blas_thread
-def feature_learning(net, X, Y, supervised=None, kappa=1.0, *, readout=None, steps: int = 8,
-                     backend: str = "matrix", gtol: float = 1e-9, both_signs: bool = True, overshoot: float = 2.0,
-                     progress: bool = False) -> FeatureLearning:
+@legacy_positional("supervised", "kappa")
+def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, method: str | None = None,
+                     steps: int = 8, gtol: float = 1e-9, both_signs: bool = True, overshoot: float = 2.0,
+                     progress: bool = False, backend: str | None = None) -> FeatureLearning:
     """Saddle point of the μP action for targets Y on the supervised sites (see the module docstring).
 
+    ``method``: 'matrix' (verified matrix rules, default) or 'explicit' (compiled explicit components,
+    T·P <= 4); ``backend`` is its deprecated name.
+
     ``readout``: 'shared' / 'untied' / (T, T) mask (default: the declared readout groups,
-    ``net.readout_mask()``: RNN shared, DNN untied).
+    ``spec.readout_mask()``: RNN shared, DNN untied).
     ``steps``: continuation steps in the signal scale (refined automatically where a step fails).
     ``overshoot``: the symmetric branch is continued up to s = overshoot; if it jumps (a fold), the other
     symmetric branch is followed back to s = 1 and kept when its action is larger (coexistence region).
     Raises :class:`~symfield.solve.ConvergenceError` (with residual history) if no branch converges."""
-    pr = problem(net, X, Y, supervised, kappa, readout)
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise SpecError(f"steps must be a positive integer, got {steps!r}")
+    pr = problem(check_spec(spec), X, Y, supervised, kappa, readout)
+    check_positive_int("steps", steps)
+    backend, name = renamed(method, backend, "backend", "method", default="matrix", where="feature_learning")
+    check_choice(backend, name, ("matrix", "explicit"))
     sv = _Solver(pr, backend, gtol, progress)
     C0 = gp_kernel(pr)
     lags = 0 if sv.sym else None
@@ -235,12 +241,13 @@ def _seed_broken(sv: _Solver, s: float, C_sym: np.ndarray, D: np.ndarray) -> np.
 
 
 @_one_blas_thread
-def critical_signal(net, X, Y, supervised=None, kappa=1.0, *, readout=None, s_max: float = 1e3,
+@legacy_positional("supervised", "kappa")
+def critical_signal(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, s_max: float = 1e3,
                     gtol: float = 1e-10, xtol: float = 1e-11, progress: bool = False) -> float:
     """|y_S| at the threshold: the signal where the top Hessian eigenvalue of the lag sectors k >= 1
     at the symmetric solution crosses zero (targets along Y, scaled).  ``inf`` if it never does up to
     ``s_max``·|y_S| (DNN, T <= 2).  Raises SpecError if there is no symmetric sector (no threshold)."""
-    pr = problem(net, X, Y, supervised, kappa, readout)
+    pr = problem(check_spec(spec), X, Y, supervised, kappa, readout)
     norm = float(np.linalg.norm(pr.y_S))
     if norm == 0:
         raise SpecError("Y is zero at every supervised site: the threshold is defined along a non-zero target")
@@ -275,7 +282,8 @@ def critical_signal(net, X, Y, supervised=None, kappa=1.0, *, readout=None, s_ma
     return brentq(f, lo, s, xtol=xtol, rtol=1e-13) * norm
 
 
-def closed_form_threshold(net, X, Y=None, supervised=None, kappa=1.0) -> float:
+@legacy_positional("supervised", "kappa")
+def closed_form_threshold(spec, X, Y=None, *, supervised=None, kappa=1.0) -> float:
     """|y_c| from the symbolically derived closed form (linear endpoint task, K^x = q·1; Sec. 7.3).
 
     Derived for one W shared by all steps (M = 1 on t, s >= 2; ``inf`` when no two steps share a W, as
@@ -283,8 +291,8 @@ def closed_form_threshold(net, X, Y=None, supervised=None, kappa=1.0) -> float:
     :func:`critical_signal`)."""
     from . import closed
     P = np.asarray(X).shape[0]
-    Y = np.zeros((P, net.T)) if Y is None else Y
-    pr = problem(net, X, Y, supervised, kappa)
+    Y = np.zeros((P, check_spec(spec).T)) if Y is None else Y
+    pr = problem(check_spec(spec), X, Y, supervised, kappa)
     M = pr.spec.weight_mask()[1:, 1:]
     if np.all(M == np.eye(M.shape[0])):
         return float("inf")
@@ -292,36 +300,48 @@ def closed_form_threshold(net, X, Y=None, supervised=None, kappa=1.0) -> float:
         raise SpecError("the closed-form threshold is derived for one W shared by all steps and no skip "
                         f"(leak); W groups {pr.spec.groups('W')}, leak {pr.spec.leak}: use critical_signal")
     params = closed.endpoint_parameters(pr)
-    if closed.folds_before_threshold(net.T, **params):
+    if closed.folds_before_threshold(spec.T, **params):
         warnings.warn("the symmetric branch folds before ρ_c for these hyperparameters (y²(ρ) is not monotone): "
                       "the closed-form pitchfork threshold is not the transition that is realised", stacklevel=2)
-    return closed.threshold_value(net.T, **params)
+    return closed.threshold_value(spec.T, **params)
 
 
 @dataclass
 class SignalScan:
-    """Both branches along targets s·Y: |y| values, actions, order parameters, kernels, top eigenvalues."""
+    """Both branches along targets s·Y: |y| values, actions, order parameters, kernels, top eigenvalues.
+
+    ``.C`` holds one kernel per scale: the selected branch's C, shape (scales, T, T, P, P)."""
 
     y: np.ndarray
     scales: np.ndarray
     symmetric: list  # Branch per scale (symmetric or continued branch)
     broken: list  # Branch or None per scale
     threshold_scale: float | None
+    problem: FLProblem | None = None  # the task at scale 1
 
     def selected(self) -> list:
         return [b if (b is not None and b.action > s.action) else s for s, b in zip(self.symmetric, self.broken)]
 
+    @property
+    def spec(self):
+        return self.problem.spec
+
+    @property
+    def C(self) -> np.ndarray:
+        return np.stack([self.problem.from_sites(b.C) for b in self.selected()])
+
 
 @_one_blas_thread
-def signal_scan(net, X, Y, scales, supervised=None, kappa=1.0, *, readout=None, gtol: float = 1e-9,
+@legacy_positional("supervised", "kappa")
+def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None, gtol: float = 1e-9,
                 progress: bool = False) -> SignalScan:
     """Follow the symmetric branch over ``scales`` (targets s·Y, increasing) and, once it destabilises,
     the broken branch (one sign).  Forward sweep; a fold of the symmetric branch is reported by a
     backward sweep that keeps, at each scale, the solution of larger action."""
-    pr = problem(net, X, Y, supervised, kappa, readout)
+    pr = problem(check_spec(spec), X, Y, supervised, kappa, readout)
     scales = np.asarray(scales, dtype=float)
-    if scales.ndim != 1 or np.any(np.diff(scales) <= 0) or scales[0] <= 0:
-        raise ValueError("scales must be a positive increasing 1-D array")
+    if scales.ndim != 1 or scales.size == 0 or np.any(np.diff(scales) <= 0) or scales[0] <= 0:
+        raise SpecError("scales must be a positive increasing 1-D array")
     sv = _Solver(pr, "matrix", gtol, progress)
     lags = 0 if sv.sym else None
     path = sv.path(list(scales), gp_kernel(pr), lags=lags, label="scan")
@@ -356,4 +376,4 @@ def signal_scan(net, X, Y, scales, supervised=None, kappa=1.0, *, readout=None, 
         else:
             broken.append(None)
         _log(progress, f"signal_scan: {i + 1}/{scales.size}  |y| = {s * np.linalg.norm(pr.y_S):.4g}")
-    return SignalScan(scales * np.linalg.norm(pr.y_S), scales, symmetric, broken, s_thr)
+    return SignalScan(scales * np.linalg.norm(pr.y_S), scales, symmetric, broken, s_thr, pr)

@@ -18,7 +18,8 @@ SYMMETRIC_TOL = 1e-6
 
 
 class Branch:
-    """One stationary point: ``name``, site kernel ``C`` (n, n), ``action`` S/N; the top eigenvalue of
+    """One stationary point: ``name``, site kernel ``C`` (n, n) on sites i = t·P + μ (not (T, T, P, P):
+    ``FeatureLearning.C`` is), ``action`` S/N; the top eigenvalue of
     the Hessian (all lags, congruence coordinates) is computed on first access."""
 
     def __init__(self, name: str, C: np.ndarray, action: float, act=None, top_eigenvalue: float | None = None):
@@ -61,6 +62,11 @@ class FeatureLearning:
         #: signal scale s (targets s·Y) where the broken branch was seeded (None: no instability)
         self.s_branch = s_branch
         self._p = act.point(selected.C) if isinstance(act, LinearAction) else None
+
+    @property
+    def spec(self):
+        """The declaration solved (``self.problem.spec``)."""
+        return self.problem.spec
 
     # ------------------------------------------------------------- kernels
     @property
