@@ -3,7 +3,7 @@
     python benchmarks/bench_one_loop.py
 
 Cases (issue 3): RNN erf, one input, T = 30; RNN erf, T = 10, P = 4.  The reference inverts the
-full (2n x 2n) Hessian of the quadratic action densely (``solver="dense"``); everything else
+full (2n x 2n) Hessian of the quadratic action densely (``method="dense"``); everything else
 (mean field, four-point moments, vertices) is shared.  Time is wall clock after a warm-up run
 (compilation excluded); memory is the tracemalloc peak of one run.  The split of the causal
 run shows where the time goes.
@@ -32,7 +32,7 @@ def measure(fn):
 def case(name, net, X):
     one_loop(net, X[:1] if X.shape[0] > 1 else X)  # warm-up: compile / load generated modules
     t_c, m_c, a = measure(lambda: one_loop(net, X))
-    t_d, m_d, b = measure(lambda: one_loop(net, X, solver="dense"))
+    t_d, m_d, b = measure(lambda: one_loop(net, X, method="dense"))
     diff = np.max(np.abs(a.NDelta - b.NDelta))
     print(f"{name:26s} pairs {a.ps.n:5d}   causal {t_c:7.2f} s {m_c:8.1f} MiB   dense {t_d:7.2f} s {m_d:8.1f} MiB"
           f"   time ratio {t_d / t_c:5.2f}x   memory ratio {m_d / m_c:5.2f}x   max |dNΔ| {diff:.1e}", flush=True)

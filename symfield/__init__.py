@@ -2,7 +2,7 @@
 
     import symfield as sf
     net = sf.RNN(T=10, phi="erf", g=1.2, g_in=1.0, sigma_b2=0.1)
-    mf = sf.mean_field(net, X)             # leading-order kernels, mf.C[t-1, s-1, mu, nu]
+    mf = sf.mean_field(net, X)             # leading-order kernels, mf.C[t, s, mu, nu] (0-based times)
     sf.action(net).saddle_point()          # equations derived by differentiation
     sf.simulate.prior(net, X, N=512, samples=200, seed=1)   # finite-width ensemble
 """

@@ -54,7 +54,7 @@ def _laplace(pr, net, X, Y, supervised, kappa, readout, mode):
     from .feature_learning import feature_learning
     act = LinearAction(pr)
     if mode is None:
-        mode = feature_learning(net, X, Y, supervised, kappa, readout=readout).C_sites
+        mode = feature_learning(net, X, Y, supervised=supervised, kappa=kappa, readout=readout).C_sites
     H, _ = sector_hessian(act, mode, None)
     lam, V = np.linalg.eigh(-H)
     return act, mode, lam, V

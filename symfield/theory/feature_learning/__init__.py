@@ -1,7 +1,7 @@
 """Bayesian feature learning in the mean-field (μP) regime (arXiv:2602.15593), for any declared network.
 
-    fl = feature_learning(net, X, Y, supervised, kappa)     # saddle point of S(C)/N, best branch
-    critical_signal(net, X, Y, supervised, kappa)           # |y_S| where the symmetric branch destabilises
+    fl = feature_learning(spec, X, Y, supervised=sup, kappa=kappa)   # saddle point of S(C)/N, best branch
+    critical_signal(spec, X, Y, supervised=sup, kappa=kappa)         # |y_S| where the symmetric branch destabilises
 
 Modules: :mod:`.problem` (the data on sites), :mod:`.terms` (Σ(C), A(C), S/N: one formula each),
 :mod:`.rules` (verified matrix rules), :mod:`.action` (linear action, gradient, Hessian),
