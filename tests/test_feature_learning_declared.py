@@ -13,7 +13,7 @@ from symfield.theory.feature_learning.action import LinearAction, gp_kernel
 from symfield.theory.feature_learning.symbolic import ExplicitAction
 from symfield.theory.posterior_kernel import kernel_expectation, kernel_posterior
 
-from linear_mup import X1, dnn, endpoint, rnn
+from linear_mup import X1, check_gradient_and_hessian, dnn, endpoint, rnn
 
 MUP = {"phi": "linear", "scaling": "mean_field", "bias": "none"}
 
@@ -54,14 +54,7 @@ def test_gradient_and_hessian_against_finite_differences(make):
     act = LinearAction(pr)
     A = rng.standard_normal((pr.n, pr.n)) * 0.2
     C = gp_kernel(pr) + A @ A.T
-    G, h = act.grad(C), 1e-6
-    for _ in range(3):
-        D = rng.standard_normal((pr.n, pr.n))
-        D = D + D.T
-        fd = (act.value(C + h * D) - act.value(C - h * D)) / (2 * h)
-        assert np.sum(G * D) == pytest.approx(fd, rel=1e-6, abs=1e-8)
-        fdH = (act.grad(C + h * D) - act.grad(C - h * D)) / (2 * h)
-        np.testing.assert_allclose(act.hessp(C, D), fdH, rtol=1e-5, atol=1e-6 * np.abs(fdH).max())
+    check_gradient_and_hessian(act, C, rng)
 
 
 def test_explicit_components_compiled_equal_matrix_rules():

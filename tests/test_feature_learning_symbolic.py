@@ -14,6 +14,8 @@ from symfield.theory.feature_learning.spectrum import sector_hessian
 from symfield.theory.feature_learning.symbolic import ExplicitAction, two_field_equations
 from symfield.theory.feature_learning.tilted import GaussianTilted, ImportanceTilted, forward_backward_residual
 
+from linear_mup import check_gradient_and_hessian
+
 
 def _net(arch, T, **kw):
     kw = {"phi": "linear", "bias": "none", "scaling": "mean_field", **kw}
@@ -41,14 +43,7 @@ def test_gradient_and_hessian_against_finite_differences(arch, readout):
     pr = problem(net, rng.standard_normal((2, 3)), rng.standard_normal((2, 4)), sup, 0.7, readout=readout)
     act = LinearAction(pr)
     C = _random_point(pr, rng)
-    G, h = act.grad(C), 1e-6
-    for _ in range(3):
-        D = rng.standard_normal((pr.n, pr.n))
-        D = D + D.T
-        fd = (act.value(C + h * D) - act.value(C - h * D)) / (2 * h)
-        assert np.sum(G * D) == pytest.approx(fd, rel=1e-6, abs=1e-8)
-        fdH = (act.grad(C + h * D) - act.grad(C - h * D)) / (2 * h)
-        np.testing.assert_allclose(act.hessp(C, D), fdH, rtol=1e-5, atol=1e-6 * np.abs(fdH).max())
+    check_gradient_and_hessian(act, C, rng)
 
 
 @pytest.mark.parametrize("arch,T,P", [("rnn", 3, 1), ("dnn", 3, 1), ("rnn", 2, 2)])

@@ -9,7 +9,7 @@ from symfield.simulate.posterior import layout, reduced_inputs
 from symfield.simulate.projected import trajectories
 from symfield.theory.feature_learning.problem import problem
 
-from test_simulate_rate import X as X_RATE, loglog_slope
+from test_simulate_rate import X as X_RATE, kernel_mse, loglog_slope
 
 RNG = np.random.default_rng(2024)
 X2 = RNG.standard_normal((2, 3))
@@ -155,13 +155,7 @@ def test_declared_prior_converges_to_mean_field_like_one_over_width(name):
     mean at the largest width agrees with C̄ = mean_field(net, X).C within its standard error."""
     spec = RATE[name]
     C = sf.mean_field(spec, X_RATE).C
-    mse, var_log = {"emp": [], "aux": []}, {"emp": [], "aux": []}
-    for i, (N, S) in enumerate(zip(WIDTHS, SAMPLES)):
-        ens = prior(spec, X_RATE, int(N), int(S), seed=700 + i)  # independent widths
-        for kind in mse:
-            d = ((ens.kernel(kind) - C) ** 2).mean(axis=(1, 2, 3, 4))  # per-sample squared deviation
-            mse[kind].append(d.mean())
-            var_log[kind].append(d.var(ddof=1) / S / d.mean() ** 2)
+    mse, var_log, ens = kernel_mse(spec, X_RATE, C, WIDTHS, SAMPLES, 700)
     for kind in mse:
         slope, se = loglog_slope(WIDTHS, mse[kind], var_log[kind])
         print(f"\n{name} {kind}: slope {slope:.3f} ± {se:.3f}; N·MSE {np.round(WIDTHS * np.array(mse[kind]), 4)}")

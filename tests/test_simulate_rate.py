@@ -33,19 +33,25 @@ def loglog_slope(widths, mse, var_log):
     return (w * (x - xm) * y).sum() / sxx, 1.0 / np.sqrt(sxx)
 
 
+def kernel_mse(spec, X, C, widths, samples, seed):
+    """MSE(N) = <(K - C̄)²> over samples and entries for K̂ ('emp') and the auxiliary field ('aux') at each
+    width (independent seeds seed + i), the delta-method Var(log MSE), and the last ensemble."""
+    mse, var_log = {"emp": [], "aux": []}, {"emp": [], "aux": []}
+    for i, (N, S) in enumerate(zip(widths, samples)):
+        ens = prior(spec, X, int(N), int(S), seed=seed + i)  # independent widths
+        for kind in mse:
+            d = ((ens.kernel(kind) - C) ** 2).mean(axis=(1, 2, 3, 4))  # per-sample squared deviation
+            mse[kind].append(d.mean())
+            var_log[kind].append(d.var(ddof=1) / S / d.mean() ** 2)
+    return mse, var_log, ens
+
+
 @pytest.fixture(scope="module", params=sorted(SPECS))
 def rates(request):
     spec = SPECS[request.param]
     C = mean_field(spec, X).C
     out = {}
-    mse = {"emp": [], "aux": []}
-    var_log = {"emp": [], "aux": []}
-    for i, (N, S) in enumerate(zip(WIDTHS, SAMPLES[request.param])):
-        ens = prior(spec, X, int(N), int(S), seed=SEED + i)  # independent widths
-        for kind in mse:
-            d = ((ens.kernel(kind) - C) ** 2).mean(axis=(1, 2, 3, 4))  # per-sample squared deviation
-            mse[kind].append(d.mean())
-            var_log[kind].append(d.var(ddof=1) / S / d.mean() ** 2)
+    mse, var_log, _ = kernel_mse(spec, X, C, WIDTHS, SAMPLES[request.param], SEED)
     for kind in mse:
         slope, se = loglog_slope(WIDTHS, mse[kind], var_log[kind])
         out[kind] = (slope, se, WIDTHS * np.array(mse[kind]))
