@@ -11,8 +11,8 @@ Cache location: ``$SYMFIELD_CACHE`` or ``~/.cache/symfield``.
 """
 from .builder import IMPORTS, build_module, module_text, registry
 from .builder import load as load_module
-from .cache import cache_dir, module_path
+from .cache import cache_dir, derived_source, module_path
 from .printing import HEADER, Printer, helper_source, scalar_source, vector_source
 
-__all__ = ["HEADER", "IMPORTS", "Printer", "build_module", "cache_dir", "helper_source", "load_module",
+__all__ = ["HEADER", "IMPORTS", "Printer", "build_module", "cache_dir", "derived_source", "helper_source", "load_module",
            "module_path", "module_text", "registry", "scalar_source", "vector_source"]

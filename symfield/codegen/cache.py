@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 import importlib.util
 import os
 import sys
@@ -83,3 +84,33 @@ def load_module(source: str, tag: str) -> ModuleType:
         module = _import(path)
     _loaded[key] = module
     return module
+
+
+@lru_cache(maxsize=1)
+def _code_version() -> str:
+    """Hash of symfield's own source files and the SymPy version: a derivation stored under another
+    version of the code is never reused."""
+    import sympy
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(sympy.__version__.encode())
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def derived_source(tag: str, key: str, make) -> str:
+    """The text ``make()`` returns, stored under ``<cache>/derived/<tag>_<key>_<code version>.py``:
+    a slow SymPy derivation (simplify, solve) runs once per φ and version of symfield, not in every
+    process.  The stored text is what ``make()`` returned, byte for byte."""
+    if not (tag.isidentifier() and key.isidentifier()):
+        raise ValueError(f"tag and key must be Python identifiers, got {tag!r}, {key!r}")
+    path = cache_dir().parent / "derived" / f"{tag}_{key}_{_code_version()}.py"
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        pass
+    text = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, text)
+    return text

@@ -66,7 +66,8 @@ def _derivative_module(key: str, phi: Nonlinearity):
         raise NotSupportedError(f"one_loop needs a closed form of <phi phi> for phi={phi.name!r} "
                                   "(registered: linear, erf, relu; or pass pair= to register_phi)")
     if key not in _MODULES:
-        _MODULES[key] = codegen.load_module(derivative_source(phi), f"oneloop_{key}")
+        source = codegen.derived_source("oneloop", key, lambda: derivative_source(phi))
+        _MODULES[key] = codegen.load_module(source, f"oneloop_{key}")
     return _MODULES[key]
 
 
