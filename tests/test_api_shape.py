@@ -26,6 +26,8 @@ ENTRY_POINTS = {
     sf.simulate.prior: ("spec", "X", "N", "samples"),
     sf.simulate.kernel_moments: ("spec", "X", "N", "samples"),
     sf.simulate.posterior: ("spec", "X", "Y"),
+    sf.response: ("spec", "X"),
+    sf.optimal_r: ("spec", "X"),
 }
 
 
@@ -127,6 +129,10 @@ BAD = [
     (lambda: closed_form_threshold(rnn(3), X1, kappa=-1.0), sf.SpecError, "kappa"),
     (lambda: signal_scan(rnn(3), X1, endpoint(3, 1.0), []), sf.SpecError, "scales"),
     (lambda: sf.get_phi("erf", width=2.0), sf.SpecError, "phi_params"),
+    (lambda: sf.response("rnn", X), sf.SpecTypeError, "spec"),
+    (lambda: sf.response(NET, X, pairs=[(0, 5)]), sf.SpecError, "pairs"),
+    (lambda: sf.optimal_r(sf.ResNet(4), X, bounds=(2.0, 1.0)), sf.SpecError, "bounds"),
+    (lambda: sf.optimal_r(sf.ResNet(4), X, pair=(0, 9)), sf.SpecError, "pair"),
 ]
 
 

@@ -8,8 +8,9 @@ mean-field recursion (docs/theory.md, "Residual networks"):
     δD_ts = w_ts [∂₁E δC_{t-1,t-1} + ∂₂E δC_{s-1,s-1} + ∂₃E δC_{t-1,s-1}],   w_ts = M_ts r_t r_s g_s²,
     δX_ts = a_t δX_{t-1,s} + δD_ts,     δC_ts = a_s δC_{t,s-1} + δX_ts,     δC_11 = the perturbation,
 
-with E(c11, c22, c12) = <φ(u)φ(v)> and its derivatives at the mean-field kernel (derivatives of the
-registered closed form; Gauss-Hermite quadrature by Price's theorem for φ without one).  The readout kernel K^out = σ_out² + g_out² E(C̄_TT) (readout='h': g_out² C̄_TT)
+with E(c11, c22, c12) = <φ(u)φ(v)> and its derivatives at the mean-field kernel (the action's derived
+F' = m g² ∂E, compiled, as in the one loop; Gauss-Hermite quadrature by Price's theorem for φ without a
+closed form).  The readout kernel K^out = σ_out² + g_out² E(C̄_TT) (readout='h': g_out² C̄_TT)
 answers with δK^out = g_out² ∂E·δC_TT.  Everything is read from the declaration (skip coefficients,
 branch mask, g): the same code gives DNN, RNN, ResNet and any custom network.
 
@@ -21,27 +22,16 @@ of :func:`large_depth_optimum` gives r* → sqrt(S*/(T-1))/g.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.optimize import minimize_scalar
 
-from ..errors import SpecError
+from ..errors import SpecError, SpecTypeError
 from ..gauss import Nonlinearity, expect2_block
 from ..spec import NetworkSpec
 from .mean_field import MeanField, mean_field
-
-
-@lru_cache(maxsize=None)
-def _closed_slopes(key: str, phi: Nonlinearity):
-    """NumPy function (c11, c22, c12) -> (∂E/∂c11, ∂E/∂c22, ∂E/∂c12), differentiated from the registry's
-    closed form of E (sympy diff + lambdify: milliseconds, where the simplified compiled module of
-    :func:`symfield.theory.one_loop.template_derivatives` takes ~15 s to generate per process)."""
-    import sympy as sp
-    c11, c22, c12 = sp.symbols("c11 c22 c12", real=True)
-    E = phi.pair(c11, c22, c12)
-    return sp.lambdify((c11, c22, c12), [sp.diff(E, v) for v in (c11, c22, c12)], modules=["numpy"])
+from .one_loop import template_derivatives
 
 
 def pair_slopes(phi: Nonlinearity, c11, c22, c12) -> np.ndarray:
@@ -49,9 +39,10 @@ def pair_slopes(phi: Nonlinearity, c11, c22, c12) -> np.ndarray:
     (columns) and covariances c12.  Closed form: derivatives of the registered <φφ>; otherwise Price's
     theorem ∂E/∂c12 = <φ'φ'>, ∂E/∂c11 = ½<φ''φ>, ∂E/∂c22 = ½<φφ''> by Gauss-Hermite quadrature."""
     c11, c22, c12 = (np.asarray(a, dtype=float) for a in (c11, c22, c12))
-    if phi.has_closed_form:
-        fn = _closed_slopes(phi.key, phi)
-        return np.stack([np.broadcast_to(v, c12.shape) for v in fn(c11[:, None], c22[None, :], c12)])
+    if phi.has_closed_form:  # F' of the action's derived equations (compiled, shared with the one loop)
+        a11, a22, a12 = np.broadcast_arrays(c11[:, None], c22[None, :], c12)
+        d = template_derivatives(phi, a11.ravel(), a22.ravel(), a12.ravel())
+        return np.stack([d[:, 1 + i].reshape(c12.shape) for i in range(3)])
     return np.stack([0.5 * expect2_block(phi, c11, c22, c12, orders=(2, 0)),
                      0.5 * expect2_block(phi, c11, c22, c12, orders=(0, 2)),
                      expect2_block(phi, c11, c22, c12, orders=(1, 1))])
@@ -85,7 +76,7 @@ class Response:
         key = (min(mu, nu), max(mu, nu))
         hits = np.flatnonzero((self.pairs[:, 0] == key[0]) & (self.pairs[:, 1] == key[1]))
         if not hits.size:
-            raise ValueError(f"pattern pair {key} was not perturbed (pairs: {self.pairs.tolist()})")
+            raise SpecError(f"pattern pair {key} was not perturbed (pairs: {self.pairs.tolist()})")
         return int(hits[0])
 
     def chi(self, mu: int = 0, nu: int = 1) -> np.ndarray:
@@ -102,23 +93,23 @@ def _check_pairs(pairs, P: int) -> np.ndarray:
         return np.array(np.triu_indices(P)).T
     arr = np.atleast_2d(np.asarray(pairs))
     if arr.ndim != 2 or arr.shape[1] != 2 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"pairs must be a list of (mu, nu) integer pattern pairs, got {pairs!r}")
+        raise SpecError(f"pairs must be a list of (mu, nu) integer pattern pairs, got {pairs!r}")
     if arr.min() < 0 or arr.max() >= P:
-        raise ValueError(f"pairs: pattern indices must lie in 0..{P - 1}, got {pairs!r}")
+        raise SpecError(f"pairs: pattern indices must lie in 0..{P - 1}, got {pairs!r}")
     return np.sort(arr, axis=1)
 
 
-def response(spec: NetworkSpec, X, pairs=None, mf: MeanField | None = None) -> Response:
+def response(spec: NetworkSpec, X, *, pairs=None, mf: MeanField | None = None) -> Response:
     """Response of every equal-time kernel C̄_tt and of the readout kernel to C̄_11 (module docstring).
 
     ``pairs``: the pattern pairs (κ, λ) of C̄_11 to perturb (default: all κ <= λ); ``mf``: a mean field
     of ``spec`` on ``X`` already computed (keep='all').
     """
     if not isinstance(spec, NetworkSpec):
-        raise TypeError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
+        raise SpecTypeError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
     mf = mean_field(spec, X) if mf is None else mf
     if mf.spec is not spec and mf.spec != spec:
-        raise ValueError("mf was computed for another declaration than spec")
+        raise SpecError("mf was computed for another declaration than spec")
     C = mf.C
     T, P = spec.T, mf.P
     pairs = _check_pairs(pairs, P)
@@ -177,7 +168,8 @@ def _output_response(spec: NetworkSpec, X, pair) -> float:
     return response(spec, X, pairs=[pair]).output_chi(*pair)
 
 
-def optimal_r(spec: NetworkSpec, X, pair=(0, 1), bounds=(1e-3, 1e2), points: int = 41, xtol: float = 1e-4) -> OptimalR:
+def optimal_r(spec: NetworkSpec, X, *, pair=(0, 1), bounds=(1e-3, 1e2), points: int = 41,
+              xtol: float = 1e-4) -> OptimalR:
     """r maximising the readout response ∂K^out[μ, ν]/∂C̄_11[μ, ν] of ``spec`` (r varied, all else kept).
 
     A log-spaced scan of ``points`` values in ``bounds`` brackets the maximum, Brent's method refines it
@@ -185,16 +177,16 @@ def optimal_r(spec: NetworkSpec, X, pair=(0, 1), bounds=(1e-3, 1e2), points: int
     entry depends on its two patterns only).  Raises ValueError if the maximum lies on a bound.
     """
     if not isinstance(spec, NetworkSpec):
-        raise TypeError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
+        raise SpecTypeError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
     if spec.T < 2:
         raise SpecError("optimal_r needs T >= 2 (no residual branch acts at T = 1)")
     lo, hi = (float(b) for b in bounds)
     if not 0 < lo < hi or not np.isfinite(hi):
-        raise ValueError(f"bounds must be 0 < low < high (finite), got {bounds!r}")
+        raise SpecError(f"bounds must be 0 < low < high (finite), got {bounds!r}")
     X = spec.check_inputs(X)
     mu, nu = pair
     if not (0 <= mu < X.shape[0] and 0 <= nu < X.shape[0]):
-        raise ValueError(f"pair {pair!r} is not a pair of pattern indices 0..{X.shape[0] - 1}")
+        raise SpecError(f"pair {pair!r} is not a pair of pattern indices 0..{X.shape[0] - 1}")
     Xp = X[[mu, nu]] if mu != nu else X[[mu]]
     Xp = Xp[:, 0] if spec.input == "first" else Xp
     sub = (0, 1) if mu != nu else (0, 0)
@@ -207,7 +199,7 @@ def optimal_r(spec: NetworkSpec, X, pair=(0, 1), bounds=(1e-3, 1e2), points: int
     vals = np.array([neg_log(v) for v in grid])
     i = int(np.argmin(vals))
     if i in (0, points - 1):
-        raise ValueError(f"the response is largest at the bound r = {np.exp(grid[i]):.3g}; widen bounds={bounds!r}")
+        raise SpecError(f"the response is largest at the bound r = {np.exp(grid[i]):.3g}; widen bounds={bounds!r}")
     res = minimize_scalar(neg_log, bracket=(grid[i - 1], grid[i], grid[i + 1]), method="brent",
                           options={"xtol": xtol})
     r = float(np.exp(res.x))
