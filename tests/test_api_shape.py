@@ -27,6 +27,7 @@ ENTRY_POINTS = {
     sf.simulate.kernel_moments: ("spec", "X", "N", "samples"),
     sf.simulate.posterior: ("spec", "X", "Y"),
     sf.response: ("spec", "X"),
+    sf.action: ("spec", "X", "Y"),
     sf.optimal_r: ("spec", "X"),
 }
 
@@ -130,6 +131,8 @@ BAD = [
     (lambda: signal_scan(rnn(3), X1, endpoint(3, 1.0), []), sf.SpecError, "scales"),
     (lambda: sf.get_phi("erf", width=2.0), sf.SpecError, "phi_params"),
     (lambda: sf.response("rnn", X), sf.SpecTypeError, "spec"),
+    (lambda: sf.action(3), sf.SpecTypeError, "spec"),
+    (lambda: sf.action(NET, X), sf.SpecError, "X"),
     (lambda: sf.response(NET, X, pairs=[(0, 5)]), sf.SpecError, "pairs"),
     (lambda: sf.optimal_r(sf.ResNet(4), X, bounds=(2.0, 1.0)), sf.SpecError, "bounds"),
     (lambda: sf.optimal_r(sf.ResNet(4), X, pair=(0, 9)), sf.SpecError, "pair"),
