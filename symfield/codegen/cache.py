@@ -1,12 +1,24 @@
-"""Content-hashed module cache: write atomically, import, regenerate when broken."""
+"""Content-hashed module cache: write atomically, import, regenerate when broken.
+
+Faults are repaired, never passed on (docs/reliability.md, "Cache"): an unusable cache directory (not
+writable, a file in the way) falls back to a per-process temporary directory with a RuntimeWarning;
+unreadable Numba index/data files (``.nbi``/``.nbc``) of a generated function are deleted and the
+function recompiled, with a RuntimeWarning; files are written world-readable (0644, directories 0755)
+whatever the umask, so a cache can be shared.
+"""
 from __future__ import annotations
 
+import atexit
+import errno
+import glob
 import hashlib
 from functools import lru_cache
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -14,13 +26,95 @@ PACKAGE = "symfield_generated"
 _loaded: dict[str, ModuleType] = {}
 #: files written by this process (a test can check that a second process writes nothing)
 written: list[Path] = []
+#: configured cache root -> the directory used for it in this process (itself or the fallback)
+_roots: dict[str, Path] = {}
+_fallback: list[Path] = []
+
+
+def _makedirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, each 0755 whatever the umask."""
+    missing = []
+    p = path
+    while not (p.exists() or p.is_symlink()) and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:  # made by a racing process
+            continue
+        os.chmod(d, 0o755)
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path))
+
+
+def unusable(path: Path) -> str | None:
+    """``None`` if ``path`` is (or can be made) a writable directory, else the reason it is not."""
+    try:
+        _makedirs(path)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+    return None
+
+
+def fallback_dir() -> Path:
+    """This process's temporary cache directory (made on first use, removed at exit)."""
+    if not _fallback:
+        path = Path(tempfile.mkdtemp(prefix="symfield-cache-"))
+        os.chmod(path, 0o755)
+        atexit.register(shutil.rmtree, path, True)
+        _fallback.append(path)
+    return _fallback[0]
+
+
+def cache_root() -> Path:
+    """``$SYMFIELD_CACHE`` or ``~/.cache/symfield``; the process's temporary directory (with one
+    RuntimeWarning naming the path and the reason) if that cannot hold files."""
+    root = os.environ.get("SYMFIELD_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "symfield")
+    if root not in _roots:
+        reason = unusable(Path(root) / "generated")
+        if reason is None:
+            _roots[root] = Path(root)
+        else:
+            _roots[root] = fallback_dir()
+            warnings.warn(f"symfield cache {root!r} is unusable ({reason}); generated modules go to the "
+                          f"temporary directory {str(_roots[root])!r} for this process (set SYMFIELD_CACHE "
+                          "to a writable directory to keep them)", RuntimeWarning, stacklevel=3)
+    return _roots[root]
+
+
+def ensure_numba_cache_dir() -> None:
+    """Give Numba a usable cache before symfield's ``cache=True`` functions are defined: if the user set
+    no ``NUMBA_CACHE_DIR`` and neither the package's ``__pycache__`` folders nor Numba's user-wide cache
+    (``$XDG_CACHE_HOME`` or ``~/.cache``, then ``numba``) can hold files, set it to this process's
+    temporary directory, with a RuntimeWarning naming both paths and reasons (else Numba raises
+    "no locator available" at import)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    package = Path(__file__).resolve().parents[1]
+    for folder in sorted({p.parent / "__pycache__" for p in package.rglob("*.py")}):
+        in_tree = unusable(folder)
+        if in_tree:
+            break
+    else:
+        return
+    user = Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "numba"
+    user_wide = unusable(user)
+    if user_wide is None:
+        return
+    os.environ["NUMBA_CACHE_DIR"] = str(fallback_dir() / "numba")
+    if "numba" in sys.modules:  # Numba read its configuration at import: read it again
+        sys.modules["numba"].core.config.reload_config()
+    warnings.warn(f"Numba cannot cache symfield's functions in {str(folder)!r} ({in_tree}) nor in {str(user)!r} "
+                  f"({user_wide}); NUMBA_CACHE_DIR is set to the temporary directory "
+                  f"{os.environ['NUMBA_CACHE_DIR']!r} for this process", RuntimeWarning, stacklevel=3)
 
 
 def cache_dir() -> Path:
-    """Directory holding generated modules (``$SYMFIELD_CACHE`` or ``~/.cache/symfield``)."""
-    root = os.environ.get("SYMFIELD_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "symfield")
-    path = Path(root) / "generated"
-    path.mkdir(parents=True, exist_ok=True)
+    """Directory holding generated modules: ``<cache root>/generated`` (see :func:`cache_root`)."""
+    path = cache_root() / "generated"
+    _makedirs(path)
     return path
 
 
@@ -38,6 +132,7 @@ def module_path(source: str, tag: str) -> Path:
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=".py")
     try:
+        os.fchmod(fd, 0o644)  # readable by every user of a shared cache (mkstemp makes 0600)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, path)
@@ -58,7 +153,42 @@ def _import(path: Path) -> ModuleType:
     except BaseException:
         sys.modules.pop(name, None)
         raise
+    for value in vars(module).values():
+        repair_numba_cache(value)
     return module
+
+
+def repair_numba_cache(dispatcher) -> None:
+    """Make a ``cache=True`` Numba function recover from unreadable cache files: when loading its
+    index/data (``.nbi``/``.nbc``) raises, delete them, warn (RuntimeWarning naming the files and the
+    reason) and let Numba compile again.  Anything else is left alone."""
+    from numba.core.dispatcher import Dispatcher
+    files = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if not isinstance(dispatcher, Dispatcher) or files is None or getattr(dispatcher._cache, "_repairs", False):
+        return
+    cache = dispatcher._cache
+    load = cache.load_overload
+
+    def load_overload(sig, target_context):
+        try:
+            return load(sig, target_context)
+        except Exception as exc:
+            index = files._index_path
+            stale = [index] + glob.glob(glob.escape(index[: -len(".nbi")]) + ".*.nbc")
+            try:
+                for path in stale:
+                    if os.path.exists(path):
+                        os.unlink(path)
+                done = "deleted them"
+            except OSError as err:  # e.g. a read-only shared cache: compile without caching
+                cache.disable()
+                done = f"could not delete them ({err.strerror}), so caching is off for this function"
+            warnings.warn(f"symfield: Numba cache files {stale} could not be read ({type(exc).__name__}: "
+                          f"{exc}); {done}; compiling {dispatcher.__name__} again", RuntimeWarning, stacklevel=2)
+            return None
+
+    cache.load_overload = load_overload
+    cache._repairs = True
 
 
 def load_module(source: str, tag: str) -> ModuleType:
@@ -105,12 +235,12 @@ def derived_source(tag: str, key: str, make) -> str:
     process.  The stored text is what ``make()`` returned, byte for byte."""
     if not (tag.isidentifier() and key.isidentifier()):
         raise ValueError(f"tag and key must be Python identifiers, got {tag!r}, {key!r}")
-    path = cache_dir().parent / "derived" / f"{tag}_{key}_{_code_version()}.py"
+    path = cache_root() / "derived" / f"{tag}_{key}_{_code_version()}.py"
     try:
         return path.read_text()
     except (OSError, UnicodeDecodeError):
         pass
     text = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _makedirs(path.parent)
     _atomic_write(path, text)
     return text
