@@ -23,6 +23,8 @@ def test_declared_one_loop_agrees_with_extrapolated_simulation(name):
     for key, theory in (("var", nl.variance()[t, t, 0, 0]), ("shift", nl.mean_shift[t, t, 0, 0]),
                         ("emp_var", nl.empirical_variance[t, t, 0, 0])):
         fit = extrapolate(m["N"], m[key], m[key + "_err"])
+        print(f"\n{name} {key}: theory {theory:.4f}, simulation extrapolated {fit.value:.4f} ± {fit.error:.4f} "
+              f"(z = {(fit.value - theory) / fit.error:+.2f})")
         assert abs(fit.value - theory) < 4 * fit.error, f"{name} {key}: {fit.value} ± {fit.error} vs {theory}"
     # resolution: keeping the noise covariance only where M_uv != 0 (different W, same neurons) gave
     # N Var C = 0.259 (pairs) and 0.245 (resnet) against 0.270 and 0.697 here; the fit must tell them apart
