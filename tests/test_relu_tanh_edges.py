@@ -1,0 +1,83 @@
+"""ReLU and tanh at the edges where they were refused or wrong (issue 10), against closed forms and mpmath."""
+import mpmath as mp
+import numpy as np
+import pytest
+
+import symfield as sf
+from symfield.gauss import get_phi
+from symfield.gauss.registry import RELU_GRAM_RTOL
+from symfield.theory.kernel_map import kernel_map
+
+
+def _arccos_mp(c11, c22, c12, dps=50):
+    """Arc-cosine kernel (√(c11 c22 - c12²) + (π - θ) c12) / 2π in 50-digit arithmetic."""
+    with mp.workdps(dps):
+        c11, c22, c12 = mp.mpf(c11), mp.mpf(c22), mp.mpf(c12)
+        theta = mp.acos(c12 / mp.sqrt(c11 * c22))
+        return float((mp.sqrt(c11 * c22 - c12 ** 2) + (mp.pi - theta) * c12) / (2 * mp.pi))
+
+
+def _relu_E(c11, c22, c12):
+    return kernel_map(get_phi("relu")).expect(np.array([c11]), np.array([c22]), np.array([[c12]]))[0, 0]
+
+
+# -- 1. ReLU closed form at collinear inputs ----------------------------------------------------------
+
+def test_relu_collinear_minimal_case_halves_each_layer():
+    """x2 = 3 x1, no bias: ρ = 1 at every layer, E = c/2, so C_T = C_1 / 2^(T-1) (C_1 = [[1, 3], [3, 9]])."""
+    C = sf.mean_field(sf.DNN(5, phi="relu"), [[1] * 5, [3] * 5]).C[-1, -1]
+    np.testing.assert_allclose(C, np.array([[1, 3], [3, 9]]) / 16, rtol=1e-15, atol=0)
+
+
+def test_relu_anticollinear_pair_is_zero_after_one_layer():
+    """x2 = -2 x1: ρ = -1 at layer 1, E = 0 (θ = π); then ρ = 0, E = √(c11 c22)/2π; the variances halve."""
+    C = sf.mean_field(sf.DNN(4, phi="relu"), [[1.0, -0.5], [-2.0, 1.0]]).C
+    assert C[1, 1, 0, 1] == 0.0
+    assert C[2, 2, 0, 1] == pytest.approx(np.sqrt(0.625 / 2 * 2.5 / 2) / (2 * np.pi), rel=1e-15)
+    np.testing.assert_allclose(np.diag(C[3, 3]), np.array([0.625, 2.5]) / 8, rtol=1e-15)
+
+
+def test_relu_collinear_inputs_never_fail():
+    """Random collinear / anti-collinear inputs through DNN, RNN, ResNet and leaky RNN: all finite."""
+    rng = np.random.default_rng(7)
+    for k in range(24):
+        x = rng.normal(size=int(rng.integers(1, 6))) * rng.uniform(0.2, 4)
+        X = np.array([x, rng.choice([-1, 1]) * rng.uniform(0.2, 4) * x])
+        T = int(rng.integers(2, 9))
+        kw = dict(phi="relu", g=float(rng.uniform(0.6, 1.8)), sigma_b2=float(rng.choice([0.0, 0.3])))
+        spec = [sf.DNN(T, **kw), sf.RNN(T, input="every", **kw), sf.ResNet(T, r=0.7, **kw),
+                sf.RNN(T, leak=0.5, input="every", **kw)][k % 4]
+        assert np.all(np.isfinite(sf.mean_field(spec, X).C))
+
+
+@pytest.mark.parametrize("rho", [1.0, 1 - 1e-15, 1 - 1e-12, 1 - 1e-9, 1 - 1e-7, 1 - 1e-5, 0.3,
+                                 -1.0, -1 + 1e-12, -1 + 1e-7, -0.8])
+def test_relu_pair_near_collinear_against_mpmath(rho):
+    """The compiled map at |ρ| -> 1 to ~1e-15 relative (acos(ρ) alone loses half the digits there: its
+    error ~ ulp/√(1 - ρ²), below 5e-14 where it is still used, 1 - ρ² >= RELU_NEAR_COLLINEAR)."""
+    c11, c22 = 0.7, 2.3
+    c12 = rho * np.sqrt(c11 * c22)
+    ref = _arccos_mp(c11, c22, c12)
+    rel = 4e-15 if 1 - rho ** 2 < 1e-6 else 5e-14
+    assert _relu_E(c11, c22, c12) == pytest.approx(ref, rel=rel, abs=1e-16 * np.sqrt(c11 * c22))
+
+
+def test_relu_diagonal_is_half_the_variance():
+    """E(c, c, c) = c/2 to rounding (before: acos of a ρ rounded to 1 - ulp gave errors up to 8e-9)."""
+    c = np.random.default_rng(1).uniform(0.01, 10, 300)
+    E = kernel_map(get_phi("relu")).expect(c, c, np.diag(c), symmetric=True)
+    np.testing.assert_allclose(np.diag(E), c / 2, rtol=3e-16, atol=0)
+
+
+def test_relu_rounding_tolerance_and_invalid_covariance():
+    """A Gram excess -1e-14 c11 c22 (rounding) counts as ρ = 1; -1e-9 c11 c22 or ρ = 1.01 still raises."""
+    c11, c22 = 1.5, 0.4
+    within = np.sqrt(c11 * c22 * (1 + 1e-14))
+    assert 1e-14 < RELU_GRAM_RTOL
+    assert _relu_E(c11, c22, within) == pytest.approx(within / 2, rel=1e-15)
+    for c12 in (np.sqrt(c11 * c22 * (1 + 1e-9)), 1.01 * np.sqrt(c11 * c22), -1.01 * np.sqrt(c11 * c22)):
+        with pytest.raises(FloatingPointError):
+            _relu_E(c11, c22, c12)
+    bad = np.array([[1.0, 1.2], [1.2, 1.0]])  # not positive semi-definite
+    with pytest.raises(FloatingPointError):
+        kernel_map(get_phi("relu")).expect(np.ones(2), np.ones(2), bad, symmetric=True)
