@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 from pathlib import Path
+
+from .spec import PRESETS
 
 DERIVATIONS = {"gp-kernels": "gp_kernels.py", "one-loop": "one_loop.py", "feature-learning": "feature_learning.py",
                "resnet": "resnet.py"}
@@ -28,7 +31,7 @@ def _load_derivation(name: str):
 def cmd_list(args) -> int:
     from .gauss import available_phis
     print("nonlinearities:", ", ".join(available_phis()))
-    print("networks:       dnn, rnn")
+    print("networks:      ", ", ".join(PRESETS), "(or any declaration: symfield derive custom --share-W ...)")
     print("derivations:   ", ", ".join(DERIVATIONS))
     return 0
 
@@ -36,7 +39,9 @@ def cmd_list(args) -> int:
 def cmd_derive(args) -> int:
     from .action import action
     from .spec import NetworkSpec
-    spec = NetworkSpec(args.arch, args.T, phi=args.phi)
+    share = {"W": json.loads(args.share_W)} if args.share_W else {}
+    spec = NetworkSpec(None if args.arch == "custom" else args.arch, args.T, phi=args.phi, leak=args.leak,
+                       r=args.r, share=share)
     act = action(spec)
     sp_eq = act.saddle_point()
     if args.latex:
@@ -63,9 +68,12 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="registered nonlinearities, networks and derivations").set_defaults(func=cmd_list)
     d = sub.add_parser("derive", help="print the action and the saddle-point equations derived from it")
-    d.add_argument("arch", choices=["rnn", "dnn"])
+    d.add_argument("arch", choices=[*PRESETS, "custom"], help="a preset, or 'custom' for a declaration")
     d.add_argument("--phi", default="erf")
     d.add_argument("--T", type=int, default=3)
+    d.add_argument("--leak", type=float, default=None, help="skip coefficient a (default: the preset's)")
+    d.add_argument("--r", type=float, default=1.0, help="residual-branch scale r")
+    d.add_argument("--share-W", default=None, help='W groups as JSON, e.g. "[[1, 2], [3]]" (custom only)')
     d.add_argument("--latex", action="store_true", help="LaTeX instead of plain text")
     d.set_defaults(func=cmd_derive)
     r = sub.add_parser("reproduce", help="run a derivation script (figure + JSON)")

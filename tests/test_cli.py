@@ -64,3 +64,15 @@ def test_reproduce_one_loop_quick_writes_figure_and_json(tmp_path):
     ratio = {k: reg[k]["RNN static"]["theory"][-1] / reg[k]["DNN"]["theory"][-1] for k in reg}
     assert ratio["ordered"] > 1.5 and abs(ratio["chaotic"] - 1) < 0.05
     assert all(abs(r["var_z"]) < 5 for r in data["table"])
+
+
+def test_derive_declared_networks(capsys):
+    """Presets and declarations by groups print their action; the skip network names C = A D Aᵀ."""
+    assert main(["derive", "resnet", "--T", "4", "--r", "0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "saddle point" in out and "D" in out
+    assert main(["derive", "custom", "--T", "4", "--share-W", "[[1, 2], [3]]", "--latex"]) == 0
+    assert "W_a = W_b" in capsys.readouterr().out
+    assert main(["derive", "custom", "--T", "4", "--share-W", "[[1, 2]]"]) == 2   # step 3 in no group
+    assert "share['W']" in capsys.readouterr().err
+    assert main(["derive", "dnn", "--share-W", "not json"]) == 2
