@@ -81,3 +81,40 @@ def test_relu_rounding_tolerance_and_invalid_covariance():
     bad = np.array([[1.0, 1.2], [1.2, 1.0]])  # not positive semi-definite
     with pytest.raises(FloatingPointError):
         kernel_map(get_phi("relu")).expect(np.ones(2), np.ones(2), bad, symmetric=True)
+
+
+# -- 2. χ1 at q* = 0 and for kinked φ' ------------------------------------------------------------------
+
+@pytest.mark.parametrize("phi,g", [("tanh", 0.5), ("tanh", 0.9), ("erf", 0.8)])
+def test_smooth_phi_zero_fixed_point(phi, g):
+    """σ_b² = 0, g φ'(0) < 1: q* = 0, χ1 = slope = g² φ'(0)² (tanh: 1, erf: 4/π)."""
+    fp = sf.fixed_point(sf.RNN(3, phi=phi, g=g))
+    d0 = 1.0 if phi == "tanh" else 2 / np.sqrt(np.pi)
+    assert fp.q == 0.0 and fp.phase == "ordered"
+    assert fp.chi1 == pytest.approx(g ** 2 * d0 ** 2, rel=1e-14)
+    assert fp.slope == pytest.approx(g ** 2 * d0 ** 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("g", [0.5, 1.2])
+def test_relu_zero_fixed_point_chi1_is_half_g2(g):
+    """ReLU, σ_b² = 0, g² < 2: q* = 0 and <φ'²>_q = 1/2 at every q > 0, so χ1 = slope = g²/2 (was 0)."""
+    fp = sf.fixed_point(sf.RNN(3, phi="relu", g=g))
+    assert fp.q == 0.0
+    assert fp.chi1 == pytest.approx(g ** 2 / 2, rel=1e-15)
+    assert fp.slope == pytest.approx(g ** 2 / 2, rel=1e-9)
+
+
+def test_softsign_chi1_against_mpmath():
+    """softsign x/(1+|x|): φ' has a kink at 0; χ1 from the split integral vs 30-digit mpmath at q*
+    (the 120-node rule over the kink was 1 % off)."""
+    import sympy as sp
+    from symfield.gauss.reference import single_reference
+    from symfield.gauss.registry import x
+    softsign = sp.Lambda(x, x / (1 + sp.Abs(x)))
+    assert get_phi(softsign).kinks() == (0.0,)
+    fp = sf.fixed_point(sf.RNN(3, phi=softsign, g=1.5, sigma_b2=0.2))
+    phi2 = single_reference(softsign, fp.q, orders=(0, 0))
+    assert fp.q == pytest.approx(0.2 + 1.5 ** 2 * phi2, rel=1e-8)  # q* is the fixed point
+    assert fp.chi1 == pytest.approx(1.5 ** 2 * single_reference(softsign, fp.q, orders=(1, 1)), rel=1e-12)
+    zero = sf.fixed_point(sf.RNN(3, phi=softsign, g=0.5))
+    assert zero.q == 0.0 and zero.chi1 == pytest.approx(0.25, rel=1e-15)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Callable, Mapping
 
 import sympy as sp
@@ -61,6 +61,11 @@ class Nonlinearity:
     def derivative(self, order: int = 1) -> sp.Expr:
         return sp.diff(self.expr, x, order)
 
+    def kinks(self, order: int = 1) -> tuple[float, ...]:
+        """Sorted real x where φ^(order) may be non-smooth: zeros of the arguments of Abs, sign,
+        Heaviside, DiracDelta, of Max/Min differences and of Piecewise conditions (e.g. ReLU, softsign: 0)."""
+        return _kinks(self.derivative(order) if order else self.expr)
+
     def pair(self, c11, c22, c12):
         """Closed form of <φ(u)φ(v)> or ``None`` if there is none."""
         if self.pair_form is None:
@@ -76,6 +81,20 @@ class Nonlinearity:
     def numpy(self):
         """Vectorised NumPy/SciPy callable for φ (used by the simulator)."""
         return sp.lambdify(x, self.expr, modules=["scipy", "numpy"])
+
+
+@lru_cache(maxsize=None)
+def _kinks(expr: sp.Expr) -> tuple[float, ...]:
+    """Real zeros of the arguments where ``expr`` (in :data:`x`) switches branch."""
+    args = [f.args[0] for f in expr.atoms(sp.Abs, sp.sign, sp.Heaviside, sp.DiracDelta)]
+    args += [a - b for m in expr.atoms(sp.Max, sp.Min) for a in m.args for b in m.args if a != b]
+    args += [c.lhs - c.rhs for p in expr.atoms(sp.Piecewise) for _, cond in p.args
+             for c in sp.sympify(cond).atoms(sp.core.relational.Relational)]
+    points = set()
+    for a in args:
+        if x in a.free_symbols:
+            points.update(float(r) for r in sp.solve(a, x) if r.is_real)
+    return tuple(sorted(points))
 
 
 def _erf_pair(scale):

@@ -4,17 +4,23 @@
     fixed point:  q* = σ² + q_in + g² <φ²>_{q*}
     slope:        F'(q*) = g² d<φ²>/dq = g² <φ'² + φφ''>_{q*}
     χ1 = g² <φ'(z)²>_{q*}:  χ1 < 1 ordered, χ1 > 1 chaotic.
+    At q* = 0 both are limits q -> 0⁺ (one-sided difference; χ1 = g² (φ'(0⁻)² + φ'(0⁺)²)/2, e.g. ReLU g²/2).
 
 q_in = g_in² |x|²/D when the input is injected at every step (0 for input='first').
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+import sympy as sp
+from scipy.integrate import quad
 from scipy.optimize import brentq
 
+from ..gauss import Nonlinearity
 from ..gauss.quadrature import expect
+from ..gauss.registry import x
 from ..spec import NetworkSpec, SpecError
 from .kernel_map import kernel_map
 
@@ -23,9 +29,60 @@ from ..errors import FixedPointError  # noqa: E402  (defined with the other erro
 
 
 def _phi2(spec: NetworkSpec, q: float) -> float:
-    """<φ(z)²>, z ~ N(0, q), from the compiled kernel map."""
+    """<φ(z)²>, z ~ N(0, q), from the compiled kernel map; for φ with kinks and no closed form
+    (softsign) the Gauss integral split at the kinks (the numeric dual kernel converges slowly there)."""
+    phi = spec.phi_fn
+    if not phi.has_closed_form and q > 0 and phi.kinks(0):
+        return _split_gauss(phi.key, phi, 0, q)
     a = np.array([q])
     return float(kernel_map(spec.phi_fn).expect(a, a, a[:, None])[0, 0])
+
+
+def _dphi2(phi: Nonlinearity, q: float) -> float:
+    """<φ'(z)²>, z ~ N(0, q).  Smooth φ': 120-node Gauss–Hermite.  φ' with kinks (ReLU, softsign):
+    the closed form <φ'φ'>(q, q, q) where the registry has one, else the Gauss integral split at the
+    kinks (one adaptive quadrature per piece); at q = 0 the limit q -> 0⁺, (φ'(0⁻)² + φ'(0⁺)²)/2."""
+    kinks = phi.kinks()
+    if not kinks:
+        return expect(phi, [[q]], orders=[1, 1], sites=[0, 0], n=120)
+    if q == 0:
+        return _dphi2_at_zero(phi.key, phi)
+    closed = _dphi2_closed(phi.key, phi)
+    if closed is not None:
+        return float(closed(q))
+    return _split_gauss(phi.key, phi, 1, q)
+
+
+def _split_gauss(key: str, phi: Nonlinearity, order: int, q: float) -> float:
+    """<φ^(order)(z)²>, z ~ N(0, q) > 0: ∫ Dt f(√q t) as a sum of adaptive quadratures (scipy quad)
+    over the pieces between the kinks of φ^(order) (each piece smooth, so no slow convergence)."""
+    f = _square(key, phi, order)
+    s = np.sqrt(q)
+    cuts = [-np.inf, *(k / s for k in phi.kinks(order)), np.inf]
+    density = 1 / np.sqrt(2 * np.pi)
+    return float(sum(quad(lambda t: f(s * t) * np.exp(-t * t / 2) * density, a, b, epsabs=1e-15, epsrel=1e-13,
+                          limit=200)[0] for a, b in zip(cuts[:-1], cuts[1:])))
+
+
+@lru_cache(maxsize=None)
+def _square(key: str, phi: Nonlinearity, order: int):
+    """NumPy callable of (φ^(order))²."""
+    return sp.lambdify(x, (phi.derivative(order) if order else phi.expr) ** 2, "numpy")
+
+
+@lru_cache(maxsize=None)
+def _dphi2_closed(key: str, phi: Nonlinearity):
+    """q -> <φ'²>_q from the registry's closed form <φ'(u)φ'(v)> at c11 = c22 = c12 = q, or None."""
+    qs = sp.Symbol("q", positive=True)
+    expr = phi.dpair(qs, qs, qs)
+    return None if expr is None else sp.lambdify(qs, sp.simplify(expr), "numpy")
+
+
+@lru_cache(maxsize=None)
+def _dphi2_at_zero(key: str, phi: Nonlinearity) -> float:
+    """lim_{q -> 0⁺} <φ'²>_q = (φ'(0⁻)² + φ'(0⁺)²)/2 (each side of 0 carries half the Gaussian mass)."""
+    d2 = phi.derivative() ** 2
+    return float((sp.limit(d2, x, 0, "-") + sp.limit(d2, x, 0, "+")) / 2)
 
 
 def _uniform(spec: NetworkSpec) -> tuple[float, float]:
@@ -94,8 +151,11 @@ def fixed_point(spec: NetworkSpec, *, q_in: float = 0.0, q_max: float = 1e8, cri
                 raise FixedPointError(f"the length map has no finite fixed point below {q_max:g} "
                                       f"(g={g}, sigma_b2={s2}, phi={spec.phi_fn.name})")
         q = brentq(excess, lo, hi, xtol=1e-14, rtol=1e-14)
-    chi1 = g ** 2 * expect(spec.phi_fn, [[q]], orders=[1, 1], sites=[0, 0], n=120)  # <φ'(z)²>
+    chi1 = g ** 2 * _dphi2(spec.phi_fn, q)
     h = 1e-5 * max(q, 1e-3)
-    slope = g ** 2 * (_phi2(spec, q + h) - _phi2(spec, q - h)) / (2 * h)
+    if q >= h:
+        slope = g ** 2 * (_phi2(spec, q + h) - _phi2(spec, q - h)) / (2 * h)
+    else:  # q* = 0 (σ_b² = 0 and a stable zero fixed point): one-sided, second order, no negative variance
+        slope = g ** 2 * (4 * _phi2(spec, q + h) - _phi2(spec, q + 2 * h) - 3 * _phi2(spec, q)) / (2 * h)
     phase = "critical" if abs(chi1 - 1) < critical_tol else ("ordered" if chi1 < 1 else "chaotic")
     return FixedPoint(q, slope, chi1, phase, spec)
