@@ -118,3 +118,22 @@ def test_softsign_chi1_against_mpmath():
     assert fp.chi1 == pytest.approx(1.5 ** 2 * single_reference(softsign, fp.q, orders=(1, 1)), rel=1e-12)
     zero = sf.fixed_point(sf.RNN(3, phi=softsign, g=0.5))
     assert zero.q == 0.0 and zero.chi1 == pytest.approx(0.25, rel=1e-15)
+
+
+# -- 3. one loop with ReLU: refused, and why ------------------------------------------------------------
+
+def test_relu_second_derivative_diverges_at_perfect_correlation():
+    """∂²E/∂c12² of the ReLU kernel by finite differences = 1/(2π√(c11c22 - c12²)) (Price: <φ''φ''>):
+    finite at ρ < 1, unbounded as ρ -> 1, the equal-site pairs the one loop needs."""
+    c11, c22 = 1.2, 0.8
+    for rho in (0.3, 0.9, 0.999):
+        c12, h = rho * np.sqrt(c11 * c22), 1e-3 * (1 - rho)
+        fd = (_relu_E(c11, c22, c12 + h) - 2 * _relu_E(c11, c22, c12) + _relu_E(c11, c22, c12 - h)) / h ** 2
+        assert fd == pytest.approx(1 / (2 * np.pi * np.sqrt(c11 * c22 - c12 ** 2)), rel=1e-3)
+
+
+@pytest.mark.parametrize("spec", [sf.DNN(3, phi="relu"), sf.RNN(3, phi="relu", g=1.1, sigma_b2=0.1)])
+def test_one_loop_relu_refused_with_reason(spec):
+    X = np.random.default_rng(0).normal(size=(2, 3))
+    with pytest.raises(sf.NotSupportedError, match="smooth phi.*erf or linear"):
+        sf.one_loop(spec, X)

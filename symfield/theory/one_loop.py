@@ -64,7 +64,12 @@ _MODULES: dict = {}  #: compiled derivative modules by φ key (a new spec's φ o
 def _derivative_module(key: str, phi: Nonlinearity):
     if not phi.has_closed_form:
         raise NotSupportedError(f"one_loop needs a closed form of <phi phi> for phi={phi.name!r} "
-                                  "(registered: linear, erf, relu; or pass pair= to register_phi)")
+                                  "(registered: linear, erf; or pass pair= to register_phi)")
+    if phi.kinks(0):  # ReLU: ∂²E/∂c12² = <φ''φ''> = 1/(2π√(c11c22 - c12²)), infinite at every variance pair
+        raise NotSupportedError(f"one_loop needs a smooth phi: phi={phi.name!r} is not smooth at x = "
+                                f"{list(phi.kinks(0))}, so the vertices ∂²<phi phi>/∂c_i∂c_j diverge at perfect "
+                                "correlation (c12² = c11 c22), which every variance pair has. Use erf or linear for "
+                                "one_loop; for this phi, mean_field/gp (leading order) or simulate.kernel_moments")
     if key not in _MODULES:
         source = codegen.derived_source("oneloop", key, lambda: derivative_source(phi))
         _MODULES[key] = codegen.load_module(source, f"oneloop_{key}")
