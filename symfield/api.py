@@ -113,9 +113,83 @@ def check_choice(value, name: str, choices):
 
 
 def check_positive_int(name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int; raise :class:`SpecError` naming ``name`` unless it is an integer >= ``minimum``."""
+    """``value`` as an int; raise :class:`SpecTypeError` / :class:`SpecError` naming ``name`` unless it is an
+    integer >= ``minimum``."""
     import numpy as np
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+    kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise SpecTypeError(f"{name} must be {kind}, got {type(value).__name__} {value!r}")
+    if value < minimum:
         raise SpecError(f"{name} must be {kind}, got {value!r}")
     return int(value)
+
+
+def check_real(name: str, value, *, low=None, high=None, low_open: bool = False, high_open: bool = False,
+               none_ok: bool = False) -> float | None:
+    """``value`` as a finite float in the interval [low, high] (``*_open``: that end excluded).
+
+    Raises :class:`SpecTypeError` naming ``name`` unless ``value`` is a real number (not a bool, string,
+    complex or None unless ``none_ok``), :class:`SpecError` unless it is finite and inside the interval."""
+    import math
+    import numbers
+
+    import numpy as np
+    if value is None and none_ok:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise SpecTypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    try:
+        v = float(value)
+    except OverflowError:
+        v = math.inf
+    if not math.isfinite(v):
+        raise SpecError(f"{name} must be a finite number, got {value!r}")
+    if (low is not None and (v <= low if low_open else v < low)) or \
+            (high is not None and (v >= high if high_open else v > high)):
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise SpecError(f"{name} must lie in {'(' if low_open or low is None else '['}{lo}, {hi}"
+                        f"{')' if high_open or high is None else ']'}, got {value!r}")
+    return v
+
+
+def check_array(name: str, value, finite: bool = True):
+    """``value`` as a float ndarray; raise :class:`SpecTypeError` naming ``name`` if it is not numeric or has
+    complex entries, :class:`SpecError` if it is ragged or (``finite``) holds nan/inf."""
+    import numpy as np
+    if value is None:
+        raise SpecTypeError(f"{name} must be a number or a numeric array, got None")
+    try:
+        arr = np.asarray(value)
+    except ValueError as err:
+        raise SpecError(f"{name} must be a rectangular numeric array ({err})") from None
+    if arr.dtype.kind == "c":
+        raise SpecTypeError(f"{name} must be real, got complex values (dtype {arr.dtype})")
+    if arr.dtype.kind not in "biuf":
+        try:
+            arr = arr.astype(float) if arr.dtype.kind == "O" else None
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None:
+            raise SpecTypeError(f"{name} must be a number or a numeric array, got dtype "
+                                f"{np.asarray(value).dtype} ({str(value)[:40]})") from None
+    arr = np.asarray(arr, dtype=float)
+    if finite and not np.all(np.isfinite(arr)):
+        raise SpecError(f"{name} contains non-finite values (nan or inf)")
+    return arr
+
+
+def check_mean_field(mf, spec, X, name: str = "mf"):
+    """``mf`` if it is a MeanField of ``spec`` and the inputs ``X``; else :class:`SpecError` naming ``name``
+    (a precomputed object of other inputs would silently give the wrong answer)."""
+    import numpy as np
+
+    from .theory.mean_field import MeanField
+    if not isinstance(mf, MeanField):
+        raise SpecTypeError(f"{name} must be a MeanField (sf.mean_field(spec, X)), got {type(mf).__name__}")
+    if mf.spec != spec:
+        raise SpecError(f"{name} was computed for another network ({mf.spec.label}); pass mf=mean_field(spec, X)")
+    Xc = spec.check_inputs(X)
+    if mf.X.shape != Xc.shape or not np.array_equal(mf.X, Xc):
+        raise SpecError(f"{name} was computed for other inputs than X; pass mf=mean_field(spec, X)")
+    return mf

@@ -89,6 +89,10 @@ def main(argv=None) -> int:
     except (ValueError, KeyError, TypeError) as err:
         print(f"symfield: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. --out on a read-only path: one line, not a traceback
+        where = f" ({err.filename})" if err.filename and str(err.filename) not in str(err) else ""
+        print(f"symfield: error: {err}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

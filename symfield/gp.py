@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
-from .api import check_spec, legacy_positional, renamed
+from .api import check_array, check_mean_field, check_real, check_spec, legacy_positional, renamed
 from .errors import NotPositiveDefinite
 from .spec import NetworkSpec, SpecError
 
@@ -28,10 +28,11 @@ class GPPrediction:
 
 def gp_predict(K_train, K_cross, K_test_diag, Y, noise: float = 0.0, include_noise: bool = False) -> GPPrediction:
     """GP posterior mean and variance; ``K_cross`` is (P_test, P_train), ``K_test_diag`` (P_test,)."""
-    K_train = np.asarray(K_train, float)
-    K_cross = np.asarray(K_cross, float)
-    K_test_diag = np.asarray(K_test_diag, float)
-    Y = np.asarray(Y, float)
+    K_train, K_cross = check_array("K_train", K_train), check_array("K_cross", K_cross)
+    K_test_diag, Y = check_array("K_test_diag", K_test_diag), check_array("Y", Y)
+    noise = check_real("noise", noise, low=0)
+    if K_train.ndim != 2 or Y.ndim not in (1, 2):
+        raise SpecError(f"K_train must be 2-D and Y 1-D or 2-D, got shapes {K_train.shape}, {Y.shape}")
     n = K_train.shape[0]
     if K_train.shape != (n, n) or not np.allclose(K_train, K_train.T, rtol=1e-10, atol=1e-12):
         raise SpecError(f"K_train must be a symmetric square matrix, got shape {K_train.shape}")
@@ -40,8 +41,6 @@ def gp_predict(K_train, K_cross, K_test_diag, Y, noise: float = 0.0, include_noi
                          f"{K_test_diag.shape}")
     if Y.shape[0] != n:
         raise SpecError(f"Y must have {n} rows (one per training point), got shape {Y.shape}")
-    if not np.isfinite(noise) or noise < 0:
-        raise SpecError(f"noise must be a finite non-negative variance, got {noise!r}")
     try:
         factor = cho_factor(K_train + noise * np.eye(n), lower=True)
     except np.linalg.LinAlgError as err:
@@ -74,7 +73,7 @@ def output_kernel(spec: NetworkSpec, X, *, time: int | None = None, mf=None, rea
     from .theory.mean_field import mean_field
     check_spec(spec)
     t = _readout_time(spec, time, readout_time, "output_kernel")
-    mf = mean_field(spec, X) if mf is None else mf
+    mf = mean_field(spec, X) if mf is None else check_mean_field(mf, spec, X)
     C = mf.block(t, t)
     if spec.readout == "h":
         return spec.sigma_out2 + spec.g_out ** 2 * C
@@ -90,9 +89,9 @@ def predict(spec: NetworkSpec, X_train, Y_train, X_test, *, noise: float = 0.0, 
     output kernel on the concatenated inputs [X_train; X_test]."""
     check_spec(spec)
     t = _readout_time(spec, time, readout_time, "predict")
-    X_train = np.asarray(X_train, float)
-    X_test = np.asarray(X_test, float)
-    if X_train.shape[1:] != X_test.shape[1:]:
+    X_train = check_array("X_train", X_train)
+    X_test = check_array("X_test", X_test)
+    if X_train.ndim < 2 or X_train.shape[1:] != X_test.shape[1:]:
         raise SpecError(f"X_train and X_test must agree beyond the pattern axis, got {X_train.shape}, {X_test.shape}")
     n = X_train.shape[0]
     K = output_kernel(spec, np.concatenate([X_train, X_test]), time=t)

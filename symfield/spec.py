@@ -34,6 +34,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .api import check_array
 from .errors import SpecError
 
 INPUTS = ("first", "every")
@@ -60,7 +61,7 @@ PRESETS = {"rnn": Preset("RNN", True, "static"), "dnn": Preset("DNN", False, "fr
 
 def _per_step(name: str, value, length: int, labels=None) -> np.ndarray:
     """A scalar or ``length`` finite non-negative values, equal within each group of ``labels``."""
-    arr = np.atleast_1d(np.asarray(value, dtype=float))
+    arr = np.atleast_1d(check_array(name, value, finite=False))
     if arr.ndim != 1 or arr.size not in (1, length):
         raise SpecError(f"{name} must be a scalar or have {length} entries, got shape {np.shape(value)}")
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
@@ -439,8 +440,8 @@ class NetworkSpec:
 
     # ----------------------------------------------------------------- input
     def check_inputs(self, X) -> np.ndarray:
-        """Validate X and return it as an array of shape (P, T, D) (first: (P, 1, D))."""
-        X = np.asarray(X, dtype=float)
+        """Validate X (real, finite numbers) and return it as an array of shape (P, T, D) (first: (P, 1, D))."""
+        X = check_array("X", X, finite=False)
         if self.input == "first":
             if X.ndim != 2:
                 raise SpecError(f"X must have shape (P, D) for input='first', got shape {X.shape}")

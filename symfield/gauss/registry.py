@@ -25,10 +25,13 @@ import sympy as sp
 x = sp.Symbol("x", real=True)
 
 
+from ..api import check_real  # noqa: E402
 from ..errors import SpecError, SpecTypeError, UnknownNonlinearity  # noqa: E402  (defined with the other errors)
 
 #: deprecated parameter names of registered φ: (φ name, old) -> new
 _RENAMED_PARAMS = {("erf", "kappa"): "scale"}
+#: largest |value| of a φ parameter: beyond it the generated code's integer literals overflow int64
+PARAM_LIMIT = 1e8
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,6 +247,8 @@ def get_phi(phi, **params) -> Nonlinearity:
         if unknown:
             raise SpecError(f"phi_params: phi {phi!r} takes parameters {sorted(defaults)}, got unknown "
                             f"{sorted(unknown)}")
+        for key, value in params.items():
+            check_real(f"phi_params[{key!r}]", value, low=-PARAM_LIMIT, high=PARAM_LIMIT)
         return factory(**{**defaults, **params})
     if isinstance(phi, (sp.Lambda, sp.Basic)):
         expr = _as_expr(phi)

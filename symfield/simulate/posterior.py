@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..api import check_positive_int, legacy_positional
+from ..api import check_positive_int, check_real, legacy_positional
 from ..spec import SpecError
 from ..task import problem
 from . import posterior_hmc
-from .draws import group_scales
+from .draws import group_scales, root_seed
 
 Layout = namedtuple("Layout", "T N u_off u_layer su w_off w_layer gw leak b_off b_layer sb v_off v_layer sv")
 
@@ -92,6 +92,7 @@ class PosteriorSamples:
     step: float = 0.0
     seconds: float = 0.0
     W_last: list = field(default_factory=list, repr=False)  # hidden matrices of the last sample (actual scale)
+    seed: object = None  # int entropy used (or the SeedSequence given): posterior(..., seed=post.seed) reproduces it
 
     @property
     def samples(self) -> int:
@@ -165,7 +166,7 @@ def _top_abs_eig(W: np.ndarray) -> float:
 
 
 @legacy_positional("supervised", "kappa", "N", "seed")
-def posterior(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 400, seed: int = 0, readout=None,
+def posterior(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 400, seed=0, readout=None,
               samples: int = 200, burn: int = 200, thin: int = 1, chains: int = 4, leapfrog: int = 30,
               step: float | None = None, target_accept: float = 0.8, eig_samples: int = 0,
               progress: bool = False, blas_threads: int | None = 1) -> PosteriorSamples:
@@ -178,6 +179,10 @@ def posterior(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 400, seed: int
     for name, v in (("N", N), ("samples", samples), ("chains", chains), ("leapfrog", leapfrog), ("thin", thin)):
         check_positive_int(name, v)
     check_positive_int("burn", burn, minimum=0)
+    check_positive_int("eig_samples", eig_samples, minimum=0)
+    step = check_real("step", step, low=0, low_open=True, none_ok=True)
+    target_accept = check_real("target_accept", target_accept, low=0, high=1, low_open=True, high_open=True)
+    root = root_seed(seed)
     spec = pr.spec
     xr, r = reduced_inputs(pr.X)
     lay, size, n_w = layout(spec, int(N), pr.X.shape[2], r, pr.mask_out)
@@ -188,7 +193,6 @@ def posterior(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 400, seed: int
     sup = np.ascontiguousarray(pr.supervised.T)
     eps0 = 0.1 if step is None else float(step)
     T, P = pr.T, pr.P
-    root = np.random.SeedSequence(seed)
     Cs, fs, ch, tops = [], [], [], []
     acc_total = tries = 0
     t0 = time.time()
@@ -229,4 +233,5 @@ def posterior(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 400, seed: int
         print(file=sys.stderr)
     W_last = _hidden_matrices(theta, lay, gscale)
     return PosteriorSamples(spec, int(N), np.array(Cs), np.array(fs), np.array(ch), np.array(tops, dtype=float),
-                            acc_total / max(tries, 1), eps, time.time() - t0, W_last)
+                            acc_total / max(tries, 1), eps, time.time() - t0, W_last,
+                            root.entropy if not root.spawn_key else root)

@@ -24,7 +24,7 @@ from ..gauss.registry import x
 from ..spec import NetworkSpec, SpecError
 from .kernel_map import kernel_map
 
-from ..api import check_positive_int, check_spec, legacy_positional  # noqa: E402
+from ..api import check_positive_int, check_real, check_spec, legacy_positional  # noqa: E402
 from ..errors import FixedPointError  # noqa: E402  (defined with the other errors)
 
 
@@ -93,9 +93,7 @@ def _uniform(spec: NetworkSpec) -> tuple[float, float]:
 
 
 def _check_q_in(q_in) -> float:
-    if not np.isfinite(q_in) or q_in < 0:
-        raise SpecError(f"q_in must be finite and non-negative, got {q_in!r}")
-    return float(q_in)
+    return check_real("q_in", q_in, low=0)
 
 
 @legacy_positional("q_in")
@@ -104,8 +102,7 @@ def length_map(spec: NetworkSpec, q1: float, steps: int, *, q_in: float = 0.0) -
     check_spec(spec)
     g, s2 = _uniform(spec)
     q_in = _check_q_in(q_in)
-    if not np.isfinite(q1) or q1 < 0:
-        raise SpecError(f"q1 must be a finite non-negative variance, got {q1!r}")
+    q1 = check_real("q1", q1, low=0)
     steps = check_positive_int("steps", steps)
     q = [float(q1)]
     for _ in range(steps - 1):
@@ -133,6 +130,8 @@ def fixed_point(spec: NetworkSpec, *, q_in: float = 0.0, q_max: float = 1e8, cri
     check_spec(spec)
     g, s2 = _uniform(spec)
     q_in = _check_q_in(q_in)
+    check_real("q_max", q_max, low=0, low_open=True)
+    check_real("critical_tol", critical_tol, low=0)
     base = s2 + q_in
 
     def excess(q):

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.optimize import brentq
 from threadpoolctl import threadpool_limits
 
-from ...api import check_choice, check_positive_int, check_spec, legacy_positional, renamed
+from ...api import check_choice, check_positive_int, check_real, check_spec, legacy_positional, renamed
 from ...errors import NotSupportedError
 from ...solve import ConvergenceError, continue_in
 from ...spec import SpecError
@@ -144,6 +144,8 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     Raises :class:`~symfield.solve.ConvergenceError` (with residual history) if no branch converges."""
     pr = problem(check_spec(spec), X, Y, supervised, kappa, readout)
     check_positive_int("steps", steps)
+    check_real("gtol", gtol, low=0, low_open=True)
+    check_real("overshoot", overshoot, low=0)
     backend, name = renamed(method, backend, "backend", "method", default="matrix", where="feature_learning")
     check_choice(backend, name, ("matrix", "explicit"))
     sv = _Solver(pr, backend, gtol, progress)
@@ -248,6 +250,9 @@ def critical_signal(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, s_m
     at the symmetric solution crosses zero (targets along Y, scaled).  ``inf`` if it never does up to
     ``s_max``·|y_S| (DNN, T <= 2).  Raises SpecError if there is no symmetric sector (no threshold)."""
     pr = problem(check_spec(spec), X, Y, supervised, kappa, readout)
+    s_max = check_real("s_max", s_max, low=0, low_open=True)
+    check_real("gtol", gtol, low=0, low_open=True)
+    check_real("xtol", xtol, low=0, low_open=True)
     norm = float(np.linalg.norm(pr.y_S))
     if norm == 0:
         raise SpecError("Y is zero at every supervised site: the threshold is defined along a non-zero target")
@@ -258,7 +263,7 @@ def critical_signal(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, s_m
     if not sv.coupled:  # lags >= 1 enter only ln det C (DNN, T = 2): the symmetric branch never destabilises
         return float("inf")
     C = gp_kernel(pr)
-    s_prev, C_prev, s = 0.0, C, 0.25
+    s_prev, C_prev, s = 0.0, C, min(0.25, s_max)
     while s <= s_max:
         p = sv.path([s], C_prev, s_start=s_prev, lags=0, label="symmetric branch")
         C_s = p.x[-1]
@@ -342,6 +347,7 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
     scales = np.asarray(scales, dtype=float)
     if scales.ndim != 1 or scales.size == 0 or np.any(np.diff(scales) <= 0) or scales[0] <= 0:
         raise SpecError("scales must be a positive increasing 1-D array")
+    check_real("gtol", gtol, low=0, low_open=True)
     sv = _Solver(pr, "matrix", gtol, progress)
     lags = 0 if sv.sym else None
     path = sv.path(list(scales), gp_kernel(pr), lags=lags, label="scan")
