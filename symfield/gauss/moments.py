@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..codegen import load_module, module_text, scalar_source
+from ..errors import NonFiniteError, ResourceError
 from .quadrature import cholesky_factors, hermite_nodes
 from .registry import Nonlinearity, get_phi
 
@@ -28,11 +29,28 @@ DEFAULT_NODES = {1: 120, 2: 80, 3: 48, 4: 12}
 #: nodes grow like the width of the integrand: n = max(NODE_MIN, ceil(NODE_SCALE sqrt(largest variance)))
 NODE_SCALE = {1: 75, 2: 50, 3: 30, 4: 8}
 NODE_MIN = {1: 40, 2: 24, 3: 16, 4: 8}
+#: documented maximum nodes per dimension (cost nodes^m per site set; each is reached at a largest
+#: variance of about 150-2800, far above inputs of ordinary size); more raises ResourceError
+NODE_MAX = {1: 4000, 2: 1200, 3: 400, 4: 100}
 
 
-def nodes_for(m: int, variance) -> np.ndarray:
-    """Nodes per dimension for m-site moments whose largest variance is ``variance`` (array)."""
-    return np.maximum(NODE_MIN[m], np.ceil(NODE_SCALE[m] * np.sqrt(np.asarray(variance, float)))).astype(int)
+def nodes_for(m: int, variance, argument: str = "X") -> np.ndarray:
+    """Nodes per dimension for m-site moments whose largest variance is ``variance`` (array):
+    n = max(NODE_MIN, ceil(NODE_SCALE sqrt(variance))), at most NODE_MAX (else ResourceError naming
+    ``argument``, the input whose scale sets the variances)."""
+    variance = np.asarray(variance, float)
+    with np.errstate(invalid="ignore"):  # a negative variance gives nan: refused below
+        need = np.maximum(NODE_MIN[m], np.ceil(NODE_SCALE[m] * np.sqrt(variance)))
+    if not np.all(np.isfinite(need)):
+        raise NonFiniteError(f"the {m}-site moments got a non-finite or negative variance "
+                             f"({variance[~np.isfinite(need)].ravel()[0]!r}); check the scale of {argument}")
+    if np.any(need > NODE_MAX[m]):
+        worst = float(np.max(variance))
+        raise ResourceError(f"the {m}-site Gauss-Hermite moments would need {np.max(need):.3g} nodes per dimension "
+                            f"(largest variance {worst:.3g}; cost ~ nodes^{m} per site set), above the maximum "
+                            f"NODE_MAX[{m}] = {NODE_MAX[m]}; the variances grow with the input scale: rescale "
+                            f"{argument} (or the weight/bias variances)")
+    return need.astype(int)
 MAX_MULTIPLICITY = 4
 
 _SITE = '''

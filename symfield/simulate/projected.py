@@ -26,6 +26,7 @@ import numpy as np
 
 from ..api import check_positive_int, check_spec, legacy_positional
 from ..errors import SpecError
+from ..resources import check_memory
 from ..spec import NetworkSpec, input_gram
 from .skip import propagate
 
@@ -168,6 +169,9 @@ def kernel_moments(spec: NetworkSpec, X, N: int, samples: int, *, seed=None, chu
     T, P = spec.T, X.shape[0]
     sdet = np.array([[spec.sigma_det(X, a, b) for b in range(T)] for a in range(T)])
     chunk = chunk or max(1, min(samples, int(4e7 // (8 * N * max((T - 1) * P, 1) * 3))))
+    S = min(chunk, samples)  # states (H, φ(H), bases Q, images Y) and six (2, S, T, T, P, P) kernel arrays
+    check_memory(8.0 * (8 * (T * P) ** 2 + S * (2 * N * T * P + 2 * N * max((T - 1) * P, 1) + 12 * (T * P) ** 2)),
+                 f"kernel_moments (chunk of {S} networks of width N = {N}, T P = {T * P})", "chunk or N (or P, T)")
     rng = np.random.default_rng(seed)
     power = np.arange(1, 5)[:, None, None, None, None, None]
     sums = np.zeros((2, 4, T, T, P, P))  # (emp, aux) x powers 1..4 of the deviation from a reference

@@ -26,6 +26,7 @@ from .kernel_map import kernel_map
 
 from ..api import check_positive_int, check_real, check_spec, legacy_positional  # noqa: E402
 from ..errors import FixedPointError  # noqa: E402  (defined with the other errors)
+from ..resources import check_steps  # noqa: E402
 
 
 def _phi2(spec: NetworkSpec, q: float) -> float:
@@ -99,6 +100,7 @@ def _check_q_in(q_in) -> float:
 @legacy_positional("q_in")
 def length_map(spec: NetworkSpec, q1: float, steps: int, *, q_in: float = 0.0) -> np.ndarray:
     """The sequence q_1..q_steps of the single-input length map starting at q1 (entry k: q at 0-based step k)."""
+    check_steps("steps", steps, bytes_per_step=40)  # at most resources.MAX_STEPS; list of floats + array
     check_spec(spec)
     g, s2 = _uniform(spec)
     q_in = _check_q_in(q_in)

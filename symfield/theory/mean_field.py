@@ -20,6 +20,7 @@ from .kernel_map import kernel_map
 
 from ..api import check_choice, check_spec, legacy_positional  # noqa: E402
 from ..errors import NonFiniteKernel, SpecError  # noqa: E402  (defined with the other errors)
+from ..resources import check_memory  # noqa: E402
 
 
 @dataclass
@@ -111,11 +112,27 @@ def _dense(spec: NetworkSpec, km, X: np.ndarray, keep: str) -> np.ndarray | None
 
     The shell path needs every block (an RNN, keep="all"), a closed form, and input only at the
     first step (so that Σdet is a constant on every block but (0, 0))."""
-    if keep != "all" or not km.closed or spec.T < 2:
-        return None
-    if not spec.weight_mask()[1:, 1:].all() or spec.input_mask().ravel()[1:].any():
+    if not _shells_apply(spec, km, keep):
         return None
     return np.empty((spec.T, spec.T, X.shape[0], X.shape[0]))
+
+
+def _shells_apply(spec: NetworkSpec, km, keep: str) -> bool:
+    if keep != "all" or not km.closed or spec.T < 2:
+        return False
+    return spec.weight_mask()[1:, 1:].all() and not spec.input_mask().ravel()[1:].any()
+
+
+def stored_bytes(spec: NetworkSpec, P: int, keep: str = "all", km=None) -> float:
+    """Memory of the (P, P) blocks :func:`mean_field` stores: dense (T, T, P, P) on the skip and shell
+    paths, else the blocks that exist (keep='last': the two shells held at a time), plus two spare."""
+    T = spec.T
+    if spec.has_skip or (km is not None and _shells_apply(spec, km, keep)):
+        count = T * T
+    else:
+        kept = np.triu(np.vectorize(spec.block_exists)(*np.indices((T, T))))
+        count = int(kept.sum() if keep == "all" else kept[:, -2:].sum())
+    return 8.0 * P * P * (count + 2)
 
 
 @legacy_positional("progress", "keep")
@@ -131,6 +148,8 @@ def mean_field(spec: NetworkSpec, X, *, keep: str = "all", progress: bool = Fals
     check_choice(keep, "keep", ("all", "last"))
     X = spec.check_inputs(X)
     km = kernel_map(spec.phi_fn)
+    check_memory(stored_bytes(spec, X.shape[0], keep, km), f"mean_field (T = {spec.T}, P = {X.shape[0]}, keep={keep!r})",
+                 "the number of inputs X (P) or T" + (", or pass keep='last'" if keep == "all" else ""))
     if spec.has_skip:
         return _with_skip(spec, X, km, keep, progress)
     dense = _dense(spec, km, X, keep)

@@ -25,11 +25,12 @@ from scipy.sparse.linalg import spsolve_triangular
 
 from .. import codegen
 from ..api import check_choice, check_spec, legacy_positional, renamed
-from ..errors import NotSupportedError, SpecError
+from ..errors import NonFiniteError, NotSupportedError, ResourceError, SpecError
+from ..resources import check_memory
 from ..action import GPAction
 from ..action import template as tp
 from ..gauss import Nonlinearity
-from ..gauss.moments import moments, nodes_for, pair_columns
+from ..gauss.moments import NODE_MAX, moments, nodes_for, pair_columns
 from ..spec import NetworkSpec
 from .mean_field import MeanField, mean_field
 from .lift import Lift
@@ -81,8 +82,9 @@ def template_derivatives(phi: Nonlinearity, c11, c22, c12) -> np.ndarray:
     out = np.empty((len(c11), 10))
     _derivative_module(phi.key, phi).batch(*(np.ascontiguousarray(a, dtype=float) for a in (c11, c22, c12)), out)
     if not np.all(np.isfinite(out)):
-        raise FloatingPointError(f"non-finite derivative of <phi phi> for phi={phi.name!r} (e.g. the ReLU kink at "
-                                 "perfect correlation); one_loop needs a smooth phi")
+        raise NonFiniteError(f"non-finite derivative of <phi phi> for phi={phi.name!r} (e.g. the ReLU kink at "
+                             "perfect correlation); one_loop needs a smooth phi and variances of ordinary size "
+                             f"(largest here {max(np.max(c11, initial=0), np.max(c22, initial=0)):.3g}: rescale X)")
     return out
 
 
@@ -145,6 +147,8 @@ def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None):
     """<φφφφ> at the site multisets ``quads`` (B, 4) and its Price gradient (B, 10) with the full-site
     pair of each entry.  Nodes per dimension: ``n_nodes[m]`` for m distinct sites if given, else
     :func:`symfield.gauss.moments.nodes_for` of the multiset's largest variance."""
+    if n_nodes is not None:
+        n_nodes = {m: _checked_nodes(m, n) for m, n in dict(n_nodes).items()}
     B = len(quads)
     value = np.empty(B)
     grad_sites = np.full((B, 10, 2), -1, dtype=np.int64)   # full-site pair of each gradient entry
@@ -172,6 +176,37 @@ def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None):
                 grad_sites[rows, c, 0] = ds[part, i]
                 grad_sites[rows, c, 1] = ds[part, j]
     return value, grad, grad_sites
+
+
+def _checked_nodes(m: int, n) -> int:
+    """An explicit ``n_nodes[m]``: a positive integer, at most NODE_MAX[m] (else ResourceError)."""
+    if m not in NODE_MAX:
+        raise SpecError(f"n_nodes keys must be site counts 1..4, got {m!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise SpecError(f"n_nodes[{m}] must be a positive integer, got {n!r}")
+    if n > NODE_MAX[m]:
+        raise ResourceError(f"n_nodes[{m}] = {n} is above the maximum NODE_MAX[{m}] = {NODE_MAX[m]} "
+                            f"(cost ~ nodes^{m} per site set); reduce n_nodes")
+    return int(n)
+
+
+#: bytes per (pair variables)² at the peak of one_loop (measured with tracemalloc: ~800 for an RNN)
+BYTES_PER_PAIR2 = {"causal": 8 * 110, "dense": 8 * 150}
+
+
+def pair_count(spec: NetworkSpec, P: int) -> int:
+    """Number n of pair variables (as :func:`pair_space` counts them) without building them."""
+    T = spec.T
+    if T < 2:
+        return 0
+    ex = np.vectorize(spec.block_exists)(*np.indices((T, T)))[1:, 1:]
+    return int(P * P * np.triu(ex, 1).sum() + P * (P + 1) // 2 * np.trace(ex))
+
+
+def estimate_bytes(spec: NetworkSpec, P: int, method: str = "causal") -> float:
+    """Peak memory of :func:`one_loop` (∝ n², n pair variables) plus its mean field."""
+    n = pair_count(spec, P)
+    return float(BYTES_PER_PAIR2[method]) * n * n + 8.0 * (spec.T * P) ** 2
 
 
 # ------------------------------------------------------------------ result
@@ -207,6 +242,8 @@ class OneLoop:
         """N Cov(C[t,s,mu,nu], C[t',s',mu',nu']): shape (T, T, P, P, T, T, P, P) (dense; see covariance_block)."""
         T, P = self.spec.T, self.mf.P
         TP = T * P
+        check_memory(8.0 * TP ** 4, f"the dense kernel_covariance ((T P)^4 = {TP}^4 entries)",
+                     "the number of inputs X, or read covariance_block / variance instead")
         full = np.zeros((TP, TP, TP, TP))
         f1, f2 = self.ps.pairs.T
         for (x1, x2) in ((f1, f2), (f2, f1)):
@@ -250,6 +287,9 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
     check_spec(spec)
     solver, name = renamed(method, solver, "solver", "method", default="causal", where="one_loop")
     check_choice(solver, name, ("causal", "dense"))
+    P = spec.check_inputs(X).shape[0]
+    check_memory(estimate_bytes(spec, P, solver), f"one_loop ({pair_count(spec, P)} pair variables, P = {P})",
+                 "the number of inputs X (P) or T")
     t0 = time.perf_counter()
     mf = mean_field(spec, X)
     ing = ingredients(spec, mf, invert=solver == "causal")
