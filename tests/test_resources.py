@@ -49,7 +49,8 @@ def test_limit_default_env_and_setter(monkeypatch):
     for text, size in (("8GB", 8e9), ("512MiB", 512 * 2 ** 20), ("4096", 4096.0), ("1.5 GiB", 1.5 * 2 ** 30)):
         monkeypatch.setenv(resources.ENV, text)
         assert resources.memory_limit() == size
-    resources.set_memory_limit("2MB")          # the setter wins over the environment
+    assert sf.set_memory_limit is resources.set_memory_limit and sf.memory_limit is resources.memory_limit
+    sf.set_memory_limit("2MB")                 # the setter wins over the environment
     assert resources.memory_limit() == 2e6
     resources.set_memory_limit(None)
     assert resources.memory_limit() == 1.5 * 2 ** 30
@@ -210,3 +211,14 @@ def test_length_map_steps_bounded():
     with pytest.raises(ResourceError, match="steps"):
         resources.check_steps("steps", 10 ** 6, bytes_per_step=40)
     assert len(sf.length_map(sf.RNN(3), 1.0, 5)) == 5
+
+
+def test_linear_phi_any_scale_by_homogeneity():
+    """Gauss-Hermite is exact for polynomial φ at every scale: the node count is capped, not refused, and
+    with zero bias N Cov(C) of the linear network is homogeneous of degree 4 in X."""
+    assert nodes_for(3, [1e6], polynomial=True)[0] == NODE_MAX[3]
+    X = np.random.default_rng(7).standard_normal((2, 1))
+    for spec in (sf.RNN(3, phi="linear", g=0.8), sf.DNN(3, phi="linear")):
+        ref = sf.one_loop(spec, X).NDelta
+        big = sf.one_loop(spec, X * 100).NDelta
+        np.testing.assert_allclose(big / 1e8, ref, rtol=1e-9, atol=1e-12 * np.max(np.abs(ref)))

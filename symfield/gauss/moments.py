@@ -34,16 +34,19 @@ NODE_MIN = {1: 40, 2: 24, 3: 16, 4: 8}
 NODE_MAX = {1: 4000, 2: 1200, 3: 400, 4: 100}
 
 
-def nodes_for(m: int, variance, argument: str = "X") -> np.ndarray:
+def nodes_for(m: int, variance, argument: str = "X", polynomial: bool = False) -> np.ndarray:
     """Nodes per dimension for m-site moments whose largest variance is ``variance`` (array):
     n = max(NODE_MIN, ceil(NODE_SCALE sqrt(variance))), at most NODE_MAX (else ResourceError naming
-    ``argument``, the input whose scale sets the variances)."""
+    ``argument``, the input whose scale sets the variances).  A ``polynomial`` φ of degree d is
+    integrated exactly by any n > 2d at every scale (the rescaled problem): n is capped, not refused."""
     variance = np.asarray(variance, float)
     with np.errstate(invalid="ignore"):  # a negative variance gives nan: refused below
         need = np.maximum(NODE_MIN[m], np.ceil(NODE_SCALE[m] * np.sqrt(variance)))
     if not np.all(np.isfinite(need)):
         raise NonFiniteError(f"the {m}-site moments got a non-finite or negative variance "
                              f"({variance[~np.isfinite(need)].ravel()[0]!r}); check the scale of {argument}")
+    if polynomial:
+        need = np.minimum(need, NODE_MAX[m])
     if np.any(need > NODE_MAX[m]):
         worst = float(np.max(variance))
         raise ResourceError(f"the {m}-site Gauss-Hermite moments would need {np.max(need):.3g} nodes per dimension "

@@ -29,8 +29,9 @@ from ..errors import NonFiniteError, NotSupportedError, ResourceError, SpecError
 from ..resources import check_memory
 from ..action import GPAction
 from ..action import template as tp
-from ..gauss import Nonlinearity
-from ..gauss.moments import NODE_MAX, moments, nodes_for, pair_columns
+from ..gauss import Nonlinearity, get_phi
+from ..gauss.registry import x as phi_arg
+from ..gauss.moments import NODE_MAX, NODE_MIN, moments, nodes_for, pair_columns
 from ..spec import NetworkSpec
 from .mean_field import MeanField, mean_field
 from .lift import Lift
@@ -149,6 +150,8 @@ def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None):
     :func:`symfield.gauss.moments.nodes_for` of the multiset's largest variance."""
     if n_nodes is not None:
         n_nodes = {m: _checked_nodes(m, n) for m, n in dict(n_nodes).items()}
+    phi = get_phi(phi)
+    polynomial = phi.expr.is_polynomial(phi_arg) and sp.degree(phi.expr, phi_arg) < NODE_MIN[4] // 2  # exact at NODE_MIN
     B = len(quads)
     value = np.empty(B)
     grad_sites = np.full((B, 10, 2), -1, dtype=np.int64)   # full-site pair of each gradient entry
@@ -165,7 +168,7 @@ def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None):
         if n_nodes is not None and m in n_nodes:
             nodes = np.full(len(sel), n_nodes[m])
         else:  # adapted to the widest variable of each multiset
-            nodes = nodes_for(m, np.max(np.diagonal(covs, axis1=1, axis2=2), axis=1))
+            nodes = nodes_for(m, np.max(np.diagonal(covs, axis1=1, axis2=2), axis=1), polynomial=polynomial)
         for n in np.unique(nodes):
             part = nodes == n
             out = moments(phi, covs[part], ks[part], n=int(n))
