@@ -396,6 +396,10 @@ class NetworkSpec:
         """Whether the (a, b) kernel block (0-based times) can be non-zero."""
         return bool(self._support[a, b])
 
+    def block_support(self) -> np.ndarray:
+        """(T, T) boolean: :meth:`block_exists` for every pair of times."""
+        return self._support.copy()
+
     @cached_property
     def plan(self) -> WeightPlan:
         """The :class:`WeightPlan` of this declaration (what the simulators draw)."""

@@ -130,7 +130,7 @@ def stored_bytes(spec: NetworkSpec, P: int, keep: str = "all", km=None) -> float
     if spec.has_skip or (km is not None and _shells_apply(spec, km, keep)):
         count = T * T
     else:
-        kept = np.triu(np.vectorize(spec.block_exists)(*np.indices((T, T))))
+        kept = np.triu(spec.block_support())
         count = int(kept.sum() if keep == "all" else kept[:, -2:].sum())
     return 8.0 * P * P * (count + 2)
 

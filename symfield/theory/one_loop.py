@@ -202,7 +202,7 @@ def pair_count(spec: NetworkSpec, P: int) -> int:
     T = spec.T
     if T < 2:
         return 0
-    ex = np.vectorize(spec.block_exists)(*np.indices((T, T)))[1:, 1:]
+    ex = spec.block_support()[1:, 1:]
     return int(P * P * np.triu(ex, 1).sum() + P * (P + 1) // 2 * np.trace(ex))
 
 
@@ -304,7 +304,7 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
     # (a block that does not exist); with skip connections or grouped sharing that is not M_uv = 0
     iu, iv = np.triu_indices(n)
     tp = ps.pairs // ps.P - 1
-    exists = np.vectorize(spec.block_exists)(*np.indices((spec.T, spec.T)))
+    exists = spec.block_support()
     related = np.zeros(len(iu), bool)
     for i in range(2):
         for j in range(2):

@@ -48,7 +48,7 @@ def pair_space(spec: NetworkSpec, P: int, blocks: np.ndarray | None = None) -> P
     F1, F2 = np.meshgrid(f, f, indexing="ij")
     A1, A2 = a[F1], a[F2]
     if blocks is None:
-        blocks = np.vectorize(spec.block_exists)(*np.indices((T, T))) if T > 1 else np.zeros((T, T), bool)
+        blocks = spec.block_support()  # times >= 1 only: T = 1 has no pairs
     exists = np.asarray(blocks, bool)[A1, A2]
     keep = (F1 <= F2) & (A1 >= 1) & (A2 >= 1) & exists
     f1, f2 = F1[keep], F2[keep]
