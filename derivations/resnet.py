@@ -25,6 +25,7 @@ import numpy as np
 import symfield as sf
 from symfield.plotting import pyplot, save, write_results
 from symfield.theory.response import large_depth_optimum, optimal_r, response
+from symfield.validation import loglog_slope
 
 PHI, G, G_IN, SIGMA_B2 = "erf", 1.0, 1.0, 0.0
 THETA, H = np.pi / 3, 1e-3          # input correlation cos θ = 0.5; central-difference step in θ
@@ -74,12 +75,6 @@ def optimum_section(Ts, gs, points: int = 25) -> dict:
     return out
 
 
-def _slope(widths, mse, var_log):
-    """Weighted least-squares slope of log MSE on log N, standard error from the given variances."""
-    coef, cov = np.polyfit(np.log(widths), np.log(mse), 1, w=1 / np.sqrt(var_log), cov="unscaled")
-    return float(coef[0]), float(np.sqrt(cov[0, 0]))
-
-
 def convergence(T: int, r: float, widths, samples, seed: int = 0) -> dict:
     """MSE of the empirical kernel K̂_TT (all entries) and of the per-network response χ_T from their
     mean-field values at each width (independent seeds per width, the same seed for θ ± H), with the
@@ -107,7 +102,7 @@ def convergence(T: int, r: float, widths, samples, seed: int = 0) -> dict:
             out[name]["var_log"].append(float(dev.var(ddof=1) / S / dev.mean() ** 2))
             out[name]["z_mean"].append(float(np.max(np.abs(mean_dev) / sem)))
     for name in ("kernel", "response"):
-        slope, se = _slope(out["widths"], out[name]["mse"], out[name]["var_log"])
+        slope, se = loglog_slope(out["widths"], out[name]["mse"], out[name]["var_log"])
         out[name].update(slope=slope, slope_se=se, N_mse=(np.array(out["widths"]) * out[name]["mse"]).tolist())
         print(f"T = {T}, r = {r}: {name:8s} MSE slope {slope:+.3f} ± {se:.3f}, N·MSE "
               f"{np.round(out[name]['N_mse'], 4).tolist()}, max |z| of the mean {max(out[name]['z_mean']):.2f}")

@@ -10,6 +10,15 @@ from .simulate.projected import kernel_moments
 from .theory import mean_field
 
 
+def loglog_slope(widths, mse, var_log) -> tuple[float, float]:
+    """Weighted least-squares slope of log MSE on log N and its standard error; ``var_log`` are the
+    variances of log MSE (delta method: Var(d)/(S MSE²)).  A 1/N rate gives slope -1."""
+    x, y, w = np.log(widths), np.log(mse), 1.0 / np.asarray(var_log)
+    xm = (w * x).sum() / w.sum()
+    sxx = (w * (x - xm) ** 2).sum()
+    return float((w * (x - xm) * y).sum() / sxx), float(1.0 / np.sqrt(sxx))
+
+
 def one_loop_measurements(spec, X, widths, samples, seed=0, progress=False, time_index=None):
     """N Var C(t,t) and N (<C(t,t)> - C̄(t,t)) of the auxiliary kernel, and N Var K̂(t,t) of the
     empirical kernel, at each width, with standard errors.

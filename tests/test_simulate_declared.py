@@ -9,7 +9,8 @@ from symfield.simulate.posterior import layout, reduced_inputs
 from symfield.simulate.projected import trajectories
 from symfield.theory.feature_learning.problem import problem
 
-from test_simulate_rate import X as X_RATE, kernel_mse, loglog_slope
+from symfield.validation import loglog_slope
+from test_simulate_rate import X as X_RATE, kernel_mse
 
 RNG = np.random.default_rng(2024)
 X2 = RNG.standard_normal((2, 3))

@@ -12,6 +12,7 @@ import pytest
 
 from symfield.simulate import prior
 from symfield.spec import DNN, RNN
+from symfield.validation import loglog_slope
 
 mean_field = pytest.importorskip("symfield.theory.mean_field").mean_field
 
@@ -23,14 +24,6 @@ X = np.array([[1.0, 0.3, -0.5], [0.2, -1.0, 0.7]])
 X = X / np.linalg.norm(X, axis=1, keepdims=True) * np.sqrt(3.0)  # x·x/D = 1: C̄^(1) = 1 + σ²
 SPECS = {"rnn": RNN(8, phi="erf", g=1.2, sigma_b2=0.1, bias="static"),
          "dnn": DNN(5, phi="erf", g=1.2, sigma_b2=0.1)}
-
-
-def loglog_slope(widths, mse, var_log):
-    """Weighted least-squares slope of log MSE on log N and its standard error."""
-    x, y, w = np.log(widths), np.log(mse), 1.0 / np.asarray(var_log)
-    xm = (w * x).sum() / w.sum()
-    sxx = (w * (x - xm) ** 2).sum()
-    return (w * (x - xm) * y).sum() / sxx, 1.0 / np.sqrt(sxx)
 
 
 def kernel_mse(spec, X, C, widths, samples, seed):
