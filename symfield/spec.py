@@ -172,10 +172,6 @@ class WeightPlan:
     def n_b(self) -> int:
         return self._count(self.b)
 
-    @property
-    def has_leak(self) -> bool:
-        return bool(np.any(self.leak != 0))
-
 
 @dataclass(frozen=True)
 class NetworkSpec:
@@ -435,12 +431,6 @@ class NetworkSpec:
     def sigma_b2_values(self) -> np.ndarray:
         """Bias variance at each of the T hidden states."""
         return _per_step("sigma_b2", self.sigma_b2, self.T)
-
-    def weight_scale2(self) -> np.ndarray:
-        """(r_t g_t)² for the T hidden states (0 at the first): the variance scale of the W term."""
-        out = np.zeros(self.T)
-        out[1:] = (self.r_values()[1:] * self.g_values()) ** 2 if self.T > 1 else 0.0
-        return out
 
     # ----------------------------------------------------------------- input
     def check_inputs(self, X) -> np.ndarray:
