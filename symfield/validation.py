@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .simulate.projected import kernel_moments
+from . import parallel
+from .api import check_positive_int
+from .simulate.projected import chunk_moments, moment_tasks, moments_result
 from .theory import mean_field
 
 
@@ -19,18 +21,30 @@ def loglog_slope(widths, mse, var_log) -> tuple[float, float]:
     return float((w * (x - xm) * y).sum() / sxx), float(1.0 / np.sqrt(sxx))
 
 
-def one_loop_measurements(spec, X, widths, samples, seed=0, progress=False, time_index=None):
+def one_loop_measurements(spec, X, widths, samples, seed=0, progress=False, time_index=None, *, scheduler=None,
+                          checkpoint=None):
     """N Var C(t,t) and N (<C(t,t)> - C̄(t,t)) of the auxiliary kernel, and N Var K̂(t,t) of the
     empirical kernel, at each width, with standard errors.
 
     Pattern 0, time ``time_index`` (default: the last).  Returns a dict of arrays over ``widths``.
     The error of N·Var uses the measured fourth central moment, Var(s²) ≈ (μ4 - σ⁴)/S.
+    Width k is :func:`~symfield.simulate.kernel_moments` with seed ``(seed, k)``; the chunks of all widths
+    are one list of tasks for ``scheduler`` (:mod:`symfield.parallel`), kept in ``checkpoint`` if given.
     """
     t = spec.T - 1 if time_index is None else time_index
     C_bar = mean_field(spec, X).block(t, t)[0, 0]
+    Xc = spec.check_inputs(X)
+    widths = [check_positive_int("widths", N) for N in widths]
+    samples = check_positive_int("samples", samples)
+    seed = tuple(seed) if isinstance(seed, (tuple, list)) else (seed,)
+    per_width = [moment_tasks(spec, Xc, N, samples, (*seed, k), None) for k, N in enumerate(widths)]
+    parts = parallel.map_tasks(chunk_moments, [task for tasks in per_width for task in tasks], scheduler=scheduler,
+                               checkpoint=checkpoint, progress=progress, desc="one-loop widths")
     out = {k: [] for k in ("N", "var", "var_err", "shift", "shift_err", "emp_var", "emp_var_err")}
-    for k, N in enumerate(widths):
-        km = kernel_moments(spec, X, int(N), int(samples), seed=(seed, k), progress=progress)
+    start = 0
+    for N, tasks in zip(widths, per_width):
+        km = moments_result(spec, N, parts[start:start + len(tasks)])
+        start += len(tasks)
         v = km.var("aux")[t, t, 0, 0]
         out["N"].append(N)
         out["var"].append(N * v)

@@ -11,7 +11,6 @@ draws) are run; the step size is adapted during burn-in towards ``target_accept`
 """
 from __future__ import annotations
 
-import sys
 import time
 from collections import namedtuple
 from dataclasses import dataclass, field
@@ -19,7 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .. import parallel
 from ..api import check_positive_int, check_real, legacy_positional
+from ..progress import progress_bar
 from ..spec import SpecError
 from ..task import problem
 from . import posterior_hmc
@@ -165,16 +166,60 @@ def _top_abs_eig(W: np.ndarray) -> float:
     return float(np.abs(np.linalg.eigvals(W)).max())
 
 
+def _chain(task, bar=None):
+    """One HMC chain: (kernels, outputs, top eigenvalues, accepted, tried, final step, last hidden matrices)."""
+    ss, spec, pr, xr, lay, size, gscale, eps0, burn, samples, thin, leapfrog, target_accept, eig_samples, blas = task
+    mod = posterior_hmc.load(spec.phi_fn)
+    y = np.ascontiguousarray(pr.Y.T, dtype=float)
+    y[~pr.supervised.T] = 0.0
+    sup = np.ascontiguousarray(pr.supervised.T)
+    rng = np.random.default_rng(ss)
+    theta = rng.standard_normal(size)
+    eps = eps0
+    seeds = rng.integers(0, 2 ** 31 - 1, size=burn + samples * thin + 1)
+    Cs, fs, tops = [], [], []
+    acc = tries = 0
+    with threadpool_limits(blas, user_api="blas"):
+        done = 0
+        while done < burn:  # adaptation in windows of 10 trajectories
+            m = min(10, burn - done)
+            a = mod.hmc(theta, lay, xr, y, sup, pr.kappa, eps, leapfrog, m, int(seeds[done]))
+            eps *= float(np.exp(0.5 * (a / m - target_accept)))
+            done += m
+            if bar is not None:
+                bar.update(m)
+                bar.set_postfix_str(f"burn-in, accept {a / m:.2f}, step {eps:.4f}")
+        eig_every = max(1, samples // eig_samples) if eig_samples else 0
+        C = np.empty((pr.n, pr.n))
+        f = np.empty((pr.T, pr.P))
+        for k in range(samples):
+            acc += mod.hmc(theta, lay, xr, y, sup, pr.kappa, eps, leapfrog, thin, int(seeds[burn + k * thin]))
+            tries += thin
+            mod.kernel_and_outputs(theta, lay, xr, C, f)
+            Cs.append(pr.from_sites(C.copy()))
+            fs.append(f.T.copy())
+            if eig_every and k % eig_every == 0:
+                tops.append([_top_abs_eig(W) for W in _hidden_matrices(theta, lay, gscale)])
+            if bar is not None:
+                bar.update(thin)
+                bar.set_postfix_str(f"accept {acc / max(tries, 1):.2f}")
+    return np.array(Cs), np.array(fs), tops, acc, tries, eps, _hidden_matrices(theta, lay, gscale)
+
+
 @legacy_positional("supervised", "kappa", "N", "seed")
 def posterior(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 400, seed=0, readout=None,
               samples: int = 200, burn: int = 200, thin: int = 1, chains: int = 4, leapfrog: int = 30,
               step: float | None = None, target_accept: float = 0.8, eig_samples: int = 0,
-              progress: bool = False, blas_threads: int | None = 1) -> PosteriorSamples:
+              progress: bool = False, blas_threads: int | None = 1, scheduler=None,
+              checkpoint=None) -> PosteriorSamples:
     """HMC samples of the weight posterior of the width-N network ``spec`` (module docstring).
 
     ``samples`` per chain after ``burn`` adapting trajectories, one stored sample every ``thin``
     trajectories; ``step`` (leapfrog step, default 0.1, adapted in burn-in); ``eig_samples``: number of
-    stored samples per chain whose hidden matrices are diagonalised (top |eigenvalue|, O(N³) each)."""
+    stored samples per chain whose hidden matrices are diagonalised (top |eigenvalue|, O(N³) each).
+    ``scheduler``: where the chains run (:mod:`symfield.parallel`; chain c always uses the c-th child of
+    the seed, so results are bit-identical on any number of workers); ``checkpoint``: a directory keeping
+    finished chains; ``progress``: a progress bar over trajectories (in-process) or chains."""
     pr = problem(spec, X, Y, supervised, kappa, readout)
     for name, v in (("N", N), ("samples", samples), ("chains", chains), ("leapfrog", leapfrog), ("thin", thin)):
         check_positive_int(name, v)
@@ -182,56 +227,26 @@ def posterior(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 400, seed=0, r
     check_positive_int("eig_samples", eig_samples, minimum=0)
     step = check_real("step", step, low=0, low_open=True, none_ok=True)
     target_accept = check_real("target_accept", target_accept, low=0, high=1, low_open=True, high_open=True)
+    client = parallel.resolve(scheduler)
     root = root_seed(seed)
     spec = pr.spec
     xr, r = reduced_inputs(pr.X)
     lay, size, n_w = layout(spec, int(N), pr.X.shape[2], r, pr.mask_out)
     gscale = group_scales(spec, int(N))
-    mod = posterior_hmc.load(spec.phi_fn)
-    y = np.ascontiguousarray(pr.Y.T, dtype=float)
-    y[~pr.supervised.T] = 0.0
-    sup = np.ascontiguousarray(pr.supervised.T)
     eps0 = 0.1 if step is None else float(step)
-    T, P = pr.T, pr.P
-    Cs, fs, ch, tops = [], [], [], []
-    acc_total = tries = 0
     t0 = time.time()
-    with threadpool_limits(blas_threads, user_api="blas"):
-        for c, ss in enumerate(root.spawn(chains)):
-            rng = np.random.default_rng(ss)
-            theta = rng.standard_normal(size)
-            eps = eps0
-            seeds = rng.integers(0, 2 ** 31 - 1, size=burn + samples * thin + 1)
-            done = 0
-            while done < burn:  # adaptation in windows of 10 trajectories
-                m = min(10, burn - done)
-                a = mod.hmc(theta, lay, xr, y, sup, pr.kappa, eps, leapfrog, m, int(seeds[done]))
-                rate = a / m
-                eps *= float(np.exp(0.5 * (rate - target_accept)))
-                done += m
-                if progress:
-                    print(f"\rposterior N={N}: chain {c + 1}/{chains} burn-in {done}/{burn} "
-                          f"(accept {rate:.2f}, step {eps:.4f})", end="", file=sys.stderr, flush=True)
-            eig_every = max(1, samples // eig_samples) if eig_samples else 0
-            C = np.empty((pr.n, pr.n))
-            f = np.empty((T, P))
-            for k in range(samples):
-                a = mod.hmc(theta, lay, xr, y, sup, pr.kappa, eps, leapfrog, thin, int(seeds[burn + k * thin]))
-                acc_total += a
-                tries += thin
-                mod.kernel_and_outputs(theta, lay, xr, C, f)
-                Cs.append(pr.from_sites(C.copy()))
-                fs.append(f.T.copy())
-                ch.append(c)
-                if eig_every and k % eig_every == 0:
-                    tops.append([_top_abs_eig(W) for W in _hidden_matrices(theta, lay, gscale)])
-                if progress and (k + 1) % max(1, samples // 20) == 0:
-                    print(f"\rposterior N={N}: chain {c + 1}/{chains} sample {k + 1}/{samples} "
-                          f"(accept {acc_total / max(tries, 1):.2f}, {time.time() - t0:.0f} s)", end="",
-                          file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
-    W_last = _hidden_matrices(theta, lay, gscale)
-    return PosteriorSamples(spec, int(N), np.array(Cs), np.array(fs), np.array(ch), np.array(tops, dtype=float),
-                            acc_total / max(tries, 1), eps, time.time() - t0, W_last,
+    tasks = [(ss, spec, pr, xr, lay, size, gscale, eps0, burn, samples, thin, leapfrog, target_accept, eig_samples,
+              blas_threads) for ss in root.spawn(chains)]
+    desc = f"posterior N={N}"
+    if client is None and checkpoint is None:
+        with progress_bar(chains * (burn + samples * thin), desc, progress) as bar:
+            results = [_chain(task, bar) for task in tasks]
+    else:
+        results = parallel.map_tasks(_chain, tasks, scheduler="serial" if client is None else client,
+                                     checkpoint=checkpoint, progress=progress, desc=desc + " chains")
+    Cs, fs, tops, acc, tries, eps, W_last = zip(*results)
+    chain = np.concatenate([np.full(len(c), k) for k, c in enumerate(Cs)])
+    tops = [t for chain_tops in tops for t in chain_tops]
+    return PosteriorSamples(spec, int(N), np.concatenate(Cs), np.concatenate(fs), chain, np.array(tops, dtype=float),
+                            sum(acc) / max(sum(tries), 1), eps[-1], time.time() - t0, W_last[-1],
                             root.entropy if not root.spawn_key else root)

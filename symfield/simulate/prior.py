@@ -13,15 +13,16 @@ seed -> sample map is documented in :mod:`symfield.simulate.draws`.
 """
 from __future__ import annotations
 
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import parallel
 from ..api import check_positive_int, check_spec, legacy_positional
 from ..errors import NonFiniteError, SpecError
+from ..progress import progress_bar
 from ..resources import check_memory
 from ..spec import NetworkSpec
 from . import draws
@@ -177,9 +178,32 @@ def _weight_batch(N, chunk) -> int:
     return max(1, min(chunk, _CACHE_BYTES // (8 * N * N)))
 
 
+def _simulate_range(spec, X, N, root, lo, hi, chunk, blas_threads, out=None, bar=None):
+    """Kernels (emp, aux) of samples lo..hi-1, in chunks of ``chunk`` samples (into ``out`` if given)."""
+    T, P = spec.T, X.shape[0]
+    emp, aux = out if out is not None else (np.empty((hi - lo, T, T, P, P)), np.empty((hi - lo, T, T, P, P)))
+    phi = spec.phi_fn.numpy()
+    sdet = _sigma_det(spec, X)
+    chunk = min(chunk, hi - lo)
+    Zbuf = np.empty((2, _weight_batch(N, chunk), N, N)) if T > 1 else None
+    with ThreadPoolExecutor(max_workers=1) as pool, threadpool_limits(blas_threads, user_api="blas"):
+        for start in range(lo, hi, chunk):
+            ks = range(start, min(start + chunk, hi))
+            emp[ks.start - lo:ks.stop - lo], aux[ks.start - lo:ks.stop - lo] = \
+                _run_chunk(spec, root, ks, N, X, phi, sdet, Zbuf, pool)
+            if bar is not None:
+                bar.update(len(ks))
+    return emp, aux
+
+
+def _prior_task(task):
+    """One task of a distributed ensemble: ``_simulate_range(*task)``."""
+    return _simulate_range(*task)
+
+
 @legacy_positional("seed", "chunk", "progress", "blas_threads")
 def prior(spec: NetworkSpec, X, N: int, samples: int, *, seed=None, chunk: int | None = None,
-          progress: bool = False, blas_threads: int | None = 1) -> PriorEnsemble:
+          progress: bool = False, blas_threads: int | None = 1, scheduler=None, checkpoint=None) -> PriorEnsemble:
     """Simulate ``samples`` independent width-``N`` networks declared by ``spec`` on inputs ``X``.
 
     Returns a :class:`PriorEnsemble` with the empirical (``.emp``) and auxiliary (``.aux``)
@@ -188,9 +212,11 @@ def prior(spec: NetworkSpec, X, N: int, samples: int, *, seed=None, chunk: int |
     :mod:`symfield.simulate.draws`).  ``chunk``: samples whose states are held together (memory
     ~ 24·chunk·N·T·P bytes, default ~16 MB); hidden weights are drawn in a background thread, one
     batch ahead, and multiplied in batches of ~8 MB (at least one N x N matrix; two such buffers
-    plus 16·N² bytes of scratch per thread).  ``progress``: status on stderr.
+    plus 16·N² bytes of scratch per thread).  ``progress``: a progress bar (:mod:`symfield.progress`).
     ``blas_threads``: BLAS threads while simulating (1: fastest for these thin matmuls on a shared
     machine; None: leave the BLAS setting alone).
+    ``scheduler``: where the chunks run (:mod:`symfield.parallel`; bit-identical results on any number
+    of workers); ``checkpoint``: a directory keeping finished chunks (an interrupted run resumes).
     """
     check_spec(spec)
     X = spec.check_inputs(X)
@@ -200,26 +226,26 @@ def prior(spec: NetworkSpec, X, N: int, samples: int, *, seed=None, chunk: int |
     chunk = _default_chunk(spec, N, P, samples) if chunk is None else min(_positive_int("chunk", chunk), samples)
     root = draws.root_seed(seed)
     blas_threads_n = None if blas_threads is None else _positive_int("blas_threads", blas_threads)
-    phi = spec.phi_fn.numpy()
-    sdet = _sigma_det(spec, X)
+    client = parallel.resolve(scheduler)
     T = spec.T
     check_memory(16.0 * samples * (T * P) ** 2 + 24.0 * chunk * N * T * P + 16.0 * N * N * (_weight_batch(N, chunk) + 2),
                  f"prior (samples = {samples} x 2 kernels of (T P)^2 = {T * P}^2, N = {N})", "samples (or P, T, N)")
     emp = np.empty((samples, T, T, P, P))
     aux = np.empty_like(emp)
-    Zbuf = np.empty((2, _weight_batch(N, chunk), N, N)) if T > 1 else None
-    t0 = last = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1) as pool, threadpool_limits(blas_threads_n, user_api="blas"):
-        for start in range(0, samples, chunk):
-            ks = range(start, min(start + chunk, samples))
-            emp[ks.start:ks.stop], aux[ks.start:ks.stop] = _run_chunk(spec, root, ks, N, X, phi, sdet, Zbuf, pool)
-            now = time.perf_counter()
-            if progress and (now - last > 1.0 or ks.stop == samples):
-                last = now
-                print(f"\rprior {spec.label.lower()} N={N}: {ks.stop}/{samples} samples, {now - t0:.1f} s",
-                      end="\n" if ks.stop == samples else "", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    desc = f"prior {spec.label.lower()} N={N}"
+    if client is None and checkpoint is None:
+        with progress_bar(samples, desc, progress) as bar:
+            _simulate_range(spec, X, N, root, 0, samples, chunk, blas_threads_n, (emp, aux), bar)
+    else:  # tasks of whole chunks, at least four per worker
+        ranges = parallel.split(samples, max(4 * parallel.workers(client), -(-samples // chunk)))
+        tasks = [(spec, X, N, root, lo, hi, chunk, blas_threads_n) for lo, hi in ranges]
+        for i, (e, a) in parallel.run_tasks(_prior_task, tasks, scheduler="serial" if client is None else client,
+                                            checkpoint=checkpoint,
+                                            progress=progress, desc=desc):
+            emp[ranges[i][0]:ranges[i][1]], aux[ranges[i][0]:ranges[i][1]] = e, a
     if not (np.all(np.isfinite(emp)) and np.all(np.isfinite(aux))):
         raise NonFiniteError(f"non-finite hidden states for phi={spec.phi_fn.name} at N={N} "
                              "(activity diverged; reduce g, the skip coefficients or T)")
     seed_out = root.entropy if not root.spawn_key else root
-    return PriorEnsemble(spec, X, N, seed_out, emp, aux, sdet, time.perf_counter() - t0)
+    return PriorEnsemble(spec, X, N, seed_out, emp, aux, _sigma_det(spec, X), time.perf_counter() - t0)

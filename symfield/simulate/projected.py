@@ -18,12 +18,11 @@ D = Σdet + (M ∘ r rᵀ) g g (1/N) Σ φφᵀ and the skip propagator A (:mod:
 """
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import parallel
 from ..api import check_positive_int, check_spec, legacy_positional
 from ..errors import SpecError
 from ..resources import check_memory
@@ -158,40 +157,74 @@ def _kernels(spec, H, Phi, sdet):
     return emp, propagate(spec, aux)
 
 
+def chunk_moments(task):
+    """Mean and central power sums (orders 2..4) of the (emp, aux) kernels of chunk ``j`` of networks:
+    (count, mean (2, T, T, P, P), sums (3, 2, T, T, P, P)).  Chunk j draws from its own stream, the
+    child (j,) of the root seed, so a chunk's numbers do not depend on where or when it runs."""
+    spec, X, N, S, root, j = task
+    T = spec.T
+    rng = np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + (j,)))
+    sdet = np.array([[spec.sigma_det(X, a, b) for b in range(T)] for a in range(T)])
+    H, Phi = trajectories(spec, X, N, S, rng)
+    kernels = np.stack(_kernels(spec, H, Phi, sdet))  # (2, S, T, T, P, P)
+    mean = kernels.mean(axis=1)
+    dev = kernels - mean[:, None]
+    return S, mean, np.stack([(dev ** p).sum(axis=1) for p in (2, 3, 4)])
+
+
+def combine_moments(parts) -> tuple:
+    """Merge chunk moments in the given order (pairwise update of mean and central sums of orders 2..4,
+    Pébay 2008, eqs. 3.1 and 2.10-2.12): (count, mean, (M2, M3, M4))."""
+    n, mean, (M2, M3, M4) = parts[0]
+    for nb, mb, (B2, B3, B4) in parts[1:]:
+        m = n + nb
+        d = mb - mean
+        M4 = (M4 + B4 + d ** 4 * n * nb * (n * n - n * nb + nb * nb) / m ** 3
+              + 6 * d ** 2 * (n * n * B2 + nb * nb * M2) / m ** 2 + 4 * d * (n * B3 - nb * M3) / m)
+        M3 = M3 + B3 + d ** 3 * n * nb * (n - nb) / m ** 2 + 3 * d * (n * B2 - nb * M2) / m
+        M2 = M2 + B2 + d ** 2 * n * nb / m
+        mean = mean + d * nb / m
+        n = m
+    return n, mean, (M2, M3, M4)
+
+
+def moment_tasks(spec, X, N: int, samples: int, seed, chunk: int | None) -> list:
+    """The chunk tasks of :func:`kernel_moments` (checked arguments; X checked)."""
+    T, P = spec.T, X.shape[0]
+    if chunk is None:  # memory bound, and at least 8 chunks for the workers (no fewer than 32 networks each)
+        chunk = min(int(4e7 // (8 * N * max((T - 1) * P, 1) * 3)), max(32, -(-samples // 8)))
+    S = max(1, min(chunk, samples))  # states (H, φ(H), bases Q, images Y) and the kernel arrays of a chunk
+    check_memory(8.0 * (8 * (T * P) ** 2 + S * (2 * N * T * P + 2 * N * max((T - 1) * P, 1) + 12 * (T * P) ** 2)),
+                 f"kernel_moments (chunk of {S} networks of width N = {N}, T P = {T * P})", "chunk or N (or P, T)")
+    try:
+        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    except (TypeError, ValueError) as err:
+        raise SpecError(f"seed must be a non-negative int, a tuple of them, a SeedSequence or None: {err}") from None
+    return [(spec, X, N, hi - lo, root, j) for j, (lo, hi) in enumerate(parallel.split(samples, -(-samples // S)))]
+
+
+def moments_result(spec, N: int, parts) -> KernelMoments:
+    """:class:`KernelMoments` from the chunk moments of :func:`chunk_moments`, merged in chunk order."""
+    n, mean, (M2, M3, M4) = combine_moments(parts)
+    var = M2 / max(n - 1, 1)
+    c4 = M4 / n
+    return KernelMoments(N, n, mean[0], var[0], mean[1], var[1], c4[0], c4[1], spec)
+
+
 @legacy_positional("seed", "chunk", "progress")
 def kernel_moments(spec: NetworkSpec, X, N: int, samples: int, *, seed=None, chunk: int | None = None,
-                   progress: bool = False) -> KernelMoments:
-    """Entrywise mean and variance of the empirical and auxiliary kernels over ``samples`` networks."""
+                   progress: bool = False, scheduler=None, checkpoint=None) -> KernelMoments:
+    """Entrywise mean and variance of the empirical and auxiliary kernels over ``samples`` networks.
+
+    The networks are simulated in chunks of ``chunk`` (default: memory-bounded, about samples/8), chunk j
+    from the child (j,) of ``seed`` (an int, a tuple of ints or a SeedSequence); the numbers depend on
+    ``seed``, ``samples`` and ``chunk`` only, not on ``scheduler`` (:mod:`symfield.parallel`), which runs
+    the chunks; ``checkpoint``: directory keeping finished chunks."""
     check_spec(spec)
     N, samples = check_positive_int("N", N), check_positive_int("samples", samples)
     chunk = None if chunk is None else check_positive_int("chunk", chunk)
     X = spec.check_inputs(X)
-    T, P = spec.T, X.shape[0]
-    sdet = np.array([[spec.sigma_det(X, a, b) for b in range(T)] for a in range(T)])
-    chunk = chunk or max(1, min(samples, int(4e7 // (8 * N * max((T - 1) * P, 1) * 3))))
-    S = min(chunk, samples)  # states (H, φ(H), bases Q, images Y) and six (2, S, T, T, P, P) kernel arrays
-    check_memory(8.0 * (8 * (T * P) ** 2 + S * (2 * N * T * P + 2 * N * max((T - 1) * P, 1) + 12 * (T * P) ** 2)),
-                 f"kernel_moments (chunk of {S} networks of width N = {N}, T P = {T * P})", "chunk or N (or P, T)")
-    rng = np.random.default_rng(seed)
-    power = np.arange(1, 5)[:, None, None, None, None, None]
-    sums = np.zeros((2, 4, T, T, P, P))  # (emp, aux) x powers 1..4 of the deviation from a reference
-    ref = None
-    t0 = time.perf_counter()
-    done = 0
-    while done < samples:
-        S = min(chunk, samples - done)
-        H, Phi = trajectories(spec, X, N, S, rng)
-        kernels = np.stack(_kernels(spec, H, Phi, sdet))        # (2, S, T, T, P, P)
-        if ref is None:  # shift by the first chunk's mean: no cancellation in the higher moments
-            ref = kernels.mean(axis=1)
-        dev = kernels - ref[:, None]
-        sums += (dev[:, None] ** power[None]).sum(axis=2)
-        done += S
-        if progress:
-            print(f"\rkernel_moments {spec.label.lower()} N={N}: {done}/{samples} networks, {time.perf_counter() - t0:.1f} s",
-                  end="\n" if done == samples else "", file=sys.stderr, flush=True)
-    m1, m2, m3, m4 = (sums[:, k] / samples for k in range(4))
-    mean = ref + m1
-    var = (m2 - m1 ** 2) * samples / max(samples - 1, 1)
-    c4 = m4 - 4 * m1 * m3 + 6 * m1 ** 2 * m2 - 3 * m1 ** 4
-    return KernelMoments(N, samples, mean[0], var[0], mean[1], var[1], c4[0], c4[1], spec)
+    tasks = moment_tasks(spec, X, N, samples, seed, chunk)
+    parts = parallel.map_tasks(chunk_moments, tasks, scheduler=scheduler, checkpoint=checkpoint, progress=progress,
+                               desc=f"kernel_moments {spec.label.lower()} N={N}")
+    return moments_result(spec, N, parts)
