@@ -332,7 +332,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default="out/feature-learning")
     parser.add_argument("--quick", action="store_true", help="small simulations (N <= 256, few samples)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scheduler", default=None, help=sf.parallel.SCHEDULER_HELP)
     args = parser.parse_args(argv)
+    sf.parallel.set_default(args.scheduler)  # ensembles, chains and widths below run there
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # progress is readable when the output is redirected
     q = args.quick

@@ -105,7 +105,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--N", type=int, default=None, help="width of the simulated networks")
     parser.add_argument("--samples", type=int, default=None, help="networks per ensemble")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scheduler", default=None, help=sf.parallel.SCHEDULER_HELP)
     args = parser.parse_args(argv)
+    sf.parallel.set_default(args.scheduler)  # ensembles, chains and widths below run there
     N = args.N or (256 if args.quick else 512)
     samples = args.samples or (40 if args.quick else 150)
     out = Path(args.out)

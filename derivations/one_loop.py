@@ -195,7 +195,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default="out/one-loop")
     parser.add_argument("--quick", action="store_true", help="few samples, T=10 only in the table")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--scheduler", default=None, help=sf.parallel.SCHEDULER_HELP)
     args = parser.parse_args(argv)
+    sf.parallel.set_default(args.scheduler)  # ensembles, chains and widths below run there
     q = args.quick
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -142,7 +142,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out/resnet")
     parser.add_argument("--quick", action="store_true", help="smaller depths, widths and ensembles")
+    parser.add_argument("--scheduler", default=None, help=sf.parallel.SCHEDULER_HELP)
     args = parser.parse_args(argv)
+    sf.parallel.set_default(args.scheduler)  # ensembles, chains and widths below run there
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

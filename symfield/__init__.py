@@ -18,7 +18,7 @@ if "OMP_WAIT_POLICY" not in os.environ:
 from .codegen.cache import ensure_numba_cache_dir  # noqa: E402
 ensure_numba_cache_dir()  # before Numba compiles anything: a read-only HOME must not break the import
 
-from . import gp  # noqa: E402
+from . import gp, parallel  # noqa: E402
 from .action import action  # noqa: E402
 from .gauss import available_phis, get_phi, register_phi  # noqa: E402
 from .errors import (ConvergenceError, FixedPointError, NonFiniteError, NonFiniteKernel,  # noqa: E402
@@ -44,4 +44,4 @@ def __getattr__(name):  # the simulator is imported lazily (it is not needed for
 __all__ = ["ConvergenceError", "DNN", "FixedPointError", "RNN", "NetworkSpec", "NonFiniteError", "NonFiniteKernel",
            "NotPositiveDefinite", "NotSupportedError", "SpecTypeError", "UnknownNonlinearity", "ResNet", "ResourceError", "SpecError", "SymfieldError", "WeightPlan", "action", "as_dnn", "available_phis", "convert_T",
            "critical_signal", "feature_learning", "fixed_point", "get_phi", "gp", "length_map", "mean_field", "memory_limit",
-           "one_loop", "optimal_r", "register_phi", "response", "set_memory_limit", "simulate"]
+           "one_loop", "optimal_r", "parallel", "register_phi", "response", "set_memory_limit", "simulate"]

@@ -59,7 +59,10 @@ def cmd_derive(args) -> int:
 
 def cmd_reproduce(args) -> int:
     module = _load_derivation(args.name)
-    module.main(["--out", args.out] + (["--quick"] if args.quick else []))
+    from .parallel import check_scheduler
+    check_scheduler(args.scheduler)
+    module.main(["--out", args.out] + (["--quick"] if args.quick else [])
+                + (["--scheduler", args.scheduler] if args.scheduler else []))
     return 0
 
 
@@ -80,6 +83,8 @@ def main(argv=None) -> int:
     r.add_argument("name", choices=sorted(DERIVATIONS))
     r.add_argument("--out", default=None, help="output directory (default out/<name>)")
     r.add_argument("--quick", action="store_true", help="small simulation for a fast check")
+    r.add_argument("--scheduler", default=None, help="where ensembles, HMC chains and validation widths run: "
+                   "'serial' (default), 'local:N' (N local worker processes) or tcp://host:port (a Dask scheduler)")
     r.set_defaults(func=cmd_reproduce)
     args = parser.parse_args(argv)
     if getattr(args, "out", "x") is None:
