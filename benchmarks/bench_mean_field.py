@@ -1,6 +1,10 @@
-"""Mean-field kernels: symfield against plain vectorised NumPy references, in one run.
+"""Mean-field kernels: symfield against plain vectorised NumPy references, and threads, in one run.
 
-    python benchmarks/bench_mean_field.py [--repeat 5]
+    python benchmarks/bench_mean_field.py [--repeat 5] [--threads-only]
+
+Threads (issue 12): each case on the block-by-block reference path as it was (Σdet, BLAS limit and
+hoisted factors per block, two Numba threads) and on the current path with 1 and 2 Numba threads forced
+and with the per-call choice (``threads=None``), side by side, with the load average.
 
 Cases (issue 2): DNN erf T=10 P=2000; RNN erf T=30 P=100; DNN tanh T=3 P=1000 (reference:
 25-point bivariate Gauss-Hermite). Times are the best of ``--repeat`` runs after one warm-up
@@ -11,7 +15,9 @@ depends only on its own pattern pair, so the subset recursion is exact).
 from __future__ import annotations
 
 import argparse
+import os
 
+import numba
 import numpy as np
 
 import symfield as sf
@@ -93,11 +99,52 @@ def case(name, fn_sf, fn_ref, repeat, accuracy=None):
     return t_sf, t_ref
 
 
+def thread_cases(rng):
+    return [("DNN erf T=10 P=500", sf.DNN(10, phi="erf", g=G, sigma_b2=S2), rng.standard_normal((500, 50))),
+            ("DNN erf T=10 P=2000", sf.DNN(10, phi="erf", g=G, sigma_b2=S2), rng.standard_normal((2000, 50))),
+            ("RNN erf first T=30 P=100", sf.RNN(30, phi="erf", g=G, sigma_b2=S2), rng.standard_normal((100, 50))),
+            ("RNN erf every T=100 P=100", sf.RNN(100, phi="erf", g=G, sigma_b2=S2, input="every"),
+             rng.standard_normal((100, 100, 50))),
+            ("DNN tanh T=3 P=300", sf.DNN(3, phi="tanh", g=G, sigma_b2=S2), rng.standard_normal((300, 50)))]
+
+
+def with_threads(n, fn):
+    def run():
+        old = numba.get_num_threads()
+        numba.set_num_threads(n)
+        try:
+            return fn()
+        finally:
+            numba.set_num_threads(old)
+    return run
+
+
+def threads_table(repeat, rng):
+    from symfield.theory.mean_field import reference_mean_field
+    top = numba.get_num_threads()
+    print(f"threads (load average before: {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs, best of {repeat}; "
+          f"ms)", flush=True)
+    print(f"{'case':28s} {'reference':>10s} {'1 thread':>10s} {'2 threads':>10s} {'auto':>10s}   "
+          f"{'ref/auto':>8s} {'2t/1t':>6s} max|new-ref|")
+    for name, net, X in thread_cases(rng):
+        t_ref, ref = best_time(with_threads(min(2, top), lambda: reference_mean_field(net, X).diagonal()), repeat)
+        t1, one = best_time(lambda: sf.mean_field(net, X, threads=1).diagonal(), repeat)
+        t2, _ = best_time(lambda: sf.mean_field(net, X, threads=min(2, top)).diagonal(), repeat)
+        ta, _ = best_time(lambda: sf.mean_field(net, X).diagonal(), repeat)
+        print(f"{name:28s} {t_ref * 1e3:10.1f} {t1 * 1e3:10.1f} {t2 * 1e3:10.1f} {ta * 1e3:10.1f}   "
+              f"{t_ref / ta:8.2f} {t2 / t1:6.2f} {np.max(np.abs(one - ref)):.1e}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads-only", action="store_true", help="only the thread table")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
+    threads_table(args.repeat, rng)
+    if args.threads_only:
+        return
 
     X = rng.standard_normal((2000, 50))
     dnn = sf.DNN(10, phi="erf", g=G, sigma_b2=S2)

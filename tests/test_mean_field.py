@@ -1,4 +1,7 @@
 """Leading-order kernels against closed forms, published spot values and structural identities."""
+import importlib
+import os
+
 import numpy as np
 import pytest
 
@@ -148,7 +151,7 @@ def test_per_layer_dnn_hyperparameters():
 
 def test_progress_output(capsys):
     sf.mean_field(sf.RNN(3, phi="erf"), np.ones((1, 2)), progress=True)
-    assert "shell 3/3" in capsys.readouterr().err
+    assert "mean_field shells: 3/3" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("net", [sf.DNN(6, phi="erf", g=1.2, sigma_b2=0.1),
@@ -194,3 +197,58 @@ def test_shells_report_non_finite_kernels():
     net = sf.RNN(4, phi="erf", g=1.0, sigma_b2=0.1)
     with pytest.raises(NonFiniteKernel, match="shells"):
         sf.mean_field(net, np.full((3, 2), 1e200))
+
+
+# ------------------------------------------------------------------ per-call scheme (issue 12)
+@pytest.mark.parametrize("net", [sf.RNN(6, phi="erf", g=1.2, sigma_b2=0.1, input="every"),
+                                 sf.DNN(5, phi="erf", g=1.2, sigma_b2=0.1, input="every"),
+                                 sf.RNN(5, phi="tanh", g=1.1, sigma_b2=0.1),
+                                 sf.ResNet(4, r=0.5, phi="erf"), sf.RNN(5, phi="erf", g=1.3)])
+def test_per_call_scheme_equals_the_block_by_block_reference(net):
+    """Σdet per shell, hoisted factors per time and any thread count give the per-block path's numbers exactly."""
+    from symfield.theory.mean_field import reference_mean_field
+    X = np.random.default_rng(12).standard_normal((30, net.T, 4) if net.input == "every" else (30, 4))
+    ref = reference_mean_field(net, X)
+    for threads in (1, 2):
+        mf = sf.mean_field(net, X, threads=threads)
+        np.testing.assert_array_equal(mf.C, ref.C)
+    with pytest.raises(ValueError, match="threads"):
+        sf.mean_field(net, X, threads=0)
+
+
+def test_deterministic_part_equals_sigma_det_block_by_block():
+    from symfield.theory.mean_field import Deterministic
+    for net in (sf.RNN(5, input="every", sigma_b2=0.2), sf.DNN(4, input="every", g_in=1.5),
+                sf.RNN(4, sigma_b2=0.3, bias="fresh")):
+        X = net.check_inputs(np.random.default_rng(13).standard_normal((6, net.T, 3) if net.input == "every"
+                                                                       else (6, 3)))
+        sdet = Deterministic(net, X)
+        for b in range(net.T):
+            for a in range(b + 1):
+                np.testing.assert_allclose(np.broadcast_to(sdet(a, b), (6, 6)), net.sigma_det(X, a, b),
+                                           rtol=1e-14, atol=1e-15)
+
+
+def test_thread_count_from_work_and_free_cores(monkeypatch):
+    mfm = importlib.import_module("symfield.theory.mean_field")
+    monkeypatch.setattr(mfm, "_available_cores", lambda: 2)
+    assert mfm.thread_count(mfm.THREADS_MIN_WORK / 2, most=2) == 1   # small regions: one thread
+    assert mfm.thread_count(mfm.THREADS_MIN_WORK * 4, most=2) == 2
+    assert mfm.thread_count(mfm.THREADS_MIN_WORK * 4, most=1) == 1
+    monkeypatch.setattr(mfm, "_available_cores", lambda: 1)          # a loaded machine: one thread
+    assert mfm.thread_count(mfm.THREADS_MIN_WORK * 4, most=2) == 1
+    monkeypatch.undo()
+    assert 1 <= mfm._available_cores() <= (os.cpu_count() or 1)
+
+
+def test_large_rnn_stores_each_block_once(monkeypatch):
+    """Above DENSE_MAX_BYTES the RNN is computed block by block (blocks a <= b stored once, no dense array)."""
+    mfm = importlib.import_module("symfield.theory.mean_field")
+    net = sf.RNN(6, phi="erf", g=1.3, sigma_b2=0.1)
+    X = np.random.default_rng(14).standard_normal((20, 3))
+    dense = sf.mean_field(net, X)
+    monkeypatch.setattr(mfm, "DENSE_MAX_BYTES", 8 * (6 * 20) ** 2 - 1)
+    blocks = sf.mean_field(net, X)
+    assert dense.dense is not None and blocks.dense is None
+    assert len(blocks.raw) == 21
+    np.testing.assert_array_equal(blocks.C, dense.C)

@@ -192,13 +192,14 @@ class KernelMap:
         return self._dual
 
     def block(self, d1, d2, c12, sdet, m: float, g2: float, symmetric: bool = False,
-              triangle: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+              triangle: bool = False, out: np.ndarray | None = None, sides=None) -> np.ndarray:
         """C = sdet + m g² <φ(u_i) φ(v_j)>, var u_i = d1[i], var v_j = d2[j], cov = c12[i, j].
 
         ``sdet`` is a scalar or a (P1, P2) array.  ``symmetric``: d1 is d2 and c12 is symmetric.
         ``triangle`` (with ``symmetric``): only the upper triangle of the result is computed and
         valid (only the upper triangle of c12 is read); complete it with :meth:`mirror`.
         ``out``: a C-contiguous float array of the block's shape to write into (reused memory).
+        ``sides``: the hoisted factors (side_values(d1)[0], side_values(d2)[1]) if already known.
         Raises ``FloatingPointError`` if any computed entry is nan or inf.
         """
         if triangle and not symmetric:
@@ -221,9 +222,12 @@ class KernelMap:
             out = np.empty(c12.shape)
         elif out.shape != c12.shape or out.dtype != float or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous float array of shape {c12.shape}")
-        R, Q = self.module.side_values(d1)  # row factors at d1; column factors at d2 (= d1 if symmetric)
-        if not symmetric:
-            Q = self.module.side_values(d2)[1]
+        if sides is not None:  # (row factors at d1, column factors at d2) from side_values, computed once
+            R, Q = sides
+        else:
+            R, Q = self.module.side_values(d1)  # row factors at d1; column factors at d2 (= d1 if symmetric)
+            if not symmetric:
+                Q = self.module.side_values(d2)[1]
         args = (d1, d2, c12, R, Q, sconst, sblock, has_block, float(m), float(g2), bool(triangle), out)
         if c12.size < PARALLEL_MIN:
             bad = self.module._rows(0, c12.shape[0], *args)

@@ -4,23 +4,39 @@
 
 with M = 1 (RNN) or δ_ab (DNN).  Blocks are computed shell by shell in increasing
 max(a, b): block (a, b) reads (a-1, a-1), (b-1, b-1) and (a-1, b-1), all of smaller max.
-Only blocks that can be non-zero are stored (the DNN keeps its T diagonal blocks).
+Only blocks that can be non-zero are stored (the DNN keeps its T diagonal blocks), each once (a <= b).
+
+Per call, not per block: the input Gram matrices x^(a)·x^(b)/D of a shell are one matrix product
+(:class:`Deterministic`), BLAS is limited to one thread once, the hoisted factors of the closed form
+are evaluated once per time, and the number of Numba threads is chosen once from the work of one
+parallel region and the cores other processes leave free (:func:`thread_count`).
 """
 from __future__ import annotations
 
-import sys
+import contextlib
+import os
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
+from ..api import check_choice, check_positive_int, check_spec, legacy_positional
 from ..blas import single_threaded
+from ..errors import NonFiniteKernel, SpecError
+from ..progress import progress_bar
+from ..resources import check_memory
 from ..spec import NetworkSpec, input_gram
 from .kernel_map import kernel_map
 
-
-from ..api import check_choice, check_spec, legacy_positional  # noqa: E402
-from ..errors import NonFiniteKernel, SpecError  # noqa: E402  (defined with the other errors)
-from ..resources import check_memory  # noqa: E402
+#: kernel entries of one parallel region below which one thread is used: a fork/join and the wait for
+#: a descheduled thread on a shared machine cost more than the split saves (DNN erf P = 500, 2.5e5 entries
+#: per block on a loaded 2-core machine: 2.3 ms on one thread, 25.9 ms on two)
+THREADS_MIN_WORK = 5e5
+#: relative cost of an entry without closed form (quadrature of the dual kernel) against a closed form
+QUADRATURE_COST = 30.0
+#: the compiled shell path (dense (T, T, P, P), both triangles) only below this size; above it the
+#: blocks a <= b are stored once (half the memory)
+DENSE_MAX_BYTES = 2 ** 28
 
 
 @dataclass
@@ -80,6 +96,8 @@ class MeanField:
             view = self.dense.view()
             view.flags.writeable = False
             return view
+        check_memory(8.0 * (self.T * self.P) ** 2, f"MeanField.C (dense (T P)^2 = {self.T * self.P}^2)",
+                     "use .block(a, b) / .equal_time() instead of the dense .C")
         out = np.zeros((self.T, self.T, self.P, self.P))
         for (a, b), blk in self.blocks.items():
             out[a, b] = blk
@@ -96,7 +114,8 @@ class MeanField:
 
 
 def _sigma_det(spec: NetworkSpec, X: np.ndarray, a: int, b: int):
-    """Σdet_ab: a scalar (bias only) or a (P, P) array (bias + input Gram)."""
+    """Σdet_ab: a scalar (bias only) or a (P, P) array (bias + input Gram), block by block: the reference
+    path of benchmarks/bench_mean_field.py (:class:`Deterministic` is used by :func:`mean_field`)."""
     bias, w_in = spec.sigma_det_parts(a, b)
     if not w_in:
         return bias
@@ -107,18 +126,102 @@ def _sigma_det(spec: NetworkSpec, X: np.ndarray, a: int, b: int):
     return sdet
 
 
+class Deterministic:
+    """Σdet_ab = σ² Π^bias_ab + g_in² Π^in_ab x^(a)·x^(b)/D, a scalar or a (P, P) array, read shell by
+    shell (b = max(a, b)): the input Gram matrices of shell b that are needed are one matrix product
+    (the same as :func:`symfield.spec.input_gram` block by block); inputs at the first step only:
+    one Gram matrix for all blocks.  Call inside :func:`symfield.blas.single_threaded`."""
+
+    def __init__(self, spec: NetworkSpec, X: np.ndarray):
+        T = spec.T
+        self.spec, self.X = spec, X
+        parts = [[spec.sigma_det_parts(a, b) for b in range(T)] for a in range(T)]
+        self.bias = np.array([[p[0] for p in row] for row in parts])
+        self.w_in = np.array([[p[1] for p in row] for row in parts])
+        self._shell, self._grams = -1, {}
+
+    def _gram(self, a: int, b: int) -> np.ndarray:
+        X = self.X
+        if X.shape[1] == 1:  # one input: the same Gram matrix for every block
+            if not self._grams:
+                self._grams[0] = input_gram(X, 0, 0)
+            return self._grams[0]
+        if self._shell != b:
+            rows = [t for t in range(b + 1) if self.w_in[t, b]]
+            P, D = X.shape[0], X.shape[2]
+            col = np.ascontiguousarray(X[:, rows].transpose(1, 0, 2)).reshape(len(rows) * P, D) @ X[:, b].T
+            col /= D
+            self._shell, self._grams = b, {t: col[k * P:(k + 1) * P] for k, t in enumerate(rows)}
+        return self._grams[a]
+
+    def __call__(self, a: int, b: int):
+        if not self.w_in[a, b]:
+            return float(self.bias[a, b])
+        out = self.w_in[a, b] * self._gram(a, b)
+        out += self.bias[a, b]
+        return out
+
+
+def _available_cores() -> int:
+    """Cores not running other work now: the CPUs minus the other runnable threads (procs_running of
+    /proc/stat, this thread excluded; else the one-minute load average)."""
+    cpus = os.cpu_count() or 1
+    try:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"procs_running"):
+                    return max(1, cpus - (int(line.split()[1]) - 1))
+    except (OSError, ValueError):
+        pass
+    try:
+        return max(1, cpus - int(os.getloadavg()[0]))
+    except OSError:
+        return 1
+
+
+def thread_count(work: float, most: int | None = None) -> int:
+    """Numba threads for parallel regions of ``work`` kernel entries each: one below
+    :data:`THREADS_MIN_WORK`, else up to ``most`` (default: ``numba.get_num_threads()``) but no more
+    than the cores other processes leave free (a thread that waits for a descheduled sibling at every
+    region made two threads ten times slower than one on a loaded machine)."""
+    most = numba.get_num_threads() if most is None else most
+    if most <= 1 or work < THREADS_MIN_WORK:
+        return 1
+    return max(1, min(most, _available_cores()))
+
+
+@contextlib.contextmanager
+def numba_threads(n: int):
+    """Run the parallel regions of the block on ``n`` Numba threads (restored afterwards)."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+def _region_work(spec: NetworkSpec, P: int, km, shells: bool) -> float:
+    """Kernel entries of one parallel region: a shell of the compiled path (T/2 blocks on average),
+    else one block (equal-time blocks are triangles), weighted by the cost of an entry."""
+    per_block = P * P * (1.0 if shells else 0.5 if not spec.block_support()[np.triu_indices(spec.T, 1)].any()
+                         else 1.0)
+    return per_block * (spec.T / 2 if shells else 1.0) * (1.0 if km.closed else QUADRATURE_COST)
+
+
 def _dense(spec: NetworkSpec, km, X: np.ndarray, keep: str) -> np.ndarray | None:
     """Storage (T, T, P, P) for the compiled shell-by-shell path, or None for the block-by-block path.
 
-    The shell path needs every block (an RNN, keep="all"), a closed form, and input only at the
-    first step (so that Σdet is a constant on every block but (0, 0))."""
-    if not _shells_apply(spec, km, keep):
+    The shell path needs every block (an RNN, keep="all"), a closed form, input only at the first step
+    (so that Σdet is a constant on every block but (0, 0)), and a dense array of at most
+    :data:`DENSE_MAX_BYTES` (it stores both triangles)."""
+    if not _shells_apply(spec, km, keep, X.shape[0]):
         return None
     return np.empty((spec.T, spec.T, X.shape[0], X.shape[0]))
 
 
-def _shells_apply(spec: NetworkSpec, km, keep: str) -> bool:
-    if keep != "all" or not km.closed or spec.T < 2:
+def _shells_apply(spec: NetworkSpec, km, keep: str, P: int) -> bool:
+    if keep != "all" or not km.closed or spec.T < 2 or 8.0 * (spec.T * P) ** 2 > DENSE_MAX_BYTES:
         return False
     return spec.weight_mask()[1:, 1:].all() and not spec.input_mask().ravel()[1:].any()
 
@@ -127,7 +230,7 @@ def stored_bytes(spec: NetworkSpec, P: int, keep: str = "all", km=None) -> float
     """Memory of the (P, P) blocks :func:`mean_field` stores: dense (T, T, P, P) on the skip and shell
     paths, else the blocks that exist (keep='last': the two shells held at a time), plus two spare."""
     T = spec.T
-    if spec.has_skip or (km is not None and _shells_apply(spec, km, keep)):
+    if spec.has_skip or (km is not None and _shells_apply(spec, km, keep, P)):
         count = T * T
     else:
         kept = np.triu(spec.block_support())
@@ -136,52 +239,91 @@ def stored_bytes(spec: NetworkSpec, P: int, keep: str = "all", km=None) -> float
 
 
 @legacy_positional("progress", "keep")
-def mean_field(spec: NetworkSpec, X, *, keep: str = "all", progress: bool = False) -> MeanField:
+def mean_field(spec: NetworkSpec, X, *, keep: str = "all", progress: bool = False,
+               threads: int | None = None) -> MeanField:
     """Mean-field (GP) kernels of ``spec`` for inputs ``X`` ((P, D), or (P, T, D) for input='every').
 
-    ``keep="all"`` (default) stores every block that exists; ``keep="last"`` only the last shell
-    (blocks (a, T-1): the output layer of a DNN, the last time's row of an RNN), recycling the
-    memory of earlier shells (a DNN of depth T then needs two (P, P) arrays instead of T).
-    An RNN with input at the first step is computed by compiled shells into dense storage.
+    ``keep="all"`` (default) stores every block that exists, once (a <= b; ``.C`` assembles the dense
+    (T, T, P, P) array on request); ``keep="last"`` only the last shell (blocks (a, T-1): the output
+    layer of a DNN, the last time's row of an RNN), recycling the memory of earlier shells (a DNN of
+    depth T then needs two (P, P) arrays instead of T).  An RNN with input at the first step and a dense
+    array of at most 256 MB is computed by compiled shells into dense storage.
+    ``threads``: Numba threads (default: chosen per call by :func:`thread_count`; the result does not
+    depend on it).  ``progress``: a progress bar over the shells (:mod:`symfield.progress`).
     """
     check_spec(spec)
     check_choice(keep, "keep", ("all", "last"))
     X = spec.check_inputs(X)
+    most = None if threads is None else check_positive_int("threads", threads)
     km = kernel_map(spec.phi_fn)
-    check_memory(stored_bytes(spec, X.shape[0], keep, km), f"mean_field (T = {spec.T}, P = {X.shape[0]}, keep={keep!r})",
+    P = X.shape[0]
+    check_memory(stored_bytes(spec, P, keep, km), f"mean_field (T = {spec.T}, P = {P}, keep={keep!r})",
                  "the number of inputs X (P) or T" + (", or pass keep='last'" if keep == "all" else ""))
+    dense = None if spec.has_skip else _dense(spec, km, X, keep)
+    n = thread_count(_region_work(spec, P, km, dense is not None), most) if threads is None else most
+    with numba_threads(n), single_threaded():
+        sdet = Deterministic(spec, X)
+        if spec.has_skip:
+            return _with_skip(spec, X, km, keep, progress, sdet)
+        if dense is None:
+            return _by_blocks(spec, X, km, keep, progress, sdet, _Sides(km))
+        return _by_shells(spec, X, km, dense, progress, sdet)
+
+
+def reference_mean_field(spec: NetworkSpec, X, keep: str = "all") -> MeanField:
+    """The block-by-block path as it was before the per-call scheme (Σdet, BLAS limit and hoisted
+    factors per block, Numba's thread setting as it stands): the in-run reference of the benchmark."""
+    X = spec.check_inputs(X)
+    km = kernel_map(spec.phi_fn)
+    per_block = lambda a, b: _sigma_det(spec, X, a, b)  # noqa: E731
     if spec.has_skip:
-        return _with_skip(spec, X, km, keep, progress)
+        return _with_skip(spec, X, km, keep, False, per_block)
     dense = _dense(spec, km, X, keep)
     if dense is None:
-        return _by_blocks(spec, X, km, keep, progress)
-    return _by_shells(spec, X, km, dense, progress)
+        return _by_blocks(spec, X, km, keep, False, per_block, None)
+    return _by_shells(spec, X, km, dense, False, per_block)
 
 
-def _report(progress: bool, done: int, T: int):
-    if progress:
-        print(f"\rmean_field: shell {done}/{T}", end="" if done < T else "\n", file=sys.stderr)
+class _Sides:
+    """Hoisted row / column factors of the closed form at the variances of each time, computed once."""
+
+    def __init__(self, km):
+        self.km, self.cache = km, {}
+
+    def __call__(self, t: int, variances: np.ndarray):
+        if t not in self.cache:
+            self.cache[t] = self.km.side_values(variances[t])
+        return self.cache[t]
 
 
-def _by_shells(spec, X, km, dense, progress) -> MeanField:
+def _bar(spec, progress):
+    return progress_bar(spec.T, "mean_field shells", progress)
+
+
+def _by_shells(spec, X, km, dense, progress=False, sdet=None) -> MeanField:
     """All shells by compiled calls (one per shell with ``progress``, else one in all) into ``dense``."""
+    with _bar(spec, progress) as bar:
+        return _shells(spec, X, km, dense, progress, Deterministic(spec, X) if sdet is None else sdet, bar)
+
+
+def _shells(spec, X, km, dense, progress, sdet, bar) -> MeanField:
     T, P = spec.T, X.shape[0]
     variances = np.empty((T, P))
     R, Q = np.empty((T, km.n_row, P)), np.empty((T, km.n_col, P))
-    dense[0, 0] = _sigma_det(spec, X, 0, 0)
+    dense[0, 0] = sdet(0, 0)
     variances[0] = np.diag(dense[0, 0])
     R[0], Q[0] = km.side_values(variances[0])
-    _report(progress, 1, T)
+    bar.update(1)
     bias, mask, g2 = spec.bias_part(), spec.branch_mask(), spec.g_values() ** 2
     for lo, end in ([(hi, hi + 1) for hi in range(1, T)] if progress else [(1, T)]):
         if km.shells(lo, end, dense, variances, R, Q, bias, mask, g2):
             raise NonFiniteKernel(f"non-finite kernel in shells {lo}..{end - 1} (phi={spec.phi_fn.name})")
-        _report(progress, end, T)
+        bar.update(end - lo)
     blocks = {(a, b): dense[a, b] for b in range(T) for a in range(b + 1)}
     return MeanField(spec, X, blocks, set(), variances, "all", dense)
 
 
-def _with_skip(spec, X, km, keep, progress) -> MeanField:
+def _with_skip(spec, X, km, keep, progress, sdet) -> MeanField:
     """Networks with skip coefficients a_t (leaky RNN, ResNet): h_t = a_t h_{t-1} + ξ_t with the driving
     noise ξ of covariance D_ts = Σdet_ts + M_ts r_t r_s g_t g_s <φ(h_{t-1}) φ(h_{s-1})>, so that
 
@@ -192,25 +334,27 @@ def _with_skip(spec, X, km, keep, progress) -> MeanField:
     mask, g2, a = spec.branch_mask(), spec.g_values() ** 2, spec.leak_values()
     C = np.zeros((T, T, P, P))
     variances = np.empty((T, P))
+    bar = _bar(spec, progress)
     for hi in range(T):
         X_col = np.zeros((P, P))
         for t in range(hi + 1):
-            sdet = _sigma_det(spec, X, t, hi)
+            s_th = sdet(t, hi)
             if t >= 1 and mask[t, hi] != 0:
                 try:
-                    D = km.block(variances[t - 1], variances[hi - 1], C[t - 1, hi - 1], sdet, mask[t, hi],
+                    D = km.block(variances[t - 1], variances[hi - 1], C[t - 1, hi - 1], s_th, mask[t, hi],
                                  g2[hi - 1], symmetric=(t == hi))
                 except FloatingPointError as err:
                     raise NonFiniteKernel(f"non-finite kernel in block ({t}, {hi}): {err}") from None
             else:
-                D = sdet
+                D = s_th
             X_col = a[t] * X_col + D
             prev = C[t, hi - 1] if t < hi else C[hi - 1, hi].T
             C[t, hi] = X_col + (a[hi] * prev if hi > 0 else 0.0)
             C[hi, t] = C[t, hi].T
         C[hi, hi] = 0.5 * (C[hi, hi] + C[hi, hi].T)
         variances[hi] = np.diag(C[hi, hi])
-        _report(progress, hi + 1, T)
+        bar.update(1)
+    bar.close()
     if not np.all(np.isfinite(variances)):
         raise NonFiniteKernel("non-finite kernel (the skip recursion overflowed)")
     blocks = {(t, s): C[t, s] for s in range(T) for t in range(s + 1)
@@ -218,8 +362,9 @@ def _with_skip(spec, X, km, keep, progress) -> MeanField:
     return MeanField(spec, X, blocks, set(), variances, keep, C if keep == "all" else None)
 
 
-def _by_blocks(spec, X, km, keep, progress) -> MeanField:
-    """Block by block, shell by shell (the DNN, input at every step, φ without closed form, keep='last')."""
+def _by_blocks(spec, X, km, keep, progress=False, sdet=None, sides=None) -> MeanField:
+    """Block by block, shell by shell (the DNN, input at every step, φ without closed form, keep='last',
+    large RNNs).  ``sides``: hoisted factors per time (:class:`_Sides`), or None to evaluate them per block."""
     T, P = spec.T, X.shape[0]
     mask = spec.branch_mask()
     g2 = spec.g_values() ** 2
@@ -227,18 +372,22 @@ def _by_blocks(spec, X, km, keep, progress) -> MeanField:
     upper: set = set()
     variances = np.empty((T, P))  # diagonal of C̄[t, t], read by every later shell
     spare: list[np.ndarray] = []  # recycled arrays of dropped shells (keep="last")
+    sdet = Deterministic(spec, X) if sdet is None else sdet
+    bar = _bar(spec, progress)
     for hi in range(T):  # shell max(a, b) = hi
         if spec.block_exists(0, hi):  # block (0, hi): Σdet only, no weight-generated part
-            first = _sigma_det(spec, X, 0, hi)
+            first = sdet(0, hi)
             blocks[(0, hi)] = first if np.ndim(first) else np.full((P, P), first)
         for a in range(1, hi + 1):
             if not spec.block_exists(a, hi):  # masked out (DNN cross-layer blocks)
                 continue
             try:
                 prev = blocks[(a - 1, hi - 1)] if (a - 1, hi - 1) in blocks else np.zeros((P, P))
+                hoisted = None if sides is None or not km.closed else \
+                    (sides(a - 1, variances)[0], sides(hi - 1, variances)[1])
                 blocks[(a, hi)] = km.block(variances[a - 1], variances[hi - 1], prev,
-                                           _sigma_det(spec, X, a, hi), mask[a, hi], g2[hi - 1], symmetric=(a == hi),
-                                           triangle=(a == hi), out=spare.pop() if spare else None)
+                                           sdet(a, hi), mask[a, hi], g2[hi - 1], symmetric=(a == hi),
+                                           triangle=(a == hi), out=spare.pop() if spare else None, sides=hoisted)
             except FloatingPointError as err:
                 raise NonFiniteKernel(f"non-finite kernel in block ({a}, {hi}): {err}") from None
             if a == hi:
@@ -248,5 +397,6 @@ def _by_blocks(spec, X, km, keep, progress) -> MeanField:
             for key in [k for k in blocks if k[1] == hi - 1]:
                 spare.append(blocks.pop(key))
                 upper.discard(key)
-        _report(progress, hi + 1, T)
+        bar.update(1)
+    bar.close()
     return MeanField(spec, X, blocks, upper, variances, keep)
