@@ -97,6 +97,87 @@ def gp_log_marginal_likelihood(K_train, Y, noise: float = 0.0) -> float:
     return float(-0.5 * np.einsum("ik,ik->", Y2, alpha) - 0.5 * k * logdet - 0.5 * n * k * np.log(2 * np.pi))
 
 
+# ------------------------------------------------------ derivatives of <φφ> (for kernel gradients)
+_DERIV_DRIVER = """
+@njit(cache=True, error_model="numpy", parallel=True)
+def block_derivatives(d1, d2, c12, out):
+    \"\"\"out[k, i, j] = ∂<φφ>/∂(c11, c22, c12)[k] at (d1[i], d2[j], c12[i, j]).\"\"\"
+    for i in prange(c12.shape[0]):
+        for j in range(c12.shape[1]):
+            out[0, i, j] = e11(d1[i], d2[j], c12[i, j])
+            out[1, i, j] = e22(d1[i], d2[j], c12[i, j])
+            out[2, i, j] = e12(d1[i], d2[j], c12[i, j])
+"""
+
+
+def _generic_branch(expr):
+    """The closed form away from ρ = ±1: the last branch of every Piecewise, Min/Max clamps dropped."""
+    import sympy as sp
+    expr = expr.replace(lambda e: isinstance(e, sp.Piecewise), lambda e: e.args[-1][0])
+    return expr.replace(lambda e: isinstance(e, (sp.Min, sp.Max)), lambda e: [a for a in e.args if a.free_symbols][0])
+
+
+def _clamped(expr):
+    """Rounding guards at ρ = ±1: √max(·, 0) and acos(clamp(·, -1, 1))."""
+    import sympy as sp
+    expr = expr.replace(lambda e: e.is_Pow and e.exp in (sp.S.Half, -sp.S.Half) and not e.base.is_number,
+                        lambda e: sp.Pow(sp.Max(0, e.base), e.exp))
+    return expr.replace(lambda e: isinstance(e, sp.acos), lambda e: sp.acos(sp.Min(1, sp.Max(-1, e.args[0]))))
+
+
+def derivative_source(phi) -> str:
+    """Generated module of ∂<φφ>/∂c11, ∂/∂c22, ∂/∂c12 for a closed-form φ: SymPy derivatives of the
+    closed form (generic branch, simplified, clamped at ρ = ±1), one compiled block driver."""
+    import sympy as sp
+
+    from . import codegen
+    from .gauss.price import c11, c12, c22
+
+    def make():
+        E = _generic_branch(phi.pair(c11, c22, c12))
+        helpers: set = set()
+        parts = []
+        for name, var in (("e11", c11), ("e22", c22), ("e12", c12)):
+            d = _clamped(sp.simplify(sp.diff(E, var)))
+            parts.append((name, codegen.scalar_source(name, (c11, c22, c12), d, inline=True, helpers=helpers)))
+        return codegen.module_text("symfield.gp", "derivatives of <phi phi> for kernel gradients",
+                                   [("helpers", codegen.helper_source(helpers)), *parts, ("driver", _DERIV_DRIVER)],
+                                   [f"phi(x) = {phi.expr}", f"<phi phi> = {sp.sstr(E)}"])
+    return codegen.derived_source("gp_dpair", phi.key, make)
+
+
+_DERIV_MODULES: dict = {}
+
+
+def expect_derivatives(phi, d1, d2, c12) -> np.ndarray:
+    """(3, P1, P2): ∂<φ(u_i)φ(v_j)>/∂(Σ11, Σ22, Σ12) at Var u_i = d1[i], Var v_j = d2[j], Cov = c12[i, j].
+
+    Closed forms: compiled SymPy derivatives (:func:`derivative_source`); otherwise Price's theorem,
+    ∂/∂Σ11 = ½<φ''φ>, ∂/∂Σ22 = ½<φφ''>, ∂/∂Σ12 = <φ'φ'> by the dual kernel."""
+    from .errors import NotSupportedError
+    d1, d2 = np.ascontiguousarray(d1, dtype=float), np.ascontiguousarray(d2, dtype=float)
+    c12 = np.ascontiguousarray(c12, dtype=float)
+    if phi.has_closed_form:
+        if phi.key not in _DERIV_MODULES:
+            from . import codegen
+            _DERIV_MODULES[phi.key] = codegen.load_module(derivative_source(phi), f"dpair_{phi.key}")
+        out = np.empty((3, *c12.shape))
+        _DERIV_MODULES[phi.key].block_derivatives(d1, d2, c12, out)
+    else:
+        from .gauss.dual import dual_kernel
+        dual = dual_kernel(phi)
+        try:
+            out = np.stack([0.5 * dual.pair_block(d1, d2, c12, orders=(2, 0)),
+                            0.5 * dual.pair_block(d1, d2, c12, orders=(0, 2)),
+                            dual.pair_block(d1, d2, c12, orders=(1, 1))])
+        except ValueError as err:
+            raise NotSupportedError(f"kernel gradients of phi {phi.name!r}: {err}") from None
+    if not np.all(np.isfinite(out)):
+        from .errors import NonFiniteKernel
+        raise NonFiniteKernel(f"non-finite derivative of <phi phi> for phi={phi.name}")
+    return out
+
+
 # ------------------------------------------------------------------ readouts
 def readout_times(spec: NetworkSpec, readout) -> tuple[tuple[int, ...], str]:
     """(0-based readout times, kind) of ``readout``: kind 'single' ('last' or an int), 'pooled' or
@@ -154,21 +235,64 @@ def _readout_weights(times, kind):
     return np.full(len(times), 1.0 / len(times)) if kind == "pooled" else np.ones(len(times))
 
 
-def _readout_block(spec, km, var, C, a, b):
-    """K_ab of the readout (without M^out): σ_out² + g_out² <φ(z_a) φ(z_b)> (readout 'h': g_out² C̄_ab)."""
+#: hyperparameters of the kernel gradient, in scikit-learn's (alphabetical) order
+HYPERPARAMETERS = ("g", "g_in", "sigma_b2")
+
+
+def _readout_block(spec, km, var, C, a, b, grad=None):
+    """K_ab of the readout (without M^out): σ_out² + g_out² <φ(z_a) φ(z_b)> (readout 'h': g_out² C̄_ab).
+    ``grad`` = (dvar, dC): also dK_ab/dlog θ (3, P, P) from the tangents of the variances and of C̄_ab."""
+    go2 = spec.g_out ** 2
     if spec.readout == "h":
-        return spec.sigma_out2 + spec.g_out ** 2 * C
-    return spec.sigma_out2 + spec.g_out ** 2 * km.expect(var[a], var[b], C, symmetric=(a == b))
+        K = spec.sigma_out2 + go2 * C
+        return K if grad is None else (K, go2 * grad[1])
+    K = spec.sigma_out2 + go2 * km.expect(var[a], var[b], C, symmetric=(a == b))
+    if grad is None:
+        return K
+    dvar, dC = grad
+    D = expect_derivatives(spec.phi_fn, var[a], var[b], C)
+    return K, go2 * (D[0] * dvar[a][:, :, None] + D[1] * dvar[b][:, None, :] + D[2] * dC)
 
 
-def _kernel_bytes(spec, need, P, n_out):
+def _kernel_bytes(spec, need, P, n_out, grad=False):
     per_shell = need.sum(axis=0)
     held = max((per_shell[i] + per_shell[i + 1] for i in range(spec.T - 1)), default=per_shell[0])
-    return 8.0 * P * P * (held + 3 + n_out * n_out)
+    per = 4 if grad else 1   # a block and its three tangents
+    return 8.0 * P * P * (per * (held + 3) + (3 if grad else 0) + per * n_out * n_out)
 
 
-def readout_kernel(spec: NetworkSpec, X, readout="last") -> np.ndarray:
-    """K^GP of ``readout`` on checked or raw inputs X: (P, P), or (n·P, n·P) for a list of n times."""
+def _block_with_tangent(spec, km, X, a, b, var, dvar, C_prev, dC_prev, mask, g2):
+    """C̄_ab = Σdet_ab + m g² E and its tangent dC̄_ab/dlog θ for θ = (g, g_in, σ_b²):
+
+        dC̄_ab = ∂Σdet_ab + m [2g² E δ_θg + g² (E_11 dv_(a-1) + E_22 dv_(b-1) + E_12 dC̄_(a-1)(b-1))]
+
+    (E and its derivatives E_11, E_22, E_12 at the variances v_(a-1), v_(b-1) and C̄_(a-1)(b-1))."""
+    P = X.shape[0]
+    bias, w_in = spec.sigma_det_parts(a, b)
+    dC = np.zeros((3, P, P))
+    if w_in:
+        gram = input_gram(X, a, b)
+        dC[1] = 2.0 * w_in * gram
+        sdet = bias + w_in * gram
+    else:
+        sdet = np.full((P, P), bias)
+    dC[2] = bias
+    if a < 1 or mask[a, b] == 0:
+        return sdet, dC
+    m, gg = mask[a, b], g2[b - 1]
+    E = km.expect(var[a - 1], var[b - 1], C_prev, symmetric=(a == b))
+    D = expect_derivatives(spec.phi_fn, var[a - 1], var[b - 1], C_prev)
+    dC += m * gg * (D[0] * dvar[a - 1][:, :, None] + D[1] * dvar[b - 1][:, None, :] + D[2] * dC_prev)
+    dC[0] += 2.0 * m * gg * E
+    return sdet + m * gg * E, dC
+
+
+def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
+    """K^GP of ``readout`` on checked or raw inputs X: (P, P), or (n·P, n·P) for a list of n times.
+
+    ``grad=True``: also dK/dlog θ of shape (.., .., 3) for θ = :data:`HYPERPARAMETERS` (g scales every
+    g_k, σ_b² every bias variance), by the tangent recursion of :func:`_block_with_tangent`."""
+    from .errors import NotSupportedError
     from .theory.kernel_map import kernel_map
     from .theory.mean_field import mean_field
     times, kind = readout_times(spec, readout)
@@ -180,52 +304,69 @@ def readout_kernel(spec: NetworkSpec, X, readout="last") -> np.ndarray:
     w = _readout_weights(times, kind)
     pos = {t: k for k, t in enumerate(times)}
     K = np.zeros((n_out, P, n_out, P))
+    dK = np.zeros((3, n_out, P, n_out, P)) if grad else None
 
-    def add(a, b, Kab):  # readout block (a, b), a <= b, both readout times
+    def add(a, b, Kab, dKab=None):  # readout block (a, b), a <= b, both readout times
         ka, kb = pos[a], pos[b]
         if kind == "several":
-            K[ka, :, kb, :] = Kab
-            K[kb, :, ka, :] = Kab.T
+            K[ka, :, kb, :], K[kb, :, ka, :] = Kab, Kab.T
+            if grad:
+                dK[:, ka, :, kb, :], dK[:, kb, :, ka, :] = dKab, dKab.transpose(0, 2, 1)
         else:
-            K[0, :, 0, :] += w[ka] * w[kb] * (Kab if a == b else Kab + Kab.T)
+            wab = w[ka] * w[kb]
+            K[0, :, 0, :] += wab * (Kab if a == b else Kab + Kab.T)
+            if grad:
+                dK[:, 0, :, 0, :] += wab * (dKab if a == b else dKab + dKab.transpose(0, 2, 1))
+
+    def result():
+        n = n_out * P
+        return K.reshape(n, n) if not grad else (K.reshape(n, n), np.moveaxis(dK.reshape(3, n, n), 0, -1))
 
     pairs = [(a, b) for a in times for b in times if a <= b and out_mask[a, b] != 0]
     if spec.has_skip:  # C = A D Aᵀ couples all earlier times: the dense mean field
+        if grad:
+            raise NotSupportedError("kernel gradients of a network with skip coefficients (leak) are not "
+                                    "implemented; use a spec without leak or fixed hyperparameters")
         mf = mean_field(spec, X)
-        var = mf.variances
         for a, b in pairs:
-            add(a, b, _readout_block(spec, km, var, mf.block(a, b), a, b))
-        return K.reshape(n_out * P, n_out * P)
+            add(a, b, _readout_block(spec, km, mf.variances, mf.block(a, b), a, b))
+        return result()
     need = needed_blocks(spec, times)
-    check_memory(_kernel_bytes(spec, need, P, n_out), f"readout kernel (T = {T}, P = {P}, readout={readout!r})",
-                 "the number of inputs X (P)")
+    check_memory(_kernel_bytes(spec, need, P, n_out, grad), f"readout kernel (T = {T}, P = {P}, "
+                 f"readout={readout!r})", "the number of inputs X (P)")
     mask, g2 = spec.branch_mask(), spec.g_values() ** 2
-    var = np.zeros((T, P))
+    var, dvar = np.zeros((T, P)), np.zeros((T, 3, P))
     prev: dict = {}
-    zero = None
+    zero = np.zeros((P, P))
     for hi in range(T):
         cur = {}
         for a in range(hi + 1):
             if not need[a, hi]:
                 continue
+            C_prev = prev.get((a - 1, hi - 1), (zero, np.zeros((3, P, P)) if grad else None))
+            if grad:
+                cur[(a, hi)] = _block_with_tangent(spec, km, X, a, hi, var, dvar, *C_prev, mask, g2)
+                continue
             sdet = _sdet(spec, X, a, hi)
             if a >= 1 and mask[a, hi] != 0:
-                c_prev = prev.get((a - 1, hi - 1))
-                if c_prev is None:
-                    zero = np.zeros((P, P)) if zero is None else zero
-                    c_prev = zero
-                cur[(a, hi)] = km.block(var[a - 1], var[hi - 1], c_prev, sdet, mask[a, hi], g2[hi - 1],
-                                        symmetric=(a == hi))
+                C = km.block(var[a - 1], var[hi - 1], C_prev[0], sdet, mask[a, hi], g2[hi - 1], symmetric=(a == hi))
             else:
-                cur[(a, hi)] = np.full((P, P), sdet) if np.ndim(sdet) == 0 else sdet
+                C = np.full((P, P), sdet) if np.ndim(sdet) == 0 else sdet
+            cur[(a, hi)] = (C, None)
         if (hi, hi) in cur:
-            var[hi] = np.diag(cur[(hi, hi)])
+            C, dC = cur[(hi, hi)]
+            var[hi] = np.diag(C)
+            if grad:
+                dvar[hi] = np.diagonal(dC, axis1=1, axis2=2)
         for a, b in pairs:
             if b == hi:
-                C = cur.get((a, b))
-                add(a, b, _readout_block(spec, km, var, np.zeros((P, P)) if C is None else C, a, b))
+                C, dC = cur.get((a, b), (zero, np.zeros((3, P, P)) if grad else None))
+                if grad:
+                    add(a, b, *_readout_block(spec, km, var, C, a, b, (dvar, dC)))
+                else:
+                    add(a, b, _readout_block(spec, km, var, C, a, b))
         prev = cur
-    return K.reshape(n_out * P, n_out * P)
+    return result()
 
 
 def _readout_time(spec: NetworkSpec, time, readout_time, where: str) -> int:

@@ -134,3 +134,31 @@ def test_bad_readouts_raise_naming_readout():
             sf.gp.output_kernel(sf.RNN(3), X, readout=bad)
     with pytest.raises(sf.SpecError, match="readout= or time="):
         sf.gp.output_kernel(sf.RNN(3), X, readout="pooled", time=1)
+
+
+# ------------------------------------------------------------------ kernel gradients (finite differences)
+@pytest.mark.parametrize("phi,arch,readout", [("erf", "RNN", "pooled"), ("relu", "RNN", "last"),
+                                              ("tanh", "DNN", "pooled"), ("erf", "DNN", [1, 2])])
+def test_kernel_gradient_matches_finite_differences(phi, arch, readout):
+    X = np.random.default_rng(8).standard_normal((4, 3, 2))
+    net = getattr(sf, arch)(3, phi=phi, g=1.3, sigma_b2=0.2, g_in=0.9, input="every", sigma_out2=0.1)
+    K, dK = sf.gp.readout_kernel(net, X, readout, grad=True)
+    np.testing.assert_allclose(K, sf.gp.output_kernel(net, X, readout=readout), rtol=1e-12, atol=1e-15)
+    h = 1e-5
+    for k, name in enumerate(sf.gp.HYPERPARAMETERS):   # d/dlog θ by central differences in log θ
+        v = getattr(net, name)
+        fd = (sf.gp.readout_kernel(net.with_(**{name: v * np.exp(h)}), X, readout)
+              - sf.gp.readout_kernel(net.with_(**{name: v * np.exp(-h)}), X, readout)) / (2 * h)
+        np.testing.assert_allclose(dK[..., k], fd, rtol=0, atol=1e-7 * np.abs(fd).max())
+
+
+def test_expect_derivatives_against_the_dual_kernel_by_price():
+    from symfield.gauss.dual import dual_kernel
+    rng = np.random.default_rng(9)
+    d1, d2 = rng.uniform(0.5, 2, 3), rng.uniform(0.5, 2, 4)
+    c12 = 0.6 * np.sqrt(np.outer(d1, d2)) * rng.uniform(-1, 1, (3, 4))
+    erf = sf.get_phi("erf")
+    D = sf.gp.expect_derivatives(erf, d1, d2, c12)
+    dual = dual_kernel(erf)
+    np.testing.assert_allclose(D[0], 0.5 * dual.pair_block(d1, d2, c12, orders=(2, 0)), atol=1e-6)
+    np.testing.assert_allclose(D[2], dual.pair_block(d1, d2, c12, orders=(1, 1)), atol=1e-6)
