@@ -230,17 +230,6 @@ def needed_blocks(spec: NetworkSpec, times) -> np.ndarray:
     return need
 
 
-def _sdet(spec, X, a, b):
-    """Σdet_ab: a scalar (bias only) or a (P, P) array (bias + input Gram), built in place."""
-    bias, w_in = spec.sigma_det_parts(a, b)
-    if not w_in:
-        return bias
-    gram = input_gram(X, a, b)
-    gram *= w_in
-    gram += bias
-    return gram
-
-
 def _readout_weights(times, kind):
     """Weights w_k of the readout times in the output (pooled: 1/n; otherwise one output per time)."""
     return np.full(len(times), 1.0 / len(times)) if kind == "pooled" else np.ones(len(times))
@@ -307,7 +296,7 @@ def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
     g_k, σ_b² every bias variance), by the tangent recursion of :func:`_block_with_tangent`."""
     from .errors import NotSupportedError
     from .theory.kernel_map import kernel_map
-    from .theory.mean_field import mean_field
+    from .theory.mean_field import _sigma_det, mean_field
     times, kind = readout_times(spec, readout)
     X = spec.check_inputs(X)
     P, T = X.shape[0], spec.T
@@ -370,7 +359,7 @@ def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
             if grad:
                 cur[(a, hi)] = _block_with_tangent(spec, km, X, a, hi, var, dvar, *C_prev, mask, g2)
                 continue
-            sdet = _sdet(spec, X, a, hi)
+            sdet = _sigma_det(spec, X, a, hi)
             if reads:
                 C = km.block(var[a - 1], var[hi - 1], C_prev[0], sdet, mask[a, hi], g2[hi - 1], symmetric=(a == hi))
             else:
