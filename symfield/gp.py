@@ -230,11 +230,6 @@ def needed_blocks(spec: NetworkSpec, times) -> np.ndarray:
     return need
 
 
-def _sdet(spec, X, a, b):
-    bias, w_in = spec.sigma_det_parts(a, b)
-    return bias + w_in * input_gram(X, a, b) if w_in else bias
-
-
 def _readout_weights(times, kind):
     """Weights w_k of the readout times in the output (pooled: 1/n; otherwise one output per time)."""
     return np.full(len(times), 1.0 / len(times)) if kind == "pooled" else np.ones(len(times))
@@ -251,7 +246,9 @@ def _readout_block(spec, km, var, C, a, b, grad=None):
     if spec.readout == "h":
         K = spec.sigma_out2 + go2 * C
         return K if grad is None else (K, go2 * grad[1])
-    K = spec.sigma_out2 + go2 * km.expect(var[a], var[b], C, symmetric=(a == b))
+    K = km.expect(var[a], var[b], C, symmetric=(a == b))
+    K *= go2
+    K += spec.sigma_out2
     if grad is None:
         return K
     dvar, dC = grad
@@ -263,7 +260,7 @@ def _kernel_bytes(spec, need, P, n_out, grad=False):
     per_shell = need.sum(axis=0)
     held = max((per_shell[i] + per_shell[i + 1] for i in range(spec.T - 1)), default=per_shell[0])
     per = 4 if grad else 1   # a block and its three tangents
-    return 8.0 * P * P * (per * (held + 3) + (3 if grad else 0) + per * n_out * n_out)
+    return 8.0 * P * P * (per * (held + 4) + (3 if grad else 0) + per * n_out * n_out)
 
 
 def _block_with_tangent(spec, km, X, a, b, var, dvar, C_prev, dC_prev, mask, g2):
@@ -299,7 +296,7 @@ def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
     g_k, σ_b² every bias variance), by the tangent recursion of :func:`_block_with_tangent`."""
     from .errors import NotSupportedError
     from .theory.kernel_map import kernel_map
-    from .theory.mean_field import mean_field
+    from .theory.mean_field import _sigma_det, mean_field
     times, kind = readout_times(spec, readout)
     X = spec.check_inputs(X)
     P, T = X.shape[0], spec.T
@@ -318,10 +315,13 @@ def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
             if grad:
                 dK[:, ka, :, kb, :], dK[:, kb, :, ka, :] = dKab, dKab.transpose(0, 2, 1)
         else:
-            wab = w[ka] * w[kb]
-            K[0, :, 0, :] += wab * (Kab if a == b else Kab + Kab.T)
+            Kab *= w[ka] * w[kb]
+            K[0, :, 0, :] += Kab
+            if a != b:
+                K[0, :, 0, :] += Kab.T
             if grad:
-                dK[:, 0, :, 0, :] += wab * (dKab if a == b else dKab + dKab.transpose(0, 2, 1))
+                dKab *= w[ka] * w[kb]
+                dK[:, 0, :, 0, :] += dKab if a == b else dKab + dKab.transpose(0, 2, 1)
 
     def result():
         n = n_out * P
@@ -342,18 +342,25 @@ def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
     mask, g2 = spec.branch_mask(), spec.g_values() ** 2
     var, dvar = np.zeros((T, P)), np.zeros((T, 3, P))
     prev: dict = {}
-    zero = np.zeros((P, P))
+    zero: list = []
+
+    def missing():  # a block outside the support (zero), with a zero tangent; allocated on first use
+        if not zero:
+            zero.append(np.zeros((P, P)))
+        return zero[0], (np.zeros((3, P, P)) if grad else None)
+
     for hi in range(T):
         cur = {}
         for a in range(hi + 1):
             if not need[a, hi]:
                 continue
-            C_prev = prev.get((a - 1, hi - 1), (zero, np.zeros((3, P, P)) if grad else None))
+            reads = a >= 1 and mask[a, hi] != 0   # the block reads C̄_(a-1)(hi-1)
+            C_prev = (prev[(a - 1, hi - 1)] if (a - 1, hi - 1) in prev else missing()) if reads else (None, None)
             if grad:
                 cur[(a, hi)] = _block_with_tangent(spec, km, X, a, hi, var, dvar, *C_prev, mask, g2)
                 continue
-            sdet = _sdet(spec, X, a, hi)
-            if a >= 1 and mask[a, hi] != 0:
+            sdet = _sigma_det(spec, X, a, hi)
+            if reads:
                 C = km.block(var[a - 1], var[hi - 1], C_prev[0], sdet, mask[a, hi], g2[hi - 1], symmetric=(a == hi))
             else:
                 C = np.full((P, P), sdet) if np.ndim(sdet) == 0 else sdet
@@ -365,7 +372,7 @@ def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
                 dvar[hi] = np.diagonal(dC, axis1=1, axis2=2)
         for a, b in pairs:
             if b == hi:
-                C, dC = cur.get((a, b), (zero, np.zeros((3, P, P)) if grad else None))
+                C, dC = cur[(a, b)] if (a, b) in cur else missing()
                 if grad:
                     add(a, b, *_readout_block(spec, km, var, C, a, b, (dvar, dC)))
                 else:

@@ -8,7 +8,9 @@ The kernel is K^GP of :func:`symfield.gp.readout_kernel` for the spec with the h
 (every hidden-weight scale g_k), ``sigma_b2`` (every bias variance) and ``g_in`` substituted; its gradient
 with respect to their logarithms (scikit-learn's ``theta``) comes from the tangent recursion of the
 kernel (:func:`symfield.gp._block_with_tangent`).  A hyperparameter that is 0 (or σ_b² without a bias)
-is held fixed (its logarithm does not exist).
+is held fixed (its logarithm does not exist).  The output amplitude g_out² is not a hyperparameter:
+compose ``ConstantKernel() * NNGPKernel(...)`` to fit it (a pooled readout averages the outputs, so its
+prior variance is smaller than a single time's).
 
 Inputs (scikit-learn passes 2-D arrays):
 

@@ -58,7 +58,7 @@ def _phi_expect_reference(spec, C, a, b):
     return dual_kernel(spec.phi_fn).pair(va[:, None], vb[None, :], C[a, b])
 
 
-@pytest.mark.parametrize("arch", ["RNN", "DNN"])
+@pytest.mark.parametrize("arch", ["RNN", "DNN", "ResNet"])
 def test_pooled_kernel_is_the_mean_of_the_time_blocks(arch):
     rng = np.random.default_rng(4)
     X = rng.standard_normal((5, 4, 3))
@@ -162,3 +162,24 @@ def test_expect_derivatives_against_the_dual_kernel_by_price():
     dual = dual_kernel(erf)
     np.testing.assert_allclose(D[0], 0.5 * dual.pair_block(d1, d2, c12, orders=(2, 0)), atol=1e-6)
     np.testing.assert_allclose(D[2], dual.pair_block(d1, d2, c12, orders=(1, 1)), atol=1e-6)
+
+
+def test_single_readout_holds_a_few_blocks_not_the_cone_of_every_time():
+    import tracemalloc
+    P, T = 300, 12
+    X = np.random.default_rng(10).standard_normal((P, T, 4))
+    net = sf.RNN(T, phi="erf", g=1.3, sigma_b2=0.1, input="every")
+    sf.gp.output_kernel(net, X[:3])
+    tracemalloc.start()
+    K = sf.gp.output_kernel(net, X)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    block = 8.0 * P * P
+    assert peak < 8 * block            # the full RNN mean field holds T(T+1)/2 = 78 blocks
+    assert peak <= sf.gp._kernel_bytes(net, sf.gp.needed_blocks(net, [T - 1]), P, 1)   # the estimate bounds it
+    C = sf.mean_field(net, X[:20]).block(T - 1, T - 1)
+    d = np.diag(C)
+    import sympy as sp
+    c = sp.symbols("c11 c22 c12")
+    pair = sp.lambdify(c, sf.get_phi("erf").pair(*c), "numpy")     # the closed form, outside the kernel map
+    np.testing.assert_allclose(K[:20, :20], pair(d[:, None], d[None, :], C), rtol=1e-12)

@@ -60,6 +60,11 @@ def test_params_clone_theta_and_fixed_hyperparameters():
     no_bias = NNGPKernel(sf.RNN(T, phi="erf", input="every"))       # sigma_b2 = 0: held fixed
     assert [h.name for h in no_bias.hyperparameters if not h.fixed] == ["g", "g_in"]
     assert no_bias(np.ones((2, T * D)), eval_gradient=True)[1].shape == (2, 2, 2)
+    from sklearn.gaussian_process.kernels import ConstantKernel
+    scaled = clone(ConstantKernel(2.0) * k)         # an output amplitude composed by scikit-learn
+    K, dK = scaled(np.ones((2, T * D)), eval_gradient=True)
+    np.testing.assert_allclose(K, 2.0 * k(np.ones((2, T * D))))
+    assert dK.shape == (2, 2, 4)
     with pytest.raises(sf.NotSupportedError, match="g"):
         NNGPKernel(sf.NetworkSpec(T=3, g=[1.0, 2.0]))
 
