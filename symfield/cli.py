@@ -5,12 +5,98 @@ import argparse
 import importlib.util
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .spec import PRESETS
 
 DERIVATIONS = {"gp-kernels": "gp_kernels.py", "one-loop": "one_loop.py", "feature-learning": "feature_learning.py",
                "resnet": "resnet.py"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A model parameter of a derivation: its default, its value under ``--quick`` (None: the default)
+    and a help text.  Each derivation declares a ``PARAMETERS = {name: Param(...)}`` dict once; its
+    command-line options (``--name``) are built from it (:func:`derivation_parser`)."""
+    default: Any
+    help: str
+    quick: Any = None
+
+
+def parse_phi(text: str):
+    """A ``--phi`` value: a registered name (``erf``), or any SymPy expression in ``x``
+    (``"x/(1+abs(x))"``), returned as a SymPy expression for :func:`symfield.gauss.get_phi`."""
+    import sympy as sp
+    from .gauss import available_phis
+    from .gauss.registry import x
+    text = str(text).strip()
+    if text in available_phis():
+        return text
+    try:
+        expr = sp.parse_expr(text, local_dict={"x": x, "abs": sp.Abs, "Abs": sp.Abs}, evaluate=True)
+    except (SyntaxError, TypeError, ValueError, sp.SympifyError) as err:
+        raise argparse.ArgumentTypeError(f"--phi {text!r}: neither a registered name ({', '.join(available_phis())}) "
+                                         f"nor a SymPy expression in x ({type(err).__name__})") from None
+    if not isinstance(expr, sp.Expr) or expr.free_symbols != {x}:
+        raise argparse.ArgumentTypeError(f"--phi {text!r}: unknown phi; give a registered name "
+                                         f"({', '.join(available_phis())}) or an expression in the one variable x")
+    return expr
+
+
+def phi_name(phi) -> str:
+    """How a φ from :func:`parse_phi` is written in results (the name, or the expression as text)."""
+    return phi if isinstance(phi, str) else str(phi)
+
+
+def _option_type(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (tuple, list)):
+        return _option_type(value[0])
+    return type(value)
+
+
+def derivation_parser(doc: str, out: str, parameters: dict) -> argparse.ArgumentParser:
+    """The argument parser of a derivation script: ``--out``, ``--quick``, ``--no-progress`` and one
+    option per declared :class:`Param` (``--phi`` takes a name or an expression in x; tuples take
+    several values)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", default=out, help=f"output directory (default {out})")
+    parser.add_argument("--quick", action="store_true", help="smaller run for a fast check (the 'quick' values)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    for name, par in parameters.items():
+        kw = {"default": None, "help": f"{par.help} (default {par.default}"
+              + (f"; quick {par.quick}" if par.quick is not None else "") + ")"}
+        if name == "phi":
+            kw["type"] = parse_phi
+        elif isinstance(par.default, bool):
+            kw["type"] = lambda v: {"1": True, "true": True, "0": False, "false": False}[v.lower()]
+        else:
+            kw["type"] = _option_type(par.default)
+            if isinstance(par.default, (tuple, list)):
+                kw["nargs"] = "+"
+        parser.add_argument(f"--{name}", **kw)
+    return parser
+
+
+def derivation_args(doc: str, out: str, parameters: dict, argv=None):
+    """Parse ``argv`` for a derivation: returns ``(args, values)`` with ``values[name]`` the given option,
+    else the quick value under ``--quick``, else the default; ``args.progress`` is None (on when stderr is
+    a terminal) or False (``--no-progress``)."""
+    args = derivation_parser(doc, out, parameters).parse_args(argv)
+    values = {}
+    for name, par in parameters.items():
+        given = getattr(args, name)
+        if given is not None:
+            values[name] = tuple(given) if isinstance(par.default, tuple) else given
+        elif args.quick and par.quick is not None:
+            values[name] = par.quick
+        else:
+            values[name] = par.default
+    args.progress = False if args.no_progress else None
+    return args, values
 
 
 def derivations_dir() -> Path:
@@ -58,8 +144,10 @@ def cmd_derive(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    """Run derivation ``args.name`` with ``--out``, ``--quick`` and the remaining options (its model
+    parameters, ``--phi``, ``--no-progress``; ``symfield reproduce NAME --help`` lists them)."""
     module = _load_derivation(args.name)
-    module.main(["--out", args.out] + (["--quick"] if args.quick else []))
+    module.main(["--out", args.out] + (["--quick"] if args.quick else []) + list(args.options))
     return 0
 
 
@@ -76,12 +164,21 @@ def main(argv=None) -> int:
     d.add_argument("--share-W", default=None, help='W groups as JSON, e.g. "[[1, 2], [3]]" (custom only)')
     d.add_argument("--latex", action="store_true", help="LaTeX instead of plain text")
     d.set_defaults(func=cmd_derive)
-    r = sub.add_parser("reproduce", help="run a derivation script (figure + JSON)")
+    r = sub.add_parser("reproduce", help="run a derivation script (figure + JSON + NetCDF)",
+                       description="run a derivation; further options (model parameters, --phi, --no-progress) "
+                                   "go to the derivation: symfield reproduce NAME --help lists them")
     r.add_argument("name", choices=sorted(DERIVATIONS))
     r.add_argument("--out", default=None, help="output directory (default out/<name>)")
     r.add_argument("--quick", action="store_true", help="small simulation for a fast check")
     r.set_defaults(func=cmd_reproduce)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) >= 2 and argv[0] == "reproduce" and argv[1] in DERIVATIONS and ({"-h", "--help"} & set(argv)):
+        return cmd_reproduce(argparse.Namespace(name=argv[1], out=str(Path("out") / argv[1]), quick=False,
+                                                options=["--help"]))
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "reproduce":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.options = rest
     if getattr(args, "out", "x") is None:
         args.out = str(Path("out") / args.name)
     try:

@@ -37,21 +37,31 @@ def test_console_script_entry_point():
 
 def test_reproduce_gp_kernels_writes_figure_and_json(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    assert main(["reproduce", "gp-kernels", "--quick", "--out", str(tmp_path)]) == 0
+    assert main(["reproduce", "gp-kernels", "--quick", "--no-progress", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "gp_kernels.json").read_text())
-    assert (tmp_path / "gp_kernels.png").stat().st_size > 10_000
+    for ext in ("png", "pdf", "svg"):
+        assert (tmp_path / f"gp_kernels.{ext}").stat().st_size > 10_000
     assert data["length_map"]["chi1"] == pytest.approx(0.9657, abs=1e-4)
-    static, fresh = data["cross_time"]["static"], data["cross_time"]["fresh"]
+    cross = data["cross_time"]
+    # labels come from the specs: the DNN's bias is fresh
+    assert [cross[k]["label"] for k in ("rnn_static", "rnn_fresh", "dnn_fresh")] == \
+        ["RNN, static bias", "RNN, fresh bias", "DNN, fresh bias"]
+    assert "N = 256" in data["caption"] and "40 samples" in data["caption"] and "seed 1" in data["caption"]
+    static, fresh, dnn = cross["rnn_static"], cross["rnn_fresh"], cross["dnn_fresh"]
     # theory: static bias builds cross-time correlation, fresh bias keeps it at zero
-    assert static["theory_rnn"]["30"][0] == pytest.approx(0.1) and static["theory_rnn"]["30"][28] > 0.5
-    assert max(abs(v) for v in fresh["theory_rnn"]["30"][:29]) < 1e-12
+    assert static["theory"]["30"][0] == pytest.approx(0.1) and static["theory"]["30"][28] > 0.5
+    assert max(abs(v) for v in fresh["theory"]["30"][:29]) < 1e-12
     # simulation agrees with theory within 5 standard errors + the O(1/N) bias, and the DNN is near zero
     for s in ("10", "30"):
-        sim, sem, th = (np.array(static[k][s]) for k in ("sim_rnn", "sem_rnn", "theory_rnn"))
+        sim, sem, th = (np.array(static[k][s]) for k in ("sim", "sem", "theory"))
         assert np.all(np.abs(sim - th) < 5 * sem + 0.02)
-        dnn_off = np.delete(np.array(static["sim_dnn"][s]), int(s) - 1)
-        assert np.all(np.abs(dnn_off) < 5 * np.delete(np.array(static["sem_dnn"][s]), int(s) - 1) + 0.01)
+        dnn_off = np.delete(np.array(dnn["sim"][s]), int(s) - 1)
+        assert np.all(np.abs(dnn_off) < 5 * np.delete(np.array(dnn["sem"][s]), int(s) - 1) + 0.01)
     assert "fixed point C* = 0.65117" in capsys.readouterr().out
+    xr = pytest.importorskip("xarray")
+    with xr.open_dataset(tmp_path / "gp_kernels.nc", engine="scipy") as ds:
+        np.testing.assert_allclose(ds["cross_time__rnn_static__theory__30"].values, static["theory"]["30"])
+        assert "N = 256" in ds.attrs["caption"]
 
 
 def test_reproduce_one_loop_quick_writes_figure_and_json(tmp_path):
