@@ -66,9 +66,11 @@ def test_reproduce_gp_kernels_writes_figure_and_json(tmp_path, capsys):
 
 def test_reproduce_one_loop_quick_writes_figure_and_json(tmp_path):
     pytest.importorskip("matplotlib")
-    assert main(["reproduce", "one-loop", "--quick", "--out", str(tmp_path)]) == 0
+    assert main(["reproduce", "one-loop", "--quick", "--no-progress", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "one_loop.json").read_text())
-    assert (tmp_path / "one_loop.png").stat().st_size > 10_000
+    for ext in ("png", "pdf", "svg"):
+        assert (tmp_path / f"one_loop.{ext}").stat().st_size > 10_000
+    assert "300 networks" in data["caption"] and "seed 3" in data["caption"]
     reg = data["regimes"]
     # RNN/DNN variance ratio: large in the ordered regime, ~1 in the chaotic one (theory Sec. 8.8)
     ratio = {k: reg[k]["RNN static"]["theory"][-1] / reg[k]["DNN"]["theory"][-1] for k in reg}
