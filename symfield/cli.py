@@ -27,22 +27,33 @@ class Param:
 
 def parse_phi(text: str):
     """A ``--phi`` value: a registered name (``erf``), or any SymPy expression in ``x``
-    (``"x/(1+abs(x))"``), returned as a SymPy expression for :func:`symfield.gauss.get_phi`."""
+    (``"x/(1+abs(x))"``), returned as a SymPy expression for :func:`symfield.gauss.get_phi`;
+    UnknownNonlinearity for anything else."""
+    import tokenize
+
     import sympy as sp
+    from .errors import UnknownNonlinearity
     from .gauss import available_phis
     from .gauss.registry import x
     text = str(text).strip()
     if text in available_phis():
         return text
+    hint = f"give a registered name ({', '.join(available_phis())}) or a SymPy expression in x"
     try:
         expr = sp.parse_expr(text, local_dict={"x": x, "abs": sp.Abs, "Abs": sp.Abs}, evaluate=True)
-    except (SyntaxError, TypeError, ValueError, sp.SympifyError) as err:
-        raise argparse.ArgumentTypeError(f"--phi {text!r}: neither a registered name ({', '.join(available_phis())}) "
-                                         f"nor a SymPy expression in x ({type(err).__name__})") from None
+    except (SyntaxError, TypeError, ValueError, AttributeError, tokenize.TokenError, sp.SympifyError) as err:
+        raise UnknownNonlinearity(f"unknown phi {text!r}: {hint} (parse error: {type(err).__name__})") from None
     if not isinstance(expr, sp.Expr) or expr.free_symbols != {x}:
-        raise argparse.ArgumentTypeError(f"--phi {text!r}: unknown phi; give a registered name "
-                                         f"({', '.join(available_phis())}) or an expression in the one variable x")
+        raise UnknownNonlinearity(f"unknown phi {text!r}: {hint}")
     return expr
+
+
+def _phi_option(text: str):
+    from .errors import UnknownNonlinearity
+    try:
+        return parse_phi(text)
+    except UnknownNonlinearity as err:
+        raise argparse.ArgumentTypeError(str(err).strip("\"'")) from None
 
 
 def phi_name(phi) -> str:
@@ -70,7 +81,7 @@ def derivation_parser(doc: str, out: str, parameters: dict) -> argparse.Argument
         kw = {"default": None, "help": f"{par.help} (default {par.default}"
               + (f"; quick {par.quick}" if par.quick is not None else "") + ")"}
         if name == "phi":
-            kw["type"] = parse_phi
+            kw["type"] = _phi_option
         elif isinstance(par.default, bool):
             kw["type"] = lambda v: {"1": True, "true": True, "0": False, "false": False}[v.lower()]
         else:
@@ -122,19 +133,48 @@ def cmd_list(args) -> int:
     return 0
 
 
+LATEX_PACKAGES = ("amsmath", "amssymb")
+
+
+def latex_document(title: str, sections: list) -> str:
+    """A complete LaTeX document (article class, amsmath/amssymb only): ``sections`` is a list of
+    ``(heading, [display lines])``; each line becomes one ``equation*`` (breaking inside a long line is left
+    to the reader's editor)."""
+    body = []
+    for heading, lines in sections:
+        body.append(f"\\section*{{{heading}}}")
+        body += ["\\begin{equation*}\n" + line + "\n\\end{equation*}" for line in lines if line.strip()]
+    return "\n".join([
+        r"\documentclass[10pt]{article}",
+        *(rf"\usepackage{{{p}}}" for p in LATEX_PACKAGES),
+        r"\usepackage[margin=1.5cm,landscape]{geometry}",
+        rf"\title{{{title}}}", r"\date{}",
+        r"\begin{document}", r"\maketitle",
+        r"Notation of docs/theory.md: $u=\{s,s'\}$ a pair of sites, $w$ a successor pair; $C_u$ the kernel "
+        r"entry and $\tilde C_u$ its conjugate; $M_u = M_{ab}$ the weight-sharing mask of the pair; $g^2$ the "
+        r"weight variance; $\Sigma^{\rm det}_u$ the deterministic (bias and input) part; $c_{11}, c_{22}, c_{12}$ "
+        r"the covariance of the previous sites (for $w$: $d_1, d_2$ and $C_u$); "
+        r"$E(c_{11},c_{22},c_{12}) = \langle\phi(z_1)\phi(z_2)\rangle$.",
+        *body, r"\end{document}", ""])
+
+
 def cmd_derive(args) -> int:
     from .action import action
     from .spec import NetworkSpec
     share = {"W": json.loads(args.share_W)} if args.share_W else {}
-    spec = NetworkSpec(None if args.arch == "custom" else args.arch, args.T, phi=args.phi, leak=args.leak,
+    spec = NetworkSpec(None if args.arch == "custom" else args.arch, args.T, phi=parse_phi(args.phi), leak=args.leak,
                        r=args.r, share=share)
     act = action(spec)
     sp_eq = act.saddle_point()
     if args.latex:
-        print("% action")
-        print(act.latex())
-        print("% saddle point (derived by differentiation)")
-        print(sp_eq.latex())
+        text = latex_document(f"Action and saddle point: {spec.label}, $T = {spec.T}$",
+                              [("Action", act.latex().splitlines()),
+                               ("Saddle point (derived by differentiation)", sp_eq.latex().splitlines())])
+        if args.output:
+            Path(args.output).write_text(text)
+            print(f"wrote {args.output}")
+        else:
+            print(text, end="")
     else:
         print("action:")
         print(act)
@@ -157,12 +197,14 @@ def main(argv=None) -> int:
     sub.add_parser("list", help="registered nonlinearities, networks and derivations").set_defaults(func=cmd_list)
     d = sub.add_parser("derive", help="print the action and the saddle-point equations derived from it")
     d.add_argument("arch", choices=[*PRESETS, "custom"], help="a preset, or 'custom' for a declaration")
-    d.add_argument("--phi", default="erf")
+    d.add_argument("--phi", default="erf",
+                   help='a registered name or any SymPy expression in x, e.g. "x/(1+abs(x))"')
     d.add_argument("--T", type=int, default=3)
     d.add_argument("--leak", type=float, default=None, help="skip coefficient a (default: the preset's)")
     d.add_argument("--r", type=float, default=1.0, help="residual-branch scale r")
     d.add_argument("--share-W", default=None, help='W groups as JSON, e.g. "[[1, 2], [3]]" (custom only)')
-    d.add_argument("--latex", action="store_true", help="LaTeX instead of plain text")
+    d.add_argument("--latex", action="store_true", help="a LaTeX document instead of plain text")
+    d.add_argument("-o", "--output", default=None, help="write the output to this file (default: stdout)")
     d.set_defaults(func=cmd_derive)
     r = sub.add_parser("reproduce", help="run a derivation script (figure + JSON + NetCDF)",
                        description="run a derivation; further options (model parameters, --phi, --no-progress) "

@@ -88,3 +88,64 @@ def test_derive_declared_networks(capsys):
     assert main(["derive", "custom", "--T", "4", "--share-W", "[[1, 2]]"]) == 2   # step 3 in no group
     assert "share['W']" in capsys.readouterr().err
     assert main(["derive", "dnn", "--share-W", "not json"]) == 2
+
+
+def test_derive_custom_phi_expression(capsys):
+    """--phi takes any SymPy expression in x; the derived kernel equation carries it through E."""
+    assert main(["derive", "rnn", "--phi", "x/(1+abs(x))", "--T", "3"]) == 0
+    assert "E(c11, c22, c12)" in capsys.readouterr().out
+    for bad in ("sin(x", "x*y", "nope"):
+        assert main(["derive", "rnn", "--phi", bad]) == 2
+        assert f"unknown phi {bad!r}" in capsys.readouterr().err
+
+
+def _balanced_environments(text):
+    import re
+    stack = []
+    for kind, name in re.findall(r"\\(begin|end)\{([^}]*)\}", text):
+        if kind == "begin":
+            stack.append(name)
+        else:
+            assert stack and stack.pop() == name, f"\\end{{{name}}} without its \\begin"
+    return not stack
+
+
+def test_derive_latex_is_a_complete_document(tmp_path, capsys):
+    """A document in the notation of docs/theory.md (g^2, C̃; no g_{2} or Ct_u); compiled when a LaTeX
+    engine is installed, else checked for structure: preamble, balanced environments, braces and
+    \\left/\\right, standard packages only."""
+    import re
+    import shutil
+    path = tmp_path / "rnn.tex"
+    assert main(["derive", "rnn", "--phi", "erf", "--T", "3", "--latex", "-o", str(path)]) == 0
+    text = path.read_text()
+    assert text.startswith(r"\documentclass") and text.rstrip().endswith(r"\end{document}")
+    assert text.count(r"\begin{document}") == 1 and _balanced_environments(text)
+    assert text.count("{") == text.count("}") and text.count(r"\left") == text.count(r"\right")
+    assert set(re.findall(r"\\usepackage(?:\[[^]]*\])?\{([^}]*)\}", text)) <= {"amsmath", "amssymb", "geometry"}
+    assert r"\tilde C_u" in text and "g^2" in text and r"\Sigma^{\rm det}_u" in text
+    for old in ("g_{2}", "Ct_", "sdet", "c_{11}c"):
+        assert old not in text
+    engine = shutil.which("pdflatex") or shutil.which("tectonic")
+    if engine:
+        args = [engine, "-interaction=nonstopmode", path.name] if engine.endswith("pdflatex") else [engine, path.name]
+        subprocess.run(args, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+        assert (tmp_path / "rnn.pdf").stat().st_size > 1000
+
+
+def test_reproduce_options_come_from_the_declared_parameters(capsys):
+    """Each derivation's PARAMETERS become its options; --phi parses expressions; --quick picks the
+    quick values; unknown options are refused."""
+    from symfield.cli import Param, derivation_args
+    params = {"phi": Param("erf", "phi"), "N": Param(512, "width", quick=64), "s": Param((1, 2), "times")}
+    args, v = derivation_args("doc", "out/x", params, ["--quick", "--phi", "sin(x)", "--s", "3", "4"])
+    assert v["N"] == 64 and v["s"] == (3, 4) and str(v["phi"]) == "sin(x)" and args.progress is None
+    args, v = derivation_args("doc", "out/x", params, ["--N", "100", "--no-progress"])
+    assert v["N"] == 100 and v["phi"] == "erf" and args.progress is False
+    with pytest.raises(SystemExit):
+        derivation_args("doc", "out/x", params, ["--phi", "sin(y"])
+    with pytest.raises(SystemExit):
+        main(["reproduce", "gp-kernels", "--help"])
+    assert "--sigma_b2" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["reproduce", "gp-kernels", "--bogus", "1"])
