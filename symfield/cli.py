@@ -12,7 +12,7 @@ from typing import Any
 from .spec import PRESETS
 
 DERIVATIONS = {"gp-kernels": "gp_kernels.py", "one-loop": "one_loop.py", "feature-learning": "feature_learning.py",
-               "resnet": "resnet.py"}
+               "resnet": "resnet.py", "sequential-digits": "sequential_digits.py"}
 
 
 @dataclass(frozen=True)
