@@ -38,6 +38,11 @@ class GPPrediction:
     cov: np.ndarray | None = None    #: full predictive covariance (``return_cov=True``), (P_test, P_test)
     readout: object = None           #: the readout ('last', a time, 'pooled' or a tuple of times)
 
+    def to_xarray(self):
+        """Labelled Dataset (dims mu, nu, t; spec in attrs): :func:`symfield.labelled.gp_prediction`."""
+        from .labelled import gp_prediction
+        return gp_prediction(self.spec, self.mean, self.var, self.cov, self.C, self.readout)
+
 
 def _factor(K_train, noise):
     n = K_train.shape[0]

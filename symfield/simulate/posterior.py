@@ -125,6 +125,12 @@ class PosteriorSamples:
     def mean(self, name: str = "C") -> np.ndarray:
         return self.observable(name).mean(axis=0)
 
+    def to_xarray(self):
+        """Labelled Dataset (dims sample, t, s, mu, nu; spec in attrs): :func:`symfield.labelled.posterior_samples`."""
+        from ..labelled import posterior_samples as labelled
+        return labelled(self.spec, self.N, self.C, self.f, self.chain, self.W_top, self.acceptance, self.step,
+                        self.seed, self.seconds)
+
     def sem(self, name: str = "C") -> np.ndarray:
         """Standard error from the spread of per-chain means (chains are independent)."""
         obs = self.observable(name)

@@ -74,6 +74,11 @@ class PriorEnsemble:
         the per-sample kernels are ``.emp`` / ``.aux``."""
         return self.mean("emp")
 
+    def to_xarray(self):
+        """Labelled Dataset (dims sample, t, s, mu, nu; spec in attrs): :func:`symfield.labelled.prior_ensemble`."""
+        from ..labelled import prior_ensemble as labelled
+        return labelled(self.spec, self.X, self.N, self.seed, self.emp, self.aux, self.sigma_det, self.seconds)
+
 
 _positive_int = check_positive_int
 

@@ -68,6 +68,12 @@ class KernelMoments:
         m4 = {"aux": self.m4_aux, "emp": self.m4_emp}[_kind(kind)]
         return np.sqrt(np.maximum(m4 - self.var(kind) ** 2, 0.0) / self.samples)
 
+    def to_xarray(self):
+        """Labelled Dataset (dims t, s, mu, nu; spec in attrs): :func:`symfield.labelled.kernel_moments`."""
+        from ..labelled import kernel_moments as labelled
+        names = ("mean_emp", "var_emp", "mean_aux", "var_aux", "m4_emp", "m4_aux")
+        return labelled(self.spec, self.N, self.samples, {k: getattr(self, k) for k in names})
+
 
 def _kind(kind: str) -> str:
     if kind not in ("aux", "emp"):

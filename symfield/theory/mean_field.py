@@ -94,6 +94,11 @@ class MeanField:
         """Variances C̄[t, t, mu, mu]: shape (T, P)."""
         return self.variances.copy()
 
+    def to_xarray(self):
+        """Labelled Dataset (dims t, s, mu, nu; spec in attrs): :func:`symfield.labelled.mean_field`."""
+        from ..labelled import mean_field as labelled
+        return labelled(self.spec, self.X, self.blocks, self.variances, self.keep)
+
 
 def _sigma_det(spec: NetworkSpec, X: np.ndarray, a: int, b: int):
     """Σdet_ab: a scalar (bias only) or a (P, P) array (bias + input Gram)."""

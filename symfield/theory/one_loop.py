@@ -272,6 +272,11 @@ class OneLoop:
         T, P = self.spec.T, self.mf.P
         return self.emp_var.reshape(T, P, T, P).transpose(0, 2, 1, 3)
 
+    def to_xarray(self):
+        """Labelled Dataset (dims t, s, mu, nu; spec in attrs): :func:`symfield.labelled.one_loop`."""
+        from ..labelled import one_loop as labelled
+        return labelled(self.spec, self.C, self.mean_shift, self.terms, self.variance(), self.empirical_variance)
+
 
 def _log(progress, t0, msg):
     if progress:

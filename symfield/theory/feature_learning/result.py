@@ -139,6 +139,12 @@ class FeatureLearning:
         v = self._lin().predictive_variance(self.selected.C)
         return v.reshape(self.problem.T, self.problem.P).T
 
+    def to_xarray(self):
+        """Labelled Dataset (dims t, s, mu, nu; spec in attrs): :func:`symfield.labelled.feature_learning`."""
+        from ...labelled import feature_learning as labelled
+        return labelled(self.spec, self.C, self.predict(), {"action": self.action, "phase": self.phase,
+                                                            "s_branch": self.s_branch})
+
     # ------------------------------------------------------------- weights
     def learned_eigenvalues(self):
         """Non-zero spectrum of the learned part of W (theory Sec. 8; :func:`.spectrum.learned_eigenvalues`).
