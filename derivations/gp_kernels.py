@@ -121,8 +121,7 @@ def figure(data: dict, path: Path) -> bool:
 
 def main(argv=None) -> dict:
     args, v = derivation_args(__doc__, "out/gp-kernels", PARAMETERS, argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = args.out
     t0 = time.time()
     data = {"parameters": {**v, "phi": phi_name(v["phi"]), "s": list(v["s"]), "input": "first, |x|^2/D = 1"}}
     data["derivation"] = derived_equations(v["phi"], v["g"], v["sigma_b2"], v["T"])

@@ -229,8 +229,7 @@ def figure(data: dict, path: Path) -> bool:
 def main(argv=None) -> dict:
     args, v = derivation_args(__doc__, "out/one-loop", PARAMETERS, argv)
     q = args.quick
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = args.out
     t0 = time.time()
     model = {"phi": v["phi"], "sigma_b2": v["sigma_b2"]}
     data = {"parameters": {**v, "phi": phi_name(v["phi"]), "input": "first, |x|^2/D = 1", "quick": q}}

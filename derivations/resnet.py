@@ -155,8 +155,7 @@ def figure(data: dict, path: Path) -> bool:
 
 def main(argv=None) -> int:
     args, v = derivation_args(__doc__, "out/resnet", PARAMETERS, argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = args.out
     t0 = time.time()
     if args.quick:
         Ts, gs, points = (10,), (0.5, 1.0, 2.0), 9

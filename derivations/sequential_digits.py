@@ -38,8 +38,8 @@ PARAMETERS = {
     "phi": Param("tanh", "nonlinearity of the GP section: a registered name or an expression in x"),
     "g": Param(1.5, "weight gain g"), "sigma_b2": Param(0.1, "bias variance sigma_b^2"),
     "classes": Param((3, 8), "the two digit classes (label +1, -1)"),
-    "P": Param((25, 50, 100, 200, 400), "training-set sizes of the GP section", quick=(20, 40, 80)),
-    "P_test": Param(300, "test digits", quick=100),
+    "P": Param((25, 50, 100, 200), "training-set sizes of the GP section", quick=(20, 40, 80)),
+    "P_test": Param(150, "test digits (P + P_test <= 357 digits of two classes)", quick=100),
     "noise": Param(0.01, "GP noise variance (alpha of GaussianProcessRegressor)"),
     "P_fl": Param(4, "training digits of the feature-learning and Langevin sections"),
     "P_fl_test": Param(2, "test digits of the feature-learning and Langevin sections (P_fl + P_fl_test <= 7: "
@@ -222,8 +222,7 @@ def figure(data: dict, path: Path) -> bool:
 
 def main(argv=None) -> dict:
     args, v = derivation_args(__doc__, "out/sequential-digits", PARAMETERS, argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = args.out
     t0 = time.time()
     X, y = load_digits_rows(v["classes"], v["seed"])
     need = max(v["P"]) + v["P_test"]

@@ -95,7 +95,7 @@ def derivation_parser(doc: str, out: str, parameters: dict) -> argparse.Argument
 def derivation_args(doc: str, out: str, parameters: dict, argv=None):
     """Parse ``argv`` for a derivation: returns ``(args, values)`` with ``values[name]`` the given option,
     else the quick value under ``--quick``, else the default; ``args.progress`` is None (on when stderr is
-    a terminal) or False (``--no-progress``)."""
+    a terminal) or False (``--no-progress``); ``args.out`` is the output directory (a Path, created)."""
     args = derivation_parser(doc, out, parameters).parse_args(argv)
     values = {}
     for name, par in parameters.items():
@@ -107,6 +107,8 @@ def derivation_args(doc: str, out: str, parameters: dict, argv=None):
         else:
             values[name] = par.default
     args.progress = False if args.no_progress else None
+    args.out = Path(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
     return args, values
 
 
