@@ -4,9 +4,11 @@ Run:  python derivations/gp_kernels.py [--out DIR] [--quick]   (or: symfield rep
 
 1. prints the action and the saddle-point equations derived from it (RNN and DNN, erf);
 2. the single-input length map, its fixed point and χ1 (erf, C1 = 1.1, g = 1.2, σ² = 0.1);
-3. the RNN cross-time kernel C̄(t, s) against t for s = 10 and s = 30 over T = 30 steps, theory vs a
-   finite-width simulation, with the DNN (zero cross-layer kernel) beside it, for static and fresh bias;
-writes gp_kernels.png and gp_kernels.json into the output directory.
+3. the cross-time kernel C̄(t, s) against t for s = 10 and s = 30 over T = 30 steps, theory vs a
+   finite-width simulation, for the RNN with static bias, the RNN with fresh bias and the matching DNN
+   (fresh bias; zero cross-layer kernel), each labelled from its spec;
+writes gp_kernels.{png,pdf,svg,json,nc} into the output directory.  Every model parameter is an
+option (``--help``; ``--phi`` takes any expression in x).
 """
 from __future__ import annotations
 

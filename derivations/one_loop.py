@@ -11,7 +11,7 @@ Run:  python derivations/one_loop.py [--out DIR] [--quick]   (or: symfield repro
 5. the validation table: N Var C(T,T) and N(<C(T,T)> - C̄) extrapolated linearly in 1/N (widths 32, 64,
    128 at T = 10; 256, 512, 1024 at T = 30) against theory for g in {0.8, 1.2, 2.0}, T in {10, 30},
    RNN static / RNN fresh / DNN.
-Writes one_loop.png and one_loop.json into the output directory.
+Writes one_loop.{png,pdf,svg,json,nc} into the output directory (parameters: ``--help``).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ The ResNet h_1 = U x, h_t = h_{t-1} + r W_t φ(h_{t-1}) (erf, g = 1, g_in = 1, n
 3. finite-width networks (``sf.simulate.prior``, one declaration for theory and simulation): the mean
    squared deviation of the empirical kernel K̂_TT and of the per-network response (central difference
    in θ with common random numbers) from the mean-field values, against N; its log-log slope must be -1.
-Writes resnet.png and resnet.json into the output directory.
+Writes resnet.{png,pdf,svg,json,nc} into the output directory (parameters: ``--help``).
 """
 from __future__ import annotations
 

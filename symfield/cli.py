@@ -28,7 +28,8 @@ class Param:
 def parse_phi(text: str):
     """A ``--phi`` value: a registered name (``erf``), or any SymPy expression in ``x``
     (``"x/(1+abs(x))"``), returned as a SymPy expression for :func:`symfield.gauss.get_phi`;
-    UnknownNonlinearity for anything else."""
+    UnknownNonlinearity for anything else.  The text goes through SymPy's parser (which evaluates
+    Python): pass only expressions you would type into a shell yourself."""
     import tokenize
 
     import sympy as sp
@@ -73,7 +74,7 @@ def derivation_parser(doc: str, out: str, parameters: dict) -> argparse.Argument
     """The argument parser of a derivation script: ``--out``, ``--quick``, ``--no-progress`` and one
     option per declared :class:`Param` (``--phi`` takes a name or an expression in x; tuples take
     several values)."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=f"symfield reproduce {Path(out).name}", description=doc.splitlines()[0])
     parser.add_argument("--out", default=out, help=f"output directory (default {out})")
     parser.add_argument("--quick", action="store_true", help="smaller run for a fast check (the 'quick' values)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
