@@ -14,7 +14,7 @@ UNSUPERVISED = (0, 2, 4, 6)   # 0-based steps without targets in the evidence ta
 def test_reproduce_sequential_digits_quick(tmp_path):
     pytest.importorskip("matplotlib")
     assert main(["reproduce", "sequential-digits", "--quick", "--no-progress", "--out", str(tmp_path),
-                 "--P", "20", "40", "--P_test", "60", "--widths", "16", "32", "--burn", "400", "--samples", "20",
+                 "--P", "20", "40", "--P_test", "40", "--widths", "16", "32", "--burn", "300", "--samples", "15",
                  "--chains", "2"]) == 0
     data = json.loads((tmp_path / "sequential_digits.json").read_text())
     for ext in ("png", "pdf", "svg", "nc"):
