@@ -178,3 +178,9 @@ def test_killed_worker_costs_a_retry_not_the_result(cluster):
     assert killed, "no task was running when the worker was to be killed"
     np.testing.assert_array_equal(ens.emp, ref.emp)
     np.testing.assert_array_equal(ens.aux, ref.aux)
+
+
+def test_reproduce_checks_the_scheduler(capsys):
+    from symfield.cli import main
+    assert main(["reproduce", "gp-kernels", "--quick", "--scheduler", "local:zero", "--out", "unused"]) == 2
+    assert "scheduler" in capsys.readouterr().err
