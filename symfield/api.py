@@ -54,6 +54,9 @@ OPTIONS = {
     "step": "initial leapfrog step (adapted during burn-in)",
     "target_accept": "HMC acceptance rate aimed at during burn-in",
     "eig_samples": "stored samples per chain whose hidden matrices are diagonalised",
+    "scheduler": "where independent tasks run: None, 'serial', 'local:N', 'tcp://host:port' or a Dask Client",
+    "checkpoint": "directory keeping one file per finished task (an interrupted run resumes)",
+    "threads": "Numba threads (mean_field; default: chosen per call from the work and the free cores)",
 }
 
 #: old option names still accepted with a DeprecationWarning -> their replacement

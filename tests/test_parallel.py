@@ -157,15 +157,14 @@ def test_two_local_workers_bit_identical_to_serial(cluster):
 @pytest.mark.slow
 def test_killed_worker_costs_a_retry_not_the_result(cluster):
     net = sf.RNN(6, phi="erf", g=1.3)
-    ref = prior(net, X, 96, 160, seed=7, chunk=10)
+    ref = prior(net, X, 256, 160, seed=7, chunk=8)  # 20 tasks, each drawing 8 matrices of 256 x 256
     pids = cluster.run(os.getpid)
     killed = []
 
     def kill_one_while_running():
         deadline = time.time() + 60
         while time.time() < deadline and not any(cluster.processing().values()):
-            time.sleep(0.02)
-        time.sleep(0.2)
+            time.sleep(0.005)
         busy = [addr for addr, keys in cluster.processing().items() if keys and addr in pids]
         if busy:  # a worker with a task in hand
             os.kill(pids[busy[0]], signal.SIGKILL)
@@ -173,8 +172,14 @@ def test_killed_worker_costs_a_retry_not_the_result(cluster):
 
     killer = threading.Thread(target=kill_one_while_running)
     killer.start()
-    ens = prior(net, X, 96, 160, seed=7, chunk=10, scheduler=cluster)
+    ens = prior(net, X, 256, 160, seed=7, chunk=8, scheduler=cluster)
     killer.join()
     assert killed, "no task was running when the worker was to be killed"
     np.testing.assert_array_equal(ens.emp, ref.emp)
     np.testing.assert_array_equal(ens.aux, ref.aux)
+
+
+def test_reproduce_checks_the_scheduler(capsys):
+    from symfield.cli import main
+    assert main(["reproduce", "gp-kernels", "--quick", "--scheduler", "local:zero", "--out", "unused"]) == 2
+    assert "scheduler" in capsys.readouterr().err

@@ -102,7 +102,8 @@ def test_kernel_moments_sample_is_the_trajectory_kernel(name):
     spec, X = DECLARED[name]
     N = 10
     km = kernel_moments(spec, X, N, 1, seed=4)
-    H, _ = trajectories(spec, spec.check_inputs(X), N, 1, np.random.default_rng(4))  # (1, T, P, N)
+    chunk0 = np.random.default_rng(np.random.SeedSequence(4, spawn_key=(0,)))  # chunk j draws from child (j,)
+    H, _ = trajectories(spec, spec.check_inputs(X), N, 1, chunk0)  # (1, T, P, N)
     emp, aux = _reference_kernels(spec, X, H[0].transpose(0, 2, 1))
     np.testing.assert_allclose(km.mean("emp"), emp, rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(km.mean("aux"), aux, rtol=1e-11, atol=1e-12)

@@ -242,12 +242,11 @@ def prior(spec: NetworkSpec, X, N: int, samples: int, *, seed=None, chunk: int |
     if client is None and checkpoint is None:
         with progress_bar(samples, desc, progress) as bar:
             _simulate_range(spec, X, N, root, 0, samples, chunk, blas_threads_n, (emp, aux), bar)
-    else:  # tasks of whole chunks, at least four per worker
+    else:  # tasks of at most ~chunk samples, at least four per worker
         ranges = parallel.split(samples, max(4 * parallel.workers(client), -(-samples // chunk)))
         tasks = [(spec, X, N, root, lo, hi, chunk, blas_threads_n) for lo, hi in ranges]
         for i, (e, a) in parallel.run_tasks(_prior_task, tasks, scheduler="serial" if client is None else client,
-                                            checkpoint=checkpoint,
-                                            progress=progress, desc=desc):
+                                            checkpoint=checkpoint, progress=progress, desc=desc):
             emp[ranges[i][0]:ranges[i][1]], aux[ranges[i][0]:ranges[i][1]] = e, a
     if not (np.all(np.isfinite(emp)) and np.all(np.isfinite(aux))):
         raise NonFiniteError(f"non-finite hidden states for phi={spec.phi_fn.name} at N={N} "

@@ -200,13 +200,15 @@ def moment_tasks(spec, X, N: int, samples: int, seed, chunk: int | None) -> list
     if chunk is None:  # memory bound, and at least 8 chunks for the workers (no fewer than 32 networks each)
         chunk = min(int(4e7 // (8 * N * max((T - 1) * P, 1) * 3)), max(32, -(-samples // 8)))
     S = max(1, min(chunk, samples))  # states (H, φ(H), bases Q, images Y) and the kernel arrays of a chunk
-    check_memory(8.0 * (8 * (T * P) ** 2 + S * (2 * N * T * P + 2 * N * max((T - 1) * P, 1) + 12 * (T * P) ** 2)),
+    n_chunks = -(-samples // S)  # each returns a mean and three central sums of both kernels
+    check_memory(8.0 * (8 * (T * P) ** 2 * (n_chunks + 1)
+                        + S * (2 * N * T * P + 2 * N * max((T - 1) * P, 1) + 12 * (T * P) ** 2)),
                  f"kernel_moments (chunk of {S} networks of width N = {N}, T P = {T * P})", "chunk or N (or P, T)")
     try:
         root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     except (TypeError, ValueError) as err:
         raise SpecError(f"seed must be a non-negative int, a tuple of them, a SeedSequence or None: {err}") from None
-    return [(spec, X, N, hi - lo, root, j) for j, (lo, hi) in enumerate(parallel.split(samples, -(-samples // S)))]
+    return [(spec, X, N, hi - lo, root, j) for j, (lo, hi) in enumerate(parallel.split(samples, n_chunks))]
 
 
 def moments_result(spec, N: int, parts) -> KernelMoments:
