@@ -168,20 +168,24 @@ class Deterministic:
 
 
 def _available_cores() -> int:
-    """Cores not running other work now: the CPUs minus the other runnable threads (procs_running of
-    /proc/stat, this thread excluded; else the one-minute load average)."""
+    """Cores not running other work: the CPUs minus the other runnable threads, the larger of the count
+    now (procs_running of /proc/stat, this thread excluded) and the one-minute load average less one
+    (this process) - a snapshot alone misses a load that comes and goes."""
     cpus = os.cpu_count() or 1
+    busy = 0
+    try:
+        busy = int(round(os.getloadavg()[0])) - 1
+    except OSError:
+        pass
     try:
         with open("/proc/stat", "rb") as f:
             for line in f:
                 if line.startswith(b"procs_running"):
-                    return max(1, cpus - (int(line.split()[1]) - 1))
+                    busy = max(busy, int(line.split()[1]) - 1)
+                    break
     except (OSError, ValueError):
         pass
-    try:
-        return max(1, cpus - int(os.getloadavg()[0]))
-    except OSError:
-        return 1
+    return max(1, cpus - busy)
 
 
 def thread_count(work: float, most: int | None = None) -> int:
