@@ -115,18 +115,21 @@ class LinearAction:
     # ------------------------------------------------------------- Hessian
     def hessp_at(self, p: Point, D: np.ndarray) -> np.ndarray:
         """dG along D (symmetric, batched (..., n, n)): the Hessian of S/N applied to D."""
-        pr = self.pr
         dS = self.dsigma(D)
         SdS = p.Sinv @ dS  # Σ⁻¹ dΣ
         term_c = -p.Cinv @ D @ p.Cinv
         term_s = SdS @ p.Sinv  # d(−Σ⁻¹) = Σ⁻¹ dΣ Σ⁻¹
         M1 = SdS @ p.Q  # Σ⁻¹dΣQ; its transpose is QdΣΣ⁻¹ (Q, dΣ, Σ⁻¹ symmetric)
         dQ = -M1 - np.swapaxes(M1, -1, -2) + p.Sinv @ D @ p.Sinv
+        return 0.5 * (term_c + term_s + self.sigma_adjoint(dQ + term_s) + self.data_hessp(p, D))
+
+    def data_hessp(self, p: Point, D: np.ndarray) -> np.ndarray:
+        """Derivative of the data part σ_v² E_S(M_out ∘ wwᵀ) of Ĉ along D: dw = −A⁻¹ dA w (batched)."""
+        pr = self.pr
         dA = data_matrix(restrict(D, pr.sites_S), pr.mask_out_SS, None, pr.sigma_v2)
         dw = -(p.Ainv @ (dA @ p.w[:, None]))[..., 0]
         dww = dw[..., :, None] * p.w[None, :] + p.w[:, None] * dw[..., None, :]
-        data = pr.sigma_v2 * self.embed_S(pr.mask_out_SS * dww)
-        return 0.5 * (term_c + term_s + self.sigma_adjoint(dQ + term_s) + data)
+        return pr.sigma_v2 * self.embed_S(pr.mask_out_SS * dww)
 
     def hessp(self, C: np.ndarray, D: np.ndarray) -> np.ndarray:
         return self.hessp_at(self.point(C), D)

@@ -1,0 +1,216 @@
+"""Expectations under the tilted single-neuron measure (theory Sec. 4), exact in low dimension.
+
+    p(h) ∝ N(h; 0, Σ) exp(½ φ(h)ᵀ Ĉ φ(h)),     Z = ∫ N(h; 0, Σ) exp(½ φᵀĈφ) dh
+
+Every estimator here (and in :mod:`.tilted_mc`) writes the integral over a Gaussian base N(0, Q),
+
+    ⟨f⟩ = Σ_k ω_k r(h_k) f(h_k) / Σ_k ω_k r(h_k),   r(h) = N(h; 0, Σ) e^{½φᵀĈφ} / N(h; 0, Q),
+
+with points h_k = L_Q x_k and weights ω_k: tensor Gauss–Hermite nodes (:class:`TiltedQuadrature`, d <= 3),
+or random points with common random numbers (:class:`~.tilted_mc.TiltedMC`).  :class:`GaussianMeasure`
+is the exact Gaussian measure of linear φ, :class:`BlockMeasure` the product over time blocks (the
+factorised measure of the DNN and of the RNN's symmetric branch).  φ is applied by a module generated
+from its SymPy expression through the one codegen builder (:func:`phi_module`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from ... import codegen
+from ...errors import NotPositiveDefinite
+from ...gauss.quadrature import hermite_nodes
+from ...gauss.registry import x as X_SYM
+
+#: default Gauss–Hermite order per dimension of the tilted measure
+DEFAULT_NODES = {1: 96, 2: 64, 3: 32}
+MAX_QUADRATURE_DIM = 3
+
+
+# --------------------------------------------------------------------------- generated φ
+_PHI_TEMPLATE = '''
+@njit(cache=True)
+def phi_apply(h, out):
+    """out[k, i] = phi(h[k, i]) (2-D, C-contiguous)."""
+    for k in range(h.shape[0]):
+        for i in range(h.shape[1]):
+            out[k, i] = phi_s(h[k, i])
+    return out
+'''
+
+
+@lru_cache(maxsize=None)
+def _phi_module(key: str, phi):
+    scalar = codegen.scalar_source("phi_s", (X_SYM,), phi.expr, inline=True, vectorise=False)
+    return codegen.build_module(f"tilted_phi_{key}", "symfield.theory.feature_learning.tilted_quadrature",
+                                f"phi = {phi.name}: {phi.expr}", [("phi", scalar), ("apply", _PHI_TEMPLATE)])
+
+
+def phi_module(phi):
+    """The generated module applying φ elementwise (``phi_apply(h, out)``)."""
+    return _phi_module(phi.key, phi)
+
+
+def apply_phi(phi, H: np.ndarray) -> np.ndarray:
+    """φ(H) elementwise by the generated kernel."""
+    H = np.ascontiguousarray(H, dtype=float)
+    out = np.empty_like(H)
+    return phi_module(phi).phi_apply(H.reshape(H.shape[0], -1), out.reshape(H.shape[0], -1)).reshape(H.shape)
+
+
+@lru_cache(maxsize=None)
+def _grows(key: str, phi) -> bool:
+    v = apply_phi(phi, np.array([[-1e3, -10.0, 10.0, 1e3]]))[0]
+    return max(abs(v[0]), abs(v[3])) > 10 * max(abs(v[1]), abs(v[2]), 1e-300)
+
+
+def unbounded(phi) -> bool:
+    """Does |φ| grow without bound (linear, ReLU) rather than saturate (erf, tanh)?"""
+    return _grows(phi.key, phi)
+
+
+# --------------------------------------------------------------------------- moments
+@dataclass
+class Moments:
+    """Tilted expectations: ⟨φφᵀ⟩, ⟨hhᵀ⟩, ⟨φhᵀ⟩, ⟨φ⟩, ln Z; ``stderr`` the standard error of the ⟨φφᵀ⟩
+    entries (None: deterministic rule), ``ess`` the effective number of points."""
+
+    phiphi: np.ndarray
+    hh: np.ndarray
+    phih: np.ndarray
+    mean: np.ndarray
+    logZ: float
+    mean_h: np.ndarray | None = None
+    stderr: np.ndarray | None = None
+    ess: float = float("inf")
+    extra: dict = field(default_factory=dict)
+
+
+def _chol(M: np.ndarray, name: str) -> np.ndarray:
+    try:
+        return np.linalg.cholesky(0.5 * (M + M.T))
+    except np.linalg.LinAlgError:
+        raise NotPositiveDefinite(f"{name} is not positive definite") from None
+
+
+def base_covariance(Sigma: np.ndarray, Chat: np.ndarray, phi) -> np.ndarray:
+    """Gaussian base Q of the estimators: Σ for saturating φ (the tilt e^{½φᵀĈφ} is bounded);
+    (Σ⁻¹ − Ĉ)⁻¹ for growing φ when positive definite (exact for linear φ: r ≡ const), else Σ."""
+    if not unbounded(phi):
+        return Sigma
+    try:
+        Lq = np.linalg.cholesky(np.linalg.inv(Sigma) - Chat)
+    except np.linalg.LinAlgError:
+        return Sigma
+    Li = np.linalg.inv(Lq)
+    return Li.T @ Li
+
+
+def log_ratio(H: np.ndarray, F: np.ndarray, Sigma: np.ndarray, Chat: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """ln r(h) = ln N(h; 0, Σ) − ln N(h; 0, Q) + ½ φᵀĈφ for every row of H (φ values F)."""
+    Ls, Lq = _chol(Sigma, "Σ(C)"), _chol(Q, "the base covariance")
+    a = solve_triangular(Ls, H.T, lower=True)
+    b = solve_triangular(Lq, H.T, lower=True)
+    out = -0.5 * (np.einsum("ik,ik->k", a, a) - np.einsum("ik,ik->k", b, b))
+    out -= np.log(np.diag(Ls)).sum() - np.log(np.diag(Lq)).sum()
+    return out + 0.5 * np.einsum("ki,ki->k", F @ Chat, F)
+
+
+def weighted_moments(H: np.ndarray, F: np.ndarray, logw: np.ndarray, errors: bool = False) -> Moments:
+    """Self-normalised weighted averages with ln Z = ln Σ_k e^{logw_k}; ``errors``: standard errors of
+    ⟨φφᵀ⟩ by the delta method of the self-normalised estimator, Var ≈ Σ_k w̄_k² (φ_iφ_j − ⟨φ_iφ_j⟩)²."""
+    m = float(np.max(logw))
+    w = np.exp(logw - m)
+    Zs = float(w.sum())
+    wn = w / Zs
+    Fw = F * wn[:, None]
+    phiphi = Fw.T @ F
+    out = Moments(0.5 * (phiphi + phiphi.T), None, Fw.T @ H, Fw.sum(0), m + np.log(Zs), wn @ H)
+    hh = (H * wn[:, None]).T @ H
+    out.hh = 0.5 * (hh + hh.T)
+    w2 = wn * wn
+    out.ess = 1.0 / float(w2.sum())
+    if errors:
+        F2 = F * F
+        var = (F2 * w2[:, None]).T @ F2 - 2 * out.phiphi * ((F * w2[:, None]).T @ F) + out.phiphi ** 2 * w2.sum()
+        out.stderr = np.sqrt(np.clip(var, 0.0, None))
+    return out
+
+
+class GaussianMeasure:
+    """Linear φ: p = N(0, K), K = (Σ⁻¹ − Ĉ)⁻¹, ln Z = ½ (ln det K − ln det Σ) (exact)."""
+
+    exact = True
+
+    def tilted(self, Sigma, Chat, errors: bool = False) -> Moments:
+        Ls = _chol(Sigma, "Σ(C)")
+        Si = np.linalg.inv(Sigma)
+        Lk = _chol(Si - Chat, "Σ⁻¹ − Ĉ (the tilted measure is not normalisable)")
+        Li = np.linalg.inv(Lk)
+        K = Li.T @ Li
+        logZ = -np.log(np.diag(Lk)).sum() - np.log(np.diag(Ls)).sum()
+        return Moments(K, K, K, np.zeros(len(K)), float(logZ), np.zeros(len(K)))
+
+
+class TiltedQuadrature:
+    """Tensor-product Gauss–Hermite rule on the base N(0, Q) (d <= 3; ``nodes`` per dimension)."""
+
+    exact = True
+
+    def __init__(self, phi, nodes: int | None = None):
+        self.phi, self.nodes = phi, nodes
+
+    @staticmethod
+    @lru_cache(maxsize=16)
+    def _grid(d: int, n: int):
+        x, w = hermite_nodes(n)
+        X = np.stack(np.meshgrid(*([x] * d), indexing="ij"), -1).reshape(-1, d)
+        W = np.ones(1)
+        for _ in range(d):
+            W = np.multiply.outer(W, w).reshape(-1)
+        return X, np.log(W)
+
+    def tilted(self, Sigma, Chat, errors: bool = False) -> Moments:
+        d = Sigma.shape[0]
+        if d > MAX_QUADRATURE_DIM:
+            raise ValueError(f"tensor quadrature of the tilted measure is for d <= {MAX_QUADRATURE_DIM}, got {d}")
+        Q = base_covariance(Sigma, Chat, self.phi)
+        X, lw = self._grid(d, self.nodes or DEFAULT_NODES[d])
+        H = X @ _chol(Q, "the base covariance").T
+        F = apply_phi(self.phi, H)
+        return weighted_moments(H, F, lw + log_ratio(H, F, Sigma, Chat, Q))
+
+
+class BlockMeasure:
+    """The product measure over time blocks (Σ and Ĉ time-block-diagonal): each P-dimensional block by
+    ``inner`` (quadrature or Monte Carlo); cross-time moments are products of means, ⟨φ_t φ_sᵀ⟩ = ⟨φ_t⟩⟨φ_s⟩ᵀ
+    etc., exactly 0 for odd φ (``odd``: the means vanish by symmetry and are not estimated)."""
+
+    def __init__(self, inner, T: int, P: int, odd: bool):
+        self.inner, self.T, self.P, self.odd = inner, T, P, odd
+        self.exact = getattr(inner, "exact", False)
+
+    def tilted(self, Sigma, Chat, errors: bool = False) -> Moments:
+        n, P = Sigma.shape[0], self.P
+        out = Moments(np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n)), np.zeros(n), 0.0, np.zeros(n),
+                      None if self.exact else np.zeros((n, n)), float("inf"))
+        for t in range(self.T):
+            b = slice(t * P, (t + 1) * P)
+            if not np.any(Sigma[b, b]):  # a state with no variance (e.g. no input): φ(0) deterministic
+                continue
+            m = self.inner.tilted(Sigma[b, b], Chat[b, b], errors=errors)
+            out.phiphi[b, b], out.hh[b, b], out.phih[b, b] = m.phiphi, m.hh, m.phih
+            if not self.odd:
+                out.mean[b], out.mean_h[b] = m.mean, m.mean_h
+            out.logZ += m.logZ
+            out.ess = min(out.ess, m.ess)
+            if out.stderr is not None and m.stderr is not None:
+                out.stderr[b, b] = m.stderr
+        blk = np.kron(np.eye(self.T), np.ones((P, P))) > 0
+        out.phiphi = np.where(blk, out.phiphi, np.outer(out.mean, out.mean))
+        out.hh = np.where(blk, out.hh, np.outer(out.mean_h, out.mean_h))
+        out.phih = np.where(blk, out.phih, np.outer(out.mean, out.mean_h))
+        return out
