@@ -19,9 +19,11 @@ action — evaluated by the same (full) estimator for every candidate — is sel
 from __future__ import annotations
 
 import sys
+from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import brentq
+from scipy.sparse.linalg import LinearOperator, gmres
 
 from ...errors import NotPositiveDefinite, SpecError
 from ...solve import ConvergenceError, continue_in
@@ -32,11 +34,32 @@ from .threshold import top_lag
 from .tilted_mc import TiltedMC
 from .tilted_quadrature import MAX_QUADRATURE_DIM, BlockMeasure, GaussianMeasure, TiltedQuadrature
 
+#: the Monte Carlo proposal covariance is this multiple of the tilted ⟨hhᵀ⟩ (tails heavier than the measure)
+PROPOSAL_WIDENING = 1.3
 #: a lag-sector Hessian eigenvalue above this counts as an instability
 UNSTABLE_TOL = 1e-9
 
 
 # --------------------------------------------------------------------------- measures
+ESTIMATOR_KEYS = ("samples", "seed", "nodes")
+
+
+def check_estimator(estimator) -> dict:
+    """Validate ``estimator`` = dict(samples=int >= 100, seed=int >= 0, nodes=int >= 2 or None)."""
+    if estimator is None:
+        return {}
+    if not isinstance(estimator, dict) or not set(estimator) <= set(ESTIMATOR_KEYS):
+        raise SpecError(f"estimator must be a dict with keys from {ESTIMATOR_KEYS}, got {estimator!r}")
+    out = dict(estimator)
+    for key, low in (("samples", 100), ("seed", 0), ("nodes", 2)):
+        v = out.get(key)
+        if v is None and key == "nodes":
+            continue
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low):
+            raise SpecError(f"estimator[{key!r}] must be an integer >= {low}, got {v!r}")
+    return out
+
+
 def measure_for(pr: FLProblem, d: int, samples: int, seed: int, nodes=None):
     """The estimator of a d-dimensional tilted measure: Gaussian (linear φ), quadrature (d <= 3), else MC."""
     phi = pr.spec.phi_fn
@@ -47,13 +70,23 @@ def measure_for(pr: FLProblem, d: int, samples: int, seed: int, nodes=None):
     return TiltedMC(phi, samples=samples, seed=seed)
 
 
+@lru_cache(maxsize=None)
+def _odd(key: str, phi) -> bool:
+    return bool(phi.odd)
+
+
+def odd(phi) -> bool:
+    """φ(−x) = −φ(x) (symbolic check, cached per φ)."""
+    return _odd(phi.key, phi)
+
+
 def factorised(pr: FLProblem) -> bool:
     """Is the time-block-diagonal set invariant (the symmetric sector exists) for this φ?"""
     if not pr.block_diagonal_invariant():
         return False
     phi = pr.spec.phi_fn
     cross_w = np.any(pr.wmask[pr.lag() > 0] != 0)
-    return bool(phi.name == "linear" or phi.odd or not cross_w)
+    return bool(phi.name == "linear" or odd(phi) or not cross_w)
 
 
 def coupled(pr: FLProblem) -> bool:
@@ -125,6 +158,36 @@ def anderson(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: int = 
             x = x + (beta if it >= picard else 0.5 * beta) * f
         x = 0.5 * (x + np.swapaxes(x, -1, -2))
     raise ConvergenceError(f"{label}: no convergence in {maxiter} iterations", hist)
+
+
+def propagated_error(fp: FixedPoint, x: np.ndarray, batches: int = 4, rtol: float = 0.05) -> np.ndarray:
+    """Monte Carlo standard error of the solution x* of x = G(x) (entries of C and Ĉ), propagated through
+    the fixed point: δx = (1 − J)⁻¹ δG, with δG the deviations of the map on ``batches`` disjoint batches of
+    the common random numbers (batch means) and J·v by finite differences of the (smooth) sampled map,
+    solved by GMRES.  Returns the standard error of every entry of x (shape of x)."""
+    mc = fp.measure.inner if isinstance(fp.measure, BlockMeasure) else fp.measure
+    g0 = fp.evaluate(x)[0]
+    devs = []
+    try:
+        for k in range(batches):
+            mc.batch = (k, batches)
+            devs.append((fp.evaluate(x)[0] - g0).ravel())
+    finally:
+        mc.batch = None
+    scale = np.abs(x).max()
+
+    def jv(v):
+        eps = 1e-6 * scale / max(np.abs(v).max(), 1e-300)
+        xv = x + eps * v.reshape(x.shape)
+        return v - (fp.evaluate(0.5 * (xv + np.swapaxes(xv, -1, -2)))[0] - g0).ravel() / eps
+
+    op = LinearOperator((x.size, x.size), matvec=jv, dtype=float)
+    dx = []
+    for d in devs:
+        sol, _ = gmres(op, d, rtol=rtol, maxiter=40, restart=40)
+        dx.append(sol)
+    dx = np.array(dx)
+    return (dx.std(axis=0, ddof=1) / np.sqrt(batches)).reshape(x.shape)
 
 
 # --------------------------------------------------------------------------- result
@@ -218,7 +281,7 @@ class NonlinearSolver:
         self.sym = factorised(pr)
         self.full = measure_for(pr, pr.n, samples, seed, nodes)
         self.block = BlockMeasure(measure_for(pr, pr.P, samples, seed, nodes), pr.T, pr.P,
-                                  odd=pr.spec.phi_fn.odd) if self.sym else None
+                                  odd=odd(pr.spec.phi_fn)) if self.sym else None
         self._fine = (measure_for(pr, pr.n, samples, seed, None if nodes is None else int(1.5 * nodes)),
                       measure_for(pr, pr.P, samples, seed, None if nodes is None else int(1.5 * nodes)))
 
@@ -232,21 +295,13 @@ class NonlinearSolver:
 
     def solve(self, s, x, measure, picard=0, label="forward-backward iteration"):
         fp = FixedPoint(self.pr, s, measure)
-        if isinstance(measure, TiltedMC):
-            measure.adapt(None if x is None else self._proposal(fp, x))
+        if isinstance(measure, TiltedMC):  # proposal: the tilted ⟨hhᵀ⟩ at the guess, widened (heavier tails)
+            try:
+                measure.adapt(PROPOSAL_WIDENING * fp.evaluate(x)[2].hh)
+            except NotPositiveDefinite:
+                measure.adapt(None)
         xs, p, m, it = anderson(fp, x, tol=self.tol, picard=picard, label=label)
         return xs, (fp, p, m, it)
-
-    @staticmethod
-    def _proposal(fp, x):
-        """Proposal covariance for the MC measure: the Gaussian with the tilted ⟨hhᵀ⟩ of x, if it exists."""
-        try:
-            p = fp.act.point(x[0])
-            K = np.linalg.inv(p.Sinv - x[1])
-            np.linalg.cholesky(K)
-            return K
-        except (np.linalg.LinAlgError, NotPositiveDefinite):
-            return None
 
     def path(self, s_values, x0, measure, s_start=0.0, label="continuation"):
         span = max(abs(s_values[-1] - s_start), 1e-12) if len(s_values) else 1.0
@@ -263,8 +318,8 @@ class NonlinearSolver:
         gx, p, m = fp.evaluate(x, errors=True)
         scale = np.abs(x[0]).max()
         err = float(np.abs(gx[0] - x[0]).max() / scale)
-        if m.stderr is not None:
-            err += float(m.stderr.max() / scale)
+        if m.stderr is not None:  # Monte Carlo: the sampling error propagated through the fixed point
+            err += float(propagated_error(fp, x)[0].max() / scale)
         elif not getattr(measure, "exact", False) or not isinstance(measure, GaussianMeasure):
             if fine is not None and not isinstance(fine, GaussianMeasure):
                 err += float(np.abs(FixedPoint(self.pr, s, fine).evaluate(x)[0][0] - gx[0]).max() / scale)
@@ -302,7 +357,7 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
     sv = NonlinearSolver(pr, samples, seed, tol, nodes, progress)
     path = sv.symmetric(steps)
     x1 = path.x[-1]
-    fine_sym = BlockMeasure(sv._fine[1], pr.T, pr.P, pr.spec.phi_fn.odd) if sv.sym else sv._fine[0]
+    fine_sym = BlockMeasure(sv._fine[1], pr.T, pr.P, odd(pr.spec.phi_fn)) if sv.sym else sv._fine[0]
     first = sv.branch("symmetric" if sv.sym else "continued", 1.0, x1, sv.block if sv.sym else sv.full, fine_sym)
     branches, s_branch = [first], None
     if sv.sym and coupled(pr) and pr.T >= 3:

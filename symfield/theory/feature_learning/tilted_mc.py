@@ -15,7 +15,6 @@ delta-method standard errors of ⟨φφᵀ⟩ (``Moments.stderr``) and the effec
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from ...resources import check_memory
 from .tilted_quadrature import Moments, _chol, apply_phi, base_covariance, weighted_moments
@@ -30,6 +29,7 @@ class TiltedMC:
         self.phi, self.samples, self.seed, self.defensive = phi, int(samples), int(seed), float(defensive)
         self._z = {}
         self.Q = None  # proposal covariance set by adapt(); None: the base covariance rule
+        self.batch = None  # (b, B): use only the b-th of B interleaved batches of the points (error estimates)
 
     def normals(self, d: int) -> np.ndarray:
         if d not in self._z:
@@ -46,19 +46,23 @@ class TiltedMC:
         Q = self.Q if self.Q is not None and self.Q.shape == Sigma.shape else base_covariance(Sigma, Chat, self.phi)
         Z = self.normals(d)
         m = int(round(self.defensive * self.samples))
+        if self.batch is not None:  # the same mixture proportions in every batch
+            k, B = self.batch
+            Z = np.concatenate([Z[:m][k::B], Z[m:][k::B]])
+            m = len(range(k, m, B))
         Ls, Lq = _chol(Sigma, "Σ(C)"), _chol(Q, "the proposal covariance")
         H = np.empty_like(Z)
         H[:m] = Z[:m] @ Ls.T
         H[m:] = Z[m:] @ Lq.T
         F = apply_phi(self.phi, H)
-        a = solve_triangular(Ls, H.T, lower=True)
-        b = solve_triangular(Lq, H.T, lower=True)
-        lnS = -0.5 * np.einsum("ik,ik->k", a, a) - np.log(np.diag(Ls)).sum()
-        lnQ = -0.5 * np.einsum("ik,ik->k", b, b) - np.log(np.diag(Lq)).sum()
-        alpha = m / self.samples
+        a = H @ np.linalg.inv(Ls).T
+        b = H @ np.linalg.inv(Lq).T
+        lnS = -0.5 * np.einsum("ki,ki->k", a, a) - np.log(np.diag(Ls)).sum()
+        lnQ = -0.5 * np.einsum("ki,ki->k", b, b) - np.log(np.diag(Lq)).sum()
+        alpha = m / len(Z)
         with np.errstate(divide="ignore"):
             lnq = np.logaddexp(np.log(alpha) + lnS, np.log1p(-alpha) + lnQ)
         tilt = 0.5 * np.einsum("ki,ki->k", F @ Chat, F)
         out = weighted_moments(H, F, lnS - lnq + tilt, errors=errors)
-        out.logZ -= np.log(self.samples)
+        out.logZ -= np.log(len(Z))
         return out
