@@ -32,7 +32,9 @@ OPTIONS = {
     "include_noise": "add the observation noise to the predictive variance",
     "supervised": "(P, T) boolean mask of the supervised sites (default: the last time)",
     "kappa": "likelihood (readout-noise) variance κ of the μP posterior",
-    "readout": "readout mask: 'shared', 'untied' or a (T, T) array (default: the declared v groups)",
+    "readout": "where the output reads the network: GP 'last' | 0-based time | 'pooled' | list of times; "
+               "feature_learning: readout mask 'shared' | 'untied' | (T, T) array (default: the declared v groups)",
+    "return_cov": "also return the full predictive covariance (GP)",
     "steps": "continuation steps in the signal scale",
     "gtol": "gradient-norm tolerance of the maximiser",
     "xtol": "tolerance of a root or maximiser (threshold: in the signal; optimal_r: relative, in r)",

@@ -1,10 +1,20 @@
 """Gaussian-process regression with any kernel (theory Sec. 4.4 and 7).
 
-    μ* = K*D (K_DD + σ_ε² I)^{-1} Y_D,     σ*² = K** - K*D (K_DD + σ_ε² I)^{-1} K_D*
+    μ* = K*D (K_DD + σ_ε² I)^{-1} Y_D,     Σ* = K** - K*D (K_DD + σ_ε² I)^{-1} K_D*       (:func:`gp_predict`)
+    log p(Y | X) = -½ Yᵀ(K + σ_ε² I)^{-1} Y - ½ log det(K + σ_ε² I) - (n/2) log 2π   (:func:`gp_log_marginal_likelihood`)
 
-The network's output kernel at readout time a (0-based; single readout, φ readout):
+The network's output kernel with readouts at 0-based times a, b (φ readout; :func:`output_kernel`):
 
-    K^GP_αβ = σ_out² + g_out² <φ(z_aα) φ(z_aβ)>_{z ~ N(0, C̄)}     (readout='h': g_out² C̄_aα,aβ)
+    K_(aα),(bβ) = M^out_ab [σ_out² + g_out² <φ(z_aα) φ(z_bβ)>_{z ~ N(0, C̄)}]     (readout='h': g_out² C̄_(aα),(bβ))
+
+with the readout mask M^out_ab = [v_a and v_b are one readout vector] (the readout bias is grouped as v).
+``readout`` selects the output: ``"last"`` (time T-1), a 0-based time t, ``"pooled"`` (f = mean over
+all T times of f_t, so K = (1/T²) Σ_ab K_ab) or a list of times (several outputs, stacked: the kernel
+is (n·P, n·P), index k·P + α for time times[k] and pattern α).
+
+Only the kernel blocks a readout needs are computed (:func:`needed_blocks`: the dependency cone of
+the readout blocks under C̄_ab <- C̄_(a-1)(b-1), read from the spec's masks), shell by shell, holding
+two shells at a time (a single readout of a network without skip: two (P, P) blocks).
 """
 from __future__ import annotations
 
@@ -15,7 +25,8 @@ from scipy.linalg import cho_factor, cho_solve
 
 from .api import check_array, check_mean_field, check_real, check_spec, legacy_positional, renamed
 from .errors import NotPositiveDefinite
-from .spec import NetworkSpec, SpecError
+from .resources import check_memory
+from .spec import NetworkSpec, SpecError, input_gram
 
 
 @dataclass(frozen=True)
@@ -24,30 +35,338 @@ class GPPrediction:
     var: np.ndarray   #: predictive variance of the network output (noise added if include_noise)
     spec: NetworkSpec | None = None  #: the network (None for a bare :func:`gp_predict`)
     C: np.ndarray | None = None      #: the output kernel K^GP on [X_train; X_test], (P_train + P_test)²
+    cov: np.ndarray | None = None    #: full predictive covariance (``return_cov=True``), (P_test, P_test)
+    readout: object = None           #: the readout ('last', a time, 'pooled' or a tuple of times)
 
 
-def gp_predict(K_train, K_cross, K_test_diag, Y, noise: float = 0.0, include_noise: bool = False) -> GPPrediction:
-    """GP posterior mean and variance; ``K_cross`` is (P_test, P_train), ``K_test_diag`` (P_test,)."""
-    K_train, K_cross = check_array("K_train", K_train), check_array("K_cross", K_cross)
-    K_test_diag, Y = check_array("K_test_diag", K_test_diag), check_array("Y", Y)
-    noise = check_real("noise", noise, low=0)
+def _factor(K_train, noise):
+    n = K_train.shape[0]
+    try:
+        return cho_factor(K_train + noise * np.eye(n), lower=True)
+    except np.linalg.LinAlgError as err:
+        raise NotPositiveDefinite("K_train + noise*I is not positive definite; add noise") from err
+
+
+def _check_train(K_train, Y):
+    K_train, Y = check_array("K_train", K_train), check_array("Y", Y)
     if K_train.ndim != 2 or Y.ndim not in (1, 2):
         raise SpecError(f"K_train must be 2-D and Y 1-D or 2-D, got shapes {K_train.shape}, {Y.shape}")
     n = K_train.shape[0]
     if K_train.shape != (n, n) or not np.allclose(K_train, K_train.T, rtol=1e-10, atol=1e-12):
         raise SpecError(f"K_train must be a symmetric square matrix, got shape {K_train.shape}")
+    if Y.shape[0] != n:
+        raise SpecError(f"Y must have {n} rows (one per training point), got shape {Y.shape}")
+    return K_train, Y
+
+
+def gp_predict(K_train, K_cross, K_test_diag, Y, noise: float = 0.0, include_noise: bool = False,
+               K_test=None) -> GPPrediction:
+    """GP posterior mean and variance; ``K_cross`` is (P_test, P_train), ``K_test_diag`` (P_test,).
+    With ``K_test`` (P_test, P_test) also the full predictive covariance ``.cov``."""
+    K_train, Y = _check_train(K_train, Y)
+    K_cross, K_test_diag = check_array("K_cross", K_cross), check_array("K_test_diag", K_test_diag)
+    noise = check_real("noise", noise, low=0)
+    n = K_train.shape[0]
     if K_cross.ndim != 2 or K_cross.shape[1] != n or K_test_diag.shape != (K_cross.shape[0],):
         raise SpecError(f"K_cross must be (P_test, {n}) and K_test_diag (P_test,), got {K_cross.shape}, "
                          f"{K_test_diag.shape}")
-    if Y.shape[0] != n:
-        raise SpecError(f"Y must have {n} rows (one per training point), got shape {Y.shape}")
-    try:
-        factor = cho_factor(K_train + noise * np.eye(n), lower=True)
-    except np.linalg.LinAlgError as err:
-        raise NotPositiveDefinite("K_train + noise*I is not positive definite; add noise") from err
+    factor = _factor(K_train, noise)
     mean = K_cross @ cho_solve(factor, Y)
-    var = K_test_diag - np.einsum("ij,ji->i", K_cross, cho_solve(factor, K_cross.T))
-    return GPPrediction(mean, var + noise if include_noise else var)
+    solved = cho_solve(factor, K_cross.T)
+    var = K_test_diag - np.einsum("ij,ji->i", K_cross, solved)
+    cov = None
+    if K_test is not None:
+        K_test = check_array("K_test", K_test)
+        if K_test.shape != (K_cross.shape[0],) * 2:
+            raise SpecError(f"K_test must be ({K_cross.shape[0]}, {K_cross.shape[0]}), got {K_test.shape}")
+        cov = K_test - K_cross @ solved
+        if include_noise:
+            cov = cov + noise * np.eye(cov.shape[0])
+    return GPPrediction(mean, var + noise if include_noise else var, cov=cov)
+
+
+def gp_log_marginal_likelihood(K_train, Y, noise: float = 0.0) -> float:
+    """log N(Y; 0, K + σ_ε² I), summed over the columns of a 2-D Y (independent outputs)."""
+    K_train, Y = _check_train(K_train, Y)
+    noise = check_real("noise", noise, low=0)
+    factor = _factor(K_train, noise)
+    Y2 = Y.reshape(Y.shape[0], -1)
+    alpha = cho_solve(factor, Y2)
+    n, k = Y2.shape
+    logdet = 2.0 * np.log(np.diag(factor[0])).sum()
+    return float(-0.5 * np.einsum("ik,ik->", Y2, alpha) - 0.5 * k * logdet - 0.5 * n * k * np.log(2 * np.pi))
+
+
+# ------------------------------------------------------ derivatives of <φφ> (for kernel gradients)
+_DERIV_DRIVER = """
+@njit(cache=True, error_model="numpy", parallel=True)
+def block_derivatives(d1, d2, c12, out):
+    \"\"\"out[k, i, j] = ∂<φφ>/∂(c11, c22, c12)[k] at (d1[i], d2[j], c12[i, j]).\"\"\"
+    for i in prange(c12.shape[0]):
+        for j in range(c12.shape[1]):
+            out[0, i, j] = e11(d1[i], d2[j], c12[i, j])
+            out[1, i, j] = e22(d1[i], d2[j], c12[i, j])
+            out[2, i, j] = e12(d1[i], d2[j], c12[i, j])
+"""
+
+
+def _generic_branch(expr):
+    """The closed form away from ρ = ±1: the last branch of every Piecewise, Min/Max clamps dropped."""
+    import sympy as sp
+    expr = expr.replace(lambda e: isinstance(e, sp.Piecewise), lambda e: e.args[-1][0])
+    return expr.replace(lambda e: isinstance(e, (sp.Min, sp.Max)), lambda e: [a for a in e.args if a.free_symbols][0])
+
+
+def _clamped(expr):
+    """Rounding guards at ρ = ±1: √max(·, 0) and acos(clamp(·, -1, 1))."""
+    import sympy as sp
+    expr = expr.replace(lambda e: e.is_Pow and e.exp in (sp.S.Half, -sp.S.Half) and not e.base.is_number,
+                        lambda e: sp.Pow(sp.Max(0, e.base), e.exp))
+    return expr.replace(lambda e: isinstance(e, sp.acos), lambda e: sp.acos(sp.Min(1, sp.Max(-1, e.args[0]))))
+
+
+def derivative_source(phi) -> str:
+    """Generated module of ∂<φφ>/∂c11, ∂/∂c22, ∂/∂c12 for a closed-form φ: SymPy derivatives of the
+    closed form (generic branch, simplified, clamped at ρ = ±1), one compiled block driver."""
+    import sympy as sp
+
+    from . import codegen
+    from .gauss.price import c11, c12, c22
+
+    def make():
+        E = _generic_branch(phi.pair(c11, c22, c12))
+        helpers: set = set()
+        parts = []
+        for name, var in (("e11", c11), ("e22", c22), ("e12", c12)):
+            d = _clamped(sp.simplify(sp.diff(E, var)))
+            parts.append((name, codegen.scalar_source(name, (c11, c22, c12), d, inline=True, helpers=helpers)))
+        return codegen.module_text("symfield.gp", "derivatives of <phi phi> for kernel gradients",
+                                   [("helpers", codegen.helper_source(helpers)), *parts, ("driver", _DERIV_DRIVER)],
+                                   [f"phi(x) = {phi.expr}", f"<phi phi> = {sp.sstr(E)}"])
+    return codegen.derived_source("gp_dpair", phi.key, make)
+
+
+_DERIV_MODULES: dict = {}
+
+
+def expect_derivatives(phi, d1, d2, c12) -> np.ndarray:
+    """(3, P1, P2): ∂<φ(u_i)φ(v_j)>/∂(Σ11, Σ22, Σ12) at Var u_i = d1[i], Var v_j = d2[j], Cov = c12[i, j].
+
+    Closed forms: compiled SymPy derivatives (:func:`derivative_source`); otherwise Price's theorem,
+    ∂/∂Σ11 = ½<φ''φ>, ∂/∂Σ22 = ½<φφ''>, ∂/∂Σ12 = <φ'φ'> by the dual kernel."""
+    from .errors import NotSupportedError
+    d1, d2 = np.ascontiguousarray(d1, dtype=float), np.ascontiguousarray(d2, dtype=float)
+    c12 = np.ascontiguousarray(c12, dtype=float)
+    if phi.has_closed_form:
+        if phi.key not in _DERIV_MODULES:
+            from . import codegen
+            _DERIV_MODULES[phi.key] = codegen.load_module(derivative_source(phi), f"dpair_{phi.key}")
+        out = np.empty((3, *c12.shape))
+        _DERIV_MODULES[phi.key].block_derivatives(d1, d2, c12, out)
+    else:
+        from .gauss.dual import dual_kernel
+        dual = dual_kernel(phi)
+        try:
+            out = np.stack([0.5 * dual.pair_block(d1, d2, c12, orders=(2, 0)),
+                            0.5 * dual.pair_block(d1, d2, c12, orders=(0, 2)),
+                            dual.pair_block(d1, d2, c12, orders=(1, 1))])
+        except ValueError as err:
+            raise NotSupportedError(f"kernel gradients of phi {phi.name!r}: {err}") from None
+    if not np.all(np.isfinite(out)):
+        from .errors import NonFiniteKernel
+        raise NonFiniteKernel(f"non-finite derivative of <phi phi> for phi={phi.name}")
+    return out
+
+
+# ------------------------------------------------------------------ readouts
+def readout_times(spec: NetworkSpec, readout) -> tuple[tuple[int, ...], str]:
+    """(0-based readout times, kind) of ``readout``: kind 'single' ('last' or an int), 'pooled' or
+    'several' (a list of distinct times, stacked outputs)."""
+    T = spec.T
+    if isinstance(readout, str):
+        if readout == "last":
+            return (T - 1,), "single"
+        if readout == "pooled":
+            return tuple(range(T)), "pooled"
+        raise SpecError(f"readout must be 'last', 'pooled', a 0-based time or a list of times, got {readout!r}")
+    if isinstance(readout, (int, np.integer)) and not isinstance(readout, bool):
+        if not 0 <= readout < T:
+            raise SpecError(f"readout time must lie in 0..{T - 1} (0-based), got {readout!r}")
+        return (int(readout),), "single"
+    try:
+        times = list(readout)
+    except TypeError:
+        raise SpecError(f"readout must be 'last', 'pooled', a 0-based time or a list of times, "
+                        f"got {readout!r}") from None
+    if not times or any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < T
+                        for t in times) or len(set(times)) != len(times):
+        raise SpecError(f"readout: a list of distinct 0-based times in 0..{T - 1}, got {readout!r}")
+    return tuple(int(t) for t in times), "several"
+
+
+def needed_blocks(spec: NetworkSpec, times) -> np.ndarray:
+    """(T, T) boolean, upper triangle: the kernel blocks C̄_ab (a <= b) that readouts at ``times`` need.
+
+    The readout pairs (a, b) with M^out_ab != 0 and their equal-time blocks, closed under the recursion's
+    reads: block (a, b) with branch mask M_ab r_a r_b != 0 reads C̄_(a-1)(b-1) and the variances of
+    C̄_(a-1)(a-1), C̄_(b-1)(b-1).  Blocks outside the spec's support are zero and never needed."""
+    T = spec.T
+    mask, support, out_mask = spec.branch_mask(), spec.block_support(), spec.readout_mask()
+    need = np.zeros((T, T), bool)
+    stack = [(min(a, b), max(a, b)) for a in times for b in times if out_mask[a, b] != 0]
+    stack += [(a, a) for a in times]
+    while stack:
+        a, b = stack.pop()
+        if need[a, b] or not support[a, b]:
+            continue
+        need[a, b] = True
+        if a >= 1 and mask[a, b] != 0:
+            stack += [(a - 1, b - 1), (a - 1, a - 1), (b - 1, b - 1)]
+    return need
+
+
+def _sdet(spec, X, a, b):
+    bias, w_in = spec.sigma_det_parts(a, b)
+    return bias + w_in * input_gram(X, a, b) if w_in else bias
+
+
+def _readout_weights(times, kind):
+    """Weights w_k of the readout times in the output (pooled: 1/n; otherwise one output per time)."""
+    return np.full(len(times), 1.0 / len(times)) if kind == "pooled" else np.ones(len(times))
+
+
+#: hyperparameters of the kernel gradient, in scikit-learn's (alphabetical) order
+HYPERPARAMETERS = ("g", "g_in", "sigma_b2")
+
+
+def _readout_block(spec, km, var, C, a, b, grad=None):
+    """K_ab of the readout (without M^out): σ_out² + g_out² <φ(z_a) φ(z_b)> (readout 'h': g_out² C̄_ab).
+    ``grad`` = (dvar, dC): also dK_ab/dlog θ (3, P, P) from the tangents of the variances and of C̄_ab."""
+    go2 = spec.g_out ** 2
+    if spec.readout == "h":
+        K = spec.sigma_out2 + go2 * C
+        return K if grad is None else (K, go2 * grad[1])
+    K = spec.sigma_out2 + go2 * km.expect(var[a], var[b], C, symmetric=(a == b))
+    if grad is None:
+        return K
+    dvar, dC = grad
+    D = expect_derivatives(spec.phi_fn, var[a], var[b], C)
+    return K, go2 * (D[0] * dvar[a][:, :, None] + D[1] * dvar[b][:, None, :] + D[2] * dC)
+
+
+def _kernel_bytes(spec, need, P, n_out, grad=False):
+    per_shell = need.sum(axis=0)
+    held = max((per_shell[i] + per_shell[i + 1] for i in range(spec.T - 1)), default=per_shell[0])
+    per = 4 if grad else 1   # a block and its three tangents
+    return 8.0 * P * P * (per * (held + 3) + (3 if grad else 0) + per * n_out * n_out)
+
+
+def _block_with_tangent(spec, km, X, a, b, var, dvar, C_prev, dC_prev, mask, g2):
+    """C̄_ab = Σdet_ab + m g² E and its tangent dC̄_ab/dlog θ for θ = (g, g_in, σ_b²):
+
+        dC̄_ab = ∂Σdet_ab + m [2g² E δ_θg + g² (E_11 dv_(a-1) + E_22 dv_(b-1) + E_12 dC̄_(a-1)(b-1))]
+
+    (E and its derivatives E_11, E_22, E_12 at the variances v_(a-1), v_(b-1) and C̄_(a-1)(b-1))."""
+    P = X.shape[0]
+    bias, w_in = spec.sigma_det_parts(a, b)
+    dC = np.zeros((3, P, P))
+    if w_in:
+        gram = input_gram(X, a, b)
+        dC[1] = 2.0 * w_in * gram
+        sdet = bias + w_in * gram
+    else:
+        sdet = np.full((P, P), bias)
+    dC[2] = bias
+    if a < 1 or mask[a, b] == 0:
+        return sdet, dC
+    m, gg = mask[a, b], g2[b - 1]
+    E = km.expect(var[a - 1], var[b - 1], C_prev, symmetric=(a == b))
+    D = expect_derivatives(spec.phi_fn, var[a - 1], var[b - 1], C_prev)
+    dC += m * gg * (D[0] * dvar[a - 1][:, :, None] + D[1] * dvar[b - 1][:, None, :] + D[2] * dC_prev)
+    dC[0] += 2.0 * m * gg * E
+    return sdet + m * gg * E, dC
+
+
+def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
+    """K^GP of ``readout`` on checked or raw inputs X: (P, P), or (n·P, n·P) for a list of n times.
+
+    ``grad=True``: also dK/dlog θ of shape (.., .., 3) for θ = :data:`HYPERPARAMETERS` (g scales every
+    g_k, σ_b² every bias variance), by the tangent recursion of :func:`_block_with_tangent`."""
+    from .errors import NotSupportedError
+    from .theory.kernel_map import kernel_map
+    from .theory.mean_field import mean_field
+    times, kind = readout_times(spec, readout)
+    X = spec.check_inputs(X)
+    P, T = X.shape[0], spec.T
+    km = kernel_map(spec.phi_fn)
+    out_mask = spec.readout_mask()
+    n_out = len(times) if kind == "several" else 1
+    w = _readout_weights(times, kind)
+    pos = {t: k for k, t in enumerate(times)}
+    K = np.zeros((n_out, P, n_out, P))
+    dK = np.zeros((3, n_out, P, n_out, P)) if grad else None
+
+    def add(a, b, Kab, dKab=None):  # readout block (a, b), a <= b, both readout times
+        ka, kb = pos[a], pos[b]
+        if kind == "several":
+            K[ka, :, kb, :], K[kb, :, ka, :] = Kab, Kab.T
+            if grad:
+                dK[:, ka, :, kb, :], dK[:, kb, :, ka, :] = dKab, dKab.transpose(0, 2, 1)
+        else:
+            wab = w[ka] * w[kb]
+            K[0, :, 0, :] += wab * (Kab if a == b else Kab + Kab.T)
+            if grad:
+                dK[:, 0, :, 0, :] += wab * (dKab if a == b else dKab + dKab.transpose(0, 2, 1))
+
+    def result():
+        n = n_out * P
+        return K.reshape(n, n) if not grad else (K.reshape(n, n), np.moveaxis(dK.reshape(3, n, n), 0, -1))
+
+    pairs = [(a, b) for a in times for b in times if a <= b and out_mask[a, b] != 0]
+    if spec.has_skip:  # C = A D Aᵀ couples all earlier times: the dense mean field
+        if grad:
+            raise NotSupportedError("kernel gradients of a network with skip coefficients (leak) are not "
+                                    "implemented; use a spec without leak or fixed hyperparameters")
+        mf = mean_field(spec, X)
+        for a, b in pairs:
+            add(a, b, _readout_block(spec, km, mf.variances, mf.block(a, b), a, b))
+        return result()
+    need = needed_blocks(spec, times)
+    check_memory(_kernel_bytes(spec, need, P, n_out, grad), f"readout kernel (T = {T}, P = {P}, "
+                 f"readout={readout!r})", "the number of inputs X (P)")
+    mask, g2 = spec.branch_mask(), spec.g_values() ** 2
+    var, dvar = np.zeros((T, P)), np.zeros((T, 3, P))
+    prev: dict = {}
+    zero = np.zeros((P, P))
+    for hi in range(T):
+        cur = {}
+        for a in range(hi + 1):
+            if not need[a, hi]:
+                continue
+            C_prev = prev.get((a - 1, hi - 1), (zero, np.zeros((3, P, P)) if grad else None))
+            if grad:
+                cur[(a, hi)] = _block_with_tangent(spec, km, X, a, hi, var, dvar, *C_prev, mask, g2)
+                continue
+            sdet = _sdet(spec, X, a, hi)
+            if a >= 1 and mask[a, hi] != 0:
+                C = km.block(var[a - 1], var[hi - 1], C_prev[0], sdet, mask[a, hi], g2[hi - 1], symmetric=(a == hi))
+            else:
+                C = np.full((P, P), sdet) if np.ndim(sdet) == 0 else sdet
+            cur[(a, hi)] = (C, None)
+        if (hi, hi) in cur:
+            C, dC = cur[(hi, hi)]
+            var[hi] = np.diag(C)
+            if grad:
+                dvar[hi] = np.diagonal(dC, axis1=1, axis2=2)
+        for a, b in pairs:
+            if b == hi:
+                C, dC = cur.get((a, b), (zero, np.zeros((3, P, P)) if grad else None))
+                if grad:
+                    add(a, b, *_readout_block(spec, km, var, C, a, b, (dvar, dC)))
+                else:
+                    add(a, b, _readout_block(spec, km, var, C, a, b))
+        prev = cur
+    return result()
 
 
 def _readout_time(spec: NetworkSpec, time, readout_time, where: str) -> int:
@@ -64,36 +383,94 @@ def _readout_time(spec: NetworkSpec, time, readout_time, where: str) -> int:
     return int(t) - 1
 
 
+def _resolve_readout(spec, time, readout_time, readout, where):
+    """The readout from ``readout`` or (single time) ``time`` / the deprecated ``readout_time``."""
+    if readout is None:
+        return _readout_time(spec, time, readout_time, where)
+    if time is not None or readout_time is not None:
+        raise SpecError(f"{where}: give readout= or time=, not both")
+    readout_times(spec, readout)
+    return readout
+
+
 @legacy_positional("readout_time", "mf")
-def output_kernel(spec: NetworkSpec, X, *, time: int | None = None, mf=None, readout_time: int | None = None
-                  ) -> np.ndarray:
-    """K^GP (P, P) of a single readout at 0-based ``time`` (default T - 1; ``readout_time`` is the
-    deprecated 1-based form).  ``mf``: a MeanField of the same spec and X to reuse."""
+def output_kernel(spec: NetworkSpec, X, *, time: int | None = None, mf=None, readout_time: int | None = None,
+                  readout=None) -> np.ndarray:
+    """K^GP of the readout: ``readout`` 'last' (default), a 0-based time, 'pooled' or a list of times
+    (stacked (n·P, n·P)); ``time`` is the single-time form (``readout_time``: deprecated 1-based).
+    ``mf``: a MeanField of the same spec and X to read the blocks from."""
     from .theory.kernel_map import kernel_map
-    from .theory.mean_field import mean_field
     check_spec(spec)
-    t = _readout_time(spec, time, readout_time, "output_kernel")
-    mf = mean_field(spec, X) if mf is None else check_mean_field(mf, spec, X)
-    C = mf.block(t, t)
-    if spec.readout == "h":
-        return spec.sigma_out2 + spec.g_out ** 2 * C
-    d = np.diag(C)
-    return spec.sigma_out2 + spec.g_out ** 2 * kernel_map(spec.phi_fn).expect(d, d, C, symmetric=True)
+    readout = _resolve_readout(spec, time, readout_time, readout, "output_kernel")
+    if mf is None:
+        return readout_kernel(spec, X, readout)
+    mf = check_mean_field(mf, spec, X)
+    times, kind = readout_times(spec, readout)
+    km, P, out_mask = kernel_map(spec.phi_fn), mf.P, spec.readout_mask()
+    var = mf.variances
+    blocks = [[out_mask[a, b] * _readout_block(spec, km, var, mf.block(a, b), a, b) for b in times] for a in times]
+    K = np.block(blocks)
+    if kind != "pooled":
+        return K
+    return K.reshape(len(times), P, len(times), P).mean(axis=(0, 2))
+
+
+def _stack_targets(Y, n_out, P):
+    """Stacked targets (time-major) and the supervised rows: Y (P, n) for n readout times, NaN = unsupervised."""
+    Y = check_array("Y_train", Y, finite=False)
+    if Y.shape != (P, n_out):
+        raise SpecError(f"Y_train must have shape (P_train, {n_out}) for {n_out} readout times, got {Y.shape}")
+    flat = Y.T.ravel()
+    keep = ~np.isnan(flat)
+    if not np.all(np.isfinite(flat[keep])):
+        raise SpecError("Y_train contains inf")
+    if not keep.any():
+        raise SpecError("Y_train has no supervised entry (all NaN)")
+    return flat[keep], keep
 
 
 @legacy_positional("noise", "readout_time", "include_noise")
 def predict(spec: NetworkSpec, X_train, Y_train, X_test, *, noise: float = 0.0, time: int | None = None,
-            include_noise: bool = False, readout_time: int | None = None) -> GPPrediction:
-    """Bayesian prediction of the wide network ``spec`` trained on (X_train, Y_train), read out at 0-based
-    ``time`` (default T - 1; ``readout_time``: deprecated 1-based form).  ``.C`` of the result is the
-    output kernel on the concatenated inputs [X_train; X_test]."""
+            include_noise: bool = False, readout_time: int | None = None, readout=None,
+            return_cov: bool = False) -> GPPrediction:
+    """Bayesian prediction of the wide network ``spec`` trained on (X_train, Y_train), read out at
+    ``readout`` ('last', a 0-based time, 'pooled'; a list of n times: Y_train (P_train, n) with NaN for
+    unsupervised entries, mean and var (P_test, n), cov (n·P_test)² time-major) or the single 0-based
+    ``time`` (``readout_time``: deprecated 1-based).  ``.C``: the output kernel on [X_train; X_test]
+    (stacked per time for a list)."""
     check_spec(spec)
-    t = _readout_time(spec, time, readout_time, "predict")
+    readout = _resolve_readout(spec, time, readout_time, readout, "predict")
+    times, kind = readout_times(spec, readout)
     X_train = check_array("X_train", X_train)
     X_test = check_array("X_test", X_test)
     if X_train.ndim < 2 or X_train.shape[1:] != X_test.shape[1:]:
         raise SpecError(f"X_train and X_test must agree beyond the pattern axis, got {X_train.shape}, {X_test.shape}")
-    n = X_train.shape[0]
-    K = output_kernel(spec, np.concatenate([X_train, X_test]), time=t)
-    pred = gp_predict(K[:n, :n], K[n:, :n], np.diag(K)[n:], Y_train, noise, include_noise)
-    return GPPrediction(pred.mean, pred.var, spec, K)
+    n, m = X_train.shape[0], X_test.shape[0]
+    K = readout_kernel(spec, np.concatenate([X_train, X_test]), readout)
+    n_out = len(times) if kind == "several" else 1
+    idx = np.arange(n_out * (n + m)).reshape(n_out, n + m)
+    tr, te = idx[:, :n].ravel(), idx[:, n:].ravel()
+    if kind == "several":
+        y, keep = _stack_targets(Y_train, n_out, n)
+        tr = tr[keep]
+    else:
+        y = Y_train
+    K_te = K[np.ix_(te, te)]
+    pred = gp_predict(K[np.ix_(tr, tr)], K[np.ix_(te, tr)], np.diag(K_te), y, noise, include_noise,
+                      K_test=K_te if return_cov else None)
+    mean, var = pred.mean, pred.var
+    if kind == "several":
+        mean, var = mean.reshape(n_out, m).T, var.reshape(n_out, m).T
+    return GPPrediction(mean, var, spec, K, pred.cov, readout)
+
+
+def log_marginal_likelihood(spec: NetworkSpec, X, Y, *, noise: float = 0.0, readout="last") -> float:
+    """log p(Y | X) of the GP of ``spec`` with observation noise σ_ε² = ``noise`` (a list readout: Y (P, n),
+    NaN unsupervised)."""
+    check_spec(spec)
+    times, kind = readout_times(spec, readout)
+    K = readout_kernel(spec, X, readout)
+    if kind != "several":
+        return gp_log_marginal_likelihood(K, Y, noise)
+    y, keep = _stack_targets(Y, len(times), K.shape[0] // len(times))
+    return gp_log_marginal_likelihood(K[np.ix_(keep, keep)], y, noise)

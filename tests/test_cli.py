@@ -37,28 +37,40 @@ def test_console_script_entry_point():
 
 def test_reproduce_gp_kernels_writes_figure_and_json(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    assert main(["reproduce", "gp-kernels", "--quick", "--out", str(tmp_path)]) == 0
+    assert main(["reproduce", "gp-kernels", "--quick", "--no-progress", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "gp_kernels.json").read_text())
-    assert (tmp_path / "gp_kernels.png").stat().st_size > 10_000
+    for ext in ("png", "pdf", "svg"):
+        assert (tmp_path / f"gp_kernels.{ext}").stat().st_size > 10_000
     assert data["length_map"]["chi1"] == pytest.approx(0.9657, abs=1e-4)
-    static, fresh = data["cross_time"]["static"], data["cross_time"]["fresh"]
+    cross = data["cross_time"]
+    # labels come from the specs: the DNN's bias is fresh
+    assert [cross[k]["label"] for k in ("rnn_static", "rnn_fresh", "dnn_fresh")] == \
+        ["RNN, static bias", "RNN, fresh bias", "DNN, fresh bias"]
+    assert "N = 256" in data["caption"] and "40 samples" in data["caption"] and "seed 1" in data["caption"]
+    static, fresh, dnn = cross["rnn_static"], cross["rnn_fresh"], cross["dnn_fresh"]
     # theory: static bias builds cross-time correlation, fresh bias keeps it at zero
-    assert static["theory_rnn"]["30"][0] == pytest.approx(0.1) and static["theory_rnn"]["30"][28] > 0.5
-    assert max(abs(v) for v in fresh["theory_rnn"]["30"][:29]) < 1e-12
+    assert static["theory"]["30"][0] == pytest.approx(0.1) and static["theory"]["30"][28] > 0.5
+    assert max(abs(v) for v in fresh["theory"]["30"][:29]) < 1e-12
     # simulation agrees with theory within 5 standard errors + the O(1/N) bias, and the DNN is near zero
     for s in ("10", "30"):
-        sim, sem, th = (np.array(static[k][s]) for k in ("sim_rnn", "sem_rnn", "theory_rnn"))
+        sim, sem, th = (np.array(static[k][s]) for k in ("sim", "sem", "theory"))
         assert np.all(np.abs(sim - th) < 5 * sem + 0.02)
-        dnn_off = np.delete(np.array(static["sim_dnn"][s]), int(s) - 1)
-        assert np.all(np.abs(dnn_off) < 5 * np.delete(np.array(static["sem_dnn"][s]), int(s) - 1) + 0.01)
+        dnn_off = np.delete(np.array(dnn["sim"][s]), int(s) - 1)
+        assert np.all(np.abs(dnn_off) < 5 * np.delete(np.array(dnn["sem"][s]), int(s) - 1) + 0.01)
     assert "fixed point C* = 0.65117" in capsys.readouterr().out
+    xr = pytest.importorskip("xarray")
+    with xr.open_dataset(tmp_path / "gp_kernels.nc", engine="scipy") as ds:
+        np.testing.assert_allclose(ds["cross_time__rnn_static__theory__30"].values, static["theory"]["30"])
+        assert "N = 256" in ds.attrs["caption"]
 
 
 def test_reproduce_one_loop_quick_writes_figure_and_json(tmp_path):
     pytest.importorskip("matplotlib")
-    assert main(["reproduce", "one-loop", "--quick", "--out", str(tmp_path)]) == 0
+    assert main(["reproduce", "one-loop", "--quick", "--no-progress", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "one_loop.json").read_text())
-    assert (tmp_path / "one_loop.png").stat().st_size > 10_000
+    for ext in ("png", "pdf", "svg"):
+        assert (tmp_path / f"one_loop.{ext}").stat().st_size > 10_000
+    assert "300 networks" in data["caption"] and "seed 3" in data["caption"]
     reg = data["regimes"]
     # RNN/DNN variance ratio: large in the ordered regime, ~1 in the chaotic one (theory Sec. 8.8)
     ratio = {k: reg[k]["RNN static"]["theory"][-1] / reg[k]["DNN"]["theory"][-1] for k in reg}
@@ -76,3 +88,64 @@ def test_derive_declared_networks(capsys):
     assert main(["derive", "custom", "--T", "4", "--share-W", "[[1, 2]]"]) == 2   # step 3 in no group
     assert "share['W']" in capsys.readouterr().err
     assert main(["derive", "dnn", "--share-W", "not json"]) == 2
+
+
+def test_derive_custom_phi_expression(capsys):
+    """--phi takes any SymPy expression in x; the derived kernel equation carries it through E."""
+    assert main(["derive", "rnn", "--phi", "x/(1+abs(x))", "--T", "3"]) == 0
+    assert "E(c11, c22, c12)" in capsys.readouterr().out
+    for bad in ("sin(x", "x*y", "nope"):
+        assert main(["derive", "rnn", "--phi", bad]) == 2
+        assert f"unknown phi {bad!r}" in capsys.readouterr().err
+
+
+def _balanced_environments(text):
+    import re
+    stack = []
+    for kind, name in re.findall(r"\\(begin|end)\{([^}]*)\}", text):
+        if kind == "begin":
+            stack.append(name)
+        else:
+            assert stack and stack.pop() == name, f"\\end{{{name}}} without its \\begin"
+    return not stack
+
+
+def test_derive_latex_is_a_complete_document(tmp_path, capsys):
+    """A document in the notation of docs/theory.md (g^2, C̃; no g_{2} or Ct_u); compiled when a LaTeX
+    engine is installed, else checked for structure: preamble, balanced environments, braces and
+    \\left/\\right, standard packages only."""
+    import re
+    import shutil
+    path = tmp_path / "rnn.tex"
+    assert main(["derive", "rnn", "--phi", "erf", "--T", "3", "--latex", "-o", str(path)]) == 0
+    text = path.read_text()
+    assert text.startswith(r"\documentclass") and text.rstrip().endswith(r"\end{document}")
+    assert text.count(r"\begin{document}") == 1 and _balanced_environments(text)
+    assert text.count("{") == text.count("}") and text.count(r"\left") == text.count(r"\right")
+    assert set(re.findall(r"\\usepackage(?:\[[^]]*\])?\{([^}]*)\}", text)) <= {"amsmath", "amssymb", "geometry"}
+    assert r"\tilde C_u" in text and "g^2" in text and r"\Sigma^{\rm det}_u" in text
+    for old in ("g_{2}", "Ct_", "sdet", "c_{11}c"):
+        assert old not in text
+    engine = shutil.which("pdflatex") or shutil.which("tectonic")
+    if engine:
+        args = [engine, "-interaction=nonstopmode", path.name] if engine.endswith("pdflatex") else [engine, path.name]
+        subprocess.run(args, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+        assert (tmp_path / "rnn.pdf").stat().st_size > 1000
+
+
+def test_reproduce_options_come_from_the_declared_parameters(capsys):
+    """Each derivation's PARAMETERS become its options; --phi parses expressions; --quick picks the
+    quick values; unknown options are refused."""
+    from symfield.cli import Param, derivation_args
+    params = {"phi": Param("erf", "phi"), "N": Param(512, "width", quick=64), "s": Param((1, 2), "times")}
+    args, v = derivation_args("doc", "out/x", params, ["--quick", "--phi", "sin(x)", "--s", "3", "4"])
+    assert v["N"] == 64 and v["s"] == (3, 4) and str(v["phi"]) == "sin(x)" and args.progress is None
+    args, v = derivation_args("doc", "out/x", params, ["--N", "100", "--no-progress"])
+    assert v["N"] == 100 and v["phi"] == "erf" and args.progress is False
+    with pytest.raises(SystemExit):
+        derivation_args("doc", "out/x", params, ["--phi", "sin(y"])
+    with pytest.raises(SystemExit):
+        main(["reproduce", "gp-kernels", "--help"])
+    assert "--sigma_b2" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["reproduce", "gp-kernels", "--bogus", "1"])

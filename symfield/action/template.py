@@ -64,6 +64,19 @@ l1, l2, l12 = sp.symbols("l1 l2 l12", real=True)  # ∂c_i/∂D_u of the success
 c12_w = sp.Symbol("c12_w", real=True)  # the successor's c12 without its D_u part
 
 
+# ---------------------------------------------------------------- LaTeX: the notation of docs/theory.md
+#: how each template symbol is typeset (C̃ for the conjugate, g² for g2, Σ^det for sdet, M_u for the mask)
+LATEX_NAMES = {C_u: "C_u", Ct_u: r"\tilde C_u", C_w: "C_w", Ct_w: r"\tilde C_w", Ct_v: r"\tilde C_v",
+               c11: "c_{11}", c22: "c_{22}", c12: "c_{12}", d1: "d_1", d2: "d_2", sdet: r"\Sigma^{\rm det}_u",
+               sdet_w: r"\Sigma^{\rm det}_w", m: "M_u", m_w: "M_w", m_v: "M_v", g2: "g^2", g2_v: "g_v^2",
+               E_val: "E", D_u: "D_u", D_w: "D_w", l1: "l_1", l2: "l_2", l12: "l_{12}", c12_w: "c_{12,w}"}
+
+
+def latex(expr) -> str:
+    """``expr`` (an expression or equation of template symbols) in LaTeX, in the notation of docs/theory.md."""
+    return sp.latex(expr, symbol_names=LATEX_NAMES)
+
+
 def skip_pair_template() -> sp.Expr:
     """The template for the driving covariance D (skip a_t != 0, C = 𝒜 D 𝒜ᵀ): pair u of D reads the
     previous-site entries (c11, c22, c12) of C; the successor w reads entries of C that are linear in

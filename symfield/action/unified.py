@@ -37,7 +37,7 @@ class SaddlePoint:
         return [eq for eq in (self.kernel, self.conjugate, self.closed) if eq is not None]
 
     def latex(self) -> str:
-        return "\n".join(sp.latex(eq) for eq in self.equations())
+        return "\n".join(tp.latex(eq) for eq in self.equations())
 
     def __str__(self) -> str:
         lines = [f"kernel:    {sp.sstr(self.kernel)}", f"conjugate: {sp.sstr(self.conjugate)}   (solved by Ct = 0)"]
@@ -163,7 +163,7 @@ class GPAction(BaseAction):
                              r"a_{s+1}\cdots a_t\text{; the field is the driving covariance } D\text{)}")
         else:
             lines.append(rf"\phi(z) = {phi}")
-        lines.append(r"\text{pair template (first order in }\tilde C\text{):}\quad " + sp.latex(self.template))
+        lines.append(r"\text{pair template (first order in }\tilde C\text{):}\quad " + tp.latex(self.template))
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -186,14 +186,15 @@ def kernel_and_outputs(theta, lay, xr, C, fout):
 '''
 
 
-def module_source(phi) -> str:
-    """Generated φ, φ' (from the SymPy expression) + the sampler template."""
+def module_source(phi, extra=(), origin: str = "symfield.simulate.posterior_hmc") -> str:
+    """Generated φ, φ' (from the SymPy expression) + the sampler template (+ ``extra`` (name, text)
+    templates that call it, e.g. the Langevin sampler of :mod:`symfield.simulate.langevin`)."""
     expr = phi.expr
     d = sp.diff(expr, X_SYM)
-    return codegen.module_text("symfield.simulate.posterior_hmc", f"phi(x) = {sp.sstr(expr)}",
+    return codegen.module_text(origin, f"phi(x) = {sp.sstr(expr)}",
                                [("phi", codegen.scalar_source("phi", (X_SYM,), expr, inline=True, vectorise=False)),
                                 ("dphi", codegen.scalar_source("dphi", (X_SYM,), d, inline=True, vectorise=False)),
-                                ("sampler", TEMPLATE)])
+                                ("sampler", TEMPLATE), *extra])
 
 
 def load(phi):
