@@ -95,11 +95,12 @@ class LinearAction:
         return -0.5 * float(self.pr.y_S @ p.w)
 
     # ------------------------------------------------------------ gradient
-    def chat(self, p: Point, hh: np.ndarray | None = None) -> np.ndarray:
-        """Backward equation: Ĉ = Bᵀ(Wm ∘ Aᵀ(Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹)A)B + σ_v² E_S(M_out ∘ wwᵀ), ⟨hhᵀ⟩ = C default."""
-        inner = p.Q if hh is None else p.Sinv @ hh @ p.Sinv
+    def chat(self, p: Point, hh: np.ndarray | None = None, tilt: np.ndarray | None = None) -> np.ndarray:
+        """Backward equation: Ĉ = Bᵀ(Wm ∘ Aᵀ(Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹)A)B + σ_v² E_S(M_out ∘ wwᵀ), ⟨hhᵀ⟩ = C default;
+        ``tilt`` gives Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ directly (e.g. by the Stein identity of :mod:`.tilted_mc`)."""
+        inner = (p.Q if hh is None else p.Sinv @ hh @ p.Sinv) - p.Sinv if tilt is None else tilt
         data = self.pr.sigma_v2 * self.embed_S(self.pr.mask_out_SS * np.outer(p.w, p.w))
-        return self.sigma_adjoint(inner - p.Sinv) + data
+        return self.sigma_adjoint(inner) + data
 
     def forward(self, p: Point, chat: np.ndarray) -> np.ndarray:
         """Forward equation for the Gaussian tilted measure: C = ⟨hhᵀ⟩ = (Σ⁻¹ − Ĉ)⁻¹."""

@@ -108,7 +108,7 @@ class FixedPoint:
         C, Chat = x
         p = self.act.point(C)
         m = self.measure.tilted(p.Sigma, Chat, errors=errors)
-        return np.stack([m.phiphi, self.act.chat(p, m.hh)]), p, m
+        return np.stack([m.phiphi, self.act.chat(p, m.hh, m.tilt)]), p, m
 
     def action(self, x: np.ndarray, p, m) -> float:
         """S/N = −½ tr(ĈC) + ln Z − ½ y_Sᵀ A⁻¹ y_S (0 at the prior without data)."""

@@ -11,13 +11,18 @@ iteration converges to the solution of the sampled equations.  The Σ component 
 for saturating φ (w <= e^{½ max φᵀĈφ}/α); Q is set by the solver to the tilted ⟨hhᵀ⟩ of the previous
 solution (:meth:`TiltedMC.adapt`), so that the sampled points follow the measure.  Statistical errors:
 delta-method standard errors of ⟨φφᵀ⟩ (``Moments.stderr``) and the effective sample size.
+
+For twice-differentiable φ the backward equation's Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ is estimated by the Stein identity
+(integration by parts against N(0, Σ) e^V, V = ½φᵀĈφ):  Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ = ⟨∇V∇Vᵀ + ∇²V⟩, with
+∇V = φ' ∘ Ĉφ and ∇²V = diag(φ')Ĉdiag(φ') + diag(φ'' ∘ Ĉφ): bounded for erf and tanh, free of Σ⁻¹ (no
+amplification of the sampling noise by the conditioning of Σ) and exactly 0 at Ĉ = 0 (``Moments.tilt``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ...resources import check_memory
-from .tilted_quadrature import Moments, _chol, apply_phi, base_covariance, weighted_moments
+from .tilted_quadrature import Moments, _chol, apply_phi, base_covariance, phi_derivatives, weighted_moments
 
 
 class TiltedMC:
@@ -64,5 +69,13 @@ class TiltedMC:
             lnq = np.logaddexp(np.log(alpha) + lnS, np.log1p(-alpha) + lnQ)
         tilt = 0.5 * np.einsum("ki,ki->k", F @ Chat, F)
         out = weighted_moments(H, F, lnS - lnq + tilt, errors=errors)
+        d = phi_derivatives(self.phi, H)
+        if d is not None:  # Stein: Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ = ⟨∇V∇Vᵀ + ∇²V⟩, V = ½φᵀĈφ (no Σ⁻¹, exactly 0 at Ĉ = 0)
+            wn = np.exp(lnS - lnq + tilt - np.max(lnS - lnq + tilt))
+            wn /= wn.sum()
+            FC = F @ Chat
+            G = d[0] * FC
+            T = (G * wn[:, None]).T @ G + Chat * ((d[0] * wn[:, None]).T @ d[0]) + np.diag(wn @ (d[1] * FC))
+            out.tilt = 0.5 * (T + T.T)
         out.logZ -= np.log(len(Z))
         return out

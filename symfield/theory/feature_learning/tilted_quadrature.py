@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+import sympy as sp
 
 from ... import codegen
 from ...errors import NotPositiveDefinite
@@ -39,18 +40,47 @@ def phi_apply(h, out):
             out[k, i] = phi_s(h[k, i])
     return out
 '''
+_DERIV_TEMPLATE = '''
+SMOOTH = {smooth}
+
+
+@njit(cache=True)
+def phi_derivatives(h, d1, d2):
+    """d1 = phi'(h), d2 = phi''(h) elementwise (2-D; zeros when SMOOTH is False)."""
+    for k in range(h.shape[0]):
+        for i in range(h.shape[1]):
+            d1[k, i] = dphi_s(h[k, i])
+            d2[k, i] = d2phi_s(h[k, i])
+'''
 
 
 @lru_cache(maxsize=None)
 def _phi_module(key: str, phi):
     scalar = codegen.scalar_source("phi_s", (X_SYM,), phi.expr, inline=True, vectorise=False)
+    d1, d2 = phi.derivative(1), phi.derivative(2)
+    smooth = not (d1.has(sp.DiracDelta) or d2.has(sp.DiracDelta) or d1.has(sp.Heaviside) or phi.kinks(0))
+    derivs = [codegen.scalar_source(name, (X_SYM,), e if smooth else sp.Integer(0), inline=True, vectorise=False)
+              for name, e in (("dphi_s", d1), ("d2phi_s", d2))]
     return codegen.build_module(f"tilted_phi_{key}", "symfield.theory.feature_learning.tilted_quadrature",
-                                f"phi = {phi.name}: {phi.expr}", [("phi", scalar), ("apply", _PHI_TEMPLATE)])
+                                f"phi = {phi.name}: {phi.expr}",
+                                [("phi", scalar), ("apply", _PHI_TEMPLATE), ("dphi", derivs[0]), ("d2phi", derivs[1]),
+                                 ("derivatives", _DERIV_TEMPLATE.format(smooth=smooth))])
 
 
 def phi_module(phi):
     """The generated module applying φ elementwise (``phi_apply(h, out)``)."""
     return _phi_module(phi.key, phi)
+
+
+def phi_derivatives(phi, H: np.ndarray):
+    """(φ'(H), φ''(H)) by the generated kernel, or None when φ is not twice differentiable (kinks)."""
+    mod = phi_module(phi)
+    if not mod.SMOOTH:
+        return None
+    H = np.ascontiguousarray(H, dtype=float)
+    d1, d2 = np.empty_like(H), np.empty_like(H)
+    mod.phi_derivatives(H, d1, d2)
+    return d1, d2
 
 
 def apply_phi(phi, H: np.ndarray) -> np.ndarray:
@@ -83,6 +113,8 @@ class Moments:
     mean: np.ndarray
     logZ: float
     mean_h: np.ndarray | None = None
+    #: Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ from the Stein identity (Monte Carlo, smooth φ), None: use ⟨hhᵀ⟩
+    tilt: np.ndarray | None = None
     stderr: np.ndarray | None = None
     ess: float = float("inf")
     extra: dict = field(default_factory=dict)
@@ -200,8 +232,8 @@ class BlockMeasure:
 
     def tilted(self, Sigma, Chat, errors: bool = False) -> Moments:
         n, P = Sigma.shape[0], self.P
-        out = Moments(np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n)), np.zeros(n), 0.0, np.zeros(n),
-                      None if self.exact else np.zeros((n, n)), float("inf"))
+        out = Moments(np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n)), np.zeros(n), 0.0, mean_h=np.zeros(n),
+                      stderr=None if self.exact else np.zeros((n, n)), tilt=np.zeros((n, n)) if self.odd else None)
         for t in range(self.T):
             b = slice(t * P, (t + 1) * P)
             if not np.any(Sigma[b, b]):  # a state with no variance (e.g. no input): φ(0) deterministic
@@ -211,6 +243,11 @@ class BlockMeasure:
             if not self.odd:
                 out.mean[b], out.mean_h[b] = m.mean, m.mean_h
             out.logZ += m.logZ
+            if out.tilt is not None:
+                if m.tilt is None:
+                    out.tilt = None
+                else:
+                    out.tilt[b, b] = m.tilt
             out.ess = min(out.ess, m.ess)
             if out.stderr is not None and m.stderr is not None:
                 out.stderr[b, b] = m.stderr
