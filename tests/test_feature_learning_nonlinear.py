@@ -145,3 +145,30 @@ def test_arguments_are_checked():
         sf.feature_learning(net, X1, np.array([[0, 0, 1.0]]), estimator={"samples": 10})
     with pytest.raises(SpecError, match="no symmetric"):
         sf.critical_signal(sf.RNN(3, phi="relu", bias="none", scaling="mean_field"), X1, np.array([[0, 0, 1.0]]))
+
+
+def test_stein_estimate_of_the_backward_term_against_quadrature():
+    erf = sf.RNN(2, phi="erf", scaling="mean_field").phi_fn
+    S = np.array([[1.3, 0.2, 0.1], [0.2, 0.8, 0.3], [0.1, 0.3, 1.0]])
+    Ch = np.array([[0.3, 0.1, 0.4], [0.1, -0.5, 0.2], [0.4, 0.2, 0.6]])
+    q = TiltedQuadrature(erf).tilted(S, Ch)
+    Si = np.linalg.inv(S)
+    ref = Si @ q.hh @ Si - Si
+    m = TiltedMC(erf, samples=50000, seed=5).tilted(S, Ch)
+    assert np.abs(m.tilt - ref).max() < 0.05 * np.abs(ref).max()
+    assert np.abs(TiltedMC(erf, samples=2000).tilted(S, 0 * Ch).tilt).max() == 0  # exact without tilt
+
+
+def test_finite_width_derivation_cell_runs(tmp_path):
+    """One tiny cell of the HMC comparison of derivations/feature_learning_nonlinear.py (quick path)."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "derivations" / "feature_learning_nonlinear.py"
+    spec = importlib.util.spec_from_file_location("fl_nonlinear_derivation", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.finite_n([{"kind": "rnn", "phi": "tanh", "y": 5.0}], [8, 16], samples=6, burn=6, chains=2, seed=3,
+                        progress=False)
+    assert {r["observable"] for r in rows} == {"cT", "C12C23", "f", "learned"}
+    for r in rows:
+        assert np.isfinite(r["z"]) and np.isfinite(r["theory"]) and len(r["values"]) == 2
