@@ -17,7 +17,6 @@ writes feature_learning_nonlinear.{json,png,pdf,svg} into the output directory.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 

@@ -320,9 +320,8 @@ class NonlinearSolver:
         err = float(np.abs(gx[0] - x[0]).max() / scale)
         if m.stderr is not None:  # Monte Carlo: the sampling error propagated through the fixed point
             err += float(propagated_error(fp, x)[0].max() / scale)
-        elif not getattr(measure, "exact", False) or not isinstance(measure, GaussianMeasure):
-            if fine is not None and not isinstance(fine, GaussianMeasure):
-                err += float(np.abs(FixedPoint(self.pr, s, fine).evaluate(x)[0][0] - gx[0]).max() / scale)
+        elif fine is not None:  # quadrature: the change of the map under a finer rule
+            err += float(np.abs(FixedPoint(self.pr, s, fine).evaluate(x)[0][0] - gx[0]).max() / scale)
         b = NLBranch(name, x, fp.action(x, p, m), err, m)
         b.extra_residual = float(np.abs(gx - x).max() / np.abs(x).max())
         return b
