@@ -168,6 +168,13 @@ def print_table(rows):
 
 
 # ------------------------------------------------------------------------------------------ figure
+def _labels(a, x, y, title):
+    a.set_xlabel(x)
+    a.set_ylabel(y)
+    a.set_title(title)
+    legend_outside(a)
+
+
 def figure(data: dict, path: Path) -> bool:
     plt = pyplot()
     if plt is None:
@@ -176,13 +183,10 @@ def figure(data: dict, path: Path) -> bool:
     fig, ax = plt.subplots(2, 2, figsize=(9.5, 6.6))
     a = ax[0, 0]
     t = data["thresholds"]
-    for k, (phi, col) in enumerate(zip(("linear", "erf", "tanh"), c)):
+    for phi, col in zip(("linear", "erf", "tanh"), c):
         a.plot(t["T"], t[phi], "o-", color=col, ms=3, label=phi)
     a.set_yscale("log")
-    a.set_xlabel("T (hidden states)")
-    a.set_ylabel("threshold $y_c$")
-    a.set_title("threshold against T (RNN, endpoint task)")
-    legend_outside(a)
+    _labels(a, "T (hidden states)", "threshold $y_c$", "threshold against T (RNN, endpoint task)")
     a = ax[0, 1]
     op = data["order_parameter"]
     for kind, col, ls in (("rnn", c[0], "-"), ("dnn", c[1], (0, (5, 2)))):
@@ -191,10 +195,7 @@ def figure(data: dict, path: Path) -> bool:
         a.errorbar(h["y"], h["abs_corr"], yerr=h["abs_corr_sem"], fmt="o", color=col, ms=3,
                    label=f"{kind.upper()} HMC, N = {op['hmc']['N']}")
     a.axvline(op["yc"], color="0.5", lw=0.8, ls=":", label="$y_c$")
-    a.set_xlabel("signal y")
-    a.set_ylabel(r"$|\mathrm{corr}(h_{T-1}, h_T)|$ of $\phi$")
-    a.set_title("order parameter, erf, T = 3")
-    legend_outside(a)
+    _labels(a, "signal y", r"$|\mathrm{corr}(h_{T-1}, h_T)|$ of $\phi$", "order parameter, erf, T = 3")
     a = ax[1, 0]
     pd = data["phase_diagram"]
     a.plot(pd["g"], pd["yc"], "o-", color=c[0], ms=3, label="$y_c(g)$")
@@ -202,10 +203,7 @@ def figure(data: dict, path: Path) -> bool:
     a.fill_between(pd["g"], pd["yc"], top, color=c[0], alpha=0.15, label="broken (Z2)")
     a.fill_between(pd["g"], 0, pd["yc"], color=c[2], alpha=0.12, label="symmetric")
     a.set_ylim(0, top)
-    a.set_xlabel("g")
-    a.set_ylabel("signal y")
-    a.set_title("phase diagram, erf RNN, T = 3")
-    legend_outside(a)
+    _labels(a, "g", "signal y", "phase diagram, erf RNN, T = 3")
     a = ax[1, 1]
     rows = data["finite_n"]
     labels = [f"{r['kind']} {r['phi']} y={r['y']:g} {r['observable']}" for r in rows]

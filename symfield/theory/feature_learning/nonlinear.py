@@ -19,6 +19,7 @@ action — evaluated by the same (full) estimator for every candidate — is sel
 from __future__ import annotations
 
 import sys
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -34,8 +35,9 @@ from .threshold import top_lag
 from .tilted_mc import TiltedMC
 from .tilted_quadrature import MAX_QUADRATURE_DIM, BlockMeasure, GaussianMeasure, TiltedQuadrature
 
-#: the Monte Carlo proposal covariance is this multiple of the tilted ⟨hhᵀ⟩ (tails heavier than the measure)
-PROPOSAL_WIDENING = 1.3
+#: the Monte Carlo proposal covariance is (1 + PROPOSAL_WIDENING/√d) × the tilted ⟨hhᵀ⟩: tails heavier than the
+#: measure, by less in high dimension d (the log-weight spread of a widened Gaussian grows like √d)
+PROPOSAL_WIDENING = 0.5
 #: a lag-sector Hessian eigenvalue above this counts as an instability
 UNSTABLE_TOL = 1e-9
 
@@ -293,13 +295,17 @@ class NonlinearSolver:
         C0 = gp_kernel(self.pr)
         return np.stack([C0, np.zeros_like(C0)])
 
+    def _adapt(self, fp, x):
+        """Monte Carlo proposal: the tilted ⟨hhᵀ⟩ at x, widened (heavier tails than the measure)."""
+        if isinstance(fp.measure, TiltedMC):
+            try:
+                fp.measure.adapt((1 + PROPOSAL_WIDENING / np.sqrt(self.pr.n)) * fp.evaluate(x)[2].hh)
+            except NotPositiveDefinite:
+                fp.measure.adapt(None)
+
     def solve(self, s, x, measure, picard=0, label="forward-backward iteration"):
         fp = FixedPoint(self.pr, s, measure)
-        if isinstance(measure, TiltedMC):  # proposal: the tilted ⟨hhᵀ⟩ at the guess, widened (heavier tails)
-            try:
-                measure.adapt(PROPOSAL_WIDENING * fp.evaluate(x)[2].hh)
-            except NotPositiveDefinite:
-                measure.adapt(None)
+        self._adapt(fp, x)
         xs, p, m, it = anderson(fp, x, tol=self.tol, picard=picard, label=label)
         return xs, (fp, p, m, it)
 
@@ -315,6 +321,7 @@ class NonlinearSolver:
     def branch(self, name, s, x, measure, fine) -> NLBranch:
         """Evaluate the action at x with ``measure`` and the error estimate (finer rule or MC errors)."""
         fp = FixedPoint(self.pr, s, measure)
+        self._adapt(fp, x)
         gx, p, m = fp.evaluate(x, errors=True)
         scale = np.abs(x[0]).max()
         err = float(np.abs(gx[0] - x[0]).max() / scale)
@@ -352,9 +359,13 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
                      nodes: int | None = None, both_signs: bool = True,
                      progress: bool = False) -> NonlinearFeatureLearning:
     """Saddle point of the μP action for any φ (module docstring); ``samples``/``seed``: the Monte Carlo
-    estimator (full measure with T·P > 3 or blocks with P > 3), ``nodes``: Gauss–Hermite order per dimension."""
+    estimator (full measure with T·P > 3 or blocks with P > 3), ``nodes``: trapezoid nodes per dimension."""
     sv = NonlinearSolver(pr, samples, seed, tol, nodes, progress)
     path = sv.symmetric(steps)
+    if path.jumps:
+        warnings.warn(f"the {'symmetric branch' if sv.sym else 'continuation'} jumped (a fold) at s = "
+                      f"{path.jumps}: the solution reported is on the branch reached after the jump, other "
+                      "branches coexisting at s = 1 are not searched for nonlinear φ", stacklevel=3)
     x1 = path.x[-1]
     fine_sym = BlockMeasure(sv._fine[1], pr.T, pr.P, odd(pr.spec.phi_fn)) if sv.sym else sv._fine[0]
     first = sv.branch("symmetric" if sv.sym else "continued", 1.0, x1, sv.block if sv.sym else sv.full, fine_sym)
