@@ -62,9 +62,9 @@ def theory_point(kind, T, phi, y, g=1.0, supervised=None, Y=None):
     C = fl.C[:, :, 0, 0]
     out = {"abs_corr": fl.order_parameter(), "cT": float(C[-1, -1]), "C12C23": float(C[-3, -2] * C[-2, -1]),
            "f": float(fl.predict()[0, -1]), "action": fl.action, "phase": fl.phase, "error": fl.error}
-    if kind == "rnn":
-        lam = fl.learned_eigenvalues()
-        out["learned"] = float(np.abs(lam).max())
+    if kind == "rnn":  # the sampler's observable: eig(C_pp⁻¹ C_pn) of the φ kernel; and the learned part of W
+        out["learned"] = float(np.abs(np.linalg.eigvals(np.linalg.solve(C[:-1, :-1], C[:-1, 1:]))).max())
+        out["learned_W"] = float(np.abs(fl.learned_eigenvalues()).max())
     return out
 
 
@@ -192,7 +192,7 @@ def figure(data: dict, path: Path) -> bool:
     for kind, col, ls in (("rnn", c[0], "-"), ("dnn", c[1], (0, (5, 2)))):
         a.plot(op["y"], op[kind]["abs_corr"], color=col, ls=ls, label=f"{kind.upper()} theory")
         h = op["hmc"][kind]
-        a.errorbar(h["y"], h["abs_corr"], yerr=h["abs_corr_sem"], fmt="o", color=col, ms=3,
+        a.errorbar(op["hmc"]["y"], h["abs_corr"], yerr=h["abs_corr_sem"], fmt="o", color=col, ms=3,
                    label=f"{kind.upper()} HMC, N = {op['hmc']['N']}")
     a.axvline(op["yc"], color="0.5", lw=0.8, ls=":", label="$y_c$")
     _labels(a, "signal y", r"$|\mathrm{corr}(h_{T-1}, h_T)|$ of $\phi$", "order parameter, erf, T = 3")
