@@ -391,8 +391,11 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
                 br = sv.branch("broken-", 1.0, xm, sv.full, sv._fine[0])
                 br.action = branches[-1].action  # the Z2 image: the same action (exact symmetry)
                 branches.append(br)
-    top = max(b.action for b in branches)
-    best = next(b for b in branches if b.action >= top - 1e-12 * (1 + abs(top)))
+    # an unstable symmetric branch (exact lag-sector test) is a saddle of S, never the maximum: the action
+    # comparison (noisy for Monte Carlo estimates near the threshold) is among the remaining candidates
+    candidates = branches[1:] if s_branch is not None else branches
+    top = max(b.action for b in candidates)
+    best = next(b for b in candidates if b.action >= top - 1e-12 * (1 + abs(top)))
     return NonlinearFeatureLearning(pr, branches, best, s_branch, path)
 
 
