@@ -115,7 +115,7 @@ def test_broken_branch_of_the_erf_rnn_against_an_independent_monte_carlo_estimat
     assert fl.action > fl.branches[0].action + 1e-3  # the broken branch is selected by its action
     assert fl.C[0, 1, 0, 0] > 0 and fl.branches[2].C[0, 1] < 0  # Z2 mirror images
     pr, x = fl.problem, np.stack([fl.C_sites, fl.selected.Chat])
-    mc = TiltedMC(net.phi_fn, samples=400000, seed=11)
+    mc = TiltedMC(net.phi_fn, samples=200000, seed=11)
     mc.adapt(fl.selected.moments.hh)
     gx, p, m = nl.FixedPoint(pr, 1.0, mc).evaluate(x, errors=True)
     z = (gx[0] - x[0]) / m.stderr
