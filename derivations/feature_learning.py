@@ -12,7 +12,10 @@ Run:  python derivations/feature_learning.py [--out DIR] [--quick]   (or: symfie
 5. the spectrum of a sampled W below and above the threshold with the learned eigenvalue and the disc |λ| = g;
 6. sequential tasks: the reference table (T = 6) and the held-out-step error against the number of training
    sequences for a sinusoidal teacher;
-writes feature_learning.png and feature_learning.json into the output directory.
+7. nonlinear φ (derivations/feature_learning_nonlinear.py, skipped with --linear-only): thresholds against T for
+   linear, erf and tanh, order parameter against y for the erf RNN and DNN with HMC points, the (g, y) phase
+   diagram of the erf RNN and the finite-N z-score table;
+writes feature_learning.png/.json and feature_learning_nonlinear.png/.json into the output directory.
 """
 from __future__ import annotations
 
@@ -333,6 +336,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="small simulations (N <= 256, few samples)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--scheduler", default=None, help=sf.parallel.SCHEDULER_HELP)
+    parser.add_argument("--linear-only", action="store_true", help="skip the nonlinear (erf, tanh) part")
     args = parser.parse_args(argv)
     sf.parallel.set_default(args.scheduler)  # ensembles, chains and widths below run there
     if hasattr(sys.stdout, "reconfigure"):
@@ -355,6 +359,10 @@ def main(argv=None) -> dict:
     data["sequential"] = sequential([1, 2, 4, 8] if q else [1, 2, 4, 8, 16, 24])
     data["seconds"] = time.time() - t0
     write_results(out, "feature_learning", data, lambda path: figure(data, path))
+    if not args.linear_only:  # nonlinear φ: thresholds, order parameter, phase diagram, finite-N z-scores
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from feature_learning_nonlinear import run as run_nonlinear
+        data["nonlinear"] = run_nonlinear(out, q, args.seed, progress=True)
     return data
 
 

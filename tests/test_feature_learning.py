@@ -205,8 +205,6 @@ def test_bad_input_names_the_argument(kwargs, match):
 def test_unsupported_settings_raise_clearly():
     with pytest.raises(SpecError, match="mean_field"):
         feature_learning(sf.RNN(3, phi="linear", bias="none"), X1, endpoint(3, 1.0))
-    with pytest.raises(NotImplementedError, match="tilted"):
-        feature_learning(sf.RNN(3, phi="erf", bias="none", scaling="mean_field"), X1, endpoint(3, 1.0))
     with pytest.raises(SpecError, match="no threshold"):
         critical_signal(rnn(6), X1, np.ones((1, 6)), supervised=np.array([1, 1, 0, 0, 1, 1], bool))
 

@@ -95,11 +95,12 @@ class LinearAction:
         return -0.5 * float(self.pr.y_S @ p.w)
 
     # ------------------------------------------------------------ gradient
-    def chat(self, p: Point, hh: np.ndarray | None = None) -> np.ndarray:
-        """Backward equation: Ĉ = Bᵀ(Wm ∘ Aᵀ(Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹)A)B + σ_v² E_S(M_out ∘ wwᵀ), ⟨hhᵀ⟩ = C default."""
-        inner = p.Q if hh is None else p.Sinv @ hh @ p.Sinv
+    def chat(self, p: Point, hh: np.ndarray | None = None, tilt: np.ndarray | None = None) -> np.ndarray:
+        """Backward equation: Ĉ = Bᵀ(Wm ∘ Aᵀ(Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹)A)B + σ_v² E_S(M_out ∘ wwᵀ), ⟨hhᵀ⟩ = C default;
+        ``tilt`` gives Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ directly (e.g. by the Stein identity of :mod:`.tilted_mc`)."""
+        inner = (p.Q if hh is None else p.Sinv @ hh @ p.Sinv) - p.Sinv if tilt is None else tilt
         data = self.pr.sigma_v2 * self.embed_S(self.pr.mask_out_SS * np.outer(p.w, p.w))
-        return self.sigma_adjoint(inner - p.Sinv) + data
+        return self.sigma_adjoint(inner) + data
 
     def forward(self, p: Point, chat: np.ndarray) -> np.ndarray:
         """Forward equation for the Gaussian tilted measure: C = ⟨hhᵀ⟩ = (Σ⁻¹ − Ĉ)⁻¹."""
@@ -115,18 +116,21 @@ class LinearAction:
     # ------------------------------------------------------------- Hessian
     def hessp_at(self, p: Point, D: np.ndarray) -> np.ndarray:
         """dG along D (symmetric, batched (..., n, n)): the Hessian of S/N applied to D."""
-        pr = self.pr
         dS = self.dsigma(D)
         SdS = p.Sinv @ dS  # Σ⁻¹ dΣ
         term_c = -p.Cinv @ D @ p.Cinv
         term_s = SdS @ p.Sinv  # d(−Σ⁻¹) = Σ⁻¹ dΣ Σ⁻¹
         M1 = SdS @ p.Q  # Σ⁻¹dΣQ; its transpose is QdΣΣ⁻¹ (Q, dΣ, Σ⁻¹ symmetric)
         dQ = -M1 - np.swapaxes(M1, -1, -2) + p.Sinv @ D @ p.Sinv
+        return 0.5 * (term_c + term_s + self.sigma_adjoint(dQ + term_s) + self.data_hessp(p, D))
+
+    def data_hessp(self, p: Point, D: np.ndarray) -> np.ndarray:
+        """Derivative of the data part σ_v² E_S(M_out ∘ wwᵀ) of Ĉ along D: dw = −A⁻¹ dA w (batched)."""
+        pr = self.pr
         dA = data_matrix(restrict(D, pr.sites_S), pr.mask_out_SS, None, pr.sigma_v2)
         dw = -(p.Ainv @ (dA @ p.w[:, None]))[..., 0]
         dww = dw[..., :, None] * p.w[None, :] + p.w[:, None] * dw[..., None, :]
-        data = pr.sigma_v2 * self.embed_S(pr.mask_out_SS * dww)
-        return 0.5 * (term_c + term_s + self.sigma_adjoint(dQ + term_s) + data)
+        return pr.sigma_v2 * self.embed_S(pr.mask_out_SS * dww)
 
     def hessp(self, C: np.ndarray, D: np.ndarray) -> np.ndarray:
         return self.hessp_at(self.point(C), D)

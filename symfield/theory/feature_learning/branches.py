@@ -130,7 +130,8 @@ def _one_blas_thread(fn):
 @legacy_positional("supervised", "kappa")
 def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, method: str | None = None,
                      steps: int = 8, gtol: float = 1e-9, both_signs: bool = True, overshoot: float = 2.0,
-                     progress: bool = False, backend: str | None = None) -> FeatureLearning:
+                     progress: bool = False, backend: str | None = None,
+                     estimator: dict | None = None) -> FeatureLearning:
     """Saddle point of the μP action for targets Y on the supervised sites (see the module docstring).
 
     ``method``: 'matrix' (verified matrix rules, default) or 'explicit' (compiled explicit components,
@@ -141,9 +142,15 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     ``steps``: continuation steps in the signal scale (refined automatically where a step fails).
     ``overshoot``: the symmetric branch is continued up to s = overshoot; if it jumps (a fold), the other
     symmetric branch is followed back to s = 1 and kept when its action is larger (coexistence region).
-    Raises :class:`~symfield.solve.ConvergenceError` (with residual history) if no branch converges."""
+    Raises :class:`~symfield.solve.ConvergenceError` (with residual history) if no branch converges.
+
+    Nonlinear φ: :func:`.nonlinear.feature_learning` (forward–backward iteration with the tilted measure);
+    ``estimator`` = dict(samples=, seed=, nodes=) sets its Monte Carlo / quadrature rule."""
     pr = problem(check_spec(spec), X, Y, supervised, kappa, readout)
     check_positive_int("steps", steps)
+    if pr.spec.phi_fn.name != "linear":
+        from .nonlinear import check_estimator, feature_learning as nonlinear_solve
+        return nonlinear_solve(pr, steps=steps, both_signs=both_signs, progress=progress, **check_estimator(estimator))
     check_real("gtol", gtol, low=0, low_open=True)
     check_real("overshoot", overshoot, low=0)
     backend, name = renamed(method, backend, "backend", "method", default="matrix", where="feature_learning")
@@ -245,7 +252,8 @@ def _seed_broken(sv: _Solver, s: float, C_sym: np.ndarray, D: np.ndarray) -> np.
 @_one_blas_thread
 @legacy_positional("supervised", "kappa")
 def critical_signal(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, s_max: float = 1e3,
-                    gtol: float = 1e-10, xtol: float = 1e-11, progress: bool = False) -> float:
+                    gtol: float = 1e-10, xtol: float = 1e-11, progress: bool = False,
+                    estimator: dict | None = None) -> float:
     """|y_S| at the threshold: the signal where the top Hessian eigenvalue of the lag sectors k >= 1
     at the symmetric solution crosses zero (targets along Y, scaled).  ``inf`` if it never does up to
     ``s_max``·|y_S| (DNN, T <= 2).  Raises SpecError if there is no symmetric sector (no threshold)."""
@@ -253,6 +261,9 @@ def critical_signal(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, s_m
     s_max = check_real("s_max", s_max, low=0, low_open=True)
     check_real("gtol", gtol, low=0, low_open=True)
     check_real("xtol", xtol, low=0, low_open=True)
+    if pr.spec.phi_fn.name != "linear":  # lag-sector Hessian from the per-step pair expectations
+        from .nonlinear import check_estimator, critical_signal as nonlinear_threshold
+        return nonlinear_threshold(pr, s_max=s_max, progress=progress, **check_estimator(estimator))
     norm = float(np.linalg.norm(pr.y_S))
     if norm == 0:
         raise SpecError("Y is zero at every supervised site: the threshold is defined along a non-zero target")

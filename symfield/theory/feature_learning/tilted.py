@@ -8,8 +8,8 @@ A measure supplies ``moments(Sigma, Chat) -> (⟨φφᵀ⟩, ⟨hhᵀ⟩)``.  :c
 for linear φ (⟨hhᵀ⟩ = (Σ⁻¹ − Ĉ)⁻¹); :class:`ImportanceTilted` estimates both moments for any φ
 by self-normalised importance sampling from a Gaussian proposal N(0, Q) with weights
 N(h; 0, Σ) e^{½φᵀĈφ} / N(h; 0, Q); Q = (Σ⁻¹ − Ĉ)⁻¹ ("tilted", when positive definite) or Σ ("prior").
-This is the open path to nonlinear φ (a solver for it, e.g. damped iteration with continuation in y,
-is not implemented here).
+The nonlinear solver (:mod:`.nonlinear`) uses the estimators of :mod:`.tilted_quadrature` and :mod:`.tilted_mc`
+(which also return ln Z, ⟨φhᵀ⟩ and error estimates); this module keeps the residual check.
 """
 from __future__ import annotations
 

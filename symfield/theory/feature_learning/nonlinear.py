@@ -1,0 +1,434 @@
+"""μP feature learning for any φ: the forward–backward equations with the tilted measure (theory Secs. 3, 4, 6).
+
+    C = ⟨φφᵀ⟩,   Ĉ = Bᵀ(Wm ∘ Aᵀ(Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹)A)B + σ_v² E_S(M_out ∘ wwᵀ),   w = A(C)⁻¹ y_S
+    S/N = −½ tr(ĈC) + ln Z(Σ(C), Ĉ) − ½ y_Sᵀ A(C)⁻¹ y_S                                     (:func:`action`)
+
+averages over p(h) ∝ N(h; 0, Σ(C)) e^{½φᵀĈφ}.  Solved by Anderson-accelerated fixed-point iteration on
+(C, Ĉ) (:func:`anderson`) with continuation in the signal scale s (targets s·Y).  Measures:
+
+- linear φ: the exact Gaussian measure (:class:`~.tilted_quadrature.GaussianMeasure`);
+- factorised (Σ, Ĉ time-block-diagonal: no cross-time W, input or readout terms, or an odd φ on the
+  symmetric branch): per time step, by Gauss–Hermite quadrature (P <= 3) or Monte Carlo;
+- the full T·P-dimensional measure: quadrature for T·P <= 3, else importance sampling with common random
+  numbers (:class:`~.tilted_mc.TiltedMC`).
+
+Where the symmetric branch exists and loses stability in a lag sector (:mod:`.threshold`), the broken
+branch is seeded along the unstable direction and solved with the full measure; the branch of largest
+action — evaluated by the same (full) estimator for every candidate — is selected.
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+from functools import lru_cache
+
+import numpy as np
+from scipy.optimize import brentq
+from scipy.sparse.linalg import LinearOperator, gmres
+
+from ...errors import NotPositiveDefinite, SpecError
+from ...solve import ConvergenceError, continue_in
+from .action import LinearAction, gp_kernel
+from .problem import FLProblem
+from .result import SYMMETRIC_TOL, cross_time_size, mirror
+from .threshold import top_lag
+from .tilted_mc import TiltedMC
+from .tilted_quadrature import MAX_QUADRATURE_DIM, BlockMeasure, GaussianMeasure, TiltedQuadrature
+
+#: the Monte Carlo proposal covariance is (1 + PROPOSAL_WIDENING/√d) × the tilted ⟨hhᵀ⟩: tails heavier than the
+#: measure, by less in high dimension d (the log-weight spread of a widened Gaussian grows like √d)
+PROPOSAL_WIDENING = 0.5
+#: a lag-sector Hessian eigenvalue above this counts as an instability
+UNSTABLE_TOL = 1e-9
+
+
+# --------------------------------------------------------------------------- measures
+ESTIMATOR_KEYS = ("samples", "seed", "nodes")
+
+
+def check_estimator(estimator) -> dict:
+    """Validate ``estimator`` = dict(samples=int >= 100, seed=int >= 0, nodes=int >= 2 or None)."""
+    if estimator is None:
+        return {}
+    if not isinstance(estimator, dict) or not set(estimator) <= set(ESTIMATOR_KEYS):
+        raise SpecError(f"estimator must be a dict with keys from {ESTIMATOR_KEYS}, got {estimator!r}")
+    out = dict(estimator)
+    for key, low in (("samples", 100), ("seed", 0), ("nodes", 2)):
+        v = out.get(key)
+        if v is None and key == "nodes":
+            continue
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low):
+            raise SpecError(f"estimator[{key!r}] must be an integer >= {low}, got {v!r}")
+    return out
+
+
+def measure_for(pr: FLProblem, d: int, samples: int, seed: int, nodes=None):
+    """The estimator of a d-dimensional tilted measure: Gaussian (linear φ), quadrature (d <= 3), else MC."""
+    phi = pr.spec.phi_fn
+    if phi.name == "linear":
+        return GaussianMeasure()
+    if d <= MAX_QUADRATURE_DIM:
+        return TiltedQuadrature(phi, nodes)
+    return TiltedMC(phi, samples=samples, seed=seed)
+
+
+@lru_cache(maxsize=None)
+def _odd(key: str, phi) -> bool:
+    return bool(phi.odd)
+
+
+def odd(phi) -> bool:
+    """φ(−x) = −φ(x) (symbolic check, cached per φ)."""
+    return _odd(phi.key, phi)
+
+
+def factorised(pr: FLProblem) -> bool:
+    """Is the time-block-diagonal set invariant (the symmetric sector exists) for this φ?"""
+    if not pr.block_diagonal_invariant():
+        return False
+    phi = pr.spec.phi_fn
+    cross_w = np.any(pr.wmask[pr.lag() > 0] != 0)
+    return bool(phi.name == "linear" or odd(phi) or not cross_w)
+
+
+def coupled(pr: FLProblem) -> bool:
+    """Do the lag >= 1 entries of C enter Σ or the data term (else no lag instability)?"""
+    t = pr.times()[pr.sites_S]
+    cross_out = (t[:, None] != t[None, :]) & (pr.mask_out_SS != 0)
+    return bool(np.any(pr.wmask[pr.lag() > 0] != 0) or cross_out.any())
+
+
+# --------------------------------------------------------------------------- the map
+class FixedPoint:
+    """The forward–backward map x = (C, Ĉ) -> (⟨φφᵀ⟩, backward) at signal scale s, with one measure."""
+
+    def __init__(self, pr: FLProblem, s: float, measure):
+        self.pr, self.s, self.measure = pr, s, measure
+        self.act = LinearAction(pr.with_targets(s * pr.Y))
+
+    def evaluate(self, x: np.ndarray, errors: bool = False):
+        C, Chat = x
+        p = self.act.point(C)
+        m = self.measure.tilted(p.Sigma, Chat, errors=errors)
+        return np.stack([m.phiphi, self.act.chat(p, m.hh, m.tilt)]), p, m
+
+    def action(self, x: np.ndarray, p, m) -> float:
+        """S/N = −½ tr(ĈC) + ln Z − ½ y_Sᵀ A⁻¹ y_S (0 at the prior without data)."""
+        return float(-0.5 * np.sum(x[1] * x[0]) + m.logZ + self.act.data_term(p))
+
+
+def anderson(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: int = 400, memory: int = 6,
+             beta: float = 1.0, picard: int = 0, label: str = "forward-backward iteration"):
+    """Anderson-accelerated iteration x <- G(x) of :class:`FixedPoint` (``picard`` plain damped steps first);
+    returns (x, point, moments, iterations).  Residual: max |G(x) − x| / max |x|.  A step leaving the domain
+    (C or Σ not positive definite) is halved back; ConvergenceError after ``maxiter``."""
+    x = x0.copy()
+    dX, dF, hist = [], [], []
+    x_prev = f_prev = None
+    best = (np.inf, None)
+    for it in range(maxiter):
+        try:
+            gx, p, m = fp.evaluate(x)
+        except NotPositiveDefinite:
+            if x_prev is None:
+                raise ConvergenceError(f"{label}: the starting point is outside the domain") from None
+            x = 0.5 * (x + x_prev)
+            dX, dF = [], []
+            continue
+        f = gx - x
+        r = float(np.abs(f).max() / max(np.abs(x).max(), 1e-300))
+        hist.append(r)
+        if not np.isfinite(r):
+            raise ConvergenceError(f"{label}: non-finite residual", hist)
+        if r < tol:
+            return x, p, m, it
+        if r < best[0]:
+            best = (r, x)
+        elif r > 1e3 * best[0]:  # diverging: restart from the best point, damped
+            x, beta, dX, dF, x_prev = best[1], 0.5 * beta, [], [], None
+            continue
+        if x_prev is not None and it >= picard:
+            dX.append((x - x_prev).ravel())
+            dF.append((f - f_prev).ravel())
+            dX, dF = dX[-memory:], dF[-memory:]
+        x_prev, f_prev = x, f
+        if dF and it >= picard:
+            Fm, Xm = np.array(dF).T, np.array(dX).T
+            gamma = np.linalg.lstsq(Fm, f.ravel(), rcond=None)[0]
+            x = x + beta * f - ((Xm + beta * Fm) @ gamma).reshape(x.shape)
+        else:
+            x = x + (beta if it >= picard else 0.5 * beta) * f
+        x = 0.5 * (x + np.swapaxes(x, -1, -2))
+    raise ConvergenceError(f"{label}: no convergence in {maxiter} iterations", hist)
+
+
+def propagated_error(fp: FixedPoint, x: np.ndarray, batches: int = 4, rtol: float = 0.05) -> np.ndarray:
+    """Monte Carlo standard error of the solution x* of x = G(x) (entries of C and Ĉ), propagated through
+    the fixed point: δx = (1 − J)⁻¹ δG, with δG the deviations of the map on ``batches`` disjoint batches of
+    the common random numbers (batch means) and J·v by finite differences of the (smooth) sampled map,
+    solved by GMRES.  Returns the standard error of every entry of x (shape of x)."""
+    mc = fp.measure.inner if isinstance(fp.measure, BlockMeasure) else fp.measure
+    g0 = fp.evaluate(x)[0]
+    devs = []
+    try:
+        for k in range(batches):
+            mc.batch = (k, batches)
+            devs.append((fp.evaluate(x)[0] - g0).ravel())
+    finally:
+        mc.batch = None
+    scale = np.abs(x).max()
+
+    def jv(v):
+        eps = 1e-6 * scale / max(np.abs(v).max(), 1e-300)
+        xv = x + eps * v.reshape(x.shape)
+        return v - (fp.evaluate(0.5 * (xv + np.swapaxes(xv, -1, -2)))[0] - g0).ravel() / eps
+
+    op = LinearOperator((x.size, x.size), matvec=jv, dtype=float)
+    dx = []
+    for d in devs:
+        sol, _ = gmres(op, d, rtol=rtol, maxiter=40, restart=40)
+        dx.append(sol)
+    dx = np.array(dx)
+    return (dx.std(axis=0, ddof=1) / np.sqrt(batches)).reshape(x.shape)
+
+
+# --------------------------------------------------------------------------- result
+class NLBranch:
+    """One stationary point: ``name``, site kernels ``C``, ``Chat`` (n, n), ``action`` S/N, ``error``."""
+
+    def __init__(self, name, x, action, error, moments):
+        self.name, self.C, self.Chat, self.action, self.error, self.moments = name, x[0], x[1], action, error, moments
+        self.offlag_eigenvalue = float("nan")
+
+    def __repr__(self):
+        return f"NLBranch({self.name!r}, action={self.action:.8g}, error={self.error:.2g})"
+
+
+class NonlinearFeatureLearning:
+    """Result of :func:`feature_learning` for any φ: kernels on (t, s, μ, ν), branches, predictions.
+
+    ``error``: the solver's accuracy estimate of C, relative to max |C|: iteration residual + quadrature
+    difference at a finer rule, or the Monte Carlo standard error of ⟨φφᵀ⟩ at the solution (the
+    amplification through the fixed-point map is not included)."""
+
+    def __init__(self, pr: FLProblem, branches: list, selected: NLBranch, s_branch=None, path=None):
+        self.problem, self.branches, self.selected, self.s_branch, self.path = pr, branches, selected, s_branch, path
+        self._act = LinearAction(pr)
+
+    spec = property(lambda self: self.problem.spec)
+    C_sites = property(lambda self: self.selected.C)
+    action = property(lambda self: self.selected.action)
+    error = property(lambda self: self.selected.error)
+
+    @property
+    def C(self):
+        """⟨φφᵀ⟩[t, s, μ, ν], shape (T, T, P, P)."""
+        return self.problem.from_sites(self.selected.C)
+
+    @property
+    def Chat(self):
+        return self.problem.from_sites(self.selected.Chat)
+
+    @property
+    def Sigma(self):
+        return self.problem.from_sites(self._act.sigma(self.selected.C))
+
+    @property
+    def phase(self) -> str:
+        return "broken" if cross_time_size(self.problem, self.selected.C) > SYMMETRIC_TOL else "symmetric"
+
+    @property
+    def explicitly_broken(self) -> bool:
+        return not factorised(self.problem)
+
+    def correlation(self):
+        d = np.sqrt(np.diag(self.selected.C))
+        return self.problem.from_sites(self.selected.C / np.outer(d, d))
+
+    def order_parameter(self) -> float:
+        """|corr(T-1, T)| of pattern 1."""
+        return 0.0 if self.problem.T < 2 else float(abs(self.correlation()[-2, -1, 0, 0]))
+
+    def predict(self) -> np.ndarray:
+        """Mean output f̄(μ, t) = σ_v² (M_out ∘ C)_{·S} A⁻¹ y_S, shape (P, T)."""
+        return self._act.predict(self.selected.C).reshape(self.problem.T, self.problem.P).T
+
+    def learned_eigenvalues(self) -> np.ndarray:
+        """eig(G_φ⁻¹ ⟨Φ_pᵀ H_n⟩/N) for one W shared by all steps (theory Sec. 8, nonlinear form):
+        G_φ = ⟨φφᵀ⟩ on the sites t <= T-1, ⟨φ(h_a) h_{b+1}⟩ from the tilted measure."""
+        pr = self.problem
+        if not np.all(pr.spec.weight_mask()[1:, 1:] == 1):
+            raise SpecError("learned_eigenvalues (nonlinear) is implemented for one W shared by all steps")
+        P, n = pr.P, pr.n
+        pp, nn = np.arange(n - P), np.arange(P, n)
+        G = self.selected.C[np.ix_(pp, pp)]
+        M = self.selected.moments.phih[np.ix_(pp, nn)]
+        return np.linalg.eigvals(np.linalg.solve(G, M))
+
+    def fixed_point_residual(self) -> float:
+        return self.selected.extra_residual
+
+    def __repr__(self):
+        return (f"NonlinearFeatureLearning({self.spec.label}, phi={self.spec.phi_fn.name}, T={self.problem.T}, "
+                f"P={self.problem.P}, phase={self.phase!r}, action={self.action:.6g}, error={self.error:.2g})")
+
+
+# --------------------------------------------------------------------------- solver
+class NonlinearSolver:
+    """Continuation in s of the forward–backward fixed point (module docstring)."""
+
+    def __init__(self, pr: FLProblem, samples: int = 20000, seed: int = 0, tol: float = 1e-10, nodes=None,
+                 progress: bool = False):
+        self.pr, self.tol, self.progress = pr, tol, progress
+        self.sym = factorised(pr)
+        self.full = measure_for(pr, pr.n, samples, seed, nodes)
+        self.block = BlockMeasure(measure_for(pr, pr.P, samples, seed, nodes), pr.T, pr.P,
+                                  odd=odd(pr.spec.phi_fn)) if self.sym else None
+        self._fine = (measure_for(pr, pr.n, samples, seed, None if nodes is None else int(1.5 * nodes)),
+                      measure_for(pr, pr.P, samples, seed, None if nodes is None else int(1.5 * nodes)))
+
+    def log(self, msg):
+        if self.progress:
+            print(msg, file=sys.stderr, flush=True)
+
+    def start(self) -> np.ndarray:
+        C0 = gp_kernel(self.pr)
+        return np.stack([C0, np.zeros_like(C0)])
+
+    def _adapt(self, fp, x):
+        """Monte Carlo proposal: the tilted ⟨hhᵀ⟩ at x, widened (heavier tails than the measure)."""
+        if isinstance(fp.measure, TiltedMC):
+            try:
+                fp.measure.adapt((1 + PROPOSAL_WIDENING / np.sqrt(self.pr.n)) * fp.evaluate(x)[2].hh)
+            except NotPositiveDefinite:
+                fp.measure.adapt(None)
+
+    def solve(self, s, x, measure, picard=0, label="forward-backward iteration"):
+        fp = FixedPoint(self.pr, s, measure)
+        self._adapt(fp, x)
+        xs, p, m, it = anderson(fp, x, tol=self.tol, picard=picard, label=label)
+        return xs, (fp, p, m, it)
+
+    def path(self, s_values, x0, measure, s_start=0.0, label="continuation"):
+        span = max(abs(s_values[-1] - s_start), 1e-12) if len(s_values) else 1.0
+
+        def step(s, x):
+            xs, info = self.solve(s, x, measure, label=label)
+            self.log(f"feature_learning ({self.pr.spec.phi_fn.name}): s = {s:.4f}, {info[3]} iterations")
+            return xs, info
+        return continue_in(step, s_start, x0, list(s_values), min_step=1e-4 * span, label=label)
+
+    def branch(self, name, s, x, measure, fine) -> NLBranch:
+        """Evaluate the action at x with ``measure`` and the error estimate (finer rule or MC errors)."""
+        fp = FixedPoint(self.pr, s, measure)
+        self._adapt(fp, x)
+        gx, p, m = fp.evaluate(x, errors=True)
+        scale = np.abs(x[0]).max()
+        err = float(np.abs(gx[0] - x[0]).max() / scale)
+        if m.stderr is not None:  # Monte Carlo: the sampling error propagated through the fixed point
+            err += float(propagated_error(fp, x)[0].max() / scale)
+        elif fine is not None:  # quadrature: the change of the map under a finer rule
+            err += float(np.abs(FixedPoint(self.pr, s, fine).evaluate(x)[0][0] - gx[0]).max() / scale)
+        b = NLBranch(name, x, fp.action(x, p, m), err, m)
+        b.extra_residual = float(np.abs(gx - x).max() / np.abs(x).max())
+        return b
+
+    def symmetric(self, steps):
+        grid = np.linspace(0.0, 1.0, steps + 1)
+        x0, _ = self.solve(0.0, self.start(), self.block if self.sym else self.full, label="prior kernel")
+        return self.path(grid[1:], x0, self.block if self.sym else self.full,
+                         label="symmetric branch" if self.sym else "continuation")
+
+    def seed_broken(self, s, x_sym, p, m):
+        """Solve with the full measure from the symmetric solution displaced along the unstable direction."""
+        act = FixedPoint(self.pr, s, self.block).act
+        lam, D, dChat = top_lag(act, p, m)
+        scale = np.abs(np.diag(x_sym[0])).max() / np.abs(D).max()
+        for amp in (0.3, 0.1, 0.6):
+            x = x_sym + amp * scale * np.stack([D, dChat])
+            try:
+                xb, _ = self.solve(s, x, self.full, picard=20, label="broken branch")
+            except ConvergenceError:
+                continue
+            if cross_time_size(self.pr, xb[0]) > max(SYMMETRIC_TOL, 1e-3 if not self.full.exact else 0):
+                return xb
+        raise ConvergenceError("the displaced symmetric solution did not converge to a broken branch")
+
+
+def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: int = 0, tol: float = 1e-10,
+                     nodes: int | None = None, both_signs: bool = True,
+                     progress: bool = False) -> NonlinearFeatureLearning:
+    """Saddle point of the μP action for any φ (module docstring); ``samples``/``seed``: the Monte Carlo
+    estimator (full measure with T·P > 3 or blocks with P > 3), ``nodes``: trapezoid nodes per dimension."""
+    sv = NonlinearSolver(pr, samples, seed, tol, nodes, progress)
+    path = sv.symmetric(steps)
+    if path.jumps:
+        warnings.warn(f"the {'symmetric branch' if sv.sym else 'continuation'} jumped (a fold) at s = "
+                      f"{path.jumps}: the solution reported is on the branch reached after the jump, other "
+                      "branches coexisting at s = 1 are not searched for nonlinear φ", stacklevel=3)
+    x1 = path.x[-1]
+    fine_sym = BlockMeasure(sv._fine[1], pr.T, pr.P, odd(pr.spec.phi_fn)) if sv.sym else sv._fine[0]
+    first = sv.branch("symmetric" if sv.sym else "continued", 1.0, x1, sv.block if sv.sym else sv.full, fine_sym)
+    branches, s_branch = [first], None
+    if sv.sym and coupled(pr) and pr.T >= 3:
+        fp = FixedPoint(pr, 1.0, sv.block)
+        _, p, m = fp.evaluate(x1)
+        lam = top_lag(fp.act, p, m)[0]
+        first.offlag_eigenvalue = lam
+        if lam > UNSTABLE_TOL:
+            s_branch = 1.0
+            xb = sv.seed_broken(1.0, x1, p, m)
+            if np.sum(xb[0][pr.lag() == 1]) < 0:
+                xb = np.stack([mirror(pr, xb[0]), mirror(pr, xb[1])])
+            # actions of all candidates by the same (full-measure) estimator
+            if not sv.full.exact:
+                first = sv.branch("symmetric", 1.0, x1, sv.full, None)
+                first.offlag_eigenvalue = lam
+                branches = [first]
+            branches.append(sv.branch("broken+", 1.0, xb, sv.full, sv._fine[0]))
+            if both_signs:
+                xm = np.stack([mirror(pr, xb[0]), mirror(pr, xb[1])])
+                br = sv.branch("broken-", 1.0, xm, sv.full, sv._fine[0])
+                br.action = branches[-1].action  # the Z2 image: the same action (exact symmetry)
+                branches.append(br)
+    # an unstable symmetric branch (exact lag-sector test) is a saddle of S, never the maximum: the action
+    # comparison (noisy for Monte Carlo estimates near the threshold) is among the remaining candidates
+    candidates = branches[1:] if s_branch is not None else branches
+    top = max(b.action for b in candidates)
+    best = next(b for b in candidates if b.action >= top - 1e-12 * (1 + abs(top)))
+    return NonlinearFeatureLearning(pr, branches, best, s_branch, path)
+
+
+def critical_signal(pr: FLProblem, samples: int = 20000, seed: int = 0, tol: float = 1e-11, nodes=None,
+                    s_max: float = 1e3, xtol: float = 1e-9, progress: bool = False) -> float:
+    """|y_S| where the top lag-sector Hessian eigenvalue of the symmetric branch (:mod:`.threshold`) crosses 0."""
+    norm = float(np.linalg.norm(pr.y_S))
+    if norm == 0:
+        raise SpecError("Y is zero at every supervised site: the threshold is defined along a non-zero target")
+    sv = NonlinearSolver(pr, samples, seed, tol, nodes, progress)
+    if not sv.sym:
+        raise SpecError("this task has no symmetric (time-block-diagonal) phase — cross-time input or readout "
+                        "terms, or a φ that is not odd with a shared W, break the symmetry explicitly — so it "
+                        "has no threshold")
+    if not coupled(pr) or pr.T < 3:
+        return float("inf")
+    x, _ = sv.solve(0.0, sv.start(), sv.block, label="prior kernel")
+
+    def top(s, x):
+        xs, (fp, p, m, _) = sv.solve(s, x, sv.block, label="symmetric branch")
+        return top_lag(fp.act, p, m)[0], xs
+
+    s_prev, x_prev, s = 0.0, x, 0.25
+    while s <= s_max:
+        xs = sv.path([s], x_prev, sv.block, s_start=s_prev, label="symmetric branch").x[-1]
+        lam, xs = top(s, xs)
+        sv.log(f"critical_signal: |y| = {s * norm:.6g}  top lag-sector eigenvalue = {lam:.3g}")
+        if lam > 0:
+            break
+        s_prev, x_prev = s, xs
+        s = s * 1.25 if s >= 1 else s + 0.25
+    else:
+        return float("inf")
+    lo = s_prev if s_prev > 0 else 1e-6
+    return brentq(lambda q: top(q, sv.path([q], x_prev, sv.block, s_start=s_prev).x[-1])[0], lo, s,
+                  xtol=xtol, rtol=1e-13) * norm

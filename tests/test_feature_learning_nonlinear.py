@@ -1,0 +1,174 @@
+"""μP feature learning for nonlinear φ (symfield.theory.feature_learning.nonlinear).
+
+References: scipy.integrate.quad for the one-dimensional tilted moments; the exact Gaussian measure
+and the closed-form linear solver for linear φ; an independent Monte Carlo estimator for the
+three-dimensional measure of the broken branch."""
+import numpy as np
+import pytest
+from scipy.integrate import quad
+
+import symfield as sf
+from symfield.errors import SpecError
+from symfield.theory.feature_learning import feature_learning
+from symfield.theory.feature_learning import nonlinear as nl
+from symfield.theory.feature_learning.action import LinearAction
+from symfield.theory.feature_learning.problem import problem
+from symfield.theory.feature_learning.tilted_mc import TiltedMC
+from symfield.theory.feature_learning.tilted_quadrature import GaussianMeasure, TiltedQuadrature
+
+X1 = np.ones((1, 1))
+
+
+def _quad_moments(phi, s2, c):
+    """⟨φ²⟩, ⟨h²⟩, ⟨φh⟩ and ln Z of N(h; 0, s2) e^{c φ²/2} by adaptive quadrature."""
+    f = phi.numpy()
+    dens = lambda h: np.exp(-h * h / (2 * s2) + 0.5 * c * f(h) ** 2) / np.sqrt(2 * np.pi * s2)
+    kw = dict(limit=200, epsabs=1e-13, epsrel=1e-12, points=[0.0])
+    Z = quad(dens, -40 * np.sqrt(s2), 40 * np.sqrt(s2), **kw)[0]
+    m = [quad(lambda h: g(h) * dens(h), -40 * np.sqrt(s2), 40 * np.sqrt(s2), **kw)[0] / Z
+         for g in (lambda h: f(h) ** 2, lambda h: h * h, lambda h: f(h) * h)]
+    return m + [np.log(Z)]
+
+
+@pytest.mark.parametrize("phi,tol", [("erf", 1e-9), ("tanh", 1e-9), ("relu", 2e-4)])
+def test_one_dimensional_tilted_quadrature_against_adaptive_quadrature(phi, tol):
+    nlf = sf.RNN(2, phi=phi, scaling="mean_field").phi_fn
+    for s2, c in [(0.7, 0.4), (2.5, -1.3), (1.2, 2.0)]:
+        if phi == "relu" and c >= 1 / s2:
+            continue  # not normalisable
+        m = TiltedQuadrature(nlf).tilted(np.array([[s2]]), np.array([[c]]))
+        ref = _quad_moments(nlf, s2, c)
+        got = [m.phiphi[0, 0], m.hh[0, 0], m.phih[0, 0], m.logZ]
+        assert np.allclose(got, ref, rtol=tol, atol=tol), (got, ref)
+
+
+def test_quadrature_and_monte_carlo_of_the_linear_measure_against_the_gaussian():
+    lin = sf.RNN(2, phi="linear", scaling="mean_field").phi_fn
+    S = np.array([[1.3, 0.2, 0.1], [0.2, 0.8, 0.3], [0.1, 0.3, 1.0]])
+    Ch = np.array([[0.3, 0.1, 0.2], [0.1, -0.5, 0.2], [0.2, 0.2, 0.4]])
+    ref = GaussianMeasure().tilted(S, Ch)
+    for d in (2, 3):
+        q = TiltedQuadrature(lin).tilted(S[:d, :d], Ch[:d, :d])
+        r = GaussianMeasure().tilted(S[:d, :d], Ch[:d, :d])
+        assert np.abs(q.phiphi - r.phiphi).max() < 1e-11 and abs(q.logZ - r.logZ) < 1e-11
+    mc = TiltedMC(lin, samples=100000, seed=4)
+    mc.adapt(1.3 * ref.hh)  # a proposal wider than the measure: the weights carry the tilt
+    m = mc.tilted(S, Ch, errors=True)
+    z = (m.phiphi - ref.phiphi) / m.stderr
+    assert np.abs(z).max() < 4.5 and np.abs(z).max() > 0.05  # errors of the right size
+
+
+@pytest.mark.parametrize("case", ["rnn-below", "rnn-above", "dnn", "sequential", "two-patterns"])
+def test_linear_phi_through_the_nonlinear_solver_reproduces_the_linear_solver(case):
+    T, sup, X = 3, None, X1
+    Y = np.array([[0.0, 0.0, 2.0 if case == "rnn-below" else 4.5]])
+    net = sf.RNN(T, phi="linear", bias="none", scaling="mean_field")
+    if case == "dnn":
+        net = sf.DNN(4, phi="linear", bias="none", scaling="mean_field")
+        Y = np.array([[0.0, 0.0, 0.0, 3.0]])
+    if case == "sequential":  # theory Sec. 13.1 check 6
+        net = sf.RNN(6, phi="linear", bias="none", scaling="mean_field")
+        Y, sup = np.ones((1, 6)), np.array([1, 1, 0, 0, 1, 1], bool)
+    if case == "two-patterns":
+        X = np.array([[1.0, 0.3], [0.2, 1.1]])
+        Y = np.array([[0.0, 0.0, 3.0], [0.0, 0.0, -2.5]])
+    ref = feature_learning(net, X, Y, supervised=sup)
+    got = nl.feature_learning(problem(net, X, Y, sup))
+    assert got.phase == ref.phase
+    assert np.abs(got.C_sites - ref.C_sites).max() < 1e-8
+    assert got.action == pytest.approx(ref.action, abs=1e-8)
+    assert np.abs(got.predict() - ref.predict()).max() < 1e-8
+    if case == "sequential":
+        assert np.allclose(got.predict()[0], [0.674, 0.772, 0.569, 0.677, 0.925, 0.962], atol=6e-4)
+
+
+@pytest.mark.parametrize("phi", ["erf", "tanh"])
+def test_factorised_solution_satisfies_the_equations_with_adaptive_quadrature_moments(phi):
+    net = sf.DNN(3, phi=phi, bias="none", scaling="mean_field")
+    fl = sf.feature_learning(net, X1, np.array([[0.0, 0.0, 3.0]]))
+    assert isinstance(fl, nl.NonlinearFeatureLearning) and fl.phase == "symmetric"
+    pr = fl.problem
+    act = LinearAction(pr)
+    p = act.point(fl.C_sites)
+    ff, hh = np.zeros((3, 3)), np.zeros((3, 3))
+    logZ = 0.0
+    for t in range(3):
+        a, b, _, lz = _quad_moments(net.phi_fn, p.Sigma[t, t], fl.selected.Chat[t, t])
+        ff[t, t], hh[t, t] = a, b
+        logZ += lz
+    assert np.abs(ff - fl.C_sites).max() < 1e-8
+    assert np.abs(act.chat(p, hh) - fl.selected.Chat).max() < 1e-8
+    S = -0.5 * np.sum(fl.selected.Chat * fl.C_sites) + logZ + act.data_term(p)
+    assert fl.action == pytest.approx(S, abs=1e-8)
+    assert fl.error < 1e-7
+    # below threshold the RNN sits on the same (symmetric) solution
+    rnn = sf.feature_learning(sf.RNN(3, phi=phi, bias="none", scaling="mean_field"), X1, np.array([[0, 0, 3.0]]))
+    assert rnn.phase == "symmetric" and np.abs(rnn.C_sites - fl.C_sites).max() < 1e-8
+
+
+def test_broken_branch_of_the_erf_rnn_against_an_independent_monte_carlo_estimate():
+    net = sf.RNN(3, phi="erf", bias="none", scaling="mean_field")
+    fl = sf.feature_learning(net, X1, np.array([[0.0, 0.0, 5.5]]))
+    assert fl.phase == "broken"
+    names = [b.name for b in fl.branches]
+    assert names == ["symmetric", "broken+", "broken-"]
+    assert fl.action > fl.branches[0].action + 1e-3  # the broken branch is selected by its action
+    assert fl.C[0, 1, 0, 0] > 0 and fl.branches[2].C[0, 1] < 0  # Z2 mirror images
+    pr, x = fl.problem, np.stack([fl.C_sites, fl.selected.Chat])
+    mc = TiltedMC(net.phi_fn, samples=200000, seed=11)
+    mc.adapt(fl.selected.moments.hh)
+    gx, p, m = nl.FixedPoint(pr, 1.0, mc).evaluate(x, errors=True)
+    z = (gx[0] - x[0]) / m.stderr
+    assert np.abs(z).max() < 4.5
+    # the order parameter rises from 0 at the threshold
+    yc = sf.critical_signal(net, X1, np.array([[0.0, 0.0, 1.0]]))
+    assert 0 < yc < 5.5
+
+
+def test_monte_carlo_path_error_covers_the_deviation_from_the_exact_linear_solution(monkeypatch):
+    net = sf.RNN(4, phi="linear", bias="none", scaling="mean_field")
+    Y, sup = np.array([[0.5, 1.0, 0.0, 1.0]]), np.array([1, 1, 0, 1], bool)
+    ref = feature_learning(net, X1, Y, supervised=sup)
+    mc = lambda pr, d, samples, seed, nodes=None: TiltedMC(pr.spec.phi_fn, samples=samples, seed=seed)
+    monkeypatch.setattr(nl, "measure_for", mc)
+    got = nl.feature_learning(problem(net, X1, Y, sup), samples=20000, seed=2, steps=4)
+    dev = np.abs(got.C_sites - ref.C_sites).max() / np.abs(ref.C_sites).max()
+    assert 0.005 < got.error < 0.15  # 20000 points: a few per cent after propagation through the fixed point
+    assert dev < 3 * got.error
+
+
+def test_arguments_are_checked():
+    net = sf.RNN(3, phi="tanh", bias="none", scaling="mean_field")
+    with pytest.raises(SpecError, match="estimator"):
+        sf.feature_learning(net, X1, np.array([[0, 0, 1.0]]), estimator={"sample": 10})
+    with pytest.raises(SpecError, match="samples"):
+        sf.feature_learning(net, X1, np.array([[0, 0, 1.0]]), estimator={"samples": 10})
+    with pytest.raises(SpecError, match="no symmetric"):
+        sf.critical_signal(sf.RNN(3, phi="relu", bias="none", scaling="mean_field"), X1, np.array([[0, 0, 1.0]]))
+
+
+def test_stein_estimate_of_the_backward_term_against_quadrature():
+    erf = sf.RNN(2, phi="erf", scaling="mean_field").phi_fn
+    S = np.array([[1.3, 0.2, 0.1], [0.2, 0.8, 0.3], [0.1, 0.3, 1.0]])
+    Ch = np.array([[0.3, 0.1, 0.4], [0.1, -0.5, 0.2], [0.4, 0.2, 0.6]])
+    q = TiltedQuadrature(erf).tilted(S, Ch)
+    Si = np.linalg.inv(S)
+    ref = Si @ q.hh @ Si - Si
+    m = TiltedMC(erf, samples=50000, seed=5).tilted(S, Ch)
+    assert np.abs(m.tilt - ref).max() < 0.05 * np.abs(ref).max()
+    assert np.abs(TiltedMC(erf, samples=2000).tilted(S, 0 * Ch).tilt).max() == 0  # exact without tilt
+
+
+def test_finite_width_derivation_cell_runs(tmp_path):
+    """One tiny cell of the HMC comparison of derivations/feature_learning_nonlinear.py (quick path)."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "derivations" / "feature_learning_nonlinear.py"
+    spec = importlib.util.spec_from_file_location("fl_nonlinear_derivation", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.finite_n([{"kind": "rnn", "phi": "tanh", "y": 5.0}], [8, 16], samples=6, burn=6, chains=2, seed=3,
+                        progress=False)
+    assert {r["observable"] for r in rows} == {"cT", "C12C23", "f", "learned"}
+    for r in rows:
+        assert np.isfinite(r["z"]) and np.isfinite(r["theory"]) and len(r["values"]) == 2
