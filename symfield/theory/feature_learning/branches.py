@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,9 +31,10 @@ from ...spec import SpecError
 from .action import LinearAction, NotPositiveDefinite, gp_kernel
 from .blocks import Blocks
 from .problem import FLProblem, problem
+from ...task import input_condition
 from .result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, cross_time_size, mirror
 from .solver import maximise
-from .spectrum import embed_sector, sector_spectrum
+from .spectrum import DENSE_SECTOR_MAX, DENSE_SECTOR_MAX_REFERENCE, embed_sector, sector_spectrum
 
 
 
@@ -67,8 +69,10 @@ def _offlag_coupled(pr: FLProblem) -> bool:
 class _Solver:
     """Signal continuation for one problem (targets s·Y)."""
 
-    def __init__(self, pr: FLProblem, backend: str, gtol: float, progress: bool):
+    def __init__(self, pr: FLProblem, backend: str, gtol: float, progress: bool, reference: bool = False):
         self.pr, self.backend, self.gtol, self.progress = pr, backend, gtol, progress
+        self.dense_max = DENSE_SECTOR_MAX_REFERENCE if reference else DENSE_SECTOR_MAX
+        self._eig = {}
         self.sym = pr.block_diagonal_invariant()
         self.coupled = _offlag_coupled(pr)
         self._acts = {}
@@ -99,12 +103,17 @@ class _Solver:
         """(top eigenvalue over the lag sectors k >= 1, direction (n, n)) at a symmetric solution."""
         if not (self.sym and self.coupled) or self.pr.T < 2:
             return -np.inf, None
-        bl = self.blocks(s)
-        spec = sector_spectrum(bl, bl.blocks(C))
-        k = max(spec, key=lambda q: spec[q][0])
-        lam, Dc = spec[k]
-        D = embed_sector(bl, k, Dc)
-        return lam, D / np.linalg.norm(D)
+        key = (s, C.tobytes())
+        if key not in self._eig:
+            if len(self._eig) > 16:
+                self._eig.clear()
+            bl = self.blocks(s)
+            spec = sector_spectrum(bl, bl.blocks(C), dense_max=self.dense_max)
+            k = max(spec, key=lambda q: spec[q][0])
+            lam, Dc = spec[k]
+            D = embed_sector(bl, k, Dc)
+            self._eig[key] = (lam, D / np.linalg.norm(D))
+        return self._eig[key]
 
     def first_unstable(self, s_values, Cs, known=None, scan: bool = False) -> int | None:
         """Index of the first point of a symmetric branch (scales ``s_values``, kernels ``Cs``) whose lag
@@ -141,6 +150,28 @@ class _Solver:
 
 #: solver variants of :func:`feature_learning` (``method``)
 METHODS = ("matrix", "explicit", "reference")
+
+
+#: condition number of the input covariance at t = 1 from which a solver failure names it
+ILL_CONDITIONED = 1e6
+
+
+@contextmanager
+def _conditioning_hint(pr: FLProblem):
+    """Re-raise a ConvergenceError with the condition number of the input covariance at t = 1 when it is
+    large: the gradient of S/N then stalls at round-off above ``gtol`` (Σ⁻¹ and C⁻¹ lose that many digits)."""
+    try:
+        yield
+    except ConvergenceError as err:
+        cond = input_condition(pr.sigma_det[:pr.P, :pr.P])
+        if not cond >= ILL_CONDITIONED:
+            raise
+        stall = min(err.history) if err.history else float("nan")
+        raise ConvergenceError(
+            f"{err.args[0]}. X: the input covariance at t = 1, g_in² X Xᵀ/D (+ bias), is ill-conditioned "
+            f"(condition number {cond:.3g}), so the gradient of S/N stalls at round-off (here near {stall:.1g}); "
+            f"pass gtol above that level to accept the accuracy it gives, or use better-conditioned inputs "
+            f"(e.g. drop nearly dependent patterns)", err.history) from err
 
 
 def _grid(steps: int, end: float = 1.0) -> np.ndarray:
@@ -184,7 +215,7 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     backend, name = renamed(method, backend, "backend", "method", default="matrix", where="feature_learning")
     check_choice(backend, name, METHODS)
     reference = backend == "reference"
-    sv = _Solver(pr, "matrix" if reference else backend, gtol, progress)
+    sv = _Solver(pr, "matrix" if reference else backend, gtol, progress, reference)
     C0 = gp_kernel(pr)
     lags = 0 if sv.sym else None
     eig_known = {}
@@ -196,8 +227,9 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
             bar.update(int(np.sum(grid <= s + 1e-15)) - bar.n)
             bar.set_postfix_str(f"s = {s:.4f}, |grad| = {info.grad_norm:.1e}")
 
-        path = sv.path(grid, C0, lags=lags, label="symmetric branch" if sv.sym else "continuation",
-                       on_step=on_step)
+        with _conditioning_hint(pr):
+            path = sv.path(grid, C0, lags=lags, label="symmetric branch" if sv.sym else "continuation",
+                           on_step=on_step)
     act1 = sv.act(1.0)
     C1 = path.x[-1]
     lam1, D1 = sv.offlag_eigen(1.0, C1) if sv.sym else (-np.inf, None)
@@ -221,10 +253,13 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     if sv.sym and lam1 > UNSTABLE_TOL:
         k = sv.first_unstable(s_path, x_path, eig_known, scan=reference)
         s_branch = s_path[k]
-        Cb = _seed_broken(sv, s_branch, x_path[k], sv.offlag_eigen(s_branch, x_path[k])[1])
-        rest = [x for x in s_path[k + 1:] if x > s_branch]
-        if rest:
-            Cb = sv.path(rest, Cb, s_start=s_branch, label="broken branch").x[-1]
+        if reference:  # seed where the symmetric branch first destabilises and continue to s = 1
+            Cb = _seed_broken(sv, s_branch, x_path[k], sv.offlag_eigen(s_branch, x_path[k])[1])
+            rest = [x for x in s_path[k + 1:] if x > s_branch]
+            if rest:
+                Cb = sv.path(rest, Cb, s_start=s_branch, label="broken branch").x[-1]
+        else:  # seed at s = 1 along its unstable direction (the maximiser climbs to the broken maximum)
+            Cb = _seed_broken(sv, 1.0, C1, D1)
         if _order_sign(pr, Cb) < 0:
             Cb = mirror(pr, Cb)
         branches.append(Branch("broken+", Cb, act1.value(Cb), act1))
@@ -303,7 +338,8 @@ def critical_signal(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, s_m
     C = gp_kernel(pr)
     s_prev, C_prev, s = 0.0, C, min(0.25, s_max)
     while s <= s_max:
-        p = sv.path([s], C_prev, s_start=s_prev, lags=0, label="symmetric branch")
+        with _conditioning_hint(pr):
+            p = sv.path([s], C_prev, s_start=s_prev, lags=0, label="symmetric branch")
         C_s = p.x[-1]
         lam = sv.offlag_eigen(s, C_s)[0]
         _log(progress, f"critical_signal: |y| = {s * norm:.6g}  top off-lag eigenvalue = {lam:.3g}")
@@ -393,9 +429,9 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
     check_real("gtol", gtol, low=0, low_open=True)
     check_choice(method, "method", ("matrix", "reference"))
     reference = method == "reference"
-    sv = _Solver(pr, "matrix", gtol, progress)
+    sv = _Solver(pr, "matrix", gtol, progress, reference)
     lags = 0 if sv.sym else None
-    with progress_bar(scales.size, "signal_scan: symmetric branch", progress) as bar:
+    with progress_bar(scales.size, "signal_scan: symmetric branch", progress) as bar, _conditioning_hint(pr):
         path = sv.path(list(scales), gp_kernel(pr), lags=lags, label="scan",
                        on_step=lambda s, C, info: bar.update(int(np.sum(scales <= s)) - bar.n))
     Cs = {s: C for s, C in zip(path.s, path.x)}

@@ -60,7 +60,7 @@ class FeatureLearning:
     def __init__(self, pr: FLProblem, act, branches: list, selected: Branch, path=None, s_branch=None):
         self.problem, self._act, self.branches, self.selected = pr, act, branches, selected
         self.path = path
-        #: signal scale s (targets s·Y) where the broken branch was seeded (None: no instability)
+        #: first continuation scale s (targets s·Y) where the symmetric branch is unstable (None: no instability)
         self.s_branch = s_branch
         self._p = act.point(selected.C) if isinstance(act, LinearAction) else None
 
