@@ -10,6 +10,10 @@ Cases (linear φ, g = g_in = σ_v = 1):
 * ``endpoint-T10-P10``: the RNN of bench_feature_learning.large_problem (broken phase, |y| = 1.5 y_c):
   one solve and the 100-point signal scan over |y| in (0, 1.5 y_c].
 
+``--hmc N``: the order parameter |corr(T-1, T)| and c_T of the small problem of bench_feature_learning
+(RNN T = 3, P = 1, y = 4.5) from the HMC sampler at width N (one chain) against the theory.
+``--sizes 20x100`` is the issue's target size (T·P = 2000).
+
 Each timing is one call (after a warm-up call on a small problem); a call that exceeds ``--cap`` seconds
 is stopped (SIGALRM) and recorded as ``> cap``.  Both methods run in this one process, so the ratios are
 under the same load (reported: os.getloadavg() before and after).
@@ -84,6 +88,7 @@ def main(argv=None):
     ap.add_argument("--cap", type=float, default=420.0)
     ap.add_argument("--blas-threads", type=int, default=1)
     ap.add_argument("--no-scan", action="store_true")
+    ap.add_argument("--hmc", type=int, default=0, help="width N of the HMC check (0: skip)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "fl_scale.json"))
     args = ap.parse_args(argv)
     methods = args.methods.split(",")
@@ -132,6 +137,13 @@ def main(argv=None):
                 print(f"{'':22s} speed-up {row[methods[0]]['seconds'] / row[m]['seconds']:.1f}×, "
                       f"max |Δaction| = {row[m]['max_abs_diff_action']:.2e}", flush=True)
         out["scan"] = row
+    if args.hmc:
+        from bench_feature_learning import observables, sampler_time, small_problem
+        net, X, Y = small_problem()
+        fl = feature_learning(net, X, Y)
+        sf.simulate.posterior(net, X, Y, N=8, samples=1, burn=1, chains=1)  # compile
+        sampler_time(net, X, Y, fl, args.hmc, 1, 40, 60, 0.01, "small")
+        out["hmc_theory"] = {"c_T": float(observables(fl.C)[0]), "abs_corr": float(observables(fl.C)[1])}
     out["load_after"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1, default=float))

@@ -215,58 +215,58 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     backend, name = renamed(method, backend, "backend", "method", default="matrix", where="feature_learning")
     check_choice(backend, name, METHODS)
     reference = backend == "reference"
-    sv = _Solver(pr, "matrix" if reference else backend, gtol, progress, reference)
-    C0 = gp_kernel(pr)
-    lags = 0 if sv.sym else None
-    eig_known = {}
-    grid = _grid(steps)
-    with progress_bar(steps, "feature_learning", progress) as bar:
-        def on_step(s, C, info):
-            if reference and sv.sym:
-                eig_known[len(eig_known)] = sv.offlag_eigen(s, C)[0]
-            bar.update(int(np.sum(grid <= s + 1e-15)) - bar.n)
-            bar.set_postfix_str(f"s = {s:.4f}, |grad| = {info.grad_norm:.1e}")
+    with _conditioning_hint(pr):
+        sv = _Solver(pr, "matrix" if reference else backend, gtol, progress, reference)
+        C0 = gp_kernel(pr)
+        lags = 0 if sv.sym else None
+        eig_known = {}
+        grid = _grid(steps)
+        with progress_bar(steps, "feature_learning", progress) as bar:
+            def on_step(s, C, info):
+                if reference and sv.sym:
+                    eig_known[len(eig_known)] = sv.offlag_eigen(s, C)[0]
+                bar.update(int(np.sum(grid <= s + 1e-15)) - bar.n)
+                bar.set_postfix_str(f"s = {s:.4f}, |grad| = {info.grad_norm:.1e}")
 
-        with _conditioning_hint(pr):
             path = sv.path(grid, C0, lags=lags, label="symmetric branch" if sv.sym else "continuation",
                            on_step=on_step)
-    act1 = sv.act(1.0)
-    C1 = path.x[-1]
-    lam1, D1 = sv.offlag_eigen(1.0, C1) if sv.sym else (-np.inf, None)
-    name = "symmetric" if sv.sym else "continued"
-    branches = [Branch(name, C1, act1.value(C1), act1)]
-    branches[0].offlag_eigenvalue = lam1
-    C_up = (_other_symmetric_branch(sv, C1, overshoot, (path.s[-2], path.x[-2])) if sv.sym and overshoot > 1
-            else None)
-    s_path, x_path = path.s[1:], path.x[1:]  # without the GP start
-    eig_known[len(s_path) - 1] = lam1
-    if C_up is not None:
-        lam_up, D_up = sv.offlag_eigen(1.0, C_up)
-        branches.append(Branch("symmetric-fold", C_up, act1.value(C_up), act1))
-        branches[-1].offlag_eigenvalue = lam_up
-        if branches[-1].action > branches[0].action:  # the other fold branch is realised: seed from it
-            C1, lam1, D1 = C_up, lam_up, D_up
-            s_path, x_path, eig_known = [1.0], [C_up], {0: lam_up}
-            path.s.append(1.0)
-            path.x.append(C_up)
-    s_branch = None
-    if sv.sym and lam1 > UNSTABLE_TOL:
-        k = sv.first_unstable(s_path, x_path, eig_known, scan=reference)
-        s_branch = s_path[k]
-        if reference:  # seed where the symmetric branch first destabilises and continue to s = 1
-            Cb = _seed_broken(sv, s_branch, x_path[k], sv.offlag_eigen(s_branch, x_path[k])[1])
-            rest = [x for x in s_path[k + 1:] if x > s_branch]
-            if rest:
-                Cb = sv.path(rest, Cb, s_start=s_branch, label="broken branch").x[-1]
-        else:  # seed at s = 1 along its unstable direction (the maximiser climbs to the broken maximum)
-            Cb = _seed_broken(sv, 1.0, C1, D1)
-        if _order_sign(pr, Cb) < 0:
-            Cb = mirror(pr, Cb)
-        branches.append(Branch("broken+", Cb, act1.value(Cb), act1))
-        if both_signs:
-            Cm = mirror(pr, Cb)
-            branches.append(Branch("broken-", Cm, act1.value(Cm), act1))
-    return FeatureLearning(pr, act1, branches, _best(branches), path, s_branch)
+        act1 = sv.act(1.0)
+        C1 = path.x[-1]
+        lam1, D1 = sv.offlag_eigen(1.0, C1) if sv.sym else (-np.inf, None)
+        name = "symmetric" if sv.sym else "continued"
+        branches = [Branch(name, C1, act1.value(C1), act1)]
+        branches[0].offlag_eigenvalue = lam1
+        C_up = (_other_symmetric_branch(sv, C1, overshoot, (path.s[-2], path.x[-2])) if sv.sym and overshoot > 1
+                else None)
+        s_path, x_path = path.s[1:], path.x[1:]  # without the GP start
+        eig_known[len(s_path) - 1] = lam1
+        if C_up is not None:
+            lam_up, D_up = sv.offlag_eigen(1.0, C_up)
+            branches.append(Branch("symmetric-fold", C_up, act1.value(C_up), act1))
+            branches[-1].offlag_eigenvalue = lam_up
+            if branches[-1].action > branches[0].action:  # the other fold branch is realised: seed from it
+                C1, lam1, D1 = C_up, lam_up, D_up
+                s_path, x_path, eig_known = [1.0], [C_up], {0: lam_up}
+                path.s.append(1.0)
+                path.x.append(C_up)
+        s_branch = None
+        if sv.sym and lam1 > UNSTABLE_TOL:
+            k = sv.first_unstable(s_path, x_path, eig_known, scan=reference)
+            s_branch = s_path[k]
+            if reference:  # seed where the symmetric branch first destabilises and continue to s = 1
+                Cb = _seed_broken(sv, s_branch, x_path[k], sv.offlag_eigen(s_branch, x_path[k])[1])
+                rest = [x for x in s_path[k + 1:] if x > s_branch]
+                if rest:
+                    Cb = sv.path(rest, Cb, s_start=s_branch, label="broken branch").x[-1]
+            else:  # seed at s = 1 along its unstable direction (the maximiser climbs to the broken maximum)
+                Cb = _seed_broken(sv, 1.0, C1, D1)
+            if _order_sign(pr, Cb) < 0:
+                Cb = mirror(pr, Cb)
+            branches.append(Branch("broken+", Cb, act1.value(Cb), act1))
+            if both_signs:
+                Cm = mirror(pr, Cb)
+                branches.append(Branch("broken-", Cm, act1.value(Cm), act1))
+        return FeatureLearning(pr, act1, branches, _best(branches), path, s_branch)
 
 
 def _other_symmetric_branch(sv: _Solver, C1: np.ndarray, overshoot: float, previous):
