@@ -18,7 +18,7 @@ from .errors import SpecError, SpecTypeError
 OPTIONS = {
     "seed": "randomness: int, numpy SeedSequence or None (fresh entropy)",
     "progress": "print status lines on stderr",
-    "method": "algorithm: one_loop 'causal' | 'dense'; feature_learning 'matrix' | 'explicit'",
+    "method": "algorithm: one_loop 'causal' | 'dense'; feature_learning 'matrix' | 'explicit' | 'reference'",
     "keep": "mean_field storage: 'all' blocks or only the 'last' shell",
     "n_nodes": "Gauss-Hermite nodes of the four-point moments (one_loop)",
     "chunk": "samples whose states are held in memory together (simulators)",

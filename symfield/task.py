@@ -153,8 +153,36 @@ class FLProblem:
         return not cross.any()
 
 
+def site_arrays(spec: NetworkSpec, Xc: np.ndarray):
+    """(Σdet, Wm, skip propagator or None) on the sites of checked inputs Xc (P, T or 1, D) (module docstring)."""
+    P, T = Xc.shape[0], spec.T
+    n = T * P
+    sdet = np.zeros((n, n))
+    for a in range(T):
+        for b in range(T):
+            sdet[a * P:(a + 1) * P, b * P:(b + 1) * P] = spec.sigma_det(Xc, a, b)
+    gt = np.concatenate([[0.0], spec.g_values()]) if T > 1 else np.zeros(1)
+    wm = np.kron(spec.branch_mask() * np.outer(gt, gt), np.ones((P, P)))
+    prop = np.kron(spec.skip_matrix(), np.eye(P)) if spec.has_skip else None
+    return sdet, wm, prop
+
+
+#: condition number of the input covariance at t = 1 above which it counts as singular
+SINGULAR_COND = 1e12
+
+
+def input_condition(first: np.ndarray) -> float:
+    """Condition number λ_max/λ_min of the input covariance at t = 1 (inf when singular)."""
+    ev = np.linalg.eigvalsh(first)
+    return float(ev[-1] / ev[0]) if ev[0] > 0 else float("inf")
+
+
 def problem(spec: NetworkSpec, X, Y, supervised=None, kappa=1.0, readout=None) -> FLProblem:
-    """Validate the inputs and build the site arrays of the μP action (module docstring)."""
+    """Validate the inputs and build the site arrays of the μP action (module docstring).
+
+    The input covariance at t = 1, g_in²XXᵀ/D (+ bias), must be nonsingular (the tilted Gaussian of the
+    linear action has full support on the sites); a singular or numerically singular one (condition
+    number > :data:`SINGULAR_COND`) is refused with its rank and condition number."""
     if not isinstance(spec, NetworkSpec):
         raise TypeError(f"net must be a NetworkSpec (sf.RNN, sf.DNN, sf.NetworkSpec(...)), got {type(spec).__name__}")
     if spec.scaling != "mean_field":
@@ -166,21 +194,17 @@ def problem(spec: NetworkSpec, X, Y, supervised=None, kappa=1.0, readout=None) -
     sup = check_supervised(supervised, P, T)
     Y = check_targets(Y, P, T, sup)
     mout = readout_mask(spec, readout)
-    n = T * P
-    sdet = np.zeros((n, n))
-    for a in range(T):
-        for b in range(T):
-            sdet[a * P:(a + 1) * P, b * P:(b + 1) * P] = spec.sigma_det(Xc, a, b)
-    gt = np.concatenate([[0.0], spec.g_values()]) if T > 1 else np.zeros(1)
-    wm = np.kron(spec.branch_mask() * np.outer(gt, gt), np.ones((P, P)))
-    prop = np.kron(spec.skip_matrix(), np.eye(P)) if spec.has_skip else None
+    sdet, wm, prop = site_arrays(spec, Xc)
     sites_S = np.flatnonzero(sup.T.reshape(-1))
     mS = np.kron(mout, np.ones((P, P)))[np.ix_(sites_S, sites_S)]
     first = sdet[:P, :P]
-    try:
-        np.linalg.cholesky(first)
-    except np.linalg.LinAlgError:
-        raise SpecError(f"the input covariance at t = 1, g_in² X X^T / D (+ bias), is singular (rank "
-                        f"{np.linalg.matrix_rank(first)} < P = {P}): use D >= P linearly independent inputs "
-                        f"or a bias") from None
+    cond = input_condition(first)
+    if not cond <= SINGULAR_COND:
+        rank = np.linalg.matrix_rank(first)
+        raise SpecError(
+            f"X: the input covariance at t = 1, g_in² X Xᵀ/D (+ bias), is singular (rank {rank} of P = {P}, "
+            f"condition number {cond:.3g}): the patterns are linearly dependent (D = {Xc.shape[-1]}), so their "
+            f"kernels are fixed by the others and the action on all P·T sites is not defined. Use P <= D "
+            f"linearly independent inputs (a bias adds rank one at most); predictions for further (dependent) "
+            f"patterns without their targets come from fl.predict(X_new)") from None
     return FLProblem(spec, Xc, Y, sup, kappa, mout, sdet, wm, sites_S, mS, prop)

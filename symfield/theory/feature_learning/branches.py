@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,14 +25,16 @@ from threadpoolctl import threadpool_limits
 
 from ...api import check_choice, check_positive_int, check_real, check_spec, legacy_positional, renamed
 from ...errors import NotSupportedError
+from ...progress import progress_bar
 from ...solve import ConvergenceError, continue_in
 from ...spec import SpecError
 from .action import LinearAction, NotPositiveDefinite, gp_kernel
 from .blocks import Blocks
 from .problem import FLProblem, problem
+from ...task import input_condition
 from .result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, cross_time_size, mirror
 from .solver import maximise
-from .spectrum import embed_sector, sector_spectrum
+from .spectrum import DENSE_SECTOR_MAX, DENSE_SECTOR_MAX_REFERENCE, embed_sector, sector_spectrum
 
 
 
@@ -66,8 +69,10 @@ def _offlag_coupled(pr: FLProblem) -> bool:
 class _Solver:
     """Signal continuation for one problem (targets s·Y)."""
 
-    def __init__(self, pr: FLProblem, backend: str, gtol: float, progress: bool):
+    def __init__(self, pr: FLProblem, backend: str, gtol: float, progress: bool, reference: bool = False):
         self.pr, self.backend, self.gtol, self.progress = pr, backend, gtol, progress
+        self.dense_max = DENSE_SECTOR_MAX_REFERENCE if reference else DENSE_SECTOR_MAX
+        self._eig = {}
         self.sym = pr.block_diagonal_invariant()
         self.coupled = _offlag_coupled(pr)
         self._acts = {}
@@ -98,17 +103,75 @@ class _Solver:
         """(top eigenvalue over the lag sectors k >= 1, direction (n, n)) at a symmetric solution."""
         if not (self.sym and self.coupled) or self.pr.T < 2:
             return -np.inf, None
-        bl = self.blocks(s)
-        spec = sector_spectrum(bl, bl.blocks(C))
-        k = max(spec, key=lambda q: spec[q][0])
-        lam, Dc = spec[k]
-        D = embed_sector(bl, k, Dc)
-        return lam, D / np.linalg.norm(D)
+        key = (s, C.tobytes())
+        if key not in self._eig:
+            if len(self._eig) > 16:
+                self._eig.clear()
+            bl = self.blocks(s)
+            spec = sector_spectrum(bl, bl.blocks(C), dense_max=self.dense_max)
+            k = max(spec, key=lambda q: spec[q][0])
+            lam, Dc = spec[k]
+            D = embed_sector(bl, k, Dc)
+            self._eig[key] = (lam, D / np.linalg.norm(D))
+        return self._eig[key]
+
+    def first_unstable(self, s_values, Cs, known=None, scan: bool = False) -> int | None:
+        """Index of the first point of a symmetric branch (scales ``s_values``, kernels ``Cs``) whose lag
+        sectors k >= 1 are unstable, by bisection: the top eigenvalue grows with the signal along the branch
+        (checked at the two bracketing points), so log2(len) spectra replace one per point.  ``known``:
+        {index: eigenvalue} already computed; ``scan``: the first unstable point of a linear scan instead
+        (every eigenvalue known: the reference method).  None if the last point is stable."""
+        lam = dict(known or {})
+        if scan:
+            return next((i for i in range(len(Cs)) if lam[i] > UNSTABLE_TOL), None)
+
+        def at(i):
+            if i not in lam:
+                lam[i] = self.offlag_eigen(s_values[i], Cs[i])[0]
+            return lam[i]
+
+        hi = len(Cs) - 1
+        if at(hi) <= UNSTABLE_TOL:
+            return None
+        lo = -1  # the GP kernel (s = 0) is stable
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if at(mid) > UNSTABLE_TOL:
+                hi = mid
+            else:
+                lo = mid
+        return hi
 
     def path(self, s_values, C_start, s_start=0.0, lags=None, label="continuation", on_step=None, previous=None):
         span = max(abs(s_values[-1] - s_start), 1e-12) if len(s_values) else 1.0
         return continue_in(lambda s, x: self.solve(s, x, lags), s_start, C_start, list(s_values),
                            min_step=1e-4 * span, callback=on_step, label=label, previous=previous)
+
+
+#: solver variants of :func:`feature_learning` (``method``)
+METHODS = ("matrix", "explicit", "reference")
+
+
+#: condition number of the input covariance at t = 1 from which a solver failure names it
+ILL_CONDITIONED = 1e6
+
+
+@contextmanager
+def _conditioning_hint(pr: FLProblem):
+    """Re-raise a ConvergenceError with the condition number of the input covariance at t = 1 when it is
+    large: the gradient of S/N then stalls at round-off above ``gtol`` (Σ⁻¹ and C⁻¹ lose that many digits)."""
+    try:
+        yield
+    except ConvergenceError as err:
+        cond = input_condition(pr.sigma_det[:pr.P, :pr.P])
+        if not cond >= ILL_CONDITIONED:
+            raise
+        stall = min(err.history) if err.history else float("nan")
+        raise ConvergenceError(
+            f"{err.args[0]}. X: the input covariance at t = 1, g_in² X Xᵀ/D (+ bias), is ill-conditioned "
+            f"(condition number {cond:.3g}), so the gradient of S/N stalls at round-off (here near {stall:.1g}); "
+            f"pass gtol above that level to accept the accuracy it gives, or use better-conditioned inputs "
+            f"(e.g. drop nearly dependent patterns)", err.history) from err
 
 
 def _grid(steps: int, end: float = 1.0) -> np.ndarray:
@@ -130,18 +193,21 @@ def _one_blas_thread(fn):
 @legacy_positional("supervised", "kappa")
 def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, method: str | None = None,
                      steps: int = 8, gtol: float = 1e-9, both_signs: bool = True, overshoot: float = 2.0,
-                     progress: bool = False, backend: str | None = None,
+                     progress: bool | None = None, backend: str | None = None,
                      estimator: dict | None = None) -> FeatureLearning:
     """Saddle point of the μP action for targets Y on the supervised sites (see the module docstring).
 
-    ``method``: 'matrix' (verified matrix rules, default) or 'explicit' (compiled explicit components,
-    T·P <= 4); ``backend`` is its deprecated name.
+    ``method``: 'matrix' (verified matrix rules, default), 'explicit' (compiled explicit components,
+    T·P <= 4) or 'reference' (the solver before the scale work, kept as the benchmark reference: it
+    computes the lag-sector spectra after every continuation step; 'matrix' computes them at the end
+    and locates the first unstable step by bisection); ``backend`` is its deprecated name.
 
     ``readout``: 'shared' / 'untied' / (T, T) mask (default: the declared readout groups,
     ``spec.readout_mask()``: RNN shared, DNN untied).
     ``steps``: continuation steps in the signal scale (refined automatically where a step fails).
     ``overshoot``: the symmetric branch is continued up to s = overshoot; if it jumps (a fold), the other
     symmetric branch is followed back to s = 1 and kept when its action is larger (coexistence region).
+    ``progress``: a progress bar of the continuation (None: on when stderr is a terminal).
     Raises :class:`~symfield.solve.ConvergenceError` (with residual history) if no branch converges.
 
     Nonlinear φ: :func:`.nonlinear.feature_learning` (forward–backward iteration with the tilted measure);
@@ -154,53 +220,60 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     check_real("gtol", gtol, low=0, low_open=True)
     check_real("overshoot", overshoot, low=0)
     backend, name = renamed(method, backend, "backend", "method", default="matrix", where="feature_learning")
-    check_choice(backend, name, ("matrix", "explicit"))
-    sv = _Solver(pr, backend, gtol, progress)
-    C0 = gp_kernel(pr)
-    lags = 0 if sv.sym else None
-    eig_path = []
+    check_choice(backend, name, METHODS)
+    reference = backend == "reference"
+    with _conditioning_hint(pr):
+        sv = _Solver(pr, "matrix" if reference else backend, gtol, progress, reference)
+        C0 = gp_kernel(pr)
+        lags = 0 if sv.sym else None
+        eig_known = {}
+        grid = _grid(steps)
+        with progress_bar(steps, "feature_learning", progress) as bar:
+            def on_step(s, C, info):
+                if reference and sv.sym:
+                    eig_known[len(eig_known)] = sv.offlag_eigen(s, C)[0]
+                bar.update(int(np.sum(grid <= s + 1e-15)) - bar.n)
+                bar.set_postfix_str(f"s = {s:.4f}, |grad| = {info.grad_norm:.1e}")
 
-    def on_step(s, C, info):
-        lam = sv.offlag_eigen(s, C)[0] if sv.sym else -np.inf
-        eig_path.append((s, lam))
-        if progress:
-            _log(progress, f"feature_learning: s = {s:.4f}  action = {sv.act(s).value(C):.6g}  "
-                           f"top off-lag eigenvalue = {lam:.3g}")
-
-    path = sv.path(_grid(steps), C0, lags=lags, label="symmetric branch" if sv.sym else "continuation",
-                   on_step=on_step)
-    act1 = sv.act(1.0)
-    C1 = path.x[-1]
-    lam1, D1 = sv.offlag_eigen(1.0, C1) if sv.sym else (-np.inf, None)
-    name = "symmetric" if sv.sym else "continued"
-    branches = [Branch(name, C1, act1.value(C1), act1)]
-    branches[0].offlag_eigenvalue = lam1
-    C_up = (_other_symmetric_branch(sv, C1, overshoot, (path.s[-2], path.x[-2])) if sv.sym and overshoot > 1
-            else None)
-    if C_up is not None:
-        lam_up, D_up = sv.offlag_eigen(1.0, C_up)
-        branches.append(Branch("symmetric-fold", C_up, act1.value(C_up), act1))
-        branches[-1].offlag_eigenvalue = lam_up
-        if branches[-1].action > branches[0].action:  # the other fold branch is realised: seed from it
-            C1, lam1, D1 = C_up, lam_up, D_up
-            eig_path = [(1.0, lam_up)]
-            path.s.append(1.0)
-            path.x.append(C_up)
-    s_branch = None
-    if sv.sym and lam1 > UNSTABLE_TOL:
-        s_branch = next(s for s, lam in eig_path if lam > UNSTABLE_TOL)
-        k = len(path.s) - 1 - path.s[::-1].index(s_branch)
-        Cb = _seed_broken(sv, s_branch, path.x[k], sv.offlag_eigen(s_branch, path.x[k])[1])
-        rest = [x for x in path.s[k + 1:] if x > s_branch]
-        if rest:
-            Cb = sv.path(rest, Cb, s_start=s_branch, label="broken branch").x[-1]
-        if _order_sign(pr, Cb) < 0:
-            Cb = mirror(pr, Cb)
-        branches.append(Branch("broken+", Cb, act1.value(Cb), act1))
-        if both_signs:
-            Cm = mirror(pr, Cb)
-            branches.append(Branch("broken-", Cm, act1.value(Cm), act1))
-    return FeatureLearning(pr, act1, branches, _best(branches), path, s_branch)
+            path = sv.path(grid, C0, lags=lags, label="symmetric branch" if sv.sym else "continuation",
+                           on_step=on_step)
+        act1 = sv.act(1.0)
+        C1 = path.x[-1]
+        lam1, D1 = sv.offlag_eigen(1.0, C1) if sv.sym else (-np.inf, None)
+        name = "symmetric" if sv.sym else "continued"
+        branches = [Branch(name, C1, act1.value(C1), act1)]
+        branches[0].offlag_eigenvalue = lam1
+        C_up = (_other_symmetric_branch(sv, C1, overshoot, (path.s[-2], path.x[-2])) if sv.sym and overshoot > 1
+                else None)
+        s_path, x_path = path.s[1:], path.x[1:]  # without the GP start
+        eig_known[len(s_path) - 1] = lam1
+        if C_up is not None:
+            lam_up, D_up = sv.offlag_eigen(1.0, C_up)
+            branches.append(Branch("symmetric-fold", C_up, act1.value(C_up), act1))
+            branches[-1].offlag_eigenvalue = lam_up
+            if branches[-1].action > branches[0].action:  # the other fold branch is realised: seed from it
+                C1, lam1, D1 = C_up, lam_up, D_up
+                s_path, x_path, eig_known = [1.0], [C_up], {0: lam_up}
+                path.s.append(1.0)
+                path.x.append(C_up)
+        s_branch = None
+        if sv.sym and lam1 > UNSTABLE_TOL:
+            k = sv.first_unstable(s_path, x_path, eig_known, scan=reference)
+            s_branch = s_path[k]
+            if reference:  # seed where the symmetric branch first destabilises and continue to s = 1
+                Cb = _seed_broken(sv, s_branch, x_path[k], sv.offlag_eigen(s_branch, x_path[k])[1])
+                rest = [x for x in s_path[k + 1:] if x > s_branch]
+                if rest:
+                    Cb = sv.path(rest, Cb, s_start=s_branch, label="broken branch").x[-1]
+            else:  # seed at s = 1 along its unstable direction (the maximiser climbs to the broken maximum)
+                Cb = _seed_broken(sv, 1.0, C1, D1)
+            if _order_sign(pr, Cb) < 0:
+                Cb = mirror(pr, Cb)
+            branches.append(Branch("broken+", Cb, act1.value(Cb), act1))
+            if both_signs:
+                Cm = mirror(pr, Cb)
+                branches.append(Branch("broken-", Cm, act1.value(Cm), act1))
+        return FeatureLearning(pr, act1, branches, _best(branches), path, s_branch)
 
 
 def _other_symmetric_branch(sv: _Solver, C1: np.ndarray, overshoot: float, previous):
@@ -276,7 +349,8 @@ def critical_signal(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, s_m
     C = gp_kernel(pr)
     s_prev, C_prev, s = 0.0, C, min(0.25, s_max)
     while s <= s_max:
-        p = sv.path([s], C_prev, s_start=s_prev, lags=0, label="symmetric branch")
+        with _conditioning_hint(pr):
+            p = sv.path([s], C_prev, s_start=s_prev, lags=0, label="symmetric branch")
         C_s = p.x[-1]
         lam = sv.offlag_eigen(s, C_s)[0]
         _log(progress, f"critical_signal: |y| = {s * norm:.6g}  top off-lag eigenvalue = {lam:.3g}")
@@ -350,18 +424,27 @@ class SignalScan:
 @_one_blas_thread
 @legacy_positional("supervised", "kappa")
 def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None, gtol: float = 1e-9,
-                progress: bool = False) -> SignalScan:
+                method: str = "matrix", progress: bool | None = None) -> SignalScan:
     """Follow the symmetric branch over ``scales`` (targets s·Y, increasing) and, once it destabilises,
     the broken branch (one sign).  Forward sweep; a fold of the symmetric branch is reported by a
-    backward sweep that keeps, at each scale, the solution of larger action."""
+    backward sweep that keeps, at each scale, the solution of larger action.
+
+    ``method`` 'matrix': the lag-sector spectra are computed at the points a bisection for the first
+    unstable scale visits (``Branch.offlag_eigenvalue`` is nan at the others) and the broken branch is
+    continued with a secant predictor; 'reference': the spectra at every point (the solver before the
+    scale work, kept as the benchmark reference)."""
     pr = problem(check_spec(spec), X, Y, supervised, kappa, readout)
     scales = np.asarray(scales, dtype=float)
     if scales.ndim != 1 or scales.size == 0 or np.any(np.diff(scales) <= 0) or scales[0] <= 0:
         raise SpecError("scales must be a positive increasing 1-D array")
     check_real("gtol", gtol, low=0, low_open=True)
-    sv = _Solver(pr, "matrix", gtol, progress)
+    check_choice(method, "method", ("matrix", "reference"))
+    reference = method == "reference"
+    sv = _Solver(pr, "matrix", gtol, progress, reference)
     lags = 0 if sv.sym else None
-    path = sv.path(list(scales), gp_kernel(pr), lags=lags, label="scan")
+    with progress_bar(scales.size, "signal_scan: symmetric branch", progress) as bar, _conditioning_hint(pr):
+        path = sv.path(list(scales), gp_kernel(pr), lags=lags, label="scan",
+                       on_step=lambda s, C, info: bar.update(int(np.sum(scales <= s)) - bar.n))
     Cs = {s: C for s, C in zip(path.s, path.x)}
     if path.jumps:  # fold: sweep back from the top along the other branch until it ends; keep the larger action
         C = Cs[scales[-1]]
@@ -372,25 +455,31 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
                 break
             if sv.act(s).value(C) > sv.act(s).value(Cs[s]) + 1e-12:
                 Cs[s] = C
-    symmetric, broken, s_thr, Cb = [], [], None, None
-    for i, s in enumerate(scales):
-        a = sv.act(s)
-        C = Cs[s]
-        lam = sv.offlag_eigen(s, C)[0] if sv.sym else -np.inf
-        br = Branch("symmetric" if sv.sym else "continued", C, a.value(C), a)
-        br.offlag_eigenvalue = lam
-        symmetric.append(br)
-        if sv.sym and lam > UNSTABLE_TOL:
-            if Cb is None:
-                s_thr = s
-                _, D = sv.offlag_eigen(s, C)
-                Cb = _seed_broken(sv, s, C, D)
+    Csym = [Cs[s] for s in scales]
+    lam = {i: sv.offlag_eigen(s, C)[0] for i, (s, C) in enumerate(zip(scales, Csym))} if reference and sv.sym else {}
+    first = sv.first_unstable(scales, Csym, lam, scan=reference) if sv.sym and sv.coupled else None
+    symmetric, broken, s_thr, Cb, prev = [], [], None, None, None
+    with progress_bar(scales.size, "signal_scan: branches", progress) as bar:
+        for i, s in enumerate(scales):
+            a = sv.act(s)
+            C = Csym[i]
+            br = Branch("symmetric" if sv.sym else "continued", C, a.value(C), a)
+            br.offlag_eigenvalue = lam.get(i, float("nan")) if sv.sym else -np.inf
+            symmetric.append(br)
+            if first is not None and i >= first:
+                if Cb is None:
+                    s_thr = s
+                    _, D = sv.offlag_eigen(s, C)
+                    Cb = _seed_broken(sv, s, C, D)
+                else:
+                    Cb_new = sv.path([s], Cb, s_start=scales[i - 1], label="broken branch",
+                                     previous=None if reference else prev).x[-1]
+                    prev, Cb = (scales[i - 1], Cb), Cb_new
+                if _order_sign(pr, Cb) < 0:
+                    Cb = mirror(pr, Cb)
+                    prev = None
+                broken.append(Branch("broken+", Cb, a.value(Cb), a))
             else:
-                Cb = sv.path([s], Cb, s_start=scales[i - 1], label="broken branch").x[-1]
-            if _order_sign(pr, Cb) < 0:
-                Cb = mirror(pr, Cb)
-            broken.append(Branch("broken+", Cb, a.value(Cb), a))
-        else:
-            broken.append(None)
-        _log(progress, f"signal_scan: {i + 1}/{scales.size}  |y| = {s * np.linalg.norm(pr.y_S):.4g}")
+                broken.append(None)
+            bar.update(1)
     return SignalScan(scales * np.linalg.norm(pr.y_S), scales, symmetric, broken, s_thr, pr)

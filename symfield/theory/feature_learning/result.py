@@ -9,6 +9,7 @@ import numpy as np
 
 from .action import LinearAction
 from .problem import FLProblem
+from .prediction import predict_new
 from .spectrum import learned_eigenvalues, top_eigen, weight_group_sites
 
 #: a Hessian eigenvalue above this (congruence coordinates) counts as an instability
@@ -59,7 +60,7 @@ class FeatureLearning:
     def __init__(self, pr: FLProblem, act, branches: list, selected: Branch, path=None, s_branch=None):
         self.problem, self._act, self.branches, self.selected = pr, act, branches, selected
         self.path = path
-        #: signal scale s (targets s·Y) where the broken branch was seeded (None: no instability)
+        #: first continuation scale s (targets s·Y) where the symmetric branch is unstable (None: no instability)
         self.s_branch = s_branch
         self._p = act.point(selected.C) if isinstance(act, LinearAction) else None
 
@@ -129,10 +130,30 @@ class FeatureLearning:
         return float(abs(self.correlation()[-2, -1, 0, 0]))
 
     # ---------------------------------------------------------- predictions
-    def predict(self) -> np.ndarray:
-        """Mean output f̄(μ, t) = σ_v² (M_out ∘ C)_{·S} A⁻¹ y_S at every site, shape (P, T)."""
-        f = self._lin().predict(self.selected.C)
-        return f.reshape(self.problem.T, self.problem.P).T
+    def predict(self, X_new=None, *, average_branches: bool = False) -> np.ndarray:
+        """Posterior-predictive mean f̄ = σ_v² (M_out ∘ C)_{·S} A⁻¹ y_S (theory Sec. 4), shape (P, T).
+
+        ``X_new`` None: at the training sites; else new patterns or sequences (shaped like X), at every
+        time, from the learned kernels without re-solving (:mod:`.prediction`; equal to re-solving with
+        them appended as unsupervised patterns).
+
+        ``average_branches`` False: the value on the selected branch (the N → ∞ saddle point; where the Z2
+        symmetry is broken spontaneously it is one of two mirror branches of equal action, and outputs at
+        sites that change sign under the Z2 carry that branch's sign).  True: the mean over the selected
+        branch and its Z2 mirror image J C J (:func:`mirror`), with equal weights (the two are exact images,
+        so every finite-N correction is the same): what the finite-N posterior mean converges to, since a
+        finite network visits both branches.  Without a broken Z2 both agree."""
+        Cs = [self.selected.C]
+        if average_branches and self.phase == "broken" and self.problem.block_diagonal_invariant():
+            Cs.append(mirror(self.problem, self.selected.C))
+        return np.mean([self._predict_at(C, X_new) for C in Cs], axis=0)
+
+    def _predict_at(self, C: np.ndarray, X_new) -> np.ndarray:
+        lin = self._lin()
+        if X_new is None:
+            return lin.predict(C).reshape(self.problem.T, self.problem.P).T
+        p = lin.point(C)
+        return predict_new(self.problem, C, lin.chat(p), p.w, X_new)
 
     def predictive_variance(self) -> np.ndarray:
         """N × posterior variance of f at every site, shape (P, T) (the variance itself is O(1/N))."""

@@ -72,20 +72,25 @@ def top_eigen(act: LinearAction, C: np.ndarray, lags=None):
     return float(top), D / np.linalg.norm(D)
 
 
-DENSE_SECTOR_MAX = 900
+#: sector dimension up to which the sector Hessian is built densely (above: Lanczos, ``eigsh``)
+DENSE_SECTOR_MAX = 64
+#: the same for the reference method (the solver before the scale work)
+DENSE_SECTOR_MAX_REFERENCE = 900
 
 
-def sector_top(bl: Blocks, p: BlockPoint, k: int):
-    """(top eigenvalue, eigenvector as (T-k, P, P) blocks in C coordinates) of lag sector k."""
+def sector_top(bl: Blocks, p: BlockPoint, k: int, dense_max: int = DENSE_SECTOR_MAX):
+    """(top eigenvalue, eigenvector as (T-k, P, P) blocks in C coordinates) of lag sector k: dense up to
+    dimension ``dense_max``, else Lanczos (O(T P³) per product, a fixed start vector)."""
     op, shape = bl.sector_operator(p, k)
     dim = int(np.prod(shape))
-    if dim <= DENSE_SECTOR_MAX:
+    if dim <= dense_max:
         H = op(np.eye(dim).reshape((dim,) + shape)).reshape(dim, dim)
         lam, vec = np.linalg.eigh(0.5 * (H + H.T))
         top, v = lam[-1], vec[:, -1]
     else:
         lin = ssl.LinearOperator((dim, dim), matvec=lambda x: op(x.reshape(shape)).reshape(-1), dtype=float)
-        lam, vec = ssl.eigsh(lin, k=1, which="LA", tol=1e-12)
+        v0 = np.random.default_rng(0).standard_normal(dim)
+        lam, vec = ssl.eigsh(lin, k=1, which="LA", tol=1e-12, v0=v0)
         top, v = lam[0], vec[:, 0]
     L = np.linalg.cholesky(p.C)
     V = v.reshape(shape)
@@ -93,11 +98,11 @@ def sector_top(bl: Blocks, p: BlockPoint, k: int):
     return float(top), Dc
 
 
-def sector_spectrum(bl: Blocks, Cb: np.ndarray, lags=None) -> dict:
+def sector_spectrum(bl: Blocks, Cb: np.ndarray, lags=None, dense_max: int = DENSE_SECTOR_MAX) -> dict:
     """{k: (top eigenvalue, direction)} for the lag sectors ``lags`` (default 1..T-1)."""
     p = bl.point(Cb)
     lags = range(1, bl.T) if lags is None else lags
-    return {k: sector_top(bl, p, k) for k in lags}
+    return {k: sector_top(bl, p, k, dense_max) for k in lags}
 
 
 def embed_sector(bl: Blocks, k: int, Dc: np.ndarray) -> np.ndarray:

@@ -1,0 +1,155 @@
+"""Scale of the linear μP solver: wall times of ``feature_learning`` and ``signal_scan`` against the reference.
+
+    python benchmarks/bench_fl_scale.py [--methods reference,matrix] [--cap 420] [--out results/fl_scale.json]
+
+Cases (linear φ, g = g_in = σ_v = 1):
+
+* ``seq-{rnn,dnn}-T{T}-P{P}``: sequential task — P orthonormal inputs (|x|²/D = 1, input at t = 1), a
+  sinusoidal teacher y_t = (x·a cos ωt + x·b sin ωt)/√D, ω = 2π/6, every step supervised except steps
+  ⌊T/3⌋, ⌊T/3⌋+1 (held out), κ = 0.5;
+* ``endpoint-T10-P10``: the RNN of bench_feature_learning.large_problem (broken phase, |y| = 1.5 y_c):
+  one solve and the 100-point signal scan over |y| in (0, 1.5 y_c].
+
+``--hmc N``: the order parameter |corr(T-1, T)| and c_T of the small problem of bench_feature_learning
+(RNN T = 3, P = 1, y = 4.5) from the HMC sampler at width N (one chain) against the theory.
+``--sizes 20x100`` is the issue's target size (T·P = 2000).
+
+Each timing is one call (after a warm-up call on a small problem); a call that exceeds ``--cap`` seconds
+is stopped (SIGALRM) and recorded as ``> cap``.  Both methods run in this one process, so the ratios are
+under the same load (reported: os.getloadavg() before and after).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import symfield as sf
+from symfield.theory.feature_learning import feature_learning, signal_scan
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_feature_learning import large_problem  # noqa: E402
+
+
+def sequential_problem(T: int, P: int, arch: str, seed: int = 0):
+    """(net, X, Y, supervised, kappa) of the sequential task in the module docstring."""
+    rng = np.random.default_rng(seed)
+    D = P
+    X = np.linalg.qr(rng.standard_normal((D, P)))[0].T * np.sqrt(D)
+    a, b = rng.standard_normal((2, D))
+    t = np.arange(1, T + 1)
+    w = 2 * np.pi / 6
+    Y = (np.outer(X @ a, np.cos(w * t)) + np.outer(X @ b, np.sin(w * t))) / np.sqrt(D)
+    held = np.zeros(T, bool)
+    held[T // 3:T // 3 + 2] = True
+    maker = sf.RNN if arch == "rnn" else sf.DNN
+    net = maker(T, phi="linear", bias="none", scaling="mean_field")
+    return net, X, Y, np.broadcast_to(~held, (P, T)).copy(), 0.5
+
+
+class Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise Timeout()
+
+
+def timed(fn, cap: float):
+    """(seconds, result) of one call; (inf, None) when it runs longer than ``cap``."""
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(int(cap))
+    t0 = time.perf_counter()
+    try:
+        out = fn()
+    except Timeout:
+        return float("inf"), None
+    finally:
+        signal.alarm(0)
+    return time.perf_counter() - t0, out
+
+
+def cases(sizes):
+    for T, P in sizes:
+        for arch in ("rnn", "dnn"):
+            yield f"seq-{arch}-T{T}-P{P}", sequential_problem(T, P, arch)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", default="reference,matrix")
+    ap.add_argument("--sizes", default="10x20,10x40,20x20")
+    ap.add_argument("--cap", type=float, default=420.0)
+    ap.add_argument("--blas-threads", type=int, default=1)
+    ap.add_argument("--no-scan", action="store_true")
+    ap.add_argument("--hmc", type=int, default=0, help="width N of the HMC check (0: skip)")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "fl_scale.json"))
+    args = ap.parse_args(argv)
+    methods = args.methods.split(",")
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",") if s]
+    out = {"load_before": os.getloadavg(), "cap_s": args.cap, "blas_threads": args.blas_threads, "cases": {}}
+    for m in methods:  # warm-up (imports, caches)
+        net, X, Y, sup, kappa = sequential_problem(4, 2, "rnn")
+        feature_learning(net, X, Y, supervised=sup, kappa=kappa, method=m)
+    todo = list(cases(sizes))
+    net, X, Y = large_problem()
+    todo.append(("endpoint-T10-P10", (net, X, Y, None, 1.0)))
+    for name, (net, X, Y, sup, kappa) in todo:
+        row = {}
+        for m in methods:
+            t, fl = timed(lambda: feature_learning(net, X, Y, supervised=sup, kappa=kappa, method=m,
+                                                   blas_threads=args.blas_threads), args.cap)
+            row[m] = {"seconds": t}
+            if fl is not None:
+                row[m].update(action=fl.action, phase=fl.phase, C=fl.C_sites)
+            print(f"{name:22s} {m:10s} {t:9.2f} s" + (f"  action {fl.action:.12g}" if fl is not None else "  (capped)"),
+                  flush=True)
+        if len(methods) > 1 and all(row[m].get("C") is not None for m in methods):
+            C0 = row[methods[0]]["C"]
+            for m in methods[1:]:
+                row[m]["max_rel_diff_C"] = float(np.abs(row[m]["C"] - C0).max() / np.abs(C0).max())
+                print(f"{'':22s} {m} vs {methods[0]}: max |ΔC|/max|C| = {row[m]['max_rel_diff_C']:.2e}, "
+                      f"speed-up {row[methods[0]]['seconds'] / row[m]['seconds']:.1f}×", flush=True)
+        for m in methods:
+            row[m].pop("C", None)
+        out["cases"][name] = row
+    if not args.no_scan:
+        net, X, Y = large_problem()
+        scales = np.linspace(0.01, 1.0, 100)
+        row = {}
+        for m in methods:
+            t, scan = timed(lambda: signal_scan(net, X, Y, scales, **({} if m == "matrix" else {"method": m})), args.cap)
+            row[m] = {"seconds": t}
+            if scan is not None:
+                row[m]["threshold_scale"] = scan.threshold_scale
+                row[m]["actions"] = [b.action for b in scan.selected()]
+            print(f"{'scan-100-endpoint':22s} {m:10s} {t:9.2f} s", flush=True)
+        if len(methods) > 1 and all("actions" in row[m] for m in methods):
+            a0 = np.array(row[methods[0]]["actions"])
+            for m in methods[1:]:
+                row[m]["max_abs_diff_action"] = float(np.abs(np.array(row[m]["actions"]) - a0).max())
+                print(f"{'':22s} speed-up {row[methods[0]]['seconds'] / row[m]['seconds']:.1f}×, "
+                      f"max |Δaction| = {row[m]['max_abs_diff_action']:.2e}", flush=True)
+        out["scan"] = row
+    if args.hmc:
+        from bench_feature_learning import observables, sampler_time, small_problem
+        net, X, Y = small_problem()
+        fl = feature_learning(net, X, Y)
+        sf.simulate.posterior(net, X, Y, N=8, samples=1, burn=1, chains=1)  # compile
+        sampler_time(net, X, Y, fl, args.hmc, 1, 40, 60, 0.01, "small")
+        out["hmc_theory"] = {"c_T": float(observables(fl.C)[0]), "abs_corr": float(observables(fl.C)[1])}
+    out["load_after"] = os.getloadavg()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1, default=float))
+    print(f"load {out['load_before']} -> {out['load_after']}; written {args.out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

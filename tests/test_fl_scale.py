@@ -1,0 +1,76 @@
+"""The linear μP solver after the scale work against the kept reference solver (method='reference') and the
+closed forms; inputs with a singular or ill-conditioned input kernel; the progress display."""
+import numpy as np
+import pytest
+
+import symfield as sf
+from symfield.solve import ConvergenceError
+from symfield.spec import SpecError
+from symfield.theory.feature_learning import closed_form_threshold, feature_learning, signal_scan
+
+from linear_mup import X1, dnn, endpoint, rnn
+
+
+def _orthonormal(P, seed=0):
+    return np.linalg.qr(np.random.default_rng(seed).standard_normal((P, P)))[0] * np.sqrt(P)
+
+
+def _same(a, b, tol=1e-8):
+    assert [br.name for br in a.branches] == [br.name for br in b.branches]
+    assert a.action == pytest.approx(b.action, abs=1e-10)
+    assert np.abs(a.C_sites - b.C_sites).max() <= tol * np.abs(b.C_sites).max()
+    assert a.s_branch == b.s_branch
+
+
+@pytest.mark.parametrize("net,X,Y,sup", [
+    (rnn(3), X1, endpoint(3, 4.5), None),
+    (rnn(4, g=0.9), X1, endpoint(4, 3.0), None),
+    (rnn(6), _orthonormal(3), endpoint(6, np.array([1.5, -2.0, 0.7]), P=3), None),  # the benchmark task, small
+    (dnn(5), _orthonormal(3), endpoint(5, np.array([1.5, -2.0, 0.7]), P=3), None),
+    (rnn(6), X1, np.ones((1, 6)), np.array([1, 1, 0, 0, 1, 1], bool)),
+])
+def test_default_method_equals_the_reference_solver(net, X, Y, sup):
+    fast = feature_learning(net, X, Y, supervised=sup)
+    ref = feature_learning(net, X, Y, supervised=sup, method="reference")
+    _same(fast, ref)
+    assert fast.fixed_point_residual() < 1e-8
+
+
+def test_scan_equals_the_reference_and_brackets_the_closed_form_threshold():
+    net, Y = rnn(4), endpoint(4, 1.0)
+    yc = closed_form_threshold(net, X1)
+    scales = np.linspace(0.5, 1.5, 12) * yc
+    fast, ref = signal_scan(net, X1, Y, scales), signal_scan(net, X1, Y, scales, method="reference")
+    assert fast.threshold_scale == ref.threshold_scale
+    i = list(scales).index(fast.threshold_scale)
+    assert scales[i - 1] < yc <= scales[i]
+    for a, b in zip(fast.selected(), ref.selected()):
+        assert a.action == pytest.approx(b.action, abs=1e-10)
+        np.testing.assert_allclose(a.C, b.C, atol=1e-8 * np.abs(b.C).max())
+
+
+def test_dependent_inputs_are_refused_with_a_true_hint():
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # D = 2 < P = 3
+    with pytest.raises(SpecError, match=r"rank 2 of P = 3.*condition number.*a bias adds rank one at most"):
+        feature_learning(rnn(3), X, endpoint(3, 1.0, P=3))
+
+
+def test_ill_conditioned_inputs_converge_or_name_the_condition_number():
+    rng = np.random.default_rng(0)
+    P = 4
+    Q1, Q2 = (np.linalg.qr(rng.standard_normal((P, P)))[0] for _ in range(2))
+    Y = endpoint(3, rng.standard_normal(P) * 2, P=P)
+    X5 = Q1 @ np.diag(2 * np.geomspace(1, 10 ** -2.5, P)) @ Q2  # condition number 1e5: converges
+    assert feature_learning(dnn(3), X5, Y).fixed_point_residual() < 1e-8
+    X9 = Q1 @ np.diag(2 * np.geomspace(1, 10 ** -4.5, P)) @ Q2  # 1e9: round-off above gtol
+    with pytest.raises(ConvergenceError, match=r"condition number 1e\+09.*gtol"):
+        feature_learning(dnn(3), X9, Y)
+    fl = feature_learning(dnn(3), X9, Y, gtol=1e-6)  # the hint works
+    assert fl.fixed_point_residual() < 1e-6
+
+
+def test_progress_lines_on_a_log_and_silence_when_off(capsys):
+    feature_learning(rnn(3), X1, endpoint(3, 2.0), progress=True)
+    assert "feature_learning" in capsys.readouterr().err
+    feature_learning(rnn(3), X1, endpoint(3, 2.0), progress=False)
+    assert capsys.readouterr().err == ""
