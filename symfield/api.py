@@ -17,7 +17,8 @@ from .errors import SpecError, SpecTypeError
 #: every keyword option of the public entry points and its one meaning
 OPTIONS = {
     "seed": "randomness: int, numpy SeedSequence or None (fresh entropy)",
-    "progress": "print status lines on stderr",
+    "progress": "progress display: None = on when stderr is a terminal, False = off (never carriage returns in logs)",
+    "estimator": "nonlinear feature learning: dict(samples=, seed=, nodes=) of the tilted-measure quadrature / Monte Carlo",
     "method": "algorithm: one_loop 'causal' | 'dense'; feature_learning 'matrix' | 'explicit' | 'reference'",
     "keep": "mean_field storage: 'all' blocks or only the 'last' shell",
     "n_nodes": "Gauss-Hermite nodes of the four-point moments (one_loop)",

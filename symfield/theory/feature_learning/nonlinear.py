@@ -365,7 +365,7 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
     if path.jumps:
         warnings.warn(f"the {'symmetric branch' if sv.sym else 'continuation'} jumped (a fold) at s = "
                       f"{path.jumps}: the solution reported is on the branch reached after the jump, other "
-                      "branches coexisting at s = 1 are not searched for nonlinear φ", stacklevel=3)
+                      "coexisting branches at s = 1 are not looked for (nonlinear φ)", stacklevel=3)
     x1 = path.x[-1]
     fine_sym = BlockMeasure(sv._fine[1], pr.T, pr.P, odd(pr.spec.phi_fn)) if sv.sym else sv._fine[0]
     first = sv.branch("symmetric" if sv.sym else "continued", 1.0, x1, sv.block if sv.sym else sv.full, fine_sym)
