@@ -15,8 +15,9 @@ import os
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
-from .codegen.cache import ensure_numba_cache_dir  # noqa: E402
+from .codegen.cache import ensure_numba_cache_dir, install_numba_repair  # noqa: E402
 ensure_numba_cache_dir()  # before Numba compiles anything: a read-only HOME must not break the import
+install_numba_repair()    # corrupted .nbi/.nbc files of symfield's functions are deleted and recompiled
 
 from . import gp  # noqa: E402
 from .action import action  # noqa: E402

@@ -93,6 +93,10 @@ def predict(spec: NetworkSpec, X_train, Y_train, X_test, *, noise: float = 0.0, 
     X_test = check_array("X_test", X_test)
     if X_train.ndim < 2 or X_train.shape[1:] != X_test.shape[1:]:
         raise SpecError(f"X_train and X_test must agree beyond the pattern axis, got {X_train.shape}, {X_test.shape}")
+    Y_train = check_array("Y_train", Y_train)
+    if X_train.shape[0] < 1 or Y_train.ndim not in (1, 2) or Y_train.shape[0] != X_train.shape[0]:
+        raise SpecError(f"X_train needs at least one pattern and Y_train one row per pattern of X_train, "
+                        f"got shapes {X_train.shape}, {Y_train.shape}")
     n = X_train.shape[0]
     K = output_kernel(spec, np.concatenate([X_train, X_test]), time=t)
     pred = gp_predict(K[:n, :n], K[n:, :n], np.diag(K)[n:], Y_train, noise, include_noise)

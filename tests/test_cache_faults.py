@@ -162,3 +162,25 @@ def test_a_users_numba_cache_dir_is_respected(tmp_path):
         _writable_again(tmp_path)
     assert res["numba_dir"] == str(mine) and res["warnings"] == []
     assert list(mine.rglob("fault_probe_*.nbi"))
+
+
+def test_corrupt_numba_files_of_the_package_functions_are_rebuilt(tmp_path):
+    """symfield's own cache=True functions (here those mean_field runs, cached under NUMBA_CACHE_DIR so the
+    checkout's __pycache__ is not touched): garbage .nbi/.nbc files are deleted with a warning and the
+    functions compiled again; the next process loads them without warnings and gives the same kernel."""
+    mine = tmp_path / "numba"
+    first = run(tmp_path, "mean_field", cache=tmp_path / "cache", NUMBA_CACHE_DIR=str(mine))
+    assert first["warnings"] == []
+    ours = [p for p in mine.rglob("*") if p.suffix in (".nbi", ".nbc") and "symfield" in str(p.parent)
+            and "generated" not in str(p.parent)]
+    assert any(p.suffix == ".nbi" for p in ours) and any(p.suffix == ".nbc" for p in ours)
+    for p in ours:
+        p.write_bytes(b"\x80\x04garbage \x00\xff" * 4)
+    again = run(tmp_path, "mean_field", cache=tmp_path / "cache", NUMBA_CACHE_DIR=str(mine))
+    assert again["C"] == first["C"]
+    assert again["warnings"] and all("could not be read" in w and "deleted them" in w for w in again["warnings"])
+    named = {p for p in ours if any(str(p) in w for w in again["warnings"])}
+    assert any(p.suffix == ".nbi" for p in named), again["warnings"][:2]
+    third = run(tmp_path, "mean_field", cache=tmp_path / "cache", NUMBA_CACHE_DIR=str(mine))
+    assert third["warnings"] == [] and third["C"] == first["C"]
+    assert np.allclose(first["C"], sf.mean_field(sf.RNN(2, phi="erf"), np.array(X)).C, rtol=0, atol=0)

@@ -26,8 +26,9 @@ import numpy as np
 
 from ..api import check_positive_int, check_spec, legacy_positional
 from ..errors import SpecError
-from ..resources import check_memory
+from ..resources import check_memory, check_time
 from ..spec import NetworkSpec, input_gram
+from .draws import root_seed
 from .skip import propagate
 
 
@@ -172,7 +173,9 @@ def kernel_moments(spec: NetworkSpec, X, N: int, samples: int, *, seed=None, chu
     S = min(chunk, samples)  # states (H, φ(H), bases Q, images Y) and six (2, S, T, T, P, P) kernel arrays
     check_memory(8.0 * (8 * (T * P) ** 2 + S * (2 * N * T * P + 2 * N * max((T - 1) * P, 1) + 12 * (T * P) ** 2)),
                  f"kernel_moments (chunk of {S} networks of width N = {N}, T P = {T * P})", "chunk or N (or P, T)")
-    rng = np.random.default_rng(seed)
+    check_time(samples * (T * (2.0 * N * N * P + 20.0 * N * N) + 8.0 * N * (T * P) ** 2),
+               f"kernel_moments (samples = {samples}, N = {N}, T = {T}, P = {P})", "samples or N (or P, T)")
+    rng = np.random.default_rng(root_seed(seed))  # the seed checked (same stream as default_rng(seed))
     power = np.arange(1, 5)[:, None, None, None, None, None]
     sums = np.zeros((2, 4, T, T, P, P))  # (emp, aux) x powers 1..4 of the deviation from a reference
     ref = None

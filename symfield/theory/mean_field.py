@@ -18,9 +18,9 @@ from ..spec import NetworkSpec, input_gram
 from .kernel_map import kernel_map
 
 
-from ..api import check_choice, check_spec, legacy_positional  # noqa: E402
+from ..api import check_choice, check_flag, check_spec, legacy_positional  # noqa: E402
 from ..errors import NonFiniteKernel, SpecError  # noqa: E402  (defined with the other errors)
-from ..resources import check_memory  # noqa: E402
+from ..resources import check_memory, check_time  # noqa: E402
 
 
 @dataclass
@@ -135,6 +135,12 @@ def stored_bytes(spec: NetworkSpec, P: int, keep: str = "all", km=None) -> float
     return 8.0 * P * P * (count + 2)
 
 
+def operations(spec: NetworkSpec, P: int) -> float:
+    """Cost model of :func:`mean_field` for :func:`~symfield.resources.check_time`: ~200 operations per
+    Gaussian expectation (closed form or dual-kernel interpolation), one per entry of every block."""
+    return 200.0 * P * P * (spec.T ** 2 if spec.has_skip else np.triu(spec.block_support()).sum())
+
+
 @legacy_positional("progress", "keep")
 def mean_field(spec: NetworkSpec, X, *, keep: str = "all", progress: bool = False) -> MeanField:
     """Mean-field (GP) kernels of ``spec`` for inputs ``X`` ((P, D), or (P, T, D) for input='every').
@@ -146,10 +152,12 @@ def mean_field(spec: NetworkSpec, X, *, keep: str = "all", progress: bool = Fals
     """
     check_spec(spec)
     check_choice(keep, "keep", ("all", "last"))
+    check_flag("progress", progress)
     X = spec.check_inputs(X)
     km = kernel_map(spec.phi_fn)
     check_memory(stored_bytes(spec, X.shape[0], keep, km), f"mean_field (T = {spec.T}, P = {X.shape[0]}, keep={keep!r})",
                  "the number of inputs X (P) or T" + (", or pass keep='last'" if keep == "all" else ""))
+    check_time(operations(spec, X.shape[0]), f"mean_field (T = {spec.T}, P = {X.shape[0]})", "P or T")
     if spec.has_skip:
         return _with_skip(spec, X, km, keep, progress)
     dense = _dense(spec, km, X, keep)
