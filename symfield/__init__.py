@@ -30,7 +30,7 @@ from .theory import fixed_point, length_map, mean_field  # noqa: E402
 from .theory.feature_learning import critical_signal, feature_learning  # noqa: E402
 from .theory.one_loop import one_loop  # noqa: E402
 from .theory.response import optimal_r, response  # noqa: E402
-from .resources import memory_limit, set_memory_limit  # noqa: E402
+from .resources import memory_limit, set_memory_limit, set_time_limit, time_limit  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -45,4 +45,5 @@ def __getattr__(name):  # the simulator is imported lazily (it is not needed for
 __all__ = ["ConvergenceError", "DNN", "FixedPointError", "RNN", "NetworkSpec", "NonFiniteError", "NonFiniteKernel",
            "NotPositiveDefinite", "NotSupportedError", "SpecTypeError", "UnknownNonlinearity", "ResNet", "ResourceError", "SpecError", "SymfieldError", "WeightPlan", "action", "as_dnn", "available_phis", "convert_T",
            "critical_signal", "feature_learning", "fixed_point", "get_phi", "gp", "length_map", "mean_field", "memory_limit",
-           "one_loop", "optimal_r", "register_phi", "response", "set_memory_limit", "simulate"]
+           "one_loop", "optimal_r", "register_phi", "response", "set_memory_limit", "set_time_limit", "simulate",
+           "time_limit"]

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from .errors import SpecError
 from .spec import PRESETS
 
 DERIVATIONS = {"gp-kernels": "gp_kernels.py", "one-loop": "one_loop.py", "feature-learning": "feature_learning.py",
@@ -39,7 +40,10 @@ def cmd_list(args) -> int:
 def cmd_derive(args) -> int:
     from .action import action
     from .spec import NetworkSpec
-    share = {"W": json.loads(args.share_W)} if args.share_W else {}
+    try:
+        share = {"W": json.loads(args.share_W)} if args.share_W else {}
+    except json.JSONDecodeError as err:
+        raise SpecError(f"--share-W must be JSON groups such as '[[1, 2], [3]]' ({err})") from None
     spec = NetworkSpec(None if args.arch == "custom" else args.arch, args.T, phi=args.phi, leak=args.leak,
                        r=args.r, share=share)
     act = action(spec)

@@ -206,7 +206,7 @@ def _as_expr(expr) -> sp.Expr:
             raise SpecError("a phi Lambda must take exactly one argument")
         return expr.expr.subs(expr.variables[0], x)
     try:
-        expr = sp.sympify(expr, strict=True)
+        expr = sp.sympify(expr)
     except (sp.SympifyError, SyntaxError, TypeError) as err:
         raise SpecTypeError(f"phi expr must be a SymPy expression (or a string of one) in x, got {expr!r}") from err
     if not isinstance(expr, sp.Expr):

@@ -291,6 +291,8 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
     solver, name = renamed(method, solver, "solver", "method", default="causal", where="one_loop")
     check_choice(solver, name, ("causal", "dense"))
     P = spec.check_inputs(X).shape[0]
+    if n_nodes is not None:  # checked before anything is computed
+        n_nodes = {m: _checked_nodes(m, n) for m, n in check_mapping("n_nodes", n_nodes).items()}
     check_memory(estimate_bytes(spec, P, solver), f"one_loop ({pair_count(spec, P)} pair variables, P = {P})",
                  "the number of inputs X (P) or T")
     n = pair_count(spec, P)  # Hessian over n pair variables: dense inverse O(n³), causal substitution O(n²·T)
