@@ -22,7 +22,7 @@ install_numba_repair()    # corrupted .nbi/.nbc files of symfield's functions ar
 from . import gp  # noqa: E402
 from .action import action  # noqa: E402
 from .gauss import available_phis, get_phi, register_phi  # noqa: E402
-from .errors import (ConvergenceError, FixedPointError, NonFiniteError, NonFiniteKernel,  # noqa: E402
+from .errors import (AccuracyError, ConvergenceError, FixedPointError, NonFiniteError, NonFiniteKernel,  # noqa: E402
                      NotPositiveDefinite, NotSupportedError, ResourceError, SpecError, SpecTypeError, SymfieldError,
                      UnknownNonlinearity)
 from .spec import DNN, RNN, NetworkSpec, ResNet, WeightPlan, as_dnn, convert_T  # noqa: E402
@@ -42,7 +42,7 @@ def __getattr__(name):  # the simulator is imported lazily (it is not needed for
     raise AttributeError(f"module 'symfield' has no attribute {name!r}")
 
 
-__all__ = ["ConvergenceError", "DNN", "FixedPointError", "RNN", "NetworkSpec", "NonFiniteError", "NonFiniteKernel",
+__all__ = ["AccuracyError", "ConvergenceError", "DNN", "FixedPointError", "RNN", "NetworkSpec", "NonFiniteError", "NonFiniteKernel",
            "NotPositiveDefinite", "NotSupportedError", "SpecTypeError", "UnknownNonlinearity", "ResNet", "ResourceError", "SpecError", "SymfieldError", "WeightPlan", "action", "as_dnn", "available_phis", "convert_T",
            "critical_signal", "feature_learning", "fixed_point", "get_phi", "gp", "length_map", "mean_field", "memory_limit",
            "one_loop", "optimal_r", "register_phi", "response", "set_memory_limit", "set_time_limit", "simulate",

@@ -19,7 +19,6 @@ from symfield.errors import SymfieldError
 X = [[1.0, 0.2], [0.3, -0.5]]
 Y = [[0.5], [-0.2]]
 NET = sf.RNN(2)
-NET1 = sf.RNN(1)  # cheap HMC
 MUP = sf.RNN(1, phi="linear", bias="none", scaling="mean_field")  # the μP action and feature learning
 
 # bad values by kind of argument: label -> value
@@ -48,7 +47,7 @@ def without(table, *labels):
 def tiny_posterior(**kw):
     args = dict(N=4, samples=2, burn=2, chains=1, leapfrog=2, seed=0)
     args.update(kw)
-    spec = args.pop("spec", NET1)
+    spec = args.pop("spec", MUP)
     return sim.posterior(spec, args.pop("X", X), args.pop("Y", Y), **args)
 
 
@@ -223,16 +222,30 @@ class nullcontext:
         return False
 
 
-if __name__ == "__main__":  # count the failures: python tests/test_bad_inputs.py
+if __name__ == "__main__":  # count the failures: python tests/test_bad_inputs.py [seconds per case [id prefix]]
+    import signal
     import warnings
     warnings.simplefilter("ignore")
+
+    def too_long(*_):
+        raise TimeoutError("no bound: still running after the per-case limit")
+
+    signal.signal(signal.SIGALRM, too_long)
+    limit = int(sys.argv[1]) if len(sys.argv) > 1 else 60
     kinds = {}
     total = 0
     for p in expand():
+        if not p.id.startswith(sys.argv[2] if len(sys.argv) > 2 else ""):
+            continue
         total += 1
-        problem = outcome(*p.values)
+        signal.alarm(limit)
+        try:
+            problem = outcome(*p.values)
+        except TimeoutError as err:
+            problem = f"timed out: {err}"
+        signal.alarm(0)
         if problem:
             kind = problem.split(":")[0]
             kinds[kind] = kinds.get(kind, 0) + 1
-            print(p.id, "->", problem)
+            print(p.id, "->", problem, flush=True)
     print(f"{total} cases; failing: {kinds}", file=sys.stderr)

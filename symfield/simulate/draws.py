@@ -39,6 +39,7 @@ import numpy as np
 
 from ..api import check_positive_int, check_spec
 from ..errors import SpecTypeError
+from ..resources import check_memory
 from ..spec import NetworkSpec, SpecError
 
 IN, BIAS, HID = 0, 1, 2
@@ -133,6 +134,7 @@ def draw_network(spec: NetworkSpec, N: int, D: int, seed, k: int = 0) -> Network
     check_spec(spec)
     N, D = check_positive_int("N", N), check_positive_int("D", D)
     k = check_positive_int("k", k, minimum=0)
+    check_memory(8.0 * N * (N * spec.plan.n_W + D + spec.T), f"draw_network (N = {N}, D = {D})", "N or D")
     root = root_seed(seed)
     sc = group_scales(spec, N)
     W = [sc[l] * hidden_normals(root, k, l, N) for l in range(spec.plan.n_W)]

@@ -20,7 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..api import check_positive_int, check_real, legacy_positional
-from ..resources import check_memory, check_time
+from ..resources import check_memory, check_steps, check_time
 from ..spec import SpecError
 from ..task import problem
 from . import posterior_hmc
@@ -181,6 +181,9 @@ def posterior(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 400, seed=0, r
         check_positive_int(name, v)
     check_positive_int("burn", burn, minimum=0)
     check_positive_int("eig_samples", eig_samples, minimum=0)
+    for name, v in (("samples", samples), ("burn", burn), ("thin", thin), ("leapfrog", leapfrog), ("chains", chains),
+                    ("eig_samples", eig_samples)):
+        check_steps(name, v)  # iteration counts bounded (resources.MAX_STEPS)
     step = check_real("step", step, low=0, low_open=True, none_ok=True)
     target_accept = check_real("target_accept", target_accept, low=0, high=1, low_open=True, high_open=True)
     if blas_threads is not None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..api import check_positive_int, check_spec, legacy_positional
 from ..errors import SpecError
-from ..resources import check_memory, check_time
+from ..resources import check_memory, check_steps, check_time
 from ..spec import NetworkSpec, input_gram
 from .draws import root_seed
 from .skip import propagate
@@ -165,6 +165,7 @@ def kernel_moments(spec: NetworkSpec, X, N: int, samples: int, *, seed=None, chu
     """Entrywise mean and variance of the empirical and auxiliary kernels over ``samples`` networks."""
     check_spec(spec)
     N, samples = check_positive_int("N", N), check_positive_int("samples", samples)
+    check_steps("samples", samples)
     chunk = None if chunk is None else check_positive_int("chunk", chunk)
     X = spec.check_inputs(X)
     T, P = spec.T, X.shape[0]
