@@ -38,6 +38,9 @@ from .api import check_array, check_positive_int, check_real, check_spec
 from .errors import SpecError, SpecTypeError
 from .resources import MAX_STEPS as MAX_T
 
+#: largest |value| of a gain, variance or coefficient (squares stay far from overflow; as phi_params)
+PARAM_LIMIT = 1e8
+
 INPUTS = ("first", "every")
 BIASES = ("static", "fresh", "none", "grouped")
 SCALINGS = ("standard", "mean_field")
@@ -67,8 +70,8 @@ def _per_step(name: str, value, length: int, labels=None) -> np.ndarray:
         raise SpecTypeError(f"{name} must be a non-negative real number (or one per step), got {value!r}")
     if arr.ndim != 1 or arr.size not in (1, length):
         raise SpecError(f"{name} must be a scalar or have {length} entries, got shape {np.shape(value)}")
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise SpecError(f"{name} must be finite and non-negative, got {value!r}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr > PARAM_LIMIT):
+        raise SpecError(f"{name} must be finite, non-negative and at most {PARAM_LIMIT:g}, got {value!r}")
     arr = np.broadcast_to(arr, (length,)).copy()
     if labels is not None:
         for grp in np.unique(labels):
@@ -88,8 +91,8 @@ def _coefficients(name: str, value, T: int) -> float | tuple:
     if arr.ndim != 1 or arr.size not in (1, max(T - 1, 1)):
         raise SpecError(f"{name} must be a scalar or have T-1 = {max(T - 1, 1)} entries (steps 2..T), "
                         f"got shape {np.shape(value)}")
-    if not np.all(np.isfinite(arr)):
-        raise SpecError(f"{name} must be finite, got {value!r}")
+    if not np.all(np.isfinite(arr)) or np.any(np.abs(arr) > PARAM_LIMIT):
+        raise SpecError(f"{name} must be finite with |{name}| <= {PARAM_LIMIT:g}, got {value!r}")
     return float(arr[0]) if arr.size == 1 else tuple(float(v) for v in arr)
 
 
@@ -221,7 +224,7 @@ class NetworkSpec:
         if self.T > MAX_T:
             raise SpecError(f"T must be at most {MAX_T:.0e} (every step stores (P, P) blocks), got {self.T!r}")
         for name in ("g_in", "g_out", "sigma_out2", "sigma_v"):
-            check_real(name, getattr(self, name), low=0)
+            check_real(name, getattr(self, name), low=0, high=PARAM_LIMIT)
         object.__setattr__(self, "share", self._checked_share())
         object.__setattr__(self, "bias", self._resolved_bias())
         preset = PRESETS.get(self.arch)

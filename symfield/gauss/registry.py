@@ -31,7 +31,7 @@ from ..errors import SpecError, SpecTypeError, UnknownNonlinearity  # noqa: E402
 #: deprecated parameter names of registered φ: (φ name, old) -> new
 _RENAMED_PARAMS = {("erf", "kappa"): "scale"}
 #: largest |value| of a φ parameter: beyond it the generated code's integer literals overflow int64
-PARAM_LIMIT = 1e8
+from ..spec import PARAM_LIMIT  # noqa: E402  (one bound for every declared number)
 
 
 @dataclass(frozen=True, eq=False)
