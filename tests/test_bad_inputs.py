@@ -170,6 +170,7 @@ CASES = [
 # values that are valid for an argument although they are in its bad table (documented meanings)
 VALID = {("response", "pairs", "flat"),  # one pair (mu, nu)
          ("ResNet", "r", "array"),  # T - 1 = 2 per-step values
+         ("simulate.kernel_moments", "seed", "nested"),  # nested entropy words: a valid numpy seed there
          ("simulate.prior", "chunk", "huge_int"), ("simulate.prior", "chunk", "huge_float"),  # clamped to samples
          ("simulate.prior", "blas_threads", "huge_int"), ("simulate.posterior", "blas_threads", "huge_int")}
 

@@ -46,12 +46,9 @@ IN, BIAS, HID = 0, 1, 2
 
 
 def root_seed(seed) -> np.random.SeedSequence:
-    """``SeedSequence`` for ``seed`` (int, sequence of ints, ``SeedSequence`` or None = fresh OS entropy)."""
+    """``SeedSequence`` for ``seed`` (int, ``SeedSequence`` or None = fresh OS entropy)."""
     if isinstance(seed, np.random.SeedSequence):
         return seed
-    if isinstance(seed, (list, tuple)) and seed and all(  # a sequence of entropy words, as numpy accepts
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0 for s in seed):
-        return np.random.SeedSequence([int(s) for s in seed])
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise SpecError(f"seed must be a non-negative integer, a numpy SeedSequence or None, got {seed!r}")
     return np.random.SeedSequence(None if seed is None else int(seed))

@@ -25,10 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..api import check_positive_int, check_spec, legacy_positional
-from ..errors import SpecError
+from ..errors import SpecError, SpecTypeError
 from ..resources import check_memory, check_steps, check_time
 from ..spec import NetworkSpec, input_gram
-from .draws import root_seed
 from .skip import propagate
 
 
@@ -176,7 +175,13 @@ def kernel_moments(spec: NetworkSpec, X, N: int, samples: int, *, seed=None, chu
                  f"kernel_moments (chunk of {S} networks of width N = {N}, T P = {T * P})", "chunk or N (or P, T)")
     check_time(samples * (T * (2.0 * N * N * P + 20.0 * N * N) + 8.0 * N * (T * P) ** 2),
                f"kernel_moments (samples = {samples}, N = {N}, T = {T}, P = {P})", "samples or N (or P, T)")
-    rng = np.random.default_rng(root_seed(seed))  # the seed checked (same stream as default_rng(seed))
+    if isinstance(seed, (bool, np.bool_)):
+        raise SpecTypeError(f"seed must be an integer, a sequence of integers, a SeedSequence or None, got {seed!r}")
+    try:
+        rng = np.random.default_rng(seed)
+    except (TypeError, ValueError) as err:
+        raise SpecError(f"seed must be a non-negative integer, a sequence of them, a SeedSequence or None, "
+                        f"got {seed!r} ({err})") from None
     power = np.arange(1, 5)[:, None, None, None, None, None]
     sums = np.zeros((2, 4, T, T, P, P))  # (emp, aux) x powers 1..4 of the deviation from a reference
     ref = None
