@@ -45,38 +45,36 @@ def psd_defect(K: np.ndarray) -> float:
     return -np.linalg.eigvalsh((K + K.T) / 2).min() / scale
 
 
-def mean_field_cell(phi, g, sb2, T, geometry):
-    """None if the cell is right, else 'nan' / 'non-PSD <defect>' / 'refused <error>'."""
-    spec = sf.RNN(T, phi=phi, g=g, sigma_b2=sb2, input="every")
+def judge(compute, tol):
+    """None if ``compute()`` returns a finite PSD matrix (defect <= ``tol``), else 'nan' / 'non-PSD ...' /
+    'refused: <symfield error>' / 'raw error: <other error>'."""
     try:
-        C = sf.mean_field(spec, patterns(geometry)).C
+        K = compute()
     except SymfieldError as err:
         return f"refused: {type(err).__name__}: {str(err)[:120]}"
     except Exception as err:  # noqa: BLE001 - a raw error is a failure of its own kind
         return f"raw error: {type(err).__module__}.{type(err).__name__}: {str(err)[:120]}"
-    TP = C.shape[0] * C.shape[2]
-    K = C.transpose(0, 2, 1, 3).reshape(TP, TP)
     if not np.all(np.isfinite(K)):
         return "nan"
     d = psd_defect(K)
-    return None if d <= 1e-9 else f"non-PSD: λ_min = -{d:.2g} · max diagonal"
+    return None if d <= tol else f"non-PSD: λ_min = -{d:.2g} · max diagonal"
+
+
+def mean_field_cell(phi, g, sb2, T, geometry):
+    """The (T P) x (T P) mean-field kernel of an RNN with input at every step (see :func:`judge`)."""
+    spec = sf.RNN(T, phi=phi, g=g, sigma_b2=sb2, input="every")
+
+    def kernel():
+        C = sf.mean_field(spec, patterns(geometry)).C
+        TP = C.shape[0] * C.shape[2]
+        return C.transpose(0, 2, 1, 3).reshape(TP, TP)
+    return judge(kernel, 1e-9)
 
 
 def one_loop_cell(phi, geometry, g=3.0, sb2=0.5, T=3):
-    """As :func:`mean_field_cell` for the one-loop NΔ (N Var of the kernel: a covariance of the (T P)² kernel
-    entries, here over the independent entries: ``NDelta``) must be PSD, on two patterns."""
+    """The one-loop NΔ (N Cov of the independent kernel entries, ``NDelta``) on two patterns (see :func:`judge`)."""
     spec = sf.RNN(T, phi=phi, g=g, sigma_b2=sb2, bias="fresh", input="every")
-    try:
-        ol = sf.one_loop(spec, patterns(geometry, P=2, D=5))
-        V = np.asarray(ol.NDelta)  # over the pair variables (the independent kernel entries)
-    except SymfieldError as err:
-        return f"refused: {type(err).__name__}: {str(err)[:120]}"
-    except Exception as err:  # noqa: BLE001
-        return f"raw error: {type(err).__module__}.{type(err).__name__}: {str(err)[:120]}"
-    if not np.all(np.isfinite(V)):
-        return "nan"
-    d = psd_defect(V)
-    return None if d <= 1e-7 else f"non-PSD: λ_min = -{d:.2g} · max diagonal"
+    return judge(lambda: np.asarray(sf.one_loop(spec, patterns(geometry, P=2, D=5)).NDelta), 1e-7)
 
 
 MEAN_FIELD_CELLS = list(itertools.product(PHIS, GAINS, BIASES, DEPTHS, GEOMETRIES))
