@@ -9,7 +9,8 @@ and the argument to change.
 
 Time is estimated by a deliberately simple cost model: the entry point counts its floating-point
 operations (dominant loops only) and :func:`check_time` divides them by :data:`RATE`, a single-core
-rate calibrated on this code's compiled kernels (benchmarks/resource_rate.py).  It is an order of
+rate for this code's compiled kernels (checked against a timed mean_field within a factor 30 by
+tests/test_resources.py).  It is an order of
 magnitude, meant to refuse a call that would run for hours, not to predict seconds.
 """
 from __future__ import annotations
