@@ -15,13 +15,14 @@ import os
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
-from .codegen.cache import ensure_numba_cache_dir  # noqa: E402
+from .codegen.cache import ensure_numba_cache_dir, install_numba_repair  # noqa: E402
 ensure_numba_cache_dir()  # before Numba compiles anything: a read-only HOME must not break the import
+install_numba_repair()    # corrupted .nbi/.nbc files of symfield's functions are deleted and recompiled
 
 from . import gp, parallel  # noqa: E402
 from .action import action  # noqa: E402
 from .gauss import available_phis, get_phi, register_phi  # noqa: E402
-from .errors import (ConvergenceError, FixedPointError, NonFiniteError, NonFiniteKernel,  # noqa: E402
+from .errors import (AccuracyError, ConvergenceError, FixedPointError, NonFiniteError, NonFiniteKernel,  # noqa: E402
                      NotPositiveDefinite, NotSupportedError, ResourceError, SpecError, SpecTypeError, SymfieldError,
                      UnknownNonlinearity)
 from .spec import DNN, RNN, NetworkSpec, ResNet, WeightPlan, as_dnn, convert_T  # noqa: E402
@@ -29,7 +30,7 @@ from .theory import fixed_point, length_map, mean_field  # noqa: E402
 from .theory.feature_learning import critical_signal, feature_learning  # noqa: E402
 from .theory.one_loop import one_loop  # noqa: E402
 from .theory.response import optimal_r, response  # noqa: E402
-from .resources import memory_limit, set_memory_limit  # noqa: E402
+from .resources import memory_limit, set_memory_limit, set_time_limit, time_limit  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -41,7 +42,8 @@ def __getattr__(name):  # the simulator is imported lazily (it is not needed for
     raise AttributeError(f"module 'symfield' has no attribute {name!r}")
 
 
-__all__ = ["ConvergenceError", "DNN", "FixedPointError", "RNN", "NetworkSpec", "NonFiniteError", "NonFiniteKernel",
+__all__ = ["AccuracyError", "ConvergenceError", "DNN", "FixedPointError", "RNN", "NetworkSpec", "NonFiniteError", "NonFiniteKernel",
            "NotPositiveDefinite", "NotSupportedError", "SpecTypeError", "UnknownNonlinearity", "ResNet", "ResourceError", "SpecError", "SymfieldError", "WeightPlan", "action", "as_dnn", "available_phis", "convert_T",
            "critical_signal", "feature_learning", "fixed_point", "get_phi", "gp", "length_map", "mean_field", "memory_limit",
-           "one_loop", "optimal_r", "parallel", "register_phi", "response", "set_memory_limit", "simulate"]
+           "one_loop", "optimal_r", "parallel", "register_phi", "response", "set_memory_limit", "set_time_limit",
+           "simulate", "time_limit"]

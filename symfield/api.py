@@ -174,6 +174,8 @@ def check_array(name: str, value, finite: bool = True):
     if arr.dtype.kind not in "biuf":
         try:
             arr = arr.astype(float) if arr.dtype.kind == "O" else None
+        except OverflowError:
+            raise SpecError(f"{name} has a value too large for a float ({str(value)[:40]})") from None
         except (TypeError, ValueError):
             arr = None
         if arr is None:
@@ -199,3 +201,32 @@ def check_mean_field(mf, spec, X, name: str = "mf"):
     if mf.X.shape != Xc.shape or not np.array_equal(mf.X, Xc):
         raise SpecError(f"{name} was computed for other inputs than X; pass mf=mean_field(spec, X)")
     return mf
+
+
+def check_flag(name: str, value) -> bool:
+    """``value`` as a bool; raise :class:`SpecTypeError` naming ``name`` unless it is True or False."""
+    import numpy as np
+    if not isinstance(value, (bool, np.bool_)):
+        raise SpecTypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_mapping(name: str, value) -> dict:
+    """``value`` as a dict; raise :class:`SpecTypeError` naming ``name`` unless it is a mapping."""
+    from collections.abc import Mapping
+    if not isinstance(value, Mapping):
+        raise SpecTypeError(f"{name} must be a mapping (dict), got {type(value).__name__} {value!r}")
+    return dict(value)
+
+
+def check_index_pair(name: str, value, size: int) -> tuple[int, int]:
+    """``value`` as a pair (i, j) of integers in 0..size-1; else :class:`SpecError` naming ``name``."""
+    import numpy as np
+    try:
+        i, j = value
+    except (TypeError, ValueError):
+        raise SpecError(f"{name} must be a pair (i, j) of pattern indices 0..{size - 1}, got {value!r}") from None
+    for v in (i, j):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not 0 <= v < size:
+            raise SpecError(f"{name} must be a pair (i, j) of pattern indices 0..{size - 1}, got {value!r}")
+    return int(i), int(j)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import SpecError
 from .parallel import SCHEDULER_HELP, set_default as set_default_scheduler
 from .spec import PRESETS
 
@@ -168,7 +169,10 @@ def latex_document(title: str, sections: list) -> str:
 def cmd_derive(args) -> int:
     from .action import action
     from .spec import NetworkSpec
-    share = {"W": json.loads(args.share_W)} if args.share_W else {}
+    try:
+        share = {"W": json.loads(args.share_W)} if args.share_W else {}
+    except json.JSONDecodeError as err:
+        raise SpecError(f"--share-W must be JSON groups such as '[[1, 2], [3]]' ({err})") from None
     spec = NetworkSpec(None if args.arch == "custom" else args.arch, args.T, phi=parse_phi(args.phi), leak=args.leak,
                        r=args.r, share=share)
     act = action(spec)

@@ -42,6 +42,10 @@ class NonFiniteKernel(NonFiniteError):
     """The kernel map produced nan/inf (e.g. a covariance outside the domain of φ's closed form)."""
 
 
+class AccuracyError(SymfieldError, ValueError):
+    """A numeric method cannot reach its documented accuracy for these arguments (the message names them)."""
+
+
 class FixedPointError(SymfieldError, RuntimeError):
     """No finite fixed point of the length map was found."""
 
@@ -59,5 +63,5 @@ class ConvergenceError(SymfieldError, RuntimeError):
         super().__init__(f"{message} (last residuals: {tail})" if self.history else message)
 
 
-__all__ = ["ConvergenceError", "FixedPointError", "NonFiniteError", "NonFiniteKernel", "NotPositiveDefinite",
+__all__ = ["AccuracyError", "ConvergenceError", "FixedPointError", "NonFiniteError", "NonFiniteKernel", "NotPositiveDefinite",
            "NotSupportedError", "ResourceError", "SpecError", "SpecTypeError", "SymfieldError", "UnknownNonlinearity"]

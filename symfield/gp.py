@@ -458,6 +458,11 @@ def predict(spec: NetworkSpec, X_train, Y_train, X_test, *, noise: float = 0.0, 
     if X_train.ndim < 2 or X_train.shape[1:] != X_test.shape[1:]:
         raise SpecError(f"X_train and X_test must agree beyond the pattern axis, got {X_train.shape}, {X_test.shape}")
     n, m = X_train.shape[0], X_test.shape[0]
+    if kind != "several":
+        Y_train = check_array("Y_train", Y_train)
+        if n < 1 or Y_train.ndim not in (1, 2) or Y_train.shape[0] != n:
+            raise SpecError(f"X_train needs at least one pattern and Y_train one row per pattern of X_train, "
+                            f"got shapes {X_train.shape}, {Y_train.shape}")
     K = readout_kernel(spec, np.concatenate([X_train, X_test]), readout)
     n_out = len(times) if kind == "several" else 1
     idx = np.arange(n_out * (n + m)).reshape(n_out, n + m)

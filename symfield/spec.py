@@ -34,8 +34,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .api import check_array
-from .errors import SpecError
+from .api import check_array, check_positive_int, check_real, check_spec
+from .errors import SpecError, SpecTypeError
+from .resources import MAX_STEPS as MAX_T
+
+#: largest |value| of a gain, variance or coefficient (squares stay far from overflow; as phi_params)
+PARAM_LIMIT = 1e8
 
 INPUTS = ("first", "every")
 BIASES = ("static", "fresh", "none", "grouped")
@@ -62,10 +66,12 @@ PRESETS = {"rnn": Preset("RNN", True, "static"), "dnn": Preset("DNN", False, "fr
 def _per_step(name: str, value, length: int, labels=None) -> np.ndarray:
     """A scalar or ``length`` finite non-negative values, equal within each group of ``labels``."""
     arr = np.atleast_1d(check_array(name, value, finite=False))
+    if isinstance(value, (bool, np.bool_)) or np.asarray(value).dtype == bool:
+        raise SpecTypeError(f"{name} must be a non-negative real number (or one per step), got {value!r}")
     if arr.ndim != 1 or arr.size not in (1, length):
         raise SpecError(f"{name} must be a scalar or have {length} entries, got shape {np.shape(value)}")
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise SpecError(f"{name} must be finite and non-negative, got {value!r}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr > PARAM_LIMIT):
+        raise SpecError(f"{name} must be finite, non-negative and at most {PARAM_LIMIT:g}, got {value!r}")
     arr = np.broadcast_to(arr, (length,)).copy()
     if labels is not None:
         for grp in np.unique(labels):
@@ -79,12 +85,14 @@ def _per_step(name: str, value, length: int, labels=None) -> np.ndarray:
 
 def _coefficients(name: str, value, T: int) -> float | tuple:
     """A finite scalar or T-1 finite values (steps 2..T): stored as a float or a tuple."""
-    arr = np.atleast_1d(np.asarray(value, dtype=float))
+    arr = np.atleast_1d(check_array(name, value, finite=False))
+    if value is None or isinstance(value, (bool, np.bool_)) or arr.dtype == bool:
+        raise SpecTypeError(f"{name} must be a real number or T-1 real numbers, got {value!r}")
     if arr.ndim != 1 or arr.size not in (1, max(T - 1, 1)):
         raise SpecError(f"{name} must be a scalar or have T-1 = {max(T - 1, 1)} entries (steps 2..T), "
                         f"got shape {np.shape(value)}")
-    if not np.all(np.isfinite(arr)):
-        raise SpecError(f"{name} must be finite, got {value!r}")
+    if not np.all(np.isfinite(arr)) or np.any(np.abs(arr) > PARAM_LIMIT):
+        raise SpecError(f"{name} must be finite with |{name}| <= {PARAM_LIMIT:g}, got {value!r}")
     return float(arr[0]) if arr.size == 1 else tuple(float(v) for v in arr)
 
 
@@ -213,10 +221,10 @@ class NetworkSpec:
                                      ("readout", self.readout, READOUTS)):
             if value not in allowed:
                 raise SpecError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.T > MAX_T:
+            raise SpecError(f"T must be at most {MAX_T:.0e} (every step stores (P, P) blocks), got {self.T!r}")
         for name in ("g_in", "g_out", "sigma_out2", "sigma_v"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not np.isscalar(v) or not np.isfinite(v) or v < 0:
-                raise SpecError(f"{name} must be a finite non-negative number, got {v!r}")
+            check_real(name, getattr(self, name), low=0, high=PARAM_LIMIT)
         object.__setattr__(self, "share", self._checked_share())
         object.__setattr__(self, "bias", self._resolved_bias())
         preset = PRESETS.get(self.arch)
@@ -225,6 +233,8 @@ class NetworkSpec:
         object.__setattr__(self, "r", _coefficients("r", self.r, self.T))
         _per_step("g", self.g, max(self.T - 1, 1), self.labels("W") if self.T > 1 else None)
         _per_step("sigma_b2", self.sigma_b2, self.T, self.labels("b"))
+        if not isinstance(self.phi_params, Mapping):
+            raise SpecTypeError(f"phi_params must be a mapping {{name: value}}, got {type(self.phi_params).__name__}")
         object.__setattr__(self, "phi_params", dict(self.phi_params))
         # resolve phi now so that an unknown name fails at construction
         from .gauss import get_phi
@@ -509,12 +519,14 @@ def ResNet(T: int, r: Any = 1.0, **kw) -> NetworkSpec:
 
 def as_dnn(spec: NetworkSpec) -> NetworkSpec:
     """The DNN matching ``spec`` layer for layer (same g, σ², φ, input convention and update rule)."""
+    check_spec(spec)
     bias = "none" if spec.bias == "none" else "fresh"
     return replace(spec, arch="dnn", bias=bias, share={})
 
 
 def convert_T(applications_of_W: int) -> int:
     """Convert a source that counts applications of W into symfield's T (hidden states)."""
-    if applications_of_W < 0:
-        raise SpecError("the number of applications of W must be >= 0")
-    return applications_of_W + 1
+    n = check_positive_int("applications_of_W", applications_of_W, minimum=0)
+    if n >= MAX_T:
+        raise SpecError(f"applications_of_W must be below {MAX_T:.0e} (T = applications_of_W + 1), got {n!r}")
+    return n + 1

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .api import check_array, check_real
+from .errors import SpecTypeError
 from .spec import NetworkSpec, SpecError
 
 READOUTS = ("shared", "untied")
@@ -41,10 +43,8 @@ def readout_mask(spec: NetworkSpec, readout=None) -> np.ndarray:
 
 
 def check_kappa(kappa) -> float:
-    if isinstance(kappa, bool) or not np.isscalar(kappa) or not np.isfinite(kappa) or kappa <= 0:
-        raise SpecError(f"kappa (likelihood variance, posterior temperature kappa/N) must be a finite "
-                        f"number > 0, got {kappa!r}")
-    return float(kappa)
+    """kappa (likelihood variance, posterior temperature kappa/N): a finite number > 0."""
+    return check_real("kappa", kappa, low=0, low_open=True)
 
 
 def check_supervised(supervised, P: int, T: int) -> np.ndarray:
@@ -68,7 +68,7 @@ def check_supervised(supervised, P: int, T: int) -> np.ndarray:
 
 
 def check_targets(Y, P: int, T: int, sup: np.ndarray) -> np.ndarray:
-    Y = np.asarray(Y, dtype=float)
+    Y = check_array("Y", Y, finite=False)
     if Y.shape != (P, T):
         raise SpecError(f"Y must have shape (P, T) = ({P}, {T}), got {Y.shape}")
     if not np.all(np.isfinite(Y[sup])):
@@ -184,7 +184,7 @@ def problem(spec: NetworkSpec, X, Y, supervised=None, kappa=1.0, readout=None) -
     linear action has full support on the sites); a singular or numerically singular one (condition
     number > :data:`SINGULAR_COND`) is refused with its rank and condition number."""
     if not isinstance(spec, NetworkSpec):
-        raise TypeError(f"net must be a NetworkSpec (sf.RNN, sf.DNN, sf.NetworkSpec(...)), got {type(spec).__name__}")
+        raise SpecTypeError(f"spec must be a NetworkSpec (sf.RNN, sf.DNN, sf.NetworkSpec(...)), got {type(spec).__name__}")
     if spec.scaling != "mean_field":
         raise SpecError("feature learning needs the mean-field (μP) readout f = v·φ(h)/N: build the network "
                         "with scaling='mean_field'")

@@ -34,7 +34,8 @@ PROBE = textwrap.dedent("""
         mod = codegen.build_module("fault_probe", "symfield.tests", "cache fault probe",
                                    [("f", codegen.scalar_source("f", [x], sp.sin(x) ** 2))])
         value = mod.f(0.3)
-        mf = sf.mean_field(sf.RNN(2, phi="erf"), %s) if "mean_field" in sys.argv else None
+        phi = "tanh" if "tanh" in sys.argv else "erf"  # tanh: symfield's own dual-kernel functions
+        mf = sf.mean_field(sf.RNN(2, phi=phi), %s) if "mean_field" in sys.argv else None
         derived = codegen.derived_source("fault_probe", "k", lambda: "x = 1\\n") if "derived" in sys.argv else None
     print(json.dumps({"value": value, "path": mod.__file__, "warnings": [str(w.message) for w in caught
                       if issubclass(w.category, RuntimeWarning)],
@@ -162,3 +163,25 @@ def test_a_users_numba_cache_dir_is_respected(tmp_path):
         _writable_again(tmp_path)
     assert res["numba_dir"] == str(mine) and res["warnings"] == []
     assert list(mine.rglob("fault_probe_*.nbi"))
+
+
+def test_corrupt_numba_files_of_the_package_functions_are_rebuilt(tmp_path):
+    """symfield's own cache=True functions (the dual kernel that mean_field runs for tanh, cached under
+    NUMBA_CACHE_DIR so the checkout's __pycache__ is not touched): garbage .nbi/.nbc files are deleted with a warning and the
+    functions compiled again; the next process loads them without warnings and gives the same kernel."""
+    mine = tmp_path / "numba"
+    first = run(tmp_path, "mean_field", "tanh", cache=tmp_path / "cache", NUMBA_CACHE_DIR=str(mine))
+    assert first["warnings"] == []
+    # Numba names a folder <parent folder>_<hash>: symfield/gauss/dual.py's functions are in gauss_*
+    ours = [p for p in mine.rglob("*") if p.suffix in (".nbi", ".nbc") and p.parent.name.startswith("gauss_")]
+    assert any(p.suffix == ".nbi" for p in ours) and any(p.suffix == ".nbc" for p in ours)
+    for p in ours:
+        p.write_bytes(b"\x80\x04garbage \x00\xff" * 4)
+    again = run(tmp_path, "mean_field", "tanh", cache=tmp_path / "cache", NUMBA_CACHE_DIR=str(mine))
+    assert again["C"] == first["C"]
+    assert again["warnings"] and all("could not be read" in w and "deleted them" in w for w in again["warnings"])
+    named = {p for p in ours if any(str(p) in w for w in again["warnings"])}
+    assert any(p.suffix == ".nbi" for p in named), again["warnings"][:2]
+    third = run(tmp_path, "mean_field", "tanh", cache=tmp_path / "cache", NUMBA_CACHE_DIR=str(mine))
+    assert third["warnings"] == [] and third["C"] == first["C"]
+    assert np.array_equal(first["C"], sf.mean_field(sf.RNN(2, phi="tanh"), np.array(X)).C)

@@ -1,5 +1,6 @@
 """Sizes known before allocation (issue 10, part 3): the memory limit, estimates checked at each entry point
 before allocating (ResourceError naming the argument), bounded node and iteration counts."""
+import math
 import time
 import tracemalloc
 
@@ -12,7 +13,7 @@ from symfield.errors import NonFiniteError, ResourceError, SpecError, SymfieldEr
 from symfield.gauss.moments import NODE_MAX, NODE_MIN, NODE_SCALE, nodes_for
 from symfield.simulate import kernel_moments, prior
 from symfield.theory.kernel_map import kernel_map
-from symfield.theory.mean_field import stored_bytes
+from symfield.theory.mean_field import operations as mean_field_operations, stored_bytes
 from symfield.theory.one_loop import estimate_bytes, pair_count
 from symfield.theory.pairs import pair_space
 
@@ -222,3 +223,49 @@ def test_linear_phi_any_scale_by_homogeneity():
         ref = sf.one_loop(spec, X).NDelta
         big = sf.one_loop(spec, X * 100).NDelta
         np.testing.assert_allclose(big / 1e8, ref, rtol=1e-9, atol=1e-12 * np.max(np.abs(ref)))
+
+
+# ------------------------------------------------------------------------------------------ time limit
+@pytest.fixture
+def time_limit_of(monkeypatch):
+    monkeypatch.delenv(resources.TIME_ENV, raising=False)
+    yield sf.set_time_limit
+    sf.set_time_limit(None)
+
+
+def test_time_limit_precedence_and_parsing(time_limit_of, monkeypatch):
+    assert sf.time_limit() == math.inf  # default: no limit
+    monkeypatch.setenv(resources.TIME_ENV, "10min")
+    assert sf.time_limit() == 600.0
+    time_limit_of("2h")
+    assert sf.time_limit() == 7200.0
+    for bad in ("soon", -1, 0, math.nan, True, "5 parsecs"):
+        with pytest.raises(SpecError, match="limit"):
+            time_limit_of(bad)
+
+
+def test_time_estimate_refuses_before_running(time_limit_of):
+    """The cost model is operations / RATE: prior(N=4096, samples=10⁴) counts ~1e13 operations, far above
+    one second; a small call passes the same limit (and is computed)."""
+    time_limit_of(1.0)
+    X = np.random.default_rng(0).standard_normal((3, 2))
+    with pytest.raises(ResourceError, match=r"prior.*would take about .* s.*time limit of 1 s.*reduce samples"):
+        sf.simulate.prior(sf.RNN(3), X, N=4096, samples=10 ** 4, seed=0)
+    with pytest.raises(ResourceError, match=r"posterior.*reduce samples, burn, leapfrog"):
+        sf.simulate.posterior(sf.RNN(1, phi="linear", bias="none", scaling="mean_field"), np.eye(3), np.ones((3, 1)),
+                              N=2000, samples=10 ** 4, seed=0)
+    with pytest.raises(ResourceError, match=r"mean_field.*reduce P or T"):
+        sf.mean_field(sf.DNN(400), np.ones((400, 1)))
+    assert np.isfinite(sf.simulate.prior(sf.RNN(2), X, N=8, samples=2, seed=0).emp).all()
+
+
+def test_cost_model_rate_is_an_order_of_magnitude(time_limit_of):
+    """The estimate is within a factor 30 of a measured run (mean_field, no compilation inside the timing)."""
+    import time
+    spec, X = sf.DNN(20, phi="erf"), np.random.default_rng(1).standard_normal((60, 3))
+    sf.mean_field(spec, X[:2])
+    t0 = time.perf_counter()
+    sf.mean_field(spec, X)
+    measured = time.perf_counter() - t0
+    estimate = resources.check_time(mean_field_operations(spec, 60), "probe", "-")
+    assert measured / 30 < estimate < 30 * measured, (estimate, measured)

@@ -88,7 +88,7 @@ class MeanFieldAction(BaseAction):
             if Y is not None or supervised is not None:
                 raise SpecError("X: give the inputs X with Y/supervised (or neither, for the symbolic default task)")
             X = np.ones((DEFAULT_P, 1))
-        P = np.asarray(X).shape[0]
+        P = spec.check_inputs(X).shape[0]
         Y = np.zeros((P, spec.T)) if Y is None else Y
         self.problem = problem(spec, X, Y, supervised, kappa, readout)
         self.phi = spec.phi_fn

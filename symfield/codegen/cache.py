@@ -2,9 +2,9 @@
 
 Faults are repaired, never passed on (docs/reliability.md, "Cache"): an unusable cache directory (not
 writable, a file in the way) falls back to a per-process temporary directory with a RuntimeWarning;
-unreadable Numba index/data files (``.nbi``/``.nbc``) of a generated function are deleted and the
-function recompiled, with a RuntimeWarning; files are written world-readable (0644, directories 0755)
-whatever the umask, so a cache can be shared.
+unreadable Numba index/data files (``.nbi``/``.nbc``) of a symfield function (its own ``cache=True``
+functions and the generated ones) are deleted and the function recompiled, with a RuntimeWarning; files
+are written world-readable (0644, directories 0755) whatever the umask, so a cache can be shared.
 """
 from __future__ import annotations
 
@@ -153,42 +153,50 @@ def _import(path: Path) -> ModuleType:
     except BaseException:
         sys.modules.pop(name, None)
         raise
-    for value in vars(module).values():
-        repair_numba_cache(value)
     return module
 
 
-def repair_numba_cache(dispatcher) -> None:
-    """Make a ``cache=True`` Numba function recover from unreadable cache files: when loading its
-    index/data (``.nbi``/``.nbc``) raises, delete them, warn (RuntimeWarning naming the files and the
-    reason) and let Numba compile again.  Anything else is left alone."""
-    from numba.core.dispatcher import Dispatcher
-    files = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
-    if not isinstance(dispatcher, Dispatcher) or files is None or getattr(dispatcher._cache, "_repairs", False):
-        return
-    cache = dispatcher._cache
-    load = cache.load_overload
+def _is_symfield(cache) -> bool:
+    """Whether a Numba cache belongs to a function of symfield or of a generated module."""
+    module = getattr(getattr(cache, "_py_func", None), "__module__", "") or ""
+    return module.split(".")[0] in ("symfield", PACKAGE)
 
-    def load_overload(sig, target_context):
+
+def _load_or_repair(load):
+    """Wrap Numba's ``Cache.load_overload``: for symfield's functions (its own ``cache=True`` functions and
+    the generated modules), unreadable index/data files (``.nbi``/``.nbc``) are deleted, a RuntimeWarning
+    names them and the reason, and Numba compiles again (``None`` = not cached).  If they cannot be
+    deleted (a read-only shared cache), caching is switched off for that function in this process."""
+    def load_overload(self, sig, target_context):
+        if not _is_symfield(self):
+            return load(self, sig, target_context)
         try:
-            return load(sig, target_context)
+            return load(self, sig, target_context)
         except Exception as exc:
-            index = files._index_path
+            index = self._cache_file._index_path
             stale = [index] + glob.glob(glob.escape(index[: -len(".nbi")]) + ".*.nbc")
             try:
                 for path in stale:
                     if os.path.exists(path):
                         os.unlink(path)
                 done = "deleted them"
-            except OSError as err:  # e.g. a read-only shared cache: compile without caching
-                cache.disable()
+            except OSError as err:
+                self.disable()
                 done = f"could not delete them ({err.strerror}), so caching is off for this function"
+            name = getattr(self._py_func, "__qualname__", "?")
             warnings.warn(f"symfield: Numba cache files {stale} could not be read ({type(exc).__name__}: "
-                          f"{exc}); {done}; compiling {dispatcher.__name__} again", RuntimeWarning, stacklevel=2)
+                          f"{exc}); {done}; compiling {name} again", RuntimeWarning, stacklevel=2)
             return None
+    load_overload.symfield_repairs = True
+    return load_overload
 
-    cache.load_overload = load_overload
-    cache._repairs = True
+
+def install_numba_repair() -> None:
+    """Make every symfield ``cache=True`` function recover from corrupted Numba cache files (see
+    :func:`_load_or_repair`); Numba's behaviour for other packages' functions is unchanged."""
+    from numba.core.caching import Cache
+    if not getattr(Cache.load_overload, "symfield_repairs", False):
+        Cache.load_overload = _load_or_repair(Cache.load_overload)
 
 
 def load_module(source: str, tag: str) -> ModuleType:

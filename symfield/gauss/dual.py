@@ -25,6 +25,7 @@ import numpy as np
 import sympy as sp
 from numba import njit, prange
 
+from ..errors import AccuracyError, NotPositiveDefinite
 from .quadrature import hermite_functions
 from .registry import get_phi, x as _x
 
@@ -262,9 +263,9 @@ class DualKernel:
         a2, b2 = float(c11), float(c22)
         rho = float(c12) / np.sqrt(a2 * b2) if a2 * b2 > 0 else float("nan")
         if not (abs(rho) <= 1 + RHO_TOL) and not (a2 * b2 == 0 and c12 == 0):
-            raise ValueError(f"covariance is not positive semi-definite: c11={a2:.6g}, c22={b2:.6g}, "
+            raise NotPositiveDefinite(f"covariance is not positive semi-definite: c11={a2:.6g}, c22={b2:.6g}, "
                              f"c12={float(c12):.6g}")
-        raise ValueError(f"dual kernel of phi {self.phi.name!r} (orders {tuple(orders)}) cannot reach "
+        raise AccuracyError(f"dual kernel of phi {self.phi.name!r} (orders {tuple(orders)}) cannot reach "
                          f"{self.tol:g} at variances c11={a2:.6g}, c22={b2:.6g} (rho={rho:.6g}) with "
                          f"kmax={self.kmax}, nodes={self.nodes}; increase kmax and nodes or use quadrature")
 

@@ -31,7 +31,7 @@ from ..errors import SpecError, SpecTypeError, UnknownNonlinearity  # noqa: E402
 #: deprecated parameter names of registered φ: (φ name, old) -> new
 _RENAMED_PARAMS = {("erf", "kappa"): "scale"}
 #: largest |value| of a φ parameter: beyond it the generated code's integer literals overflow int64
-PARAM_LIMIT = 1e8
+from ..spec import PARAM_LIMIT  # noqa: E402  (one bound for every declared number)
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,7 +166,7 @@ def register_phi(name: str, expr, pair: Callable | None = None, params: Mapping[
     Without ``pair`` the numeric dual kernel is used.
     """
     if not isinstance(name, str) or not name.isidentifier():
-        raise SpecError(f"phi name must be an identifier, got {name!r}")
+        raise SpecError(f"phi name must be an identifier string, got {name!r}")
     if name in _REGISTRY and not overwrite:
         raise SpecError(f"phi {name!r} is already registered (pass overwrite=True to replace it)")
     defaults = dict(params or {})
@@ -205,14 +205,19 @@ def _as_expr(expr) -> sp.Expr:
         if len(expr.variables) != 1:
             raise SpecError("a phi Lambda must take exactly one argument")
         return expr.expr.subs(expr.variables[0], x)
-    expr = sp.sympify(expr)
+    try:
+        expr = sp.sympify(expr)
+    except (sp.SympifyError, SyntaxError, TypeError) as err:
+        raise SpecTypeError(f"phi expr must be a SymPy expression (or a string of one) in x, got {expr!r}") from err
+    if not isinstance(expr, sp.Expr):
+        raise SpecTypeError(f"phi expr must be a SymPy expression in x, got {type(expr).__name__} {expr!r}")
     free = expr.free_symbols - {x}
     if free:
         # accept any single symbol as the argument
         syms = [s for s in expr.free_symbols]
         if len(syms) == 1:
             return expr.subs(syms[0], x)
-        raise SpecError(f"phi expression must depend on one variable only, found {sorted(map(str, free))}")
+        raise SpecError(f"phi expr must depend on one variable only, found {sorted(map(str, free))}")
     return expr
 
 

@@ -37,6 +37,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..api import check_positive_int, check_spec
+from ..errors import SpecTypeError
+from ..resources import check_memory
 from ..spec import NetworkSpec, SpecError
 
 IN, BIAS, HID = 0, 1, 2
@@ -128,6 +131,10 @@ class NetworkDraw:
 
 def draw_network(spec: NetworkSpec, N: int, D: int, seed, k: int = 0) -> NetworkDraw:
     """The weights that :func:`symfield.simulate.prior` uses for sample ``k`` (same seed map)."""
+    check_spec(spec)
+    N, D = check_positive_int("N", N), check_positive_int("D", D)
+    k = check_positive_int("k", k, minimum=0)
+    check_memory(8.0 * N * (N * spec.plan.n_W + D + spec.T), f"draw_network (N = {N}, D = {D})", "N or D")
     root = root_seed(seed)
     sc = group_scales(spec, N)
     W = [sc[l] * hidden_normals(root, k, l, N) for l in range(spec.plan.n_W)]
@@ -136,6 +143,8 @@ def draw_network(spec: NetworkSpec, N: int, D: int, seed, k: int = 0) -> Network
 
 def forward(spec: NetworkSpec, net: NetworkDraw, X) -> np.ndarray:
     """Hidden states h[t, i, mu] of one network (reference implementation of the update rule above)."""
+    if not isinstance(net, NetworkDraw):
+        raise SpecTypeError(f"net must be a NetworkDraw (simulate.draw_network), got {type(net).__name__}")
     X = spec.check_inputs(X)
     plan = spec.plan
     phi = spec.phi_fn.numpy()

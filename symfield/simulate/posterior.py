@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 from .. import parallel
 from ..api import check_positive_int, check_real, legacy_positional
 from ..progress import progress_bar
+from ..resources import check_memory, check_steps, check_time
 from ..spec import SpecError
 from ..task import problem
 from . import posterior_hmc
@@ -231,8 +232,19 @@ def posterior(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 400, seed=0, r
         check_positive_int(name, v)
     check_positive_int("burn", burn, minimum=0)
     check_positive_int("eig_samples", eig_samples, minimum=0)
+    for name, v in (("samples", samples), ("burn", burn), ("thin", thin), ("leapfrog", leapfrog), ("chains", chains),
+                    ("eig_samples", eig_samples)):
+        check_steps(name, v)  # iteration counts bounded (resources.MAX_STEPS)
     step = check_real("step", step, low=0, low_open=True, none_ok=True)
     target_accept = check_real("target_accept", target_accept, low=0, high=1, low_open=True, high_open=True)
+    if blas_threads is not None:
+        check_positive_int("blas_threads", blas_threads)
+    TP, D = pr.T * pr.P, pr.X.shape[2]
+    check_memory(8.0 * chains * samples * (TP ** 2 + TP) + 64.0 * N * (N * pr.T + D),
+                 f"posterior ({chains} chains x {samples} samples of (T P)^2 = {TP}^2, N = {N})", "samples, chains or N")
+    check_time(chains * ((burn + samples * thin) * leapfrog * 4.0 * N * N * TP + eig_samples * 10.0 * N ** 3),
+               f"posterior (N = {N}, {chains} chains x {burn + samples * thin} trajectories x {leapfrog} leapfrog)",
+               "samples, burn, leapfrog, chains or N")
     client = parallel.resolve(scheduler)
     root = root_seed(seed)
     spec = pr.spec

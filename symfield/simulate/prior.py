@@ -23,7 +23,7 @@ from .. import parallel
 from ..api import check_positive_int, check_spec, legacy_positional
 from ..errors import NonFiniteError, SpecError
 from ..progress import progress_bar
-from ..resources import check_memory
+from ..resources import check_memory, check_time
 from ..spec import NetworkSpec
 from . import draws
 from .skip import propagate
@@ -235,6 +235,8 @@ def prior(spec: NetworkSpec, X, N: int, samples: int, *, seed=None, chunk: int |
     T = spec.T
     check_memory(16.0 * samples * (T * P) ** 2 + 24.0 * chunk * N * T * P + 16.0 * N * N * (_weight_batch(N, chunk) + 2),
                  f"prior (samples = {samples} x 2 kernels of (T P)^2 = {T * P}^2, N = {N})", "samples (or P, T, N)")
+    check_time(samples * (T * (2.0 * N * N * P + 20.0 * N * N) + 4.0 * N * (T * P) ** 2),
+               f"prior (samples = {samples}, N = {N}, T = {T}, P = {P})", "samples or N (or P, T)")
     emp = np.empty((samples, T, T, P, P))
     aux = np.empty_like(emp)
     t0 = time.perf_counter()

@@ -24,8 +24,8 @@ import numpy as np
 
 from .. import parallel
 from ..api import check_positive_int, check_spec, legacy_positional
-from ..errors import SpecError
-from ..resources import check_memory
+from ..errors import SpecError, SpecTypeError
+from ..resources import check_memory, check_steps, check_time
 from ..spec import NetworkSpec, input_gram
 from .skip import propagate
 
@@ -230,8 +230,14 @@ def kernel_moments(spec: NetworkSpec, X, N: int, samples: int, *, seed=None, chu
     the chunks; ``checkpoint``: directory keeping finished chunks."""
     check_spec(spec)
     N, samples = check_positive_int("N", N), check_positive_int("samples", samples)
+    check_steps("samples", samples)
     chunk = None if chunk is None else check_positive_int("chunk", chunk)
     X = spec.check_inputs(X)
+    if isinstance(seed, (bool, np.bool_)):
+        raise SpecTypeError(f"seed must be an integer, a sequence of integers, a SeedSequence or None, got {seed!r}")
+    T, P = spec.T, X.shape[0]
+    check_time(samples * (T * (2.0 * N * N * P + 20.0 * N * N) + 8.0 * N * (T * P) ** 2),
+               f"kernel_moments (samples = {samples}, N = {N}, T = {T}, P = {P})", "samples or N (or P, T)")
     tasks = moment_tasks(spec, X, N, samples, seed, chunk)
     parts = parallel.map_tasks(chunk_moments, tasks, scheduler=scheduler, checkpoint=checkpoint, progress=progress,
                                desc=f"kernel_moments {spec.label.lower()} N={N}")

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from ..api import check_choice, check_positive_int, check_spec, legacy_positional
+from ..api import check_choice, check_flag, check_positive_int, check_spec, legacy_positional
 from ..blas import single_threaded
 from ..errors import NonFiniteKernel, SpecError
 from ..progress import progress_bar
-from ..resources import check_memory
+from ..resources import check_memory, check_time
 from ..spec import NetworkSpec, input_gram
 from .kernel_map import kernel_map
 
@@ -247,6 +247,12 @@ def stored_bytes(spec: NetworkSpec, P: int, keep: str = "all", km=None) -> float
     return 8.0 * P * P * (count + 2)
 
 
+def operations(spec: NetworkSpec, P: int) -> float:
+    """Cost model of :func:`mean_field` for :func:`~symfield.resources.check_time`: ~200 operations per
+    Gaussian expectation (closed form or dual-kernel interpolation), one per entry of every block."""
+    return 200.0 * P * P * (spec.T ** 2 if spec.has_skip else np.triu(spec.block_support()).sum())
+
+
 @legacy_positional("progress", "keep")
 def mean_field(spec: NetworkSpec, X, *, keep: str = "all", progress: bool = False,
                threads: int | None = None) -> MeanField:
@@ -262,12 +268,15 @@ def mean_field(spec: NetworkSpec, X, *, keep: str = "all", progress: bool = Fals
     """
     check_spec(spec)
     check_choice(keep, "keep", ("all", "last"))
+    if progress is not None:  # None: on when stderr is a terminal (symfield.progress)
+        check_flag("progress", progress)
     X = spec.check_inputs(X)
     most = None if threads is None else check_positive_int("threads", threads)
     km = kernel_map(spec.phi_fn)
     P = X.shape[0]
     check_memory(stored_bytes(spec, P, keep, km), f"mean_field (T = {spec.T}, P = {P}, keep={keep!r})",
                  "the number of inputs X (P) or T" + (", or pass keep='last'" if keep == "all" else ""))
+    check_time(operations(spec, P), f"mean_field (T = {spec.T}, P = {P})", "P or T")
     dense = None if spec.has_skip else _dense(spec, km, X, keep)
     n = thread_count(_region_work(spec, P, km, dense is not None), most) if threads is None else most
     with numba_threads(n), single_threaded():

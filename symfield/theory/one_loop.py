@@ -24,9 +24,9 @@ from scipy.linalg import solve_triangular
 from scipy.sparse.linalg import spsolve_triangular
 
 from .. import codegen
-from ..api import check_choice, check_spec, legacy_positional, renamed
+from ..api import check_choice, check_mapping, check_spec, legacy_positional, renamed
 from ..errors import NonFiniteError, NotSupportedError, ResourceError, SpecError
-from ..resources import check_memory
+from ..resources import check_memory, check_time
 from ..action import GPAction
 from ..action import template as tp
 from ..gauss import Nonlinearity, get_phi
@@ -149,7 +149,7 @@ def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None):
     pair of each entry.  Nodes per dimension: ``n_nodes[m]`` for m distinct sites if given, else
     :func:`symfield.gauss.moments.nodes_for` of the multiset's largest variance."""
     if n_nodes is not None:
-        n_nodes = {m: _checked_nodes(m, n) for m, n in dict(n_nodes).items()}
+        n_nodes = {m: _checked_nodes(m, n) for m, n in check_mapping("n_nodes", n_nodes).items()}
     phi = get_phi(phi)
     polynomial = phi.expr.is_polynomial(phi_arg) and sp.degree(phi.expr, phi_arg) < NODE_MIN[4] // 2  # exact at NODE_MIN
     B = len(quads)
@@ -296,8 +296,12 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
     solver, name = renamed(method, solver, "solver", "method", default="causal", where="one_loop")
     check_choice(solver, name, ("causal", "dense"))
     P = spec.check_inputs(X).shape[0]
+    if n_nodes is not None:  # checked before anything is computed
+        n_nodes = {m: _checked_nodes(m, n) for m, n in check_mapping("n_nodes", n_nodes).items()}
     check_memory(estimate_bytes(spec, P, solver), f"one_loop ({pair_count(spec, P)} pair variables, P = {P})",
                  "the number of inputs X (P) or T")
+    n = pair_count(spec, P)  # Hessian over n pair variables: dense inverse O(n³), causal substitution O(n²·T)
+    check_time(n ** 3 if solver == "dense" else 100.0 * n * n * spec.T, f"one_loop ({n} pair variables)", "P or T")
     t0 = time.perf_counter()
     mf = mean_field(spec, X)
     ing = ingredients(spec, mf, invert=solver == "causal")

@@ -27,7 +27,9 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.optimize import minimize_scalar
 
+from ..api import check_index_pair, check_mean_field, check_positive_int, check_real
 from ..errors import SpecError, SpecTypeError
+from ..resources import check_steps
 from ..gauss import Nonlinearity, expect2_block
 from ..spec import NetworkSpec
 from .mean_field import MeanField, mean_field
@@ -107,9 +109,7 @@ def response(spec: NetworkSpec, X, *, pairs=None, mf: MeanField | None = None) -
     """
     if not isinstance(spec, NetworkSpec):
         raise SpecTypeError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
-    mf = mean_field(spec, X) if mf is None else mf
-    if mf.spec is not spec and mf.spec != spec:
-        raise SpecError("mf was computed for another declaration than spec")
+    mf = mean_field(spec, X) if mf is None else check_mean_field(mf, spec, X)
     C = mf.C
     T, P = spec.T, mf.P
     pairs = _check_pairs(pairs, P)
@@ -180,13 +180,17 @@ def optimal_r(spec: NetworkSpec, X, *, pair=(0, 1), bounds=(1e-3, 1e2), points: 
         raise SpecTypeError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
     if spec.T < 2:
         raise SpecError("optimal_r needs T >= 2 (no residual branch acts at T = 1)")
-    lo, hi = (float(b) for b in bounds)
-    if not 0 < lo < hi or not np.isfinite(hi):
+    try:
+        lo, hi = (check_real("bounds", b) for b in bounds)
+    except (TypeError, ValueError) as err:
+        raise SpecError(f"bounds must be (low, high) with 0 < low < high (finite), got {bounds!r}") from err
+    if not 0 < lo < hi:
         raise SpecError(f"bounds must be 0 < low < high (finite), got {bounds!r}")
+    points = check_positive_int("points", points, minimum=3)
+    check_steps("points", points)
+    xtol = check_real("xtol", xtol, low=0, low_open=True)
     X = spec.check_inputs(X)
-    mu, nu = pair
-    if not (0 <= mu < X.shape[0] and 0 <= nu < X.shape[0]):
-        raise SpecError(f"pair {pair!r} is not a pair of pattern indices 0..{X.shape[0] - 1}")
+    mu, nu = check_index_pair("pair", pair, X.shape[0])
     Xp = X[[mu, nu]] if mu != nu else X[[mu]]
     Xp = Xp[:, 0] if spec.input == "first" else Xp
     sub = (0, 1) if mu != nu else (0, 0)

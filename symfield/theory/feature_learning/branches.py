@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from ...api import check_choice, check_positive_int, check_real, check_spec, legacy_positional, renamed
 from ...errors import NotSupportedError
 from ...progress import progress_bar
+from ...resources import check_memory, check_steps, check_time
 from ...solve import ConvergenceError, continue_in
 from ...spec import SpecError
 from .action import LinearAction, NotPositiveDefinite, gp_kernel
@@ -214,11 +215,15 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     ``estimator`` = dict(samples=, seed=, nodes=) sets its Monte Carlo / quadrature rule."""
     pr = problem(check_spec(spec), X, Y, supervised, kappa, readout)
     check_positive_int("steps", steps)
+    check_steps("steps", steps)
     if pr.spec.phi_fn.name != "linear":
         from .nonlinear import check_estimator, feature_learning as nonlinear_solve
         return nonlinear_solve(pr, steps=steps, both_signs=both_signs, progress=progress, **check_estimator(estimator))
     check_real("gtol", gtol, low=0, low_open=True)
     check_real("overshoot", overshoot, low=0)
+    n = pr.spec.T * pr.X.shape[0]  # kernel side T P: dozens of (TP)² arrays, Newton-CG steps of O((TP)³)
+    check_memory(8.0 * 64 * n ** 2, f"feature_learning (T P = {n})", "the number of inputs X (P) or T")
+    check_time(1e3 * (steps + 4) * n ** 3, f"feature_learning (T P = {n}, steps = {steps})", "P, T or steps")
     backend, name = renamed(method, backend, "backend", "method", default="matrix", where="feature_learning")
     check_choice(backend, name, METHODS)
     reference = backend == "reference"
