@@ -13,8 +13,6 @@ K and K' from four-point moments with Price gradients (``symfield.gauss.moments`
 """
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,13 +23,14 @@ from scipy.sparse.linalg import spsolve_triangular
 
 from .. import codegen
 from ..api import check_choice, check_spec, legacy_positional, renamed
-from ..errors import NonFiniteError, NotSupportedError, ResourceError, SpecError
+from ..errors import NonFiniteError, NotPositiveDefinite, NotSupportedError, ResourceError, SpecError
+from ..progress import progress_bar
 from ..resources import check_memory
 from ..action import GPAction
 from ..action import template as tp
 from ..gauss import Nonlinearity, get_phi
 from ..gauss.registry import x as phi_arg
-from ..gauss.moments import NODE_MAX, NODE_MIN, moments, nodes_for, pair_columns
+from ..gauss.moments import NODE_MAX, NODE_MIN, closed_form, moments, nodes_for, pair_columns
 from ..spec import NetworkSpec
 from .mean_field import MeanField, mean_field
 from .lift import Lift
@@ -60,32 +59,63 @@ def derivative_source(phi: Nonlinearity) -> str:
                                 ("batch", driver)])
 
 
-_MODULES: dict = {}  #: compiled derivative modules by φ key (a new spec's φ object must not re-derive)
+_MODULES: dict = {}  #: compiled derivative modules by φ content (``phi.key``), not by φ object
 
 
 def _derivative_module(key: str, phi: Nonlinearity):
-    if not phi.has_closed_form:
-        raise NotSupportedError(f"one_loop needs a closed form of <phi phi> for phi={phi.name!r} "
-                                  "(registered: linear, erf; or pass pair= to register_phi)")
-    if phi.kinks(0):  # ReLU: ∂²E/∂c12² = <φ''φ''> = 1/(2π√(c11c22 - c12²)), infinite at every variance pair
-        raise NotSupportedError(f"one_loop needs a smooth phi: phi={phi.name!r} is not smooth at x = "
-                                f"{list(phi.kinks(0))}, so the vertices ∂²<phi phi>/∂c_i∂c_j diverge at perfect "
-                                "correlation (c12² = c11 c22), which every variance pair has. Use erf or linear for "
-                                "one_loop; for this phi, mean_field/gp (leading order) or simulate.kernel_moments")
-    if key not in _MODULES:
+    if key not in _MODULES:  # by content (phi.key: name, parameters, expression), on disk by derived_source
         source = codegen.derived_source("oneloop", key, lambda: derivative_source(phi))
         _MODULES[key] = codegen.load_module(source, f"oneloop_{key}")
     return _MODULES[key]
 
 
+def check_smooth(phi: Nonlinearity) -> None:
+    """one_loop needs ∂²<φφ>/∂c_i∂c_j, i.e. <φ''φ''> etc.: refuse a kinked φ, saying why."""
+    kinks = phi.kinks(0) or phi.kinks(1)
+    if kinks:  # ReLU: ∂²E/∂c12² = <φ''φ''> = 1/(2π√(c11c22 - c12²)), infinite at every variance pair
+        raise NotSupportedError(f"one_loop needs a smooth phi: phi={phi.name!r} is not smooth at x = "
+                                f"{list(kinks)}, so the vertices ∂²<phi phi>/∂c_i∂c_j (<phi''phi''> is the "
+                                "Gaussian density at the kink) diverge at perfect correlation (c12² = c11 c22), "
+                                "which every variance pair {s, s} has. Use a smooth phi (erf, tanh, linear, ...) "
+                                "for one_loop; for this phi, mean_field/gp (leading order) or simulate.kernel_moments")
+
+
+#: Price's theorem for the template, as (factor, derivative orders of φ(u), φ(v)) per column:
+#: E = <φφ>, ∂E/∂c11 = ½<φ''φ>, ∂E/∂c22 = ½<φφ''>, ∂E/∂c12 = <φ'φ'>, then HESS order
+#: ∂²E/∂c11² = ¼<φ''''φ>, ∂²E/∂c11∂c22 = ¼<φ''φ''>, ∂²E/∂c11∂c12 = ½<φ'''φ'>, ..., ∂²E/∂c12² = <φ''φ''>
+PRICE_TEMPLATE = [(1.0, (0, 0)), (0.5, (2, 0)), (0.5, (0, 2)), (1.0, (1, 1)),
+                  (0.25, (4, 0)), (0.25, (2, 2)), (0.5, (3, 1)), (0.25, (0, 4)), (0.5, (1, 3)), (1.0, (2, 2))]
+
+
+def numeric_template_derivatives(phi: Nonlinearity, c11, c22, c12) -> np.ndarray:
+    """:func:`template_derivatives` by Gauss–Hermite expectations of φ's derivatives (PRICE_TEMPLATE),
+    for a smooth φ without a closed form of <φφ> (tanh, GELU, ...); nodes from ``nodes_for(2, ...)``."""
+    from ..gauss.quadrature import expect_batch
+    covs = np.stack([np.stack([c11, c12], -1), np.stack([c12, c22], -1)], -2).astype(float)
+    n = int(nodes_for(2, np.max(np.concatenate([c11, c22]), initial=0.0)))
+    cache: dict = {}
+    out = np.empty((len(covs), 10))
+    for col, (f, orders) in enumerate(PRICE_TEMPLATE):
+        if orders not in cache:
+            cache[orders] = expect_batch(phi, covs, orders=orders, sites=[0, 1], n=n) if len(covs) else np.zeros(0)
+        out[:, col] = f * cache[orders]
+    return out
+
+
 def template_derivatives(phi: Nonlinearity, c11, c22, c12) -> np.ndarray:
-    """(n, 10): E, ∂E (c11, c22, c12), ∂²E in HESS order, at each (c11, c22, c12)."""
-    out = np.empty((len(c11), 10))
-    _derivative_module(phi.key, phi).batch(*(np.ascontiguousarray(a, dtype=float) for a in (c11, c22, c12)), out)
+    """(n, 10): E, ∂E (c11, c22, c12), ∂²E in HESS order, at each (c11, c22, c12): compiled from the
+    action's derivatives where <φφ> has a closed form, else :func:`numeric_template_derivatives`."""
+    check_smooth(phi)
+    c11, c22, c12 = (np.ascontiguousarray(a, dtype=float) for a in (c11, c22, c12))
+    if phi.has_closed_form:
+        out = np.empty((len(c11), 10))
+        _derivative_module(phi.key, phi).batch(c11, c22, c12, out)
+    else:
+        out = numeric_template_derivatives(phi, c11, c22, c12)
     if not np.all(np.isfinite(out)):
-        raise NonFiniteError(f"non-finite derivative of <phi phi> for phi={phi.name!r} (e.g. the ReLU kink at "
-                             "perfect correlation); one_loop needs a smooth phi and variances of ordinary size "
-                             f"(largest here {max(np.max(c11, initial=0), np.max(c22, initial=0)):.3g}: rescale X)")
+        raise NonFiniteError(f"non-finite derivative of <phi phi> for phi={phi.name!r}; one_loop needs variances "
+                             f"of ordinary size (largest here {max(np.max(c11, initial=0), np.max(c22, initial=0)):.3g}:"
+                             " rescale X)")
     return out
 
 
@@ -144,10 +174,13 @@ def _multisets(ps: PairSpace, iu, iv):
     return uniq, inverse.ravel()
 
 
-def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None):
+def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None, quadrature: bool = False):
     """<φφφφ> at the site multisets ``quads`` (B, 4) and its Price gradient (B, 10) with the full-site
-    pair of each entry.  Nodes per dimension: ``n_nodes[m]`` for m distinct sites if given, else
-    :func:`symfield.gauss.moments.nodes_for` of the multiset's largest variance."""
+    pair of each entry.  The closed form where φ has one (c·erf(κx), c·x:
+    :func:`symfield.gauss.moments.closed_form`), else Gauss–Hermite with ``n_nodes[m]`` nodes per
+    dimension for m distinct sites if given (also for erf: the quadrature reference), else
+    :func:`symfield.gauss.moments.nodes_for` of the multiset's largest variance.  ``quadrature``:
+    Gauss–Hermite also where a closed form exists (the reference of ``one_loop(method="reference")``)."""
     if n_nodes is not None:
         n_nodes = {m: _checked_nodes(m, n) for m, n in dict(n_nodes).items()}
     phi = get_phi(phi)
@@ -165,13 +198,15 @@ def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None):
         ds = np.array([distinct[b][0] for b in sel])
         ks = np.array([distinct[b][1] for b in sel])
         covs = Cf[ds[:, :, None], ds[:, None, :]]
-        if n_nodes is not None and m in n_nodes:
+        if closed_form(phi) is not None and not quadrature and (n_nodes is None or m not in n_nodes):
+            nodes = np.zeros(len(sel), int)  # no nodes: the closed form (error below CLOSED_TOL)
+        elif n_nodes is not None and m in n_nodes:
             nodes = np.full(len(sel), n_nodes[m])
         else:  # adapted to the widest variable of each multiset
             nodes = nodes_for(m, np.max(np.diagonal(covs, axis1=1, axis2=2), axis=1), polynomial=polynomial)
         for n in np.unique(nodes):
             part = nodes == n
-            out = moments(phi, covs[part], ks[part], n=int(n))
+            out = moments(phi, covs[part], ks[part], n=int(n) or None)
             rows = sel[part]
             value[rows] = out[:, 0]
             for c, (i, j) in enumerate(pair_columns(m)):
@@ -273,9 +308,26 @@ class OneLoop:
         return self.emp_var.reshape(T, P, T, P).transpose(0, 2, 1, 3)
 
 
-def _log(progress, t0, msg):
-    if progress:
-        print(f"one_loop: {msg} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+#: NΔ must be positive semi-definite: NΔ + PSD_RTOL·max(diag NΔ)·1 has a Cholesky factor, else
+#: NotPositiveDefinite (the four-point moments are exact to ~1e-12 (closed form) or ~1e-5 (quadrature))
+PSD_RTOL = 1e-6
+
+
+def check_psd(NDelta: np.ndarray, what: str = "N Delta") -> None:
+    """Raise NotPositiveDefinite unless ``NDelta`` ≥ -PSD_RTOL·max(diag)·1 (Cholesky certificate)."""
+    if not len(NDelta):
+        return
+    scale = float(np.max(np.abs(np.diag(NDelta)), initial=0.0))
+    if not np.all(np.isfinite(NDelta)):
+        raise NonFiniteError(f"{what} has non-finite entries")
+    try:
+        np.linalg.cholesky(NDelta + (PSD_RTOL * scale + 1e-300) * np.eye(len(NDelta)))
+    except np.linalg.LinAlgError:
+        low = float(np.linalg.eigvalsh(NDelta)[0])
+        raise NotPositiveDefinite(f"{what} is not positive semi-definite: smallest eigenvalue {low:.3g} against "
+                                  f"a largest diagonal entry {scale:.3g} (tolerance {PSD_RTOL:g} of it); the "
+                                  "four-point moments are not accurate enough here (quadrature of this phi at "
+                                  "these variances) - pass larger n_nodes or rescale X") from None
 
 
 @legacy_positional("n_nodes", "progress", "solver")
@@ -283,22 +335,29 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
              solver: str | None = None) -> OneLoop:
     """One-loop kernel covariance, mean shift (by vertex) and empirical-kernel variance of ``spec``.
 
-    ``method``: "causal" (J⁻¹ by sparse forward substitution, default) or "dense" (reference: dense
-    inverse of the full pair-of-pairs Hessian, for benchmarks and checks); ``solver`` is its
-    deprecated name.
+    ``method``: "causal" (J⁻¹ by sparse forward substitution, default), "dense" (reference: dense
+    inverse of the full pair-of-pairs Hessian, for benchmarks and checks) or "reference" (the
+    implementation before the closed-form four-point moments: Gauss–Hermite for every φ and dense
+    products J⁻¹ K J⁻ᵀ, kept for benchmarks); ``solver`` is its deprecated name.  NΔ is checked to
+    be positive semi-definite (:func:`check_psd`).
     """
     check_spec(spec)
     solver, name = renamed(method, solver, "solver", "method", default="causal", where="one_loop")
-    check_choice(solver, name, ("causal", "dense"))
+    check_choice(solver, name, ("causal", "dense", "reference"))
     P = spec.check_inputs(X).shape[0]
-    check_memory(estimate_bytes(spec, P, solver), f"one_loop ({pair_count(spec, P)} pair variables, P = {P})",
-                 "the number of inputs X (P) or T")
-    t0 = time.perf_counter()
+    check_memory(estimate_bytes(spec, P, "dense" if solver == "dense" else "causal"),
+                 f"one_loop ({pair_count(spec, P)} pair variables, P = {P})", "the number of inputs X (P) or T")
+    with progress_bar(6, "one_loop", progress) as bar:
+        return _one_loop(spec, X, solver, n_nodes, bar)
+
+
+def _one_loop(spec, X, solver, n_nodes, bar) -> OneLoop:
     mf = mean_field(spec, X)
-    ing = ingredients(spec, mf, invert=solver == "causal")
+    ing = ingredients(spec, mf, invert=solver != "dense")
     ps, lift, Cf, mg2, D, Jinv = ing.ps, ing.lift, ing.Cf, ing.mg2, ing.D, ing.Jinv
     n = ps.n
-    _log(progress, t0, f"{n} pair variables, J assembled")
+    bar.set_postfix_str(f"{n} pair variables, J assembled")
+    bar.update(1)
     # K and K' on the pairs u <= v whose noises can be correlated: both are averages over the same
     # neurons, so Cov(Φ_u, Φ_v) vanishes only where no previous site of u is correlated with one of v
     # (a block that does not exist); with skip connections or grouped sharing that is not M_uv = 0
@@ -311,9 +370,11 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
             related |= exists[tp[iu, i], tp[iv, j]]
     iu, iv = iu[related], iv[related]
     quads, inverse = _multisets(ps, iu, iv)
-    _log(progress, t0, f"{len(quads)} distinct four-point site sets for K")
-    E4, G4, S4 = four_point(spec.phi_fn, Cf, quads, n_nodes)
-    _log(progress, t0, "four-point moments done")
+    bar.set_postfix_str(f"{len(quads)} distinct four-point site sets for K")
+    bar.update(1)
+    E4, G4, S4 = four_point(spec.phi_fn, Cf, quads, n_nodes, quadrature=solver == "reference")
+    bar.set_postfix_str("four-point moments done")
+    bar.update(1)
     E2 = D[:, 0]
     w_uv = mg2[iu] * mg2[iv]
     Kvals = w_uv * (E4[inverse] - E2[iu] * E2[iv])
@@ -327,8 +388,14 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
     K[iv, iu] = Kvals
     if solver == "dense":
         NDelta, Jinv = dense_propagators(ing.J, K)
+    elif solver == "causal" and sps.issparse(ing.J) and n:  # two sparse forward substitutions, O(n²)
+        NDelta = spsolve_triangular(ing.J, spsolve_triangular(ing.J, K, lower=True).T, lower=True)
+        NDelta = (NDelta + NDelta.T) / 2
     else:
         NDelta = Jinv @ K @ Jinv.T
+    del K
+    bar.set_postfix_str("N Delta done")
+    bar.update(1)
     # weight-sharing vertex: t_u = Σ_v Σ_w ∂K_uv/∂C_w (J⁻¹)_wv
     gval = w_uv[:, None] * G4[inverse]
     pval = -w_uv[:, None] * np.concatenate([D[iu, 1:4] * E2[iv, None], D[iv, 1:4] * E2[iu, None]], axis=1)
@@ -359,8 +426,11 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
         Lo = lift.rows(ps.pairs[:, 0], ps.pairs[:, 1])
         NDelta, R = Lo @ NDelta @ Lo.T, Lo @ Jinv
         terms = {k: Lo @ v for k, v in terms.items()}
+    bar.update(1)
     emp_var = _empirical_variance(ps, ing.ps, Cf, mg2, D, np.diag(NDelta), R)
-    _log(progress, t0, "done")
+    check_psd(NDelta)
+    bar.set_postfix_str("done")
+    bar.update(1)
     return OneLoop(spec, mf, ps, NDelta, terms, emp_var, R)
 
 
