@@ -235,3 +235,16 @@ def test_default_quadrature_is_converged_in_the_chaotic_regime():
     b = one_loop(net, np.ones((1, 1)), n_nodes={1: 150, 2: 100, 3: 64, 4: 20})
     assert a.mean_shift[9, 9, 0, 0] == pytest.approx(b.mean_shift[9, 9, 0, 0], rel=5e-3)
     assert a.variance()[9, 9, 0, 0] == pytest.approx(b.variance()[9, 9, 0, 0], rel=1e-4)
+
+
+def test_multiset_rank_is_a_dense_bijection():
+    """Every sorted 4-multiset of M sites gets a distinct rank in 0..C(M+3, 4)-1, and unrank inverts it."""
+    from itertools import combinations_with_replacement
+    from math import comb
+    from symfield.theory.one_loop import _binomials, multiset_rank, multiset_unrank
+    M = 7
+    quads = np.array(list(combinations_with_replacement(range(M), 4)))
+    binom = _binomials(M + 3)
+    r = multiset_rank(quads, binom)
+    assert sorted(r.tolist()) == list(range(comb(M + 3, 4)))
+    np.testing.assert_array_equal(multiset_unrank(r, binom), quads)

@@ -385,6 +385,11 @@ def moments(phi, covs, multiplicities, n: int | None = None, method: str = "auto
         raise ValueError(f"no closed form for phi={phi.name!r} with multiplicities summing to "
                          f"{sorted(set(kk.sum(axis=1).tolist()))} (closed forms: c*erf(kx), c*x; four factors)")
     if method == "closed" or (method == "auto" and n is None and form is not None and four):
-        cholesky_factors(covs)  # validates symmetry / finiteness / PSD as the quadrature does
-        return _closed_moments(form, covs, kk)
+        if not np.all(np.isfinite(covs)) or np.any(np.diagonal(covs, axis1=1, axis2=2) < 0) or \
+                not np.allclose(covs, np.swapaxes(covs, 1, 2), rtol=1e-12, atol=0.0):
+            raise ValueError("covariance is not symmetric, contains NaN or inf, or has a negative variance")
+        out = _closed_moments(form, covs, kk)
+        if not np.all(np.isfinite(out)):  # a partial variance < 0 somewhere: Σ is not a covariance
+            raise NotPositiveDefinite("a four-point covariance is not positive semi-definite")
+        return out
     return _quadrature_moments(phi, covs, kk, int(n or DEFAULT_NODES[covs.shape[1]]))

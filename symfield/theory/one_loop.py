@@ -189,14 +189,18 @@ def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None, quadrature:
     value = np.empty(B)
     grad_sites = np.full((B, 10, 2), -1, dtype=np.int64)   # full-site pair of each gradient entry
     grad = np.zeros((B, 10))
-    distinct = [np.unique(q, return_counts=True) for q in quads]
-    sizes = np.array([len(d[0]) for d in distinct])
+    quads = np.sort(np.asarray(quads), axis=1)
+    gid = np.concatenate([np.zeros((B, 1), np.int64), np.cumsum(quads[:, 1:] != quads[:, :-1], axis=1)], axis=1)
+    rows = np.arange(B)[:, None]
+    sites, counts = np.zeros((B, 4), np.int64), np.zeros((B, 4), np.int64)
+    sites[rows, gid] = quads                      # distinct sites in increasing order, then their counts
+    np.add.at(counts, (np.broadcast_to(rows, gid.shape), gid), 1)
+    sizes = gid[:, -1] + 1
     for m in range(1, 5):
         sel = np.nonzero(sizes == m)[0]
         if not len(sel):
             continue
-        ds = np.array([distinct[b][0] for b in sel])
-        ks = np.array([distinct[b][1] for b in sel])
+        ds, ks = sites[sel, :m], counts[sel, :m]
         covs = Cf[ds[:, :, None], ds[:, None, :]]
         if closed_form(phi) is not None and not quadrature and (n_nodes is None or m not in n_nodes):
             nodes = np.zeros(len(sel), int)  # no nodes: the closed form (error below CLOSED_TOL)
@@ -245,6 +249,117 @@ def estimate_bytes(spec: NetworkSpec, P: int, method: str = "causal") -> float:
     """Peak memory of :func:`one_loop` (∝ n², n pair variables) plus its mean field."""
     n = pair_count(spec, P)
     return float(BYTES_PER_PAIR2[method]) * n * n + 8.0 * (spec.T * P) ** 2
+
+
+def _binomials(top: int) -> list:
+    """C(a, k) for a < top, k = 1..4 (int64 tables of the combinatorial number system)."""
+    a = np.arange(top, dtype=np.int64)
+    return [None, a, a * (a - 1) // 2, a * (a - 1) * (a - 2) // 6, a * (a - 1) * (a - 2) * (a - 3) // 24]
+
+
+def multiset_rank(quads: np.ndarray, binom: list) -> np.ndarray:
+    """Rank of each sorted site 4-multiset q0 <= q1 <= q2 <= q3 among all of them (a_k = q_k + k strictly
+    increasing: rank = Σ_k C(a_k, k + 1)), a dense index without sorting or np.unique."""
+    return sum(binom[k + 1][quads[:, k] + k] for k in range(4))
+
+
+def multiset_unrank(ranks: np.ndarray, binom: list) -> np.ndarray:
+    """Inverse of :func:`multiset_rank`: the sorted 4-multisets of ``ranks``."""
+    r = np.array(ranks, dtype=np.int64)
+    out = np.empty((len(r), 4), dtype=np.int64)
+    for k in range(4, 0, -1):
+        a = np.searchsorted(binom[k], r, side="right") - 1
+        r -= binom[k][a]
+        out[:, k - 1] = a - (k - 1)
+    return out
+
+
+def _related_chunks(spec: NetworkSpec, ps: PairSpace, budget: int):
+    """The pair pairs (u, v), u <= v, whose noises can be correlated (a previous site of u in a block
+    with one of v that exists), in u-major order, as chunks of about ``budget`` pairs."""
+    n = ps.n
+    tp = ps.pairs // ps.P - 1
+    exists = spec.block_support()
+    u0 = 0
+    while u0 < n:
+        sizes = np.cumsum(n - np.arange(u0, n))
+        u1 = u0 + max(1, int(np.searchsorted(sizes, budget)))
+        us = np.arange(u0, min(u1, n))
+        iu = np.repeat(us, n - us)
+        start = np.concatenate([[0], np.cumsum(n - us)[:-1]])
+        iv = np.arange(len(iu)) - np.repeat(start, n - us) + iu
+        related = np.zeros(len(iu), bool)
+        for i in range(2):
+            for j in range(2):
+                related |= exists[tp[iu, i], tp[iv, j]]
+        yield iu[related], iv[related]
+        u0 = u1
+
+
+#: pair pairs per chunk of the vertex assembly (~1 kB of temporaries each)
+CHUNK = 1_000_000
+
+
+def _vertices(spec: NetworkSpec, ing: Ingredients, n_nodes, quadrature: bool, bar, chunk: int = CHUNK):
+    """K (n, n) and the weight-sharing vertex t_u = Σ_v Σ_w ∂K_uv/∂C_w (J⁻¹)_wv (before J⁻¹).
+
+    Four-point moments once per distinct site multiset (dense multiset ranks, :func:`multiset_rank`),
+    then the pair pairs in chunks of ``chunk``."""
+    ps, lift, Cf, mg2, D, Jinv = ing.ps, ing.lift, ing.Cf, ing.mg2, ing.D, ing.Jinv
+    n, P = ps.n, ps.P
+    binom = _binomials(max(int(ps.pairs.max(initial=P)) - P + 4, 5))
+    g1, g2 = ps.pairs[:, 0] - P, ps.pairs[:, 1] - P
+
+    def quads_of(iu, iv):
+        return np.sort(np.concatenate([ps.pairs[iu], ps.pairs[iv]], axis=1) - P, axis=1)
+
+    top = len(binom[1]) - 4  # the largest previous site
+    needed = np.zeros(int(multiset_rank(np.full((1, 4), top), binom)[0]) + 1, bool)
+    for iu, iv in _related_chunks(spec, ps, chunk):
+        needed[multiset_rank(quads_of(iu, iv), binom)] = True
+    ranks = np.flatnonzero(needed)
+    del needed
+    bar.set_postfix_str(f"{len(ranks)} distinct four-point site sets for K")
+    bar.update(1)
+    quads = multiset_unrank(ranks, binom)
+    E4, G4, S4 = np.empty(len(quads)), np.empty((len(quads), 10)), np.empty((len(quads), 10, 2), np.int32)
+    for b0 in range(0, len(quads), chunk):
+        sl = slice(b0, b0 + chunk)
+        E4[sl], G4[sl], S4[sl] = four_point(spec.phi_fn, Cf, quads[sl], n_nodes, quadrature=quadrature)
+    del quads
+    bar.set_postfix_str("four-point moments done")
+    bar.update(1)
+    E2 = D[:, 0]
+    prev1, prev2 = np.stack([g1, g2, g1], axis=1), np.stack([g1, g2, g2], axis=1)
+    K = np.zeros((n, n))
+    share_pre = np.zeros(n)
+    for iu, iv in _related_chunks(spec, ps, chunk):
+        inverse = np.searchsorted(ranks, multiset_rank(quads_of(iu, iv), binom))
+        w_uv = mg2[iu] * mg2[iv]
+        Kvals = w_uv * (E4[inverse] - E2[iu] * E2[iv])
+        # independent pairs (zero covariance between their sites): Cov(Φ_u, Φ_v) and its derivatives in
+        # within-u or within-v entries vanish exactly; set them so instead of keeping quadrature error
+        su, sv = ps.pairs[iu] - P, ps.pairs[iv] - P
+        indep = np.all(Cf[su[:, :, None], sv[:, None, :]] == 0, axis=(1, 2))
+        Kvals[indep] = 0.0
+        K[iu, iv] = Kvals
+        K[iv, iu] = Kvals
+        # weight-sharing vertex: the Price gradient's site pairs, then ∂(E2_u E2_v) at the previous sites
+        gval = w_uv[:, None] * G4[inverse]
+        pval = -w_uv[:, None] * np.concatenate([D[iu, 1:4] * E2[iv, None], D[iv, 1:4] * E2[iu, None]], axis=1)
+        S4c = S4[inverse]
+        if np.any(indep):
+            a_in_u = np.any(S4c[indep][:, :, :1] == su[indep][:, None, :], axis=2)
+            b_in_u = np.any(S4c[indep][:, :, 1:] == su[indep][:, None, :], axis=2)
+            gval[indep] *= a_in_u != b_in_u                                        # keep cross entries only
+            pval[indep] = 0.0
+        S1 = np.concatenate([S4c[:, :, 0], prev1[iu], prev1[iv]], axis=1)
+        S2 = np.concatenate([S4c[:, :, 1], prev2[iu], prev2[iv]], axis=1)
+        V = np.where(S1 >= 0, np.concatenate([gval, pval], axis=1), 0.0)
+        np.add.at(share_pre, iu, np.sum(V * lift.lifted(Jinv, S1, S2, iv[:, None]), axis=1))
+        off = iu != iv
+        np.add.at(share_pre, iv[off], np.sum(V[off] * lift.lifted(Jinv, S1[off], S2[off], iu[off, None]), axis=1))
+    return K, share_pre
 
 
 # ------------------------------------------------------------------ result
@@ -361,31 +476,7 @@ def _one_loop(spec, X, solver, n_nodes, bar) -> OneLoop:
     # K and K' on the pairs u <= v whose noises can be correlated: both are averages over the same
     # neurons, so Cov(Φ_u, Φ_v) vanishes only where no previous site of u is correlated with one of v
     # (a block that does not exist); with skip connections or grouped sharing that is not M_uv = 0
-    iu, iv = np.triu_indices(n)
-    tp = ps.pairs // ps.P - 1
-    exists = spec.block_support()
-    related = np.zeros(len(iu), bool)
-    for i in range(2):
-        for j in range(2):
-            related |= exists[tp[iu, i], tp[iv, j]]
-    iu, iv = iu[related], iv[related]
-    quads, inverse = _multisets(ps, iu, iv)
-    bar.set_postfix_str(f"{len(quads)} distinct four-point site sets for K")
-    bar.update(1)
-    E4, G4, S4 = four_point(spec.phi_fn, Cf, quads, n_nodes, quadrature=solver == "reference")
-    bar.set_postfix_str("four-point moments done")
-    bar.update(1)
-    E2 = D[:, 0]
-    w_uv = mg2[iu] * mg2[iv]
-    Kvals = w_uv * (E4[inverse] - E2[iu] * E2[iv])
-    # independent pairs (zero covariance between their sites): Cov(Φ_u, Φ_v) and its derivatives in
-    # within-u or within-v entries vanish exactly; set them so instead of keeping quadrature error
-    su, sv = ps.pairs[iu] - ps.P, ps.pairs[iv] - ps.P
-    indep = np.all(Cf[su[:, :, None], sv[:, None, :]] == 0, axis=(1, 2))
-    Kvals[indep] = 0.0
-    K = np.zeros((n, n))
-    K[iu, iv] = Kvals
-    K[iv, iu] = Kvals
+    K, share_pre = _vertices(spec, ing, n_nodes, solver == "reference", bar)
     if solver == "dense":
         NDelta, Jinv = dense_propagators(ing.J, K)
     elif solver == "causal" and sps.issparse(ing.J) and n:  # two sparse forward substitutions, O(n²)
@@ -396,24 +487,6 @@ def _one_loop(spec, X, solver, n_nodes, bar) -> OneLoop:
     del K
     bar.set_postfix_str("N Delta done")
     bar.update(1)
-    # weight-sharing vertex: t_u = Σ_v Σ_w ∂K_uv/∂C_w (J⁻¹)_wv
-    gval = w_uv[:, None] * G4[inverse]
-    pval = -w_uv[:, None] * np.concatenate([D[iu, 1:4] * E2[iv, None], D[iv, 1:4] * E2[iu, None]], axis=1)
-    if np.any(indep):
-        a_in_u = np.any(S4[inverse][indep][:, :, :1] == su[indep][:, None, :], axis=2)
-        b_in_u = np.any(S4[inverse][indep][:, :, 1:] == su[indep][:, None, :], axis=2)
-        gval[indep] *= a_in_u != b_in_u                                        # keep cross entries only
-        pval[indep] = 0.0
-    # gradient entries as site pairs: the Price gradient's sites, then ∂(E2_u E2_v) at the previous sites
-    g1, g2 = ps.pairs[:, 0] - ps.P, ps.pairs[:, 1] - ps.P
-    prev1, prev2 = np.stack([g1, g2, g1], axis=1), np.stack([g1, g2, g2], axis=1)
-    S1 = np.concatenate([S4[inverse, :, 0], prev1[iu], prev1[iv]], axis=1)
-    S2 = np.concatenate([S4[inverse, :, 1], prev2[iu], prev2[iv]], axis=1)
-    V = np.where(S1 >= 0, np.concatenate([gval, pval], axis=1), 0.0)
-    share_pre = np.zeros(n)
-    np.add.at(share_pre, iu, np.sum(V * lift.lifted(Jinv, S1, S2, iv[:, None]), axis=1))
-    off = iu != iv
-    np.add.at(share_pre, iv[off], np.sum(V[off] * lift.lifted(Jinv, S1[off], S2[off], iu[off, None]), axis=1))
     # F'' tadpole: ½ Σ_ij F''_{u,ij} (∂c_i/∂D NΔ ∂c_j/∂Dᵀ)_uu at the previous-site pairs c_i
     tad_pre = np.zeros(n)
     for (i, j) in HESS:
@@ -454,10 +527,15 @@ def _empirical_variance(ps: PairSpace, var: PairSpace, Cf, mg2, D, NDelta_diag, 
     P = ps.P
     s, s2 = ps.pairs[:, 0], ps.pairs[:, 1]
     c, dd = var.pairs[:, 0] - P, var.pairs[:, 1] - P
-    Csc, Cs2c = Cf[s[:, None], c[None, :]], Cf[s2[:, None], c[None, :]]
-    Csd, Cs2d = Cf[s[:, None], dd[None, :]], Cf[s2[:, None], dd[None, :]]
-    cov = 2 * Csc * Cs2c * D[None, :, 1] + 2 * Csd * Cs2d * D[None, :, 2] + (Csc * Cs2d + Csd * Cs2c) * D[None, :, 3]
-    response = 2 * np.sum(mg2[None, :] * cov * R, axis=1)
+    response = np.empty(ps.n)
+    step = max(1, CHUNK // max(var.n, 1))
+    for r0 in range(0, ps.n, step):  # rows in chunks: temporaries of (step, var.n), not (n, n)
+        r = slice(r0, r0 + step)
+        Csc, Cs2c = Cf[s[r, None], c[None, :]], Cf[s2[r, None], c[None, :]]
+        Csd, Cs2d = Cf[s[r, None], dd[None, :]], Cf[s2[r, None], dd[None, :]]
+        cov = 2 * Csc * Cs2c * D[None, :, 1] + 2 * Csd * Cs2d * D[None, :, 2] + \
+            (Csc * Cs2d + Csd * Cs2c) * D[None, :, 3]
+        response[r] = 2 * np.sum(mg2[None, :] * cov * R[r], axis=1)
     extra = NDelta_diag + response
     out[s, s2] += extra
     out[s2, s] = out[s, s2]
