@@ -3,6 +3,7 @@
     python benchmarks/bench_one_loop.py            # issue-12 cases (several minutes for the reference)
     python benchmarks/bench_one_loop.py --quick    # small cases (seconds)
     python benchmarks/bench_one_loop.py --large    # also T = 30, P = 4 (new path only)
+    python benchmarks/bench_one_loop.py --cases 15x4 -k 1
 
 ``method="reference"`` is the implementation before issue 12: Gauss–Hermite four-point moments with
 ``nodes_for`` node counts for every φ, dense products J⁻¹ K J⁻ᵀ.  The default ("causal") takes
@@ -68,8 +69,11 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small cases only")
     ap.add_argument("--large", action="store_true", help="also T = 30, P = 4 without the reference")
     ap.add_argument("-k", type=int, default=2, help="best of k runs of the new path")
+    ap.add_argument("--cases", default=None, help="comma-separated TxP, e.g. 40x1,15x4 (default: the issue's)")
     args = ap.parse_args(argv)
     cases = [(6, 1), (4, 2)] if args.quick else [(40, 1), (20, 2), (15, 4)]
+    if args.cases:
+        cases = [tuple(int(v) for v in c.split("x")) for c in args.cases.split(",")]
     for T, P in cases:
         case(T, P, args.k)
     if args.large:

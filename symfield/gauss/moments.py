@@ -347,9 +347,10 @@ def _closed_moments(form, covs: np.ndarray, kk: np.ndarray) -> np.ndarray:
     kind, c, kappa = form
     m = covs.shape[1]
     out = np.empty((len(covs), 1 + m * (m + 1) // 2))
-    for k in {tuple(row) for row in kk.tolist()}:
-        rows = np.nonzero(np.all(kk == k, axis=1))[0]
-        site, F = _fold(k)
+    code = kk @ (5 ** np.arange(m))  # one integer per multiplicity pattern (entries 1..4)
+    for c0 in np.unique(code):
+        rows = np.nonzero(code == c0)[0]
+        site, F = _fold(tuple(kk[rows[0]].tolist()))
         Se = covs[rows][:, site][:, :, site]
         if kind == "erf":
             G = sign_moments(Se + np.eye(4) / (2 * kappa ** 2))
@@ -388,8 +389,13 @@ def moments(phi, covs, multiplicities, n: int | None = None, method: str = "auto
         if not np.all(np.isfinite(covs)) or np.any(np.diagonal(covs, axis1=1, axis2=2) < 0) or \
                 not np.allclose(covs, np.swapaxes(covs, 1, 2), rtol=1e-12, atol=0.0):
             raise ValueError("covariance is not symmetric, contains NaN or inf, or has a negative variance")
+        scale = np.max(np.diagonal(covs, axis1=1, axis2=2), axis=1)
+        try:  # positive semi-definite to PSD_TOL (batched Cholesky certificate)
+            np.linalg.cholesky(covs + (PSD_TOL * scale + 1e-300)[:, None, None] * np.eye(covs.shape[1]))
+        except np.linalg.LinAlgError:
+            raise NotPositiveDefinite("a covariance passed to moments is not positive semi-definite") from None
         out = _closed_moments(form, covs, kk)
-        if not np.all(np.isfinite(out)):  # a partial variance < 0 somewhere: Σ is not a covariance
-            raise NotPositiveDefinite("a four-point covariance is not positive semi-definite")
+        if not np.all(np.isfinite(out)):
+            raise NonFiniteError("non-finite closed-form four-point moment (covariance at the edge of PSD?)")
         return out
     return _quadrature_moments(phi, covs, kk, int(n or DEFAULT_NODES[covs.shape[1]]))

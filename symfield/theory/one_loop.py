@@ -14,6 +14,7 @@ K and K' from four-point moments with Price gradients (``symfield.gauss.moments`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import comb
 
 import numpy as np
 import scipy.sparse as sps
@@ -232,8 +233,13 @@ def _checked_nodes(m: int, n) -> int:
     return int(n)
 
 
-#: bytes per (pair variables)² at the peak of one_loop (measured with tracemalloc: ~800 for an RNN)
-BYTES_PER_PAIR2 = {"causal": 8 * 110, "dense": 8 * 150}
+#: peak memory of one_loop: bytes per (pair variables)² (dense n×n arrays: K, NΔ and the forward
+#: substitution's temporaries, J⁻¹; "dense": the 2n×2n Hessian), per distinct four-point multiset
+#: (value, gradient, gradient sites) and per pair pair of one assembly chunk (tracemalloc: RNN erf
+#: T = 10, P = 4, n = 666: 338 MiB, i.e. the chunk term dominates below n ~ 3000)
+BYTES_PER_PAIR2 = {"causal": 8 * 10, "reference": 8 * 12, "dense": 8 * 150}
+BYTES_PER_MULTISET = 8 + 80 + 80
+BYTES_PER_CHUNK_PAIR = 1500
 
 
 def pair_count(spec: NetworkSpec, P: int) -> int:
@@ -246,9 +252,13 @@ def pair_count(spec: NetworkSpec, P: int) -> int:
 
 
 def estimate_bytes(spec: NetworkSpec, P: int, method: str = "causal") -> float:
-    """Peak memory of :func:`one_loop` (∝ n², n pair variables) plus its mean field."""
+    """Peak memory of :func:`one_loop` (∝ n², n pair variables; see BYTES_PER_PAIR2) plus its mean field."""
     n = pair_count(spec, P)
-    return float(BYTES_PER_PAIR2[method]) * n * n + 8.0 * (spec.T * P) ** 2
+    pairs2 = n * (n + 1) / 2
+    sites = (spec.T - 1) * P
+    multisets = min(pairs2, comb(sites + 3, 4))
+    return (float(BYTES_PER_PAIR2[method]) * n * n + BYTES_PER_MULTISET * multisets +
+            BYTES_PER_CHUNK_PAIR * min(pairs2, CHUNK) + 8.0 * (spec.T * P) ** 2)
 
 
 def _binomials(top: int) -> list:
@@ -275,8 +285,10 @@ def multiset_unrank(ranks: np.ndarray, binom: list) -> np.ndarray:
 
 
 def _related_chunks(spec: NetworkSpec, ps: PairSpace, budget: int):
-    """The pair pairs (u, v), u <= v, whose noises can be correlated (a previous site of u in a block
-    with one of v that exists), in u-major order, as chunks of about ``budget`` pairs."""
+    """The pair pairs (u, v), u <= v, whose noises can be correlated, in u-major order, as chunks of
+    about ``budget`` pairs.  K and K' are averages over the same neurons, so Cov(Φ_u, Φ_v) vanishes only
+    where no previous site of u is correlated with one of v (a block that does not exist); with skip
+    connections or grouped sharing that is not M_uv = 0."""
     n = ps.n
     tp = ps.pairs // ps.P - 1
     exists = spec.block_support()
@@ -297,15 +309,16 @@ def _related_chunks(spec: NetworkSpec, ps: PairSpace, budget: int):
 
 
 #: pair pairs per chunk of the vertex assembly (~1 kB of temporaries each)
-CHUNK = 1_000_000
+CHUNK = 250_000
 
 
-def _vertices(spec: NetworkSpec, ing: Ingredients, n_nodes, quadrature: bool, bar, chunk: int = CHUNK):
-    """K (n, n) and the weight-sharing vertex t_u = Σ_v Σ_w ∂K_uv/∂C_w (J⁻¹)_wv (before J⁻¹).
+def _vertices(spec: NetworkSpec, ing: Ingredients, n_nodes, quadrature: bool, bar, propagate, chunk: int = CHUNK):
+    """K (n, n), then ``propagate(K)`` = (NΔ, J⁻¹), then the weight-sharing vertex
+    t_u = Σ_v Σ_w ∂K_uv/∂C_w (J⁻¹)_wv (before J⁻¹); returns (NΔ, J⁻¹, t).
 
     Four-point moments once per distinct site multiset (dense multiset ranks, :func:`multiset_rank`),
-    then the pair pairs in chunks of ``chunk``."""
-    ps, lift, Cf, mg2, D, Jinv = ing.ps, ing.lift, ing.Cf, ing.mg2, ing.D, ing.Jinv
+    then the pair pairs in chunks of ``chunk`` (twice: K, then the vertex)."""
+    ps, lift, Cf, mg2, D = ing.ps, ing.lift, ing.Cf, ing.mg2, ing.D
     n, P = ps.n, ps.P
     binom = _binomials(max(int(ps.pairs.max(initial=P)) - P + 4, 5))
     g1, g2 = ps.pairs[:, 0] - P, ps.pairs[:, 1] - P
@@ -330,21 +343,30 @@ def _vertices(spec: NetworkSpec, ing: Ingredients, n_nodes, quadrature: bool, ba
     bar.set_postfix_str("four-point moments done")
     bar.update(1)
     E2 = D[:, 0]
-    prev1, prev2 = np.stack([g1, g2, g1], axis=1), np.stack([g1, g2, g2], axis=1)
+
+    def chunks():
+        """Per chunk: pair pairs, their multiset rows, weights, and which are independent (zero
+        covariance between their sites: Cov(Φ_u, Φ_v) and its within-u or within-v derivatives vanish
+        exactly; set so instead of keeping quadrature error)."""
+        for iu, iv in _related_chunks(spec, ps, chunk):
+            su, sv = ps.pairs[iu] - P, ps.pairs[iv] - P
+            indep = np.all(Cf[su[:, :, None], sv[:, None, :]] == 0, axis=(1, 2))
+            yield iu, iv, np.searchsorted(ranks, multiset_rank(quads_of(iu, iv), binom)), mg2[iu] * mg2[iv], su, indep
+
     K = np.zeros((n, n))
-    share_pre = np.zeros(n)
-    for iu, iv in _related_chunks(spec, ps, chunk):
-        inverse = np.searchsorted(ranks, multiset_rank(quads_of(iu, iv), binom))
-        w_uv = mg2[iu] * mg2[iv]
+    for iu, iv, inverse, w_uv, su, indep in chunks():
         Kvals = w_uv * (E4[inverse] - E2[iu] * E2[iv])
-        # independent pairs (zero covariance between their sites): Cov(Φ_u, Φ_v) and its derivatives in
-        # within-u or within-v entries vanish exactly; set them so instead of keeping quadrature error
-        su, sv = ps.pairs[iu] - P, ps.pairs[iv] - P
-        indep = np.all(Cf[su[:, :, None], sv[:, None, :]] == 0, axis=(1, 2))
         Kvals[indep] = 0.0
         K[iu, iv] = Kvals
         K[iv, iu] = Kvals
-        # weight-sharing vertex: the Price gradient's site pairs, then ∂(E2_u E2_v) at the previous sites
+    NDelta, Jinv = propagate(K)
+    del K
+    bar.set_postfix_str("N Delta done")
+    bar.update(1)
+    prev1, prev2 = np.stack([g1, g2, g1], axis=1), np.stack([g1, g2, g2], axis=1)
+    share_pre = np.zeros(n)
+    for iu, iv, inverse, w_uv, su, indep in chunks():
+        # the Price gradient's site pairs, then ∂(E2_u E2_v) at the previous sites
         gval = w_uv[:, None] * G4[inverse]
         pval = -w_uv[:, None] * np.concatenate([D[iu, 1:4] * E2[iv, None], D[iv, 1:4] * E2[iu, None]], axis=1)
         S4c = S4[inverse]
@@ -359,7 +381,7 @@ def _vertices(spec: NetworkSpec, ing: Ingredients, n_nodes, quadrature: bool, ba
         np.add.at(share_pre, iu, np.sum(V * lift.lifted(Jinv, S1, S2, iv[:, None]), axis=1))
         off = iu != iv
         np.add.at(share_pre, iv[off], np.sum(V[off] * lift.lifted(Jinv, S1[off], S2[off], iu[off, None]), axis=1))
-    return K, share_pre
+    return NDelta, Jinv, share_pre
 
 
 # ------------------------------------------------------------------ result
@@ -460,7 +482,7 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
     solver, name = renamed(method, solver, "solver", "method", default="causal", where="one_loop")
     check_choice(solver, name, ("causal", "dense", "reference"))
     P = spec.check_inputs(X).shape[0]
-    check_memory(estimate_bytes(spec, P, "dense" if solver == "dense" else "causal"),
+    check_memory(estimate_bytes(spec, P, solver),
                  f"one_loop ({pair_count(spec, P)} pair variables, P = {P})", "the number of inputs X (P) or T")
     with progress_bar(6, "one_loop", progress) as bar:
         return _one_loop(spec, X, solver, n_nodes, bar)
@@ -469,24 +491,20 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
 def _one_loop(spec, X, solver, n_nodes, bar) -> OneLoop:
     mf = mean_field(spec, X)
     ing = ingredients(spec, mf, invert=solver != "dense")
-    ps, lift, Cf, mg2, D, Jinv = ing.ps, ing.lift, ing.Cf, ing.mg2, ing.D, ing.Jinv
+    ps, lift, Cf, mg2, D = ing.ps, ing.lift, ing.Cf, ing.mg2, ing.D
     n = ps.n
     bar.set_postfix_str(f"{n} pair variables, J assembled")
     bar.update(1)
-    # K and K' on the pairs u <= v whose noises can be correlated: both are averages over the same
-    # neurons, so Cov(Φ_u, Φ_v) vanishes only where no previous site of u is correlated with one of v
-    # (a block that does not exist); with skip connections or grouped sharing that is not M_uv = 0
-    K, share_pre = _vertices(spec, ing, n_nodes, solver == "reference", bar)
-    if solver == "dense":
-        NDelta, Jinv = dense_propagators(ing.J, K)
-    elif solver == "causal" and sps.issparse(ing.J) and n:  # two sparse forward substitutions, O(n²)
-        NDelta = spsolve_triangular(ing.J, spsolve_triangular(ing.J, K, lower=True).T, lower=True)
-        NDelta = (NDelta + NDelta.T) / 2
-    else:
-        NDelta = Jinv @ K @ Jinv.T
-    del K
-    bar.set_postfix_str("N Delta done")
-    bar.update(1)
+
+    def propagate(K):
+        if solver == "dense":
+            return dense_propagators(ing.J, K)
+        if solver == "causal" and sps.issparse(ing.J) and n:  # two sparse forward substitutions, O(n²)
+            ND = spsolve_triangular(ing.J, spsolve_triangular(ing.J, K, lower=True).T, lower=True)
+            return (ND + ND.T) / 2, ing.Jinv
+        return ing.Jinv @ K @ ing.Jinv.T, ing.Jinv
+
+    NDelta, Jinv, share_pre = _vertices(spec, ing, n_nodes, solver == "reference", bar, propagate)
     # F'' tadpole: ½ Σ_ij F''_{u,ij} (∂c_i/∂D NΔ ∂c_j/∂Dᵀ)_uu at the previous-site pairs c_i
     tad_pre = np.zeros(n)
     for (i, j) in HESS:
