@@ -222,6 +222,11 @@ def _quadrature_moments(phi: Nonlinearity, covs: np.ndarray, kk: np.ndarray, n: 
 # ---------------------------------------------------------------------------- closed forms
 #: absolute accuracy of the closed-form four-point values (two Gauss–Legendre orders agree to it)
 CLOSED_TOL = 1e-12
+#: a pair integral whose last two orders still differ by more than this raises ConvergenceError (between
+#: CLOSED_TOL and it: accepted; only at 2κ²·variance ≳ 1e6, e.g. 1.3e-9 for four identical sites at 2e6)
+CLOSED_ACCEPT = 1e-8
+#: largest 2κ²·variance of the erf closed form (the partial variances, ~1/(2κ²·variance), keep 8 digits)
+CLOSED_MAX_SCALE = 1e8
 #: Gauss–Legendre orders tried in turn for each pair integral of :func:`sign_moments`
 LEGENDRE_ORDERS = (8, 16, 32, 64, 128, 256, 512)
 _OTHERS = np.array([[0, 1, 2, 3], [0, 2, 1, 3], [0, 3, 1, 2], [1, 2, 0, 3], [1, 3, 0, 2], [2, 3, 0, 1]])
@@ -297,17 +302,18 @@ def _sign_kernel(S, others, orders, xs, ws, tol, out, err):
 
 def sign_moments(S, tol: float = CLOSED_TOL) -> np.ndarray:
     """(B, 11): G = <Π_p sign(y_p)>, y ~ N(0, S) for positive-definite 4×4 S, and ∂G/∂S_pq (p <= q,
-    unordered entries; module docstring).  Raises ConvergenceError if a pair integral does not reach
-    ``tol`` with LEGENDRE_ORDERS."""
+    unordered entries; module docstring).  Each pair integral doubles its order until two agree to
+    ``tol``; ConvergenceError if the last two of LEGENDRE_ORDERS still differ by more than CLOSED_ACCEPT."""
     S = np.ascontiguousarray(S, dtype=float)
     out = np.empty((len(S), 11))
     err = np.zeros(len(S))
     if len(S):
         xs, ws = _legendre_table()
         _sign_kernel(S, _OTHERS, np.array(LEGENDRE_ORDERS, np.int64), xs, ws, float(tol), out, err)
-    if np.any(err > 0):
+    if np.any(err > CLOSED_ACCEPT):
         raise ConvergenceError(f"four-point sign moment: a pair integral reached only {np.max(err):.2g} "
-                               f"(asked {tol:.2g}) with {max(LEGENDRE_ORDERS)} Gauss-Legendre nodes")
+                               f"(asked {tol:.2g}, accepted {CLOSED_ACCEPT:.0e}) with {max(LEGENDRE_ORDERS)} "
+                               "Gauss-Legendre nodes (near-step erf at a very large variance: rescale X)")
     return out
 
 
@@ -346,6 +352,11 @@ def _closed_moments(form, covs: np.ndarray, kk: np.ndarray) -> np.ndarray:
     """The closed-form method for multisets of four factors (module docstring)."""
     kind, c, kappa = form
     m = covs.shape[1]
+    top = float(np.max(np.diagonal(covs, axis1=1, axis2=2), initial=0.0))
+    if kind == "erf" and 2 * kappa ** 2 * top > CLOSED_MAX_SCALE:
+        raise NonFiniteError(f"variance {top:.3g} is too large for the erf four-point closed form (2 scale² "
+                             f"variance > {CLOSED_MAX_SCALE:.0e}: erf is a step there and the orthant integrals "
+                             "lose their digits); rescale X (or the weight/bias variances)")
     out = np.empty((len(covs), 1 + m * (m + 1) // 2))
     code = kk @ (5 ** np.arange(m))  # one integer per multiplicity pattern (entries 1..4)
     for c0 in np.unique(code):
