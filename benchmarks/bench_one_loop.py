@@ -1,15 +1,23 @@
-"""One-loop corrections: causal forward substitution against a dense-inverse reference, in one run.
+"""One-loop corrections: the current path against the reference implementation, in one run.
 
-    python benchmarks/bench_one_loop.py
+    python benchmarks/bench_one_loop.py            # issue-12 cases (several minutes for the reference)
+    python benchmarks/bench_one_loop.py --quick    # small cases (seconds)
+    python benchmarks/bench_one_loop.py --large    # also T = 30, P = 4 (new path only)
+    python benchmarks/bench_one_loop.py --cases 15x4 -k 1
 
-Cases (issue 3): RNN erf, one input, T = 30; RNN erf, T = 10, P = 4.  The reference inverts the
-full (2n x 2n) Hessian of the quadratic action densely (``method="dense"``); everything else
-(mean field, four-point moments, vertices) is shared.  Time is wall clock after a warm-up run
-(compilation excluded); memory is the tracemalloc peak of one run.  The split of the causal
-run shows where the time goes.
+``method="reference"`` is the implementation before issue 12: Gauss–Hermite four-point moments with
+``nodes_for`` node counts for every φ, dense products J⁻¹ K J⁻ᵀ.  The default ("causal") takes
+closed-form four-point moments (erf, linear: ``symfield.gauss.moments``) and two sparse forward
+substitutions.  Time: wall clock, best of k runs after a warm-up (compilation excluded), and the
+process CPU time of that run; memory: tracemalloc peak of a separate run; load: os.getloadavg()
+at the start of each case.  The largest |ΔNΔ| / max|NΔ| between the two paths is the reference's
+quadrature error (the closed form is exact to ~1e-12; tests/test_one_loop.py checks both against
+mpmath and high-order quadrature).
 """
 from __future__ import annotations
 
+import argparse
+import os
 import time
 import tracemalloc
 
@@ -19,32 +27,57 @@ import symfield as sf
 from symfield.theory.one_loop import one_loop
 
 
-def measure(fn):
+def timed(fn, k):
+    best = None
+    for _ in range(k):
+        w, c = time.perf_counter(), time.process_time()
+        out = fn()
+        run = (time.perf_counter() - w, time.process_time() - c)
+        best = run if best is None or run[0] < best[0] else best
+    return best, out
+
+
+def peak_mib(fn):
     tracemalloc.start()
-    t0 = time.perf_counter()
-    out = fn()
-    seconds = time.perf_counter() - t0
+    fn()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return seconds, peak / 2 ** 20, out
+    return peak / 2 ** 20
 
 
-def case(name, net, X):
-    one_loop(net, X[:1] if X.shape[0] > 1 else X)  # warm-up: compile / load generated modules
-    t_c, m_c, a = measure(lambda: one_loop(net, X))
-    t_d, m_d, b = measure(lambda: one_loop(net, X, method="dense"))
-    diff = np.max(np.abs(a.NDelta - b.NDelta))
-    print(f"{name:26s} pairs {a.ps.n:5d}   causal {t_c:7.2f} s {m_c:8.1f} MiB   dense {t_d:7.2f} s {m_d:8.1f} MiB"
-          f"   time ratio {t_d / t_c:5.2f}x   memory ratio {m_d / m_c:5.2f}x   max |dNΔ| {diff:.1e}", flush=True)
+def case(T, P, k, reference=True):
+    net = sf.RNN(T, phi="erf", g=1.2, sigma_b2=0.1)
+    X = np.random.default_rng(0).standard_normal((P, 10))
+    load = os.getloadavg()[0]
+    one_loop(sf.RNN(3, phi="erf", g=1.2, sigma_b2=0.1), X[:1])                    # warm-up: compile / load
+    one_loop(sf.RNN(3, phi="erf", g=1.2, sigma_b2=0.1), X[:1], method="reference")
+    (w_new, c_new), a = timed(lambda: one_loop(net, X), k)
+    m_new = peak_mib(lambda: one_loop(net, X))
+    line = (f"RNN erf T={T:3d} P={P}  pairs {a.ps.n:5d}  load {load:5.1f}   new {w_new:7.2f} s (cpu {c_new:7.2f} s, "
+            f"{m_new:7.1f} MiB)")
+    if reference:
+        (w_ref, c_ref), b = timed(lambda: one_loop(net, X, method="reference"), 1)
+        m_ref = peak_mib(lambda: one_loop(net, X, method="reference"))
+        diff = np.max(np.abs(a.NDelta - b.NDelta)) / np.max(np.abs(b.NDelta))
+        line += (f"   reference {w_ref:7.2f} s (cpu {c_ref:7.2f} s, {m_ref:7.1f} MiB)   wall ratio {w_ref / w_new:6.1f}x"
+                 f"  cpu ratio {c_ref / c_new:6.1f}x   max|dNΔ|/max|NΔ| {diff:.1e}")
+    print(line, flush=True)
 
 
-def main():
-    case("RNN erf T=30, P=1", sf.RNN(30, phi="erf", g=1.2, sigma_b2=0.1), np.ones((1, 1)))
-    X = np.random.default_rng(0).standard_normal((4, 10))
-    case("RNN erf T=10, P=4", sf.RNN(10, phi="erf", g=1.2, sigma_b2=0.1), X)
-    t0 = time.perf_counter()
-    one_loop(sf.RNN(30, phi="erf", g=1.2, sigma_b2=0.1), np.ones((1, 1)), progress=True)
-    print(f"(stages of the T=30 case above, total {time.perf_counter() - t0:.2f} s)")
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small cases only")
+    ap.add_argument("--large", action="store_true", help="also T = 30, P = 4 without the reference")
+    ap.add_argument("-k", type=int, default=2, help="best of k runs of the new path")
+    ap.add_argument("--cases", default=None, help="comma-separated TxP, e.g. 40x1,15x4 (default: the issue's)")
+    args = ap.parse_args(argv)
+    cases = [(6, 1), (4, 2)] if args.quick else [(40, 1), (20, 2), (15, 4)]
+    if args.cases:
+        cases = [tuple(int(v) for v in c.split("x")) for c in args.cases.split(",")]
+    for T, P in cases:
+        case(T, P, args.k)
+    if args.large:
+        case(30, 4, 1, reference=False)
 
 
 if __name__ == "__main__":

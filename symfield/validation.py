@@ -21,18 +21,20 @@ def loglog_slope(widths, mse, var_log) -> tuple[float, float]:
     return float((w * (x - xm) * y).sum() / sxx), float(1.0 / np.sqrt(sxx))
 
 
-def one_loop_measurements(spec, X, widths, samples, seed=0, progress=False, time_index=None, *, scheduler=None,
-                          checkpoint=None):
+def one_loop_measurements(spec, X, widths, samples, seed=0, progress=False, time_index=None, pattern=(0, 0), *,
+                          scheduler=None, checkpoint=None):
     """N Var C(t,t) and N (<C(t,t)> - C̄(t,t)) of the auxiliary kernel, and N Var K̂(t,t) of the
     empirical kernel, at each width, with standard errors.
 
-    Pattern 0, time ``time_index`` (default: the last).  Returns a dict of arrays over ``widths``.
+    Entry ``pattern`` = (α, β) (default (0, 0)), time ``time_index`` (default: the last).  Returns a
+    dict of arrays over ``widths``.
     The error of N·Var uses the measured fourth central moment, Var(s²) ≈ (μ4 - σ⁴)/S.
     Width k is :func:`~symfield.simulate.kernel_moments` with seed ``(seed, k)``; the chunks of all widths
     are one list of tasks for ``scheduler`` (:mod:`symfield.parallel`), kept in ``checkpoint`` if given.
     """
     t = spec.T - 1 if time_index is None else time_index
-    C_bar = mean_field(spec, X).block(t, t)[0, 0]
+    a, b = pattern
+    C_bar = mean_field(spec, X).block(t, t)[a, b]
     Xc = spec.check_inputs(X)
     widths = [check_positive_int("widths", N) for N in widths]
     samples = check_positive_int("samples", samples)
@@ -45,13 +47,13 @@ def one_loop_measurements(spec, X, widths, samples, seed=0, progress=False, time
     for N, tasks in zip(widths, per_width):
         km = moments_result(spec, N, parts[start:start + len(tasks)])
         start += len(tasks)
-        v = km.var("aux")[t, t, 0, 0]
+        v = km.var("aux")[t, t, a, b]
         out["N"].append(N)
         out["var"].append(N * v)
-        out["var_err"].append(N * km.var_sem("aux")[t, t, 0, 0])
-        out["shift"].append(N * (km.mean("aux")[t, t, 0, 0] - C_bar))
+        out["var_err"].append(N * km.var_sem("aux")[t, t, a, b])
+        out["shift"].append(N * (km.mean("aux")[t, t, a, b] - C_bar))
         out["shift_err"].append(N * np.sqrt(v / samples))
-        ve = km.var("emp")[t, t, 0, 0]
+        ve = km.var("emp")[t, t, a, b]
         out["emp_var"].append(N * ve)
-        out["emp_var_err"].append(N * km.var_sem("emp")[t, t, 0, 0])
+        out["emp_var_err"].append(N * km.var_sem("emp")[t, t, a, b])
     return {k: np.asarray(v, dtype=float) for k, v in out.items()}

@@ -181,9 +181,39 @@ def test_accessors_and_shapes():
     assert np.all(full[0] == 0)  # the first time step is deterministic
 
 
-def test_phi_without_closed_form_is_refused():
-    with pytest.raises(NotImplementedError, match="closed form"):
-        one_loop(sf.RNN(3, phi="tanh"), np.ones((1, 1)))
+def test_kinked_phi_is_refused_saying_why():
+    """ReLU: <φ''φ''> is the density at the kink, infinite at c12² = c11 c22 (every variance pair)."""
+    with pytest.raises(sf.errors.NotSupportedError, match="not smooth at x = \\[0.0\\].*perfect correlation"):
+        one_loop(sf.RNN(3, phi="relu"), np.ones((1, 1)))
+
+
+def test_numeric_template_derivatives_equal_the_closed_form():
+    """Price's theorem by Gauss–Hermite (the path of φ without closed <φφ>, e.g. tanh) against the
+    derived closed form for erf, including a pair at (near-)perfect correlation."""
+    from symfield.theory.one_loop import numeric_template_derivatives
+    phi = sf.get_phi("erf")
+    c11, c22, c12 = np.array([0.5, 1.3, 2.0, 1.0]), np.array([0.7, 1.3, 1.1, 1.0]), np.array([0.2, 1.3, -0.9, 0.999999])
+    np.testing.assert_allclose(numeric_template_derivatives(phi, c11, c22, c12),
+                               template_derivatives(phi, c11, c22, c12), atol=1e-8)
+
+
+def test_closed_form_four_point_moments_against_quadrature_and_fd():
+    """erf: the orthant-integral closed form = high-order Gauss–Hermite (80⁴ nodes); its closed-form
+    gradient = central differences of its value; linear: Isserlis (exact)."""
+    rng = np.random.default_rng(11)
+    A = rng.standard_normal((4, 4))
+    S = A @ A.T / 4 + 0.3 * np.eye(4)
+    closed = moments("erf", S[None], [[1, 1, 1, 1]])[0]
+    np.testing.assert_allclose(closed, moments("erf", S[None], [[1, 1, 1, 1]], n=80)[0], atol=1e-10)
+    for c, (i, j) in enumerate(pair_columns(4)):
+        E = np.zeros((4, 4))
+        E[i, j] = E[j, i] = 1e-5
+        fd = (moments("erf", (S + E)[None], [[1, 1, 1, 1]])[0, 0] - moments("erf", (S - E)[None], [[1, 1, 1, 1]])[0, 0])
+        assert closed[1 + c] == pytest.approx(fd / 2e-5, abs=1e-9)
+    for k in ([2, 1, 1], [1, 3]):  # multiplicities through the expanded 4x4 form
+        m = len(k)
+        np.testing.assert_allclose(moments("erf", S[:m, :m][None], [k])[0],
+                                   moments("erf", S[:m, :m][None], [k], n=150 if m == 2 else 100)[0], atol=1e-9)
 
 
 def test_causal_forward_substitution_equals_dense_inverse_of_full_hessian():
@@ -205,3 +235,16 @@ def test_default_quadrature_is_converged_in_the_chaotic_regime():
     b = one_loop(net, np.ones((1, 1)), n_nodes={1: 150, 2: 100, 3: 64, 4: 20})
     assert a.mean_shift[9, 9, 0, 0] == pytest.approx(b.mean_shift[9, 9, 0, 0], rel=5e-3)
     assert a.variance()[9, 9, 0, 0] == pytest.approx(b.variance()[9, 9, 0, 0], rel=1e-4)
+
+
+def test_multiset_rank_is_a_dense_bijection():
+    """Every sorted 4-multiset of M sites gets a distinct rank in 0..C(M+3, 4)-1, and unrank inverts it."""
+    from itertools import combinations_with_replacement
+    from math import comb
+    from symfield.theory.one_loop import _binomials, multiset_rank, multiset_unrank
+    M = 7
+    quads = np.array(list(combinations_with_replacement(range(M), 4)))
+    binom = _binomials(M + 3)
+    r = multiset_rank(quads, binom)
+    assert sorted(r.tolist()) == list(range(comb(M + 3, 4)))
+    np.testing.assert_array_equal(multiset_unrank(r, binom), quads)

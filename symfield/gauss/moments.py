@@ -8,20 +8,45 @@ and its gradient in the unordered covariance entries (Price's theorem, theory Se
 
     ∂M/∂Σ_ij = < g_i' g_j' Π_{l≠i,j} g_l >   (i < j),     ∂M/∂Σ_ii = ½ < g_i'' Π_{l≠i} g_l >,
 
-with g' = k φ^{k-1} φ' and g'' = k(k-1) φ^{k-2} φ'² + k φ^{k-1} φ''.  All 1 + m(m+1)/2 numbers
-come from one tensor-product Gauss–Hermite sweep (z = L x, L the Cholesky factor), compiled per φ
-into a generated module.  Output columns: value, then (i, j) for i <= j in row-major order.
+with g' = k φ^{k-1} φ' and g'' = k(k-1) φ^{k-2} φ'² + k φ^{k-1} φ''.  Output columns: value, then
+(i, j) for i <= j in row-major order.
+
+Two methods (``moments(..., method=)``):
+
+* ``"closed"`` (four factors, φ = c·erf(κx) or φ = c·x): the multiset is expanded to four unit
+  factors on the 4×4 covariance Σₑ (a site of multiplicity k repeated k times).  For erf,
+  erf(κz) = <sign(z + η)>_η with η ~ N(0, 1/(2κ²)) independent per factor, so
+  M = c⁴ G(Σₑ + I/(2κ²)) with the orthant moment G(S) = <Π_p sign(y_p)>, y ~ N(0, S) — a
+  positive-definite S at every Σ, also singular ones (identical or antipodal sites).  With R the
+  correlation matrix of S, Price's theorem for sign (sign' = 2δ) gives
+
+      ∂G/∂ρ_pq = (4/π²) asin(ρ_rs·pq) / √(1 - ρ_pq²)        ({r, s} the other two factors,
+                                                              ρ_rs·pq their partial correlation),
+
+  the closed-form gradient, and, along R(t) = 1 + t(R - 1) with s = asin(t ρ_pq),
+
+      G(R) = (4/π²) Σ_{p<q} ∫_0^{asin ρ_pq} asin(ρ_rs·pq(R(sin s / ρ_pq))) ds,
+
+  a smooth one-dimensional integral per pair, done by Gauss–Legendre with doubling node counts
+  until two agree to ``CLOSED_TOL`` (:func:`sign_moments`).  For linear φ, Isserlis.
+* ``"quadrature"``: one tensor-product Gauss–Hermite sweep (z = L x), compiled per φ into a
+  generated module.  L is a pivoted Cholesky factor that drops directions of variance below
+  ``NULL_TOL``·max(Σ_ii): a level whose pivot is dropped is integrated with the single node x = 0,
+  so a (near-)singular Σ costs and is integrated as the lower-dimensional integral it is.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
 import numpy as np
+import sympy as sp
+from numba import njit, prange
 
 from ..codegen import load_module, module_text, scalar_source
-from ..errors import NonFiniteError, ResourceError
+from ..errors import ConvergenceError, NonFiniteError, NotPositiveDefinite, ResourceError
+from .price import _gaussian_derivative
 from .quadrature import cholesky_factors, hermite_nodes
-from .registry import Nonlinearity, get_phi
+from .registry import Nonlinearity, get_phi, x as _x
 
 #: Gauss-Hermite nodes per dimension for unit variance; the 3-site integrals carry the K' vertex and
 #: need the most (erf, g = 2, C ≈ 2.6: mean shift within 0.3 % of 150/100/64/20 nodes)
@@ -95,7 +120,10 @@ def _kernel_source(m: int) -> str:
     for lev in range(m):
         z = f"l00 * xv" if lev == 0 else f"q{lev}_{lev - 1} + l{lev}{lev} * xv"
         wv = "w[i0]" if lev == 0 else f"w{lev - 1} * w[i{lev}]"
-        lines += [f"{pad}for i{lev} in range(n):", f"{pad}    xv = x[i{lev}]", f"{pad}    w{lev} = {wv}",
+        # a dropped pivot (l_ll = 0: z_l fixed by the earlier levels) is integrated with one node
+        lines += [f"{pad}n{lev} = n if l{lev}{lev} != 0.0 else 1",
+                  f"{pad}for i{lev} in range(n{lev}):", f"{pad}    xv = x[i{lev}] if n{lev} > 1 else 0.0",
+                  f"{pad}    w{lev} = {wv} if n{lev} > 1 else {wv.replace(f'w[i{lev}]', '1.0')}",
                   f"{pad}    g{lev}, d{lev}, e{lev} = site({z}, k{lev})"]
         for d in range(lev + 1, m):
             prev = "" if lev == 0 else f"q{d}_{lev - 1} + "
@@ -123,26 +151,262 @@ def moments_source(phi: Nonlinearity) -> str:
                        [(f"moments{m}", _kernel_source(m)) for m in range(1, 5)])
 
 
-@lru_cache(maxsize=None)
+_MODULES: dict = {}  #: generated modules by φ content (``phi.key``), not by φ object: a new spec re-derives nothing
+
+
 def _module(key: str, phi: Nonlinearity):
-    return load_module(moments_source(phi), f"moments_{key}")
+    if key not in _MODULES:
+        _MODULES[key] = load_module(moments_source(phi), f"moments_{key}")
+    return _MODULES[key]
 
 
-def moments(phi, covs, multiplicities, n: int | None = None) -> np.ndarray:
+#: relative variance (of the largest) below which a pivot is a null direction of Σ and dropped
+NULL_TOL = 1e-12
+#: residuals more negative than this (relative) mean Σ is not a covariance
+PSD_TOL = 1e-9
+
+
+def _pivoted(cov: np.ndarray, null_tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """(order, L) of one covariance: pivots by largest residual variance, L (m, m) lower triangular in
+    the permuted order, columns of pivots below null_tol·max Σ_ii set to zero."""
+    A = np.array(cov, dtype=float)
+    m = len(A)
+    scale = max(float(np.max(np.diag(A))), 0.0)
+    order = np.arange(m)
+    L = np.zeros((m, m))
+    for k in range(m):
+        j = k + int(np.argmax(np.diag(A)[k:]))
+        A[[k, j]] = A[[j, k]]
+        A[:, [k, j]] = A[:, [j, k]]
+        L[[k, j]] = L[[j, k]]
+        order[[k, j]] = order[[j, k]]
+        piv = A[k, k]
+        if piv <= null_tol * scale:
+            rest = A[k:, k:]
+            if np.max(np.abs(rest), initial=0.0) > PSD_TOL * max(scale, 1e-300) and scale > 0:
+                raise NotPositiveDefinite(f"covariance is not positive semi-definite (residual "
+                                          f"{np.min(np.diag(rest)):.3g} at scale {scale:.3g})")
+            break
+        L[k, k] = np.sqrt(piv)
+        L[k + 1:, k] = A[k + 1:, k] / L[k, k]
+        A[k + 1:, k + 1:] -= np.outer(L[k + 1:, k], L[k + 1:, k])
+    return order, L
+
+
+def _quadrature_moments(phi: Nonlinearity, covs: np.ndarray, kk: np.ndarray, n: int) -> np.ndarray:
+    """The Gauss–Hermite method; (near-)singular Σ by the pivoted factor with dropped null pivots."""
+    m = covs.shape[1]
+    x, w = hermite_nodes(int(n))
+    out = np.empty((covs.shape[0], 1 + m * (m + 1) // 2))
+    if not covs.shape[0]:
+        return out
+    L = np.array(cholesky_factors(covs))
+    scale = np.max(np.diagonal(covs, axis1=1, axis2=2), axis=1)
+    singular = np.nonzero(np.any(np.diagonal(L, axis1=1, axis2=2) ** 2 <= NULL_TOL * scale[:, None], axis=1))[0]
+    kernel = getattr(_module(phi.key, phi), f"moments{m}")
+    kernel(np.ascontiguousarray(L), kk, x, w, out)
+    if len(singular):  # permuted sites: integrate in pivot order, map the gradient columns back
+        cols = {c: i for i, c in enumerate(pair_columns(m))}
+        Lp, kp, back = np.empty((len(singular), m, m)), np.empty((len(singular), m), np.int64), []
+        for r, b in enumerate(singular):
+            order, Lp[r] = _pivoted(covs[b], NULL_TOL)
+            kp[r] = kk[b, order]
+            inv = np.argsort(order)
+            back.append([0] + [1 + cols[tuple(sorted((inv[i], inv[j])))] for i, j in pair_columns(m)])
+        part = np.empty((len(singular), out.shape[1]))
+        kernel(Lp, kp, x, w, part)
+        out[singular] = np.take_along_axis(part, np.array(back), axis=1)
+    return out
+
+
+# ---------------------------------------------------------------------------- closed forms
+#: absolute accuracy of the closed-form four-point values (two Gauss–Legendre orders agree to it)
+CLOSED_TOL = 1e-12
+#: a pair integral whose last two orders still differ by more than this raises ConvergenceError (between
+#: CLOSED_TOL and it: accepted; only at 2κ²·variance ≳ 1e6, e.g. 1.3e-9 for four identical sites at 2e6)
+CLOSED_ACCEPT = 1e-8
+#: largest 2κ²·variance of the erf closed form (the partial variances, ~1/(2κ²·variance), keep 8 digits)
+CLOSED_MAX_SCALE = 1e8
+#: Gauss–Legendre orders tried in turn for each pair integral of :func:`sign_moments`
+LEGENDRE_ORDERS = (8, 16, 32, 64, 128, 256, 512)
+_OTHERS = np.array([[0, 1, 2, 3], [0, 2, 1, 3], [0, 3, 1, 2], [1, 2, 0, 3], [1, 3, 0, 2], [2, 3, 0, 1]])
+
+
+@lru_cache(maxsize=None)
+def _legendre_table() -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes/weights on [0, 1], one row per order of LEGENDRE_ORDERS (zero padded)."""
+    top = max(LEGENDRE_ORDERS)
+    xs, ws = np.zeros((len(LEGENDRE_ORDERS), top)), np.zeros((len(LEGENDRE_ORDERS), top))
+    for r, n in enumerate(LEGENDRE_ORDERS):
+        x, w = np.polynomial.legendre.leggauss(n)
+        xs[r, :n], ws[r, :n] = (x + 1) / 2, w / 2
+    return xs, ws
+
+
+@njit(cache=True, inline="always")
+def _partial_correlation(R, p, q, r, s, t):
+    """Correlation of factors r, s given p, q under R(t) = 1 + t (R - 1)."""
+    a = t * R[p, q]
+    det = 1.0 - a * a
+    brp, brq, bsp, bsq = t * R[r, p], t * R[r, q], t * R[s, p], t * R[s, q]
+    srr = 1.0 - (brp * brp - 2.0 * a * brp * brq + brq * brq) / det
+    sss = 1.0 - (bsp * bsp - 2.0 * a * bsp * bsq + bsq * bsq) / det
+    srs = t * R[r, s] - (brp * bsp - a * (brp * bsq + brq * bsp) + brq * bsq) / det
+    c = srs / np.sqrt(srr * sss)
+    return min(1.0, max(-1.0, c))
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _sign_kernel(S, others, orders, xs, ws, tol, out, err):
+    """out[b] = (G, ∂G/∂S_pq for p <= q) of G = <Π_p sign(y_p)>, y ~ N(0, S[b]) (4×4, positive definite)."""
+    c = 4.0 / np.pi ** 2
+    for b in prange(S.shape[0]):
+        sd = np.sqrt(np.diag(S[b]))
+        R = S[b] / np.outer(sd, sd)
+        grad = np.zeros((4, 4))
+        value = 0.0
+        bad = 0.0
+        for k in range(6):
+            p, q, r, s = others[k, 0], others[k, 1], others[k, 2], others[k, 3]
+            rho = R[p, q]
+            h = c * np.arcsin(_partial_correlation(R, p, q, r, s, 1.0)) / np.sqrt(1.0 - rho * rho)
+            grad[p, q] += h / (sd[p] * sd[q])
+            grad[p, p] -= h * rho / (2.0 * S[b, p, p])
+            grad[q, q] -= h * rho / (2.0 * S[b, q, q])
+            if rho == 0.0:
+                continue
+            top = np.arcsin(rho)
+            prev = 0.0
+            for lev in range(orders.shape[0]):
+                acc = 0.0
+                for i in range(orders[lev]):
+                    u = top * xs[lev, i]
+                    acc += ws[lev, i] * np.arcsin(_partial_correlation(R, p, q, r, s, np.sin(u) / rho))
+                acc *= c * top
+                if lev > 0 and abs(acc - prev) <= tol:
+                    prev = acc
+                    break
+                delta = abs(acc - prev)
+                prev = acc
+            else:
+                bad = max(bad, delta)
+            value += prev
+        out[b, 0] = value
+        col = 1
+        for p in range(4):
+            for q in range(p, 4):
+                out[b, col] = grad[p, q]
+                col += 1
+        err[b] = bad
+
+
+def sign_moments(S, tol: float = CLOSED_TOL) -> np.ndarray:
+    """(B, 11): G = <Π_p sign(y_p)>, y ~ N(0, S) for positive-definite 4×4 S, and ∂G/∂S_pq (p <= q,
+    unordered entries; module docstring).  Each pair integral doubles its order until two agree to
+    ``tol``; ConvergenceError if the last two of LEGENDRE_ORDERS still differ by more than CLOSED_ACCEPT."""
+    S = np.ascontiguousarray(S, dtype=float)
+    out = np.empty((len(S), 11))
+    err = np.zeros(len(S))
+    if len(S):
+        xs, ws = _legendre_table()
+        _sign_kernel(S, _OTHERS, np.array(LEGENDRE_ORDERS, np.int64), xs, ws, float(tol), out, err)
+    if np.any(err > CLOSED_ACCEPT):
+        raise ConvergenceError(f"four-point sign moment: a pair integral reached only {np.max(err):.2g} "
+                               f"(asked {tol:.2g}, accepted {CLOSED_ACCEPT:.0e}) with {max(LEGENDRE_ORDERS)} "
+                               "Gauss-Legendre nodes (near-step erf at a very large variance: rescale X)")
+    return out
+
+
+def closed_form(phi: Nonlinearity):
+    """('erf', c, κ) for φ = c·erf(κx), ('linear', c, 0) for φ = c·x, else None (see module docstring)."""
+    return _closed_form(phi.expr)
+
+
+@lru_cache(maxsize=None)
+def _closed_form(expr: sp.Expr):  # by content: SymPy expressions hash by value
+    if expr.is_polynomial(_x) and sp.degree(expr, _x) == 1 and expr.subs(_x, 0) == 0:
+        return ("linear", float(sp.diff(expr, _x)), 0.0)
+    try:
+        A, beta = _gaussian_derivative(expr)
+    except (ValueError, TypeError):
+        return None
+    if not (A.is_number and beta.is_number and beta.is_positive) or sp.simplify(expr.subs(_x, 0)) != 0:
+        return None
+    kappa = sp.sqrt(beta)
+    return ("erf", float(A * sp.sqrt(sp.pi) / (2 * kappa)), float(kappa))
+
+
+@lru_cache(maxsize=None)
+def _fold(k: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Expansion of a multiset with multiplicities k (Σk = 4): factor -> site, and the (10, m(m+1)/2)
+    0/1 matrix summing ∂/∂Σₑ_pq (p <= q) into ∂/∂Σ_ij of the distinct sites."""
+    site = np.repeat(np.arange(len(k)), k)
+    cols = {c: i for i, c in enumerate(pair_columns(len(k)))}
+    F = np.zeros((10, len(cols)))
+    for r, (p, q) in enumerate(pair_columns(4)):
+        F[r, cols[tuple(sorted((site[p], site[q])))]] = 1.0
+    return site, F
+
+
+def _closed_moments(form, covs: np.ndarray, kk: np.ndarray) -> np.ndarray:
+    """The closed-form method for multisets of four factors (module docstring)."""
+    kind, c, kappa = form
+    m = covs.shape[1]
+    top = float(np.max(np.diagonal(covs, axis1=1, axis2=2), initial=0.0))
+    if kind == "erf" and 2 * kappa ** 2 * top > CLOSED_MAX_SCALE:
+        raise NonFiniteError(f"variance {top:.3g} is too large for the erf four-point closed form (2 scale² "
+                             f"variance > {CLOSED_MAX_SCALE:.0e}: erf is a step there and the orthant integrals "
+                             "lose their digits); rescale X (or the weight/bias variances)")
+    out = np.empty((len(covs), 1 + m * (m + 1) // 2))
+    code = kk @ (5 ** np.arange(m))  # one integer per multiplicity pattern (entries 1..4)
+    for c0 in np.unique(code):
+        rows = np.nonzero(code == c0)[0]
+        site, F = _fold(tuple(kk[rows[0]].tolist()))
+        Se = covs[rows][:, site][:, :, site]
+        if kind == "erf":
+            G = sign_moments(Se + np.eye(4) / (2 * kappa ** 2))
+        else:  # Isserlis: <y0 y1 y2 y3> = S01 S23 + S02 S13 + S03 S12, ∂/∂S_pq = S of the other pair
+            G = np.zeros((len(rows), 11))
+            G[:, 0] = sum(Se[:, p, q] * Se[:, r, s] for p, q, r, s in _OTHERS[:3])
+            for p, q, r, s in _OTHERS:
+                G[:, 1 + pair_columns(4).index((p, q))] = Se[:, r, s]
+        out[rows, 0] = c ** 4 * G[:, 0]
+        out[rows, 1:] = c ** 4 * G[:, 1:] @ F
+    return out
+
+
+def moments(phi, covs, multiplicities, n: int | None = None, method: str = "auto") -> np.ndarray:
     """Value and Price gradient of <Π_i φ(z_i)^{k_i}> for a stack of (B, m, m) covariances.
 
     ``multiplicities``: (B, m) integers 1..4.  Returns (B, 1 + m(m+1)/2); see :func:`pair_columns`.
+    ``method``: "auto" (closed form for four factors of erf/linear φ unless ``n`` is given, else
+    quadrature), "closed" or "quadrature" (module docstring).
     """
     phi = get_phi(phi)
     covs = np.asarray(covs, dtype=float)
     if covs.ndim != 3 or not 1 <= covs.shape[1] <= 4:
         raise ValueError(f"covs must have shape (B, m, m) with m in 1..4, got {covs.shape}")
-    m = covs.shape[1]
+    if method not in ("auto", "closed", "quadrature"):
+        raise ValueError(f"method must be 'auto', 'closed' or 'quadrature', got {method!r}")
     kk = np.ascontiguousarray(np.broadcast_to(multiplicities, covs.shape[:2]), dtype=np.int64)
     if np.any(kk < 1) or np.any(kk > MAX_MULTIPLICITY) or np.any(kk.sum(axis=1) > MAX_MULTIPLICITY):
         raise ValueError("multiplicities must be >= 1 with at most 4 factors in total")
-    x, w = hermite_nodes(int(n or DEFAULT_NODES[m]))
-    out = np.empty((covs.shape[0], 1 + m * (m + 1) // 2))
-    if covs.shape[0]:
-        getattr(_module(phi.key, phi), f"moments{m}")(np.ascontiguousarray(cholesky_factors(covs)), kk, x, w, out)
-    return out
+    form = closed_form(phi)
+    four = bool(len(kk)) and bool(np.all(kk.sum(axis=1) == 4))
+    if method == "closed" and (form is None or not four):
+        raise ValueError(f"no closed form for phi={phi.name!r} with multiplicities summing to "
+                         f"{sorted(set(kk.sum(axis=1).tolist()))} (closed forms: c*erf(kx), c*x; four factors)")
+    if method == "closed" or (method == "auto" and n is None and form is not None and four):
+        if not np.all(np.isfinite(covs)) or np.any(np.diagonal(covs, axis1=1, axis2=2) < 0) or \
+                not np.allclose(covs, np.swapaxes(covs, 1, 2), rtol=1e-12, atol=0.0):
+            raise ValueError("covariance is not symmetric, contains NaN or inf, or has a negative variance")
+        scale = np.max(np.diagonal(covs, axis1=1, axis2=2), axis=1)
+        try:  # positive semi-definite to PSD_TOL (batched Cholesky certificate)
+            np.linalg.cholesky(covs + (PSD_TOL * scale + 1e-300)[:, None, None] * np.eye(covs.shape[1]))
+        except np.linalg.LinAlgError:
+            raise NotPositiveDefinite("a covariance passed to moments is not positive semi-definite") from None
+        out = _closed_moments(form, covs, kk)
+        if not np.all(np.isfinite(out)):
+            raise NonFiniteError("non-finite closed-form four-point moment (covariance at the edge of PSD?)")
+        return out
+    return _quadrature_moments(phi, covs, kk, int(n or DEFAULT_NODES[covs.shape[1]]))

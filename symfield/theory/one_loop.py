@@ -13,9 +13,8 @@ K and K' from four-point moments with Price gradients (``symfield.gauss.moments`
 """
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import dataclass, field
+from math import comb
 
 import numpy as np
 import scipy.sparse as sps
@@ -25,13 +24,14 @@ from scipy.sparse.linalg import spsolve_triangular
 
 from .. import codegen
 from ..api import check_choice, check_mapping, check_spec, legacy_positional, renamed
-from ..errors import NonFiniteError, NotSupportedError, ResourceError, SpecError
+from ..errors import NonFiniteError, NotPositiveDefinite, NotSupportedError, ResourceError, SpecError
+from ..progress import progress_bar
 from ..resources import check_memory, check_time
 from ..action import GPAction
 from ..action import template as tp
 from ..gauss import Nonlinearity, get_phi
 from ..gauss.registry import x as phi_arg
-from ..gauss.moments import NODE_MAX, NODE_MIN, moments, nodes_for, pair_columns
+from ..gauss.moments import NODE_MAX, NODE_MIN, closed_form, moments, nodes_for, pair_columns
 from ..spec import NetworkSpec
 from .mean_field import MeanField, mean_field
 from .lift import Lift
@@ -60,32 +60,63 @@ def derivative_source(phi: Nonlinearity) -> str:
                                 ("batch", driver)])
 
 
-_MODULES: dict = {}  #: compiled derivative modules by φ key (a new spec's φ object must not re-derive)
+_MODULES: dict = {}  #: compiled derivative modules by φ content (``phi.key``), not by φ object
 
 
 def _derivative_module(key: str, phi: Nonlinearity):
-    if not phi.has_closed_form:
-        raise NotSupportedError(f"one_loop needs a closed form of <phi phi> for phi={phi.name!r} "
-                                  "(registered: linear, erf; or pass pair= to register_phi)")
-    if phi.kinks(0):  # ReLU: ∂²E/∂c12² = <φ''φ''> = 1/(2π√(c11c22 - c12²)), infinite at every variance pair
-        raise NotSupportedError(f"one_loop needs a smooth phi: phi={phi.name!r} is not smooth at x = "
-                                f"{list(phi.kinks(0))}, so the vertices ∂²<phi phi>/∂c_i∂c_j diverge at perfect "
-                                "correlation (c12² = c11 c22), which every variance pair has. Use erf or linear for "
-                                "one_loop; for this phi, mean_field/gp (leading order) or simulate.kernel_moments")
-    if key not in _MODULES:
+    if key not in _MODULES:  # by content (phi.key: name, parameters, expression), on disk by derived_source
         source = codegen.derived_source("oneloop", key, lambda: derivative_source(phi))
         _MODULES[key] = codegen.load_module(source, f"oneloop_{key}")
     return _MODULES[key]
 
 
+def check_smooth(phi: Nonlinearity) -> None:
+    """one_loop needs ∂²<φφ>/∂c_i∂c_j, i.e. <φ''φ''> etc.: refuse a kinked φ, saying why."""
+    kinks = phi.kinks(0) or phi.kinks(1)
+    if kinks:  # ReLU: ∂²E/∂c12² = <φ''φ''> = 1/(2π√(c11c22 - c12²)), infinite at every variance pair
+        raise NotSupportedError(f"one_loop needs a smooth phi: phi={phi.name!r} is not smooth at x = "
+                                f"{list(kinks)}, so the vertices ∂²<phi phi>/∂c_i∂c_j (<phi''phi''> is the "
+                                "Gaussian density at the kink) diverge at perfect correlation (c12² = c11 c22), "
+                                "which every variance pair {s, s} has. Use a smooth phi (erf, tanh, linear, ...) "
+                                "for one_loop; for this phi, mean_field/gp (leading order) or simulate.kernel_moments")
+
+
+#: Price's theorem for the template, as (factor, derivative orders of φ(u), φ(v)) per column:
+#: E = <φφ>, ∂E/∂c11 = ½<φ''φ>, ∂E/∂c22 = ½<φφ''>, ∂E/∂c12 = <φ'φ'>, then HESS order
+#: ∂²E/∂c11² = ¼<φ''''φ>, ∂²E/∂c11∂c22 = ¼<φ''φ''>, ∂²E/∂c11∂c12 = ½<φ'''φ'>, ..., ∂²E/∂c12² = <φ''φ''>
+PRICE_TEMPLATE = [(1.0, (0, 0)), (0.5, (2, 0)), (0.5, (0, 2)), (1.0, (1, 1)),
+                  (0.25, (4, 0)), (0.25, (2, 2)), (0.5, (3, 1)), (0.25, (0, 4)), (0.5, (1, 3)), (1.0, (2, 2))]
+
+
+def numeric_template_derivatives(phi: Nonlinearity, c11, c22, c12) -> np.ndarray:
+    """:func:`template_derivatives` by Gauss–Hermite expectations of φ's derivatives (PRICE_TEMPLATE),
+    for a smooth φ without a closed form of <φφ> (tanh, GELU, ...); nodes from ``nodes_for(2, ...)``."""
+    from ..gauss.quadrature import expect_batch
+    covs = np.stack([np.stack([c11, c12], -1), np.stack([c12, c22], -1)], -2).astype(float)
+    n = int(nodes_for(2, np.max(np.concatenate([c11, c22]), initial=0.0)))
+    cache: dict = {}
+    out = np.empty((len(covs), 10))
+    for col, (f, orders) in enumerate(PRICE_TEMPLATE):
+        if orders not in cache:
+            cache[orders] = expect_batch(phi, covs, orders=orders, sites=[0, 1], n=n) if len(covs) else np.zeros(0)
+        out[:, col] = f * cache[orders]
+    return out
+
+
 def template_derivatives(phi: Nonlinearity, c11, c22, c12) -> np.ndarray:
-    """(n, 10): E, ∂E (c11, c22, c12), ∂²E in HESS order, at each (c11, c22, c12)."""
-    out = np.empty((len(c11), 10))
-    _derivative_module(phi.key, phi).batch(*(np.ascontiguousarray(a, dtype=float) for a in (c11, c22, c12)), out)
+    """(n, 10): E, ∂E (c11, c22, c12), ∂²E in HESS order, at each (c11, c22, c12): compiled from the
+    action's derivatives where <φφ> has a closed form, else :func:`numeric_template_derivatives`."""
+    check_smooth(phi)
+    c11, c22, c12 = (np.ascontiguousarray(a, dtype=float) for a in (c11, c22, c12))
+    if phi.has_closed_form:
+        out = np.empty((len(c11), 10))
+        _derivative_module(phi.key, phi).batch(c11, c22, c12, out)
+    else:
+        out = numeric_template_derivatives(phi, c11, c22, c12)
     if not np.all(np.isfinite(out)):
-        raise NonFiniteError(f"non-finite derivative of <phi phi> for phi={phi.name!r} (e.g. the ReLU kink at "
-                             "perfect correlation); one_loop needs a smooth phi and variances of ordinary size "
-                             f"(largest here {max(np.max(c11, initial=0), np.max(c22, initial=0)):.3g}: rescale X)")
+        raise NonFiniteError(f"non-finite derivative of <phi phi> for phi={phi.name!r}; one_loop needs variances "
+                             f"of ordinary size (largest here {max(np.max(c11, initial=0), np.max(c22, initial=0)):.3g}:"
+                             " rescale X)")
     return out
 
 
@@ -144,10 +175,13 @@ def _multisets(ps: PairSpace, iu, iv):
     return uniq, inverse.ravel()
 
 
-def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None):
+def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None, quadrature: bool = False):
     """<φφφφ> at the site multisets ``quads`` (B, 4) and its Price gradient (B, 10) with the full-site
-    pair of each entry.  Nodes per dimension: ``n_nodes[m]`` for m distinct sites if given, else
-    :func:`symfield.gauss.moments.nodes_for` of the multiset's largest variance."""
+    pair of each entry.  The closed form where φ has one (c·erf(κx), c·x:
+    :func:`symfield.gauss.moments.closed_form`), else Gauss–Hermite with ``n_nodes[m]`` nodes per
+    dimension for m distinct sites if given (also for erf: the quadrature reference), else
+    :func:`symfield.gauss.moments.nodes_for` of the multiset's largest variance.  ``quadrature``:
+    Gauss–Hermite also where a closed form exists (the reference of ``one_loop(method="reference")``)."""
     if n_nodes is not None:
         n_nodes = {m: _checked_nodes(m, n) for m, n in check_mapping("n_nodes", n_nodes).items()}
     phi = get_phi(phi)
@@ -156,22 +190,28 @@ def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None):
     value = np.empty(B)
     grad_sites = np.full((B, 10, 2), -1, dtype=np.int64)   # full-site pair of each gradient entry
     grad = np.zeros((B, 10))
-    distinct = [np.unique(q, return_counts=True) for q in quads]
-    sizes = np.array([len(d[0]) for d in distinct])
+    quads = np.sort(np.asarray(quads), axis=1)
+    gid = np.concatenate([np.zeros((B, 1), np.int64), np.cumsum(quads[:, 1:] != quads[:, :-1], axis=1)], axis=1)
+    rows = np.arange(B)[:, None]
+    sites, counts = np.zeros((B, 4), np.int64), np.zeros((B, 4), np.int64)
+    sites[rows, gid] = quads                      # distinct sites in increasing order, then their counts
+    np.add.at(counts, (np.broadcast_to(rows, gid.shape), gid), 1)
+    sizes = gid[:, -1] + 1
     for m in range(1, 5):
         sel = np.nonzero(sizes == m)[0]
         if not len(sel):
             continue
-        ds = np.array([distinct[b][0] for b in sel])
-        ks = np.array([distinct[b][1] for b in sel])
+        ds, ks = sites[sel, :m], counts[sel, :m]
         covs = Cf[ds[:, :, None], ds[:, None, :]]
-        if n_nodes is not None and m in n_nodes:
+        if closed_form(phi) is not None and not quadrature and (n_nodes is None or m not in n_nodes):
+            nodes = np.zeros(len(sel), int)  # no nodes: the closed form (error below CLOSED_TOL)
+        elif n_nodes is not None and m in n_nodes:
             nodes = np.full(len(sel), n_nodes[m])
         else:  # adapted to the widest variable of each multiset
             nodes = nodes_for(m, np.max(np.diagonal(covs, axis1=1, axis2=2), axis=1), polynomial=polynomial)
         for n in np.unique(nodes):
             part = nodes == n
-            out = moments(phi, covs[part], ks[part], n=int(n))
+            out = moments(phi, covs[part], ks[part], n=int(n) or None)
             rows = sel[part]
             value[rows] = out[:, 0]
             for c, (i, j) in enumerate(pair_columns(m)):
@@ -193,8 +233,13 @@ def _checked_nodes(m: int, n) -> int:
     return int(n)
 
 
-#: bytes per (pair variables)² at the peak of one_loop (measured with tracemalloc: ~800 for an RNN)
-BYTES_PER_PAIR2 = {"causal": 8 * 110, "dense": 8 * 150}
+#: peak memory of one_loop: bytes per (pair variables)² (dense n×n arrays: K, NΔ and the forward
+#: substitution's temporaries, J⁻¹; "dense": the 2n×2n Hessian), per distinct four-point multiset
+#: (value, gradient, gradient sites) and per pair pair of one assembly chunk (tracemalloc: RNN erf
+#: T = 10, P = 4, n = 666: 338 MiB, i.e. the chunk term dominates below n ~ 3000)
+BYTES_PER_PAIR2 = {"causal": 8 * 10, "reference": 8 * 12, "dense": 8 * 150}
+BYTES_PER_MULTISET = 8 + 80 + 80
+BYTES_PER_CHUNK_PAIR = 1500
 
 
 def pair_count(spec: NetworkSpec, P: int) -> int:
@@ -207,9 +252,136 @@ def pair_count(spec: NetworkSpec, P: int) -> int:
 
 
 def estimate_bytes(spec: NetworkSpec, P: int, method: str = "causal") -> float:
-    """Peak memory of :func:`one_loop` (∝ n², n pair variables) plus its mean field."""
+    """Peak memory of :func:`one_loop` (∝ n², n pair variables; see BYTES_PER_PAIR2) plus its mean field."""
     n = pair_count(spec, P)
-    return float(BYTES_PER_PAIR2[method]) * n * n + 8.0 * (spec.T * P) ** 2
+    pairs2 = n * (n + 1) / 2
+    sites = (spec.T - 1) * P
+    multisets = min(pairs2, comb(sites + 3, 4))
+    return (float(BYTES_PER_PAIR2[method]) * n * n + BYTES_PER_MULTISET * multisets +
+            BYTES_PER_CHUNK_PAIR * min(pairs2, CHUNK) + 8.0 * (spec.T * P) ** 2)
+
+
+def _binomials(top: int) -> list:
+    """C(a, k) for a < top, k = 1..4 (int64 tables of the combinatorial number system)."""
+    a = np.arange(top, dtype=np.int64)
+    return [None, a, a * (a - 1) // 2, a * (a - 1) * (a - 2) // 6, a * (a - 1) * (a - 2) * (a - 3) // 24]
+
+
+def multiset_rank(quads: np.ndarray, binom: list) -> np.ndarray:
+    """Rank of each sorted site 4-multiset q0 <= q1 <= q2 <= q3 among all of them (a_k = q_k + k strictly
+    increasing: rank = Σ_k C(a_k, k + 1)), a dense index without sorting or np.unique."""
+    return sum(binom[k + 1][quads[:, k] + k] for k in range(4))
+
+
+def multiset_unrank(ranks: np.ndarray, binom: list) -> np.ndarray:
+    """Inverse of :func:`multiset_rank`: the sorted 4-multisets of ``ranks``."""
+    r = np.array(ranks, dtype=np.int64)
+    out = np.empty((len(r), 4), dtype=np.int64)
+    for k in range(4, 0, -1):
+        a = np.searchsorted(binom[k], r, side="right") - 1
+        r -= binom[k][a]
+        out[:, k - 1] = a - (k - 1)
+    return out
+
+
+def _related_chunks(spec: NetworkSpec, ps: PairSpace, budget: int):
+    """The pair pairs (u, v), u <= v, whose noises can be correlated, in u-major order, as chunks of
+    about ``budget`` pairs.  K and K' are averages over the same neurons, so Cov(Φ_u, Φ_v) vanishes only
+    where no previous site of u is correlated with one of v (a block that does not exist); with skip
+    connections or grouped sharing that is not M_uv = 0."""
+    n = ps.n
+    tp = ps.pairs // ps.P - 1
+    exists = spec.block_support()
+    u0 = 0
+    while u0 < n:
+        sizes = np.cumsum(n - np.arange(u0, n))
+        u1 = u0 + max(1, int(np.searchsorted(sizes, budget)))
+        us = np.arange(u0, min(u1, n))
+        iu = np.repeat(us, n - us)
+        start = np.concatenate([[0], np.cumsum(n - us)[:-1]])
+        iv = np.arange(len(iu)) - np.repeat(start, n - us) + iu
+        related = np.zeros(len(iu), bool)
+        for i in range(2):
+            for j in range(2):
+                related |= exists[tp[iu, i], tp[iv, j]]
+        yield iu[related], iv[related]
+        u0 = u1
+
+
+#: pair pairs per chunk of the vertex assembly (~1 kB of temporaries each)
+CHUNK = 250_000
+
+
+def _vertices(spec: NetworkSpec, ing: Ingredients, n_nodes, quadrature: bool, bar, propagate, chunk: int = CHUNK):
+    """K (n, n), then ``propagate(K)`` = (NΔ, J⁻¹), then the weight-sharing vertex
+    t_u = Σ_v Σ_w ∂K_uv/∂C_w (J⁻¹)_wv (before J⁻¹); returns (NΔ, J⁻¹, t).
+
+    Four-point moments once per distinct site multiset (dense multiset ranks, :func:`multiset_rank`),
+    then the pair pairs in chunks of ``chunk`` (twice: K, then the vertex)."""
+    ps, lift, Cf, mg2, D = ing.ps, ing.lift, ing.Cf, ing.mg2, ing.D
+    n, P = ps.n, ps.P
+    binom = _binomials(max(int(ps.pairs.max(initial=P)) - P + 4, 5))
+    g1, g2 = ps.pairs[:, 0] - P, ps.pairs[:, 1] - P
+
+    def quads_of(iu, iv):
+        return np.sort(np.concatenate([ps.pairs[iu], ps.pairs[iv]], axis=1) - P, axis=1)
+
+    top = len(binom[1]) - 4  # the largest previous site
+    needed = np.zeros(int(multiset_rank(np.full((1, 4), top), binom)[0]) + 1, bool)
+    for iu, iv in _related_chunks(spec, ps, chunk):
+        needed[multiset_rank(quads_of(iu, iv), binom)] = True
+    ranks = np.flatnonzero(needed)
+    del needed
+    bar.set_postfix_str(f"{len(ranks)} distinct four-point site sets for K")
+    bar.update(1)
+    quads = multiset_unrank(ranks, binom)
+    E4, G4, S4 = np.empty(len(quads)), np.empty((len(quads), 10)), np.empty((len(quads), 10, 2), np.int32)
+    for b0 in range(0, len(quads), chunk):
+        sl = slice(b0, b0 + chunk)
+        E4[sl], G4[sl], S4[sl] = four_point(spec.phi_fn, Cf, quads[sl], n_nodes, quadrature=quadrature)
+    del quads
+    bar.set_postfix_str("four-point moments done")
+    bar.update(1)
+    E2 = D[:, 0]
+
+    def chunks():
+        """Per chunk: pair pairs, their multiset rows, weights, and which are independent (zero
+        covariance between their sites: Cov(Φ_u, Φ_v) and its within-u or within-v derivatives vanish
+        exactly; set so instead of keeping quadrature error)."""
+        for iu, iv in _related_chunks(spec, ps, chunk):
+            su, sv = ps.pairs[iu] - P, ps.pairs[iv] - P
+            indep = np.all(Cf[su[:, :, None], sv[:, None, :]] == 0, axis=(1, 2))
+            yield iu, iv, np.searchsorted(ranks, multiset_rank(quads_of(iu, iv), binom)), mg2[iu] * mg2[iv], su, indep
+
+    K = np.zeros((n, n))
+    for iu, iv, inverse, w_uv, su, indep in chunks():
+        Kvals = w_uv * (E4[inverse] - E2[iu] * E2[iv])
+        Kvals[indep] = 0.0
+        K[iu, iv] = Kvals
+        K[iv, iu] = Kvals
+    NDelta, Jinv = propagate(K)
+    del K
+    bar.set_postfix_str("N Delta done")
+    bar.update(1)
+    prev1, prev2 = np.stack([g1, g2, g1], axis=1), np.stack([g1, g2, g2], axis=1)
+    share_pre = np.zeros(n)
+    for iu, iv, inverse, w_uv, su, indep in chunks():
+        # the Price gradient's site pairs, then ∂(E2_u E2_v) at the previous sites
+        gval = w_uv[:, None] * G4[inverse]
+        pval = -w_uv[:, None] * np.concatenate([D[iu, 1:4] * E2[iv, None], D[iv, 1:4] * E2[iu, None]], axis=1)
+        S4c = S4[inverse]
+        if np.any(indep):
+            a_in_u = np.any(S4c[indep][:, :, :1] == su[indep][:, None, :], axis=2)
+            b_in_u = np.any(S4c[indep][:, :, 1:] == su[indep][:, None, :], axis=2)
+            gval[indep] *= a_in_u != b_in_u                                        # keep cross entries only
+            pval[indep] = 0.0
+        S1 = np.concatenate([S4c[:, :, 0], prev1[iu], prev1[iv]], axis=1)
+        S2 = np.concatenate([S4c[:, :, 1], prev2[iu], prev2[iv]], axis=1)
+        V = np.where(S1 >= 0, np.concatenate([gval, pval], axis=1), 0.0)
+        np.add.at(share_pre, iu, np.sum(V * lift.lifted(Jinv, S1, S2, iv[:, None]), axis=1))
+        off = iu != iv
+        np.add.at(share_pre, iv[off], np.sum(V[off] * lift.lifted(Jinv, S1[off], S2[off], iu[off, None]), axis=1))
+    return NDelta, Jinv, share_pre
 
 
 # ------------------------------------------------------------------ result
@@ -278,9 +450,26 @@ class OneLoop:
         return labelled(self.spec, self.C, self.mean_shift, self.terms, self.variance(), self.empirical_variance)
 
 
-def _log(progress, t0, msg):
-    if progress:
-        print(f"one_loop: {msg} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+#: NΔ must be positive semi-definite: NΔ + PSD_RTOL·max(diag NΔ)·1 has a Cholesky factor, else
+#: NotPositiveDefinite (the four-point moments are exact to ~1e-12 (closed form) or ~1e-5 (quadrature))
+PSD_RTOL = 1e-6
+
+
+def check_psd(NDelta: np.ndarray, what: str = "N Delta") -> None:
+    """Raise NotPositiveDefinite unless ``NDelta`` ≥ -PSD_RTOL·max(diag)·1 (Cholesky certificate)."""
+    if not len(NDelta):
+        return
+    scale = float(np.max(np.abs(np.diag(NDelta)), initial=0.0))
+    if not np.all(np.isfinite(NDelta)):
+        raise NonFiniteError(f"{what} has non-finite entries")
+    try:
+        np.linalg.cholesky(NDelta + (PSD_RTOL * scale + 1e-300) * np.eye(len(NDelta)))
+    except np.linalg.LinAlgError:
+        low = float(np.linalg.eigvalsh(NDelta)[0])
+        raise NotPositiveDefinite(f"{what} is not positive semi-definite: smallest eigenvalue {low:.3g} against "
+                                  f"a largest diagonal entry {scale:.3g} (tolerance {PSD_RTOL:g} of it); the "
+                                  "four-point moments are not accurate enough here (quadrature of this phi at "
+                                  "these variances) - pass larger n_nodes or rescale X") from None
 
 
 @legacy_positional("n_nodes", "progress", "solver")
@@ -288,13 +477,15 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
              solver: str | None = None) -> OneLoop:
     """One-loop kernel covariance, mean shift (by vertex) and empirical-kernel variance of ``spec``.
 
-    ``method``: "causal" (J⁻¹ by sparse forward substitution, default) or "dense" (reference: dense
-    inverse of the full pair-of-pairs Hessian, for benchmarks and checks); ``solver`` is its
-    deprecated name.
+    ``method``: "causal" (J⁻¹ by sparse forward substitution, default), "dense" (reference: dense
+    inverse of the full pair-of-pairs Hessian, for benchmarks and checks) or "reference" (the
+    implementation before the closed-form four-point moments: Gauss–Hermite for every φ and dense
+    products J⁻¹ K J⁻ᵀ, kept for benchmarks); ``solver`` is its deprecated name.  NΔ is checked to
+    be positive semi-definite (:func:`check_psd`).
     """
     check_spec(spec)
     solver, name = renamed(method, solver, "solver", "method", default="causal", where="one_loop")
-    check_choice(solver, name, ("causal", "dense"))
+    check_choice(solver, name, ("causal", "dense", "reference"))
     P = spec.check_inputs(X).shape[0]
     if n_nodes is not None:  # checked before anything is computed
         n_nodes = {m: _checked_nodes(m, n) for m, n in check_mapping("n_nodes", n_nodes).items()}
@@ -302,60 +493,27 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
                  "the number of inputs X (P) or T")
     n = pair_count(spec, P)  # Hessian over n pair variables: dense inverse O(n³), causal substitution O(n²·T)
     check_time(n ** 3 if solver == "dense" else 100.0 * n * n * spec.T, f"one_loop ({n} pair variables)", "P or T")
-    t0 = time.perf_counter()
+    with progress_bar(6, "one_loop", progress) as bar:
+        return _one_loop(spec, X, solver, n_nodes, bar)
+
+
+def _one_loop(spec, X, solver, n_nodes, bar) -> OneLoop:
     mf = mean_field(spec, X)
-    ing = ingredients(spec, mf, invert=solver == "causal")
-    ps, lift, Cf, mg2, D, Jinv = ing.ps, ing.lift, ing.Cf, ing.mg2, ing.D, ing.Jinv
+    ing = ingredients(spec, mf, invert=solver != "dense")
+    ps, lift, Cf, mg2, D = ing.ps, ing.lift, ing.Cf, ing.mg2, ing.D
     n = ps.n
-    _log(progress, t0, f"{n} pair variables, J assembled")
-    # K and K' on the pairs u <= v whose noises can be correlated: both are averages over the same
-    # neurons, so Cov(Φ_u, Φ_v) vanishes only where no previous site of u is correlated with one of v
-    # (a block that does not exist); with skip connections or grouped sharing that is not M_uv = 0
-    iu, iv = np.triu_indices(n)
-    tp = ps.pairs // ps.P - 1
-    exists = spec.block_support()
-    related = np.zeros(len(iu), bool)
-    for i in range(2):
-        for j in range(2):
-            related |= exists[tp[iu, i], tp[iv, j]]
-    iu, iv = iu[related], iv[related]
-    quads, inverse = _multisets(ps, iu, iv)
-    _log(progress, t0, f"{len(quads)} distinct four-point site sets for K")
-    E4, G4, S4 = four_point(spec.phi_fn, Cf, quads, n_nodes)
-    _log(progress, t0, "four-point moments done")
-    E2 = D[:, 0]
-    w_uv = mg2[iu] * mg2[iv]
-    Kvals = w_uv * (E4[inverse] - E2[iu] * E2[iv])
-    # independent pairs (zero covariance between their sites): Cov(Φ_u, Φ_v) and its derivatives in
-    # within-u or within-v entries vanish exactly; set them so instead of keeping quadrature error
-    su, sv = ps.pairs[iu] - ps.P, ps.pairs[iv] - ps.P
-    indep = np.all(Cf[su[:, :, None], sv[:, None, :]] == 0, axis=(1, 2))
-    Kvals[indep] = 0.0
-    K = np.zeros((n, n))
-    K[iu, iv] = Kvals
-    K[iv, iu] = Kvals
-    if solver == "dense":
-        NDelta, Jinv = dense_propagators(ing.J, K)
-    else:
-        NDelta = Jinv @ K @ Jinv.T
-    # weight-sharing vertex: t_u = Σ_v Σ_w ∂K_uv/∂C_w (J⁻¹)_wv
-    gval = w_uv[:, None] * G4[inverse]
-    pval = -w_uv[:, None] * np.concatenate([D[iu, 1:4] * E2[iv, None], D[iv, 1:4] * E2[iu, None]], axis=1)
-    if np.any(indep):
-        a_in_u = np.any(S4[inverse][indep][:, :, :1] == su[indep][:, None, :], axis=2)
-        b_in_u = np.any(S4[inverse][indep][:, :, 1:] == su[indep][:, None, :], axis=2)
-        gval[indep] *= a_in_u != b_in_u                                        # keep cross entries only
-        pval[indep] = 0.0
-    # gradient entries as site pairs: the Price gradient's sites, then ∂(E2_u E2_v) at the previous sites
-    g1, g2 = ps.pairs[:, 0] - ps.P, ps.pairs[:, 1] - ps.P
-    prev1, prev2 = np.stack([g1, g2, g1], axis=1), np.stack([g1, g2, g2], axis=1)
-    S1 = np.concatenate([S4[inverse, :, 0], prev1[iu], prev1[iv]], axis=1)
-    S2 = np.concatenate([S4[inverse, :, 1], prev2[iu], prev2[iv]], axis=1)
-    V = np.where(S1 >= 0, np.concatenate([gval, pval], axis=1), 0.0)
-    share_pre = np.zeros(n)
-    np.add.at(share_pre, iu, np.sum(V * lift.lifted(Jinv, S1, S2, iv[:, None]), axis=1))
-    off = iu != iv
-    np.add.at(share_pre, iv[off], np.sum(V[off] * lift.lifted(Jinv, S1[off], S2[off], iu[off, None]), axis=1))
+    bar.set_postfix_str(f"{n} pair variables, J assembled")
+    bar.update(1)
+
+    def propagate(K):
+        if solver == "dense":
+            return dense_propagators(ing.J, K)
+        if solver == "causal" and sps.issparse(ing.J) and n:  # two sparse forward substitutions, O(n²)
+            ND = spsolve_triangular(ing.J, spsolve_triangular(ing.J, K, lower=True).T, lower=True)
+            return (ND + ND.T) / 2, ing.Jinv
+        return ing.Jinv @ K @ ing.Jinv.T, ing.Jinv
+
+    NDelta, Jinv, share_pre = _vertices(spec, ing, n_nodes, solver == "reference", bar, propagate)
     # F'' tadpole: ½ Σ_ij F''_{u,ij} (∂c_i/∂D NΔ ∂c_j/∂Dᵀ)_uu at the previous-site pairs c_i
     tad_pre = np.zeros(n)
     for (i, j) in HESS:
@@ -368,8 +526,11 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
         Lo = lift.rows(ps.pairs[:, 0], ps.pairs[:, 1])
         NDelta, R = Lo @ NDelta @ Lo.T, Lo @ Jinv
         terms = {k: Lo @ v for k, v in terms.items()}
+    bar.update(1)
     emp_var = _empirical_variance(ps, ing.ps, Cf, mg2, D, np.diag(NDelta), R)
-    _log(progress, t0, "done")
+    check_psd(NDelta)
+    bar.set_postfix_str("done")
+    bar.update(1)
     return OneLoop(spec, mf, ps, NDelta, terms, emp_var, R)
 
 
@@ -393,10 +554,15 @@ def _empirical_variance(ps: PairSpace, var: PairSpace, Cf, mg2, D, NDelta_diag, 
     P = ps.P
     s, s2 = ps.pairs[:, 0], ps.pairs[:, 1]
     c, dd = var.pairs[:, 0] - P, var.pairs[:, 1] - P
-    Csc, Cs2c = Cf[s[:, None], c[None, :]], Cf[s2[:, None], c[None, :]]
-    Csd, Cs2d = Cf[s[:, None], dd[None, :]], Cf[s2[:, None], dd[None, :]]
-    cov = 2 * Csc * Cs2c * D[None, :, 1] + 2 * Csd * Cs2d * D[None, :, 2] + (Csc * Cs2d + Csd * Cs2c) * D[None, :, 3]
-    response = 2 * np.sum(mg2[None, :] * cov * R, axis=1)
+    response = np.empty(ps.n)
+    step = max(1, CHUNK // max(var.n, 1))
+    for r0 in range(0, ps.n, step):  # rows in chunks: temporaries of (step, var.n), not (n, n)
+        r = slice(r0, r0 + step)
+        Csc, Cs2c = Cf[s[r, None], c[None, :]], Cf[s2[r, None], c[None, :]]
+        Csd, Cs2d = Cf[s[r, None], dd[None, :]], Cf[s2[r, None], dd[None, :]]
+        cov = 2 * Csc * Cs2c * D[None, :, 1] + 2 * Csd * Cs2d * D[None, :, 2] + \
+            (Csc * Cs2d + Csd * Cs2c) * D[None, :, 3]
+        response[r] = 2 * np.sum(mg2[None, :] * cov * R[r], axis=1)
     extra = NDelta_diag + response
     out[s, s2] += extra
     out[s2, s] = out[s, s2]
