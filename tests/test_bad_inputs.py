@@ -83,7 +83,7 @@ CASES = [
     ("mean_field", "spec", lambda v: sf.mean_field(v, X), {"str": "rnn", "None": None}),
     ("mean_field", "X", lambda v: sf.mean_field(NET, v), ARRAY),
     ("mean_field", "keep", lambda v: sf.mean_field(NET, X, keep=v), CHOICE),
-    ("mean_field", "progress", lambda v: sf.mean_field(NET, X, progress=v), FLAG),
+    ("mean_field", "progress", lambda v: sf.mean_field(NET, X, progress=v), {k: v for k, v in FLAG.items() if v is not None}),  # None: on at a terminal
     ("fixed_point", "spec", sf.fixed_point, {"str": "rnn", "None": None}),
     ("fixed_point", "q_in", lambda v: sf.fixed_point(NET, q_in=v), POSITIVE),
     ("fixed_point", "q_max", lambda v: sf.fixed_point(NET, q_max=v), POSITIVE),

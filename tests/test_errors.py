@@ -30,8 +30,8 @@ def test_inconsistent_conventions():
 
 
 def test_unknown_phi():
-    with pytest.raises(UnknownNonlinearity, match="unknown phi 'softsign'.*register_phi"):
-        sf.RNN(3, phi="softsign")
+    with pytest.raises(UnknownNonlinearity, match="unknown phi 'no_such_phi'.*register_phi"):
+        sf.RNN(3, phi="no_such_phi")
     with pytest.raises(ValueError, match="unknown"):
         sf.RNN(3, phi="erf", phi_params={"beta": 2.0})
     with pytest.raises(ValueError, match="one variable"):

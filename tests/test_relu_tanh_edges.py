@@ -135,5 +135,5 @@ def test_relu_second_derivative_diverges_at_perfect_correlation():
 @pytest.mark.parametrize("spec", [sf.DNN(3, phi="relu"), sf.RNN(3, phi="relu", g=1.1, sigma_b2=0.1)])
 def test_one_loop_relu_refused_with_reason(spec):
     X = np.random.default_rng(0).normal(size=(2, 3))
-    with pytest.raises(sf.NotSupportedError, match="smooth phi.*erf or linear"):
+    with pytest.raises(sf.NotSupportedError, match="needs a smooth phi.*not smooth at x"):
         sf.one_loop(spec, X)

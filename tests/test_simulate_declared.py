@@ -251,6 +251,6 @@ def test_posterior_runs_on_declared_networks(name):
 
 
 def test_diverging_skip_network_raises_non_finite_error():
-    net = sf.NetworkSpec(T=5, phi="linear", g=1e150, leak=2.0)
+    net = sf.NetworkSpec(T=60, phi="linear", g=1e7, leak=2.0)  # |h| ~ 1e7^59: overflows
     with pytest.raises(sf.errors.NonFiniteError, match="non-finite hidden states"), np.errstate(all="ignore"):
         prior(net, X2, 4, 2, seed=0)
