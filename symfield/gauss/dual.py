@@ -14,7 +14,8 @@ power sum in ρ (only odd k for odd φ, even k for even φ, detected numerically
 Error control (Cauchy–Schwarz): the remainder after term j is bounded by
 |ρ|^(j+1) √(T_a(j+1) T_b(j+1)), with T(j) = Σ_{k≥j} c_k² + m and m the mass the table misses,
 m(a) = Σ_i w_i φ(a x_i)² − Σ_k c_k² (discrete Parseval; it also catches an under-resolved
-φ(a x)).  Tolerances are relative to the Cauchy–Schwarz scale √(<φ²>_a <φ²>_b) of the pair: summation
+φ(a x)); the node sum itself must agree with <φ²> of the panel rule to ALIAS_RTOL·tol (else the nodes
+alias φ(a x) and the variance is handed over).  Tolerances are relative to the Cauchy–Schwarz scale √(<φ²>_a <φ²>_b) of the pair: summation
 stops once the bound is below ``tol``·1e-4 of it; a pair whose bound is still above ``tol`` of it after K
 terms (slow Hermite decay: kinks, large variance — tanh(a x) → sign(x) —, |ρ| → 1, or φ overflowing on
 the nodes) is computed by the graded panel rule (:mod:`symfield.gauss.panels`) instead, which must
@@ -40,6 +41,8 @@ FIRST_ROWS = 128
 #: stop adding Hermite orders for a variance once the missing mass is below this fraction of <φ²>
 MISS_TARGET = 1e-13
 _PARITY_TOL = 1e-12
+#: the tabulated <φ²> (node sum) may differ from the panel rule's by ALIAS_RTOL·tol of it
+ALIAS_RTOL = 1e-2
 
 
 @njit(cache=True)
@@ -223,6 +226,10 @@ class DualKernel:
             coef[np.ix_(more, rows[~head])] = (basis[~head] @ F[:, more]).T
             miss[more] = total[more] - np.sum(coef[more] ** 2, axis=1)
         miss = np.maximum(miss, 0.0) + 1e-15 * total
+        # the node sum must match <φ²> of the panel rule: else the nodes alias φ(√v x) (tanh, kinks, sin at
+        # large v) and the coefficients are wrong although Parseval holds on the nodes
+        exact = panel_pair(self.phi, variances, variances, variances, (order, order))[0]
+        lost |= ~(np.abs(total - exact) <= ALIAS_RTOL * self.tol * np.abs(exact))
         miss[lost], total[lost] = np.inf, np.nan  # nan scale: every pair of it is refused by the Mehler sum
         return HermiteTable(coef, miss, parity, variances, total)
 

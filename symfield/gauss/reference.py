@@ -58,9 +58,9 @@ def _legendre(m: int, dps: int):
     return tuple(nodes), tuple(weights)
 
 
-def _graded(points, h):
-    """Breakpoints of [-12, 12]: PANELS, each point p and p ± h 2^j inside."""
-    pts = {mp.mpf(p) for p in PANELS}
+def _graded(points, h, plain=()):
+    """Breakpoints of [-12, 12]: PANELS, ``plain``, each point p and p ± h 2^j inside."""
+    pts = {mp.mpf(p) for p in PANELS} | set(plain)
     for p in points:
         if -12 < p < 12:
             pts.add(p)
@@ -74,12 +74,12 @@ def _graded(points, h):
 
 
 @lru_cache(maxsize=4096)
-def _gauss_rule(points, h, dps):
+def _gauss_rule(points, h, dps, plain=()):
     """Nodes t_j and weights W_j with Σ W_j h(t_j) ≈ ∫ Dt h(t), panels graded towards ``points``."""
     gx, gw = _legendre(NODES, dps)
     norm = 1 / mp.sqrt(2 * mp.pi)
     nodes, weights = [], []
-    pts = _graded(points, h)
+    pts = _graded(points, h, plain)
     for lo, hi in zip(pts[:-1], pts[1:]):
         c, d = (lo + hi) / 2, (hi - lo) / 2
         for xi, wi in zip(gx, gw):
@@ -174,7 +174,7 @@ def hermite_coefficients(f, c, kmax: int, dps: int = DPS, points=(0,)):
     with mp.workdps(dps):
         a = mp.sqrt(mp.mpf(c))
         grid = [mp.mpf(-12) + HERMITE_PANEL * i for i in range(int(24 / HERMITE_PANEL) + 1)]
-        nodes, weights = _gauss_rule(tuple([mp.mpf(p) / a for p in points] + grid), GRADE / a, dps)
+        nodes, weights = _gauss_rule(tuple(mp.mpf(p) / a for p in points), GRADE / a, dps, tuple(grid))
         fv = [f(a * t) for t in nodes]
         coef = [mp.mpf(0)] * (kmax + 1)
         hm, hk = [mp.mpf(0)] * len(nodes), [mp.mpf(1)] * len(nodes)
