@@ -104,12 +104,17 @@ def scale(name, orders, c11, c22) -> float:
                          * pair_reference(phi, c22, c22, c22, (orders[1],) * 2, points=points)))
 
 
-def ours(name, orders, c11, c22, c12) -> float:
+def ours(name, orders, c11, c22, c12, compiled: bool = True) -> float:
+    """<φ^(o1)φ^(o2)>: the compiled kernel map (``compiled``; what mean_field runs) or, for orders (0, 0)
+    without ``compiled``, the registry's closed form in double precision / the dual kernel (no compilation)."""
     phi = nonlinearity(name)
     if tuple(orders) == (0, 0):
-        return float(kernel_map(phi).expect(np.array([c11]), np.array([c22]), np.array([[c12]]))[0, 0])
-    if phi.dpair_form is not None:
-        return float(sp.lambdify([], phi.dpair(sp.Float(c11, 30), sp.Float(c22, 30), sp.Float(c12, 30)))())
+        if compiled:
+            return float(kernel_map(phi).expect(np.array([c11]), np.array([c22]), np.array([[c12]]))[0, 0])
+        if phi.pair_form is not None:
+            return float(sp.lambdify([], phi.pair(*(sp.Float(c, 17) for c in (c11, c22, c12))))())
+    elif phi.dpair_form is not None:
+        return float(sp.lambdify([], phi.dpair(*(sp.Float(c, 17) for c in (c11, c22, c12))))())
     return float(DualKernel(phi).pair(c11, c22, c12, orders=orders))
 
 
