@@ -69,3 +69,86 @@ def asin_source(name: str = "_sf_asin") -> str:
 
 #: SymPy function name -> (replacement name, source factory)
 REPLACEMENTS = {"asin": ("_sf_asin", asin_source)}
+
+
+# ---------------------------------------------------------------------------- overflow-free exp forms
+def stable_exp(expr, var):
+    """``expr`` rewritten so that no exp in it overflows where the value itself is finite.
+
+    For a rational function R(E) of E = exp(y), y = α·var + β linear (and any other factors), e.g.
+    softplus log(1 + e^{βx})/β, sigmoid, SiLU and all their derivatives, the value is kept as R(E)
+    where y <= 0 (E <= 1) and rewritten in F = exp(-y) = 1/E where y > 0: R(1/F) cancelled to a
+    ratio of polynomials in F, and log(P(F)/(F^k Q(F))) = k y + log(P(F)/Q(F)).  log(1 + t) becomes
+    log1p(t).  Both branches are the same analytic function, so Piecewise((R(E), y <= 0), (R̃(F), True))
+    has no kink (its derivative is the Piecewise of the branch derivatives).  Expressions whose exp
+    arguments are not integer multiples of one linear y, or that already hold a Piecewise, are
+    returned unchanged (with log(1 + t) -> log1p(t) only)."""
+    import sympy as sp
+
+    expr = sp.sympify(expr)
+    atoms = [e for e in expr.atoms(sp.exp) if e.has(var)]
+    if not atoms or expr.has(sp.Piecewise) or not _nonlinear_in(expr, atoms):
+        return _log1p(expr)
+    args = [sp.expand(e.args[0]) for e in atoms]
+    if any(sp.Poly(a, var).degree() != 1 if a.is_polynomial(var) else True for a in args):
+        return _log1p(expr)
+    y = min(args, key=lambda a: abs(float(sp.Poly(a, var).coeffs()[0])))
+    ratios = [sp.nsimplify(sp.simplify(a / y)) for a in args]
+    if not all(r.is_integer for r in ratios):
+        return _log1p(expr)
+    E, F = sp.Dummy("E", positive=True), sp.Dummy("F", positive=True)
+    in_E = expr.replace(lambda e: isinstance(e, sp.exp) and e.has(var),
+                        lambda e: E ** sp.nsimplify(sp.simplify(sp.expand(e.args[0]) / y)))
+    if in_E.has(sp.exp(y)) or not in_E.has(E):
+        return _log1p(expr)
+    neg = _rational_logs(in_E, E, 0)
+    pos = _rational_logs(in_E.subs(E, 1 / F), F, y)
+    return sp.Piecewise((_log1p(neg.subs(E, sp.exp(y))), y <= 0), (_log1p(pos.subs(F, sp.exp(-y))), True))
+
+
+def _nonlinear_in(expr, atoms) -> bool:
+    """True if an exp atom sits in a denominator or a log (where overflow gives inf/inf or log(inf))."""
+    import sympy as sp
+
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.log) and any(node.args[0].has(a) for a in atoms):
+            return True
+        if isinstance(node, sp.Pow) and node.exp.is_negative and any(node.base.has(a) for a in atoms):
+            return True
+    return False
+
+
+def _rational_logs(expr, E, y):
+    """Cancel the rational parts in E; log(P(E)/(E^k Q(E))) -> log(P/Q) + k·y (E = exp(-y), y the exponent
+    of the positive branch; y = 0 on the other, where no power of E is split off)."""
+    import sympy as sp
+
+    def fix_log(node):
+        arg = sp.cancel(sp.together(node.args[0]))
+        num, den = sp.fraction(arg)
+        shift = 0
+        if y != 0:
+            low_num = min(m[0] for m in sp.Poly(num, E).monoms())
+            low_den = min(m[0] for m in sp.Poly(den, E).monoms())
+            num, den = sp.cancel(num / E ** low_num), sp.cancel(den / E ** low_den)
+            shift = (low_den - low_num) * y          # log(E^(low_num - low_den)) = -(low_num - low_den) y
+        return sp.log(sp.expand(num) / sp.expand(den)) + shift if den != 1 else sp.log(sp.expand(num)) + shift
+
+    expr = expr.replace(lambda e: isinstance(e, sp.log) and e.has(E), fix_log)
+    terms = sp.Add.make_args(sp.expand(expr, log=False, power_exp=False))
+    logs = sp.Add(*[t for t in terms if t.has(sp.log)])
+    rest = sp.Add(*[t for t in terms if not t.has(sp.log)])
+    return logs + sp.cancel(sp.together(rest))
+
+
+def _log1p(expr):
+    """log(1 + t) -> log1p(t) (accurate for small t)."""
+    import sympy as sp
+    from sympy.codegen.cfunctions import log1p
+
+    def repl(node):
+        a = node.args[0]
+        if a.is_Add and 1 in a.args:
+            return log1p(a - 1)
+        return node
+    return expr.replace(lambda e: isinstance(e, sp.log), repl)

@@ -14,8 +14,12 @@ power sum in ρ (only odd k for odd φ, even k for even φ, detected numerically
 Error control (Cauchy–Schwarz): the remainder after term j is bounded by
 |ρ|^(j+1) √(T_a(j+1) T_b(j+1)), with T(j) = Σ_{k≥j} c_k² + m and m the mass the table misses,
 m(a) = Σ_i w_i φ(a x_i)² − Σ_k c_k² (discrete Parseval; it also catches an under-resolved
-φ(a x)).  Summation stops once the bound is below ``tol``·1e-4; if after K terms it is still
-above ``tol`` a ValueError names the variances.  ρ = ±1 exactly is fine (a=b gives <φ²>).
+φ(a x)); the node sum itself must agree with <φ²> of the panel rule to ALIAS_RTOL·tol (else the nodes
+alias φ(a x) and the variance is handed over).  Tolerances are relative to the Cauchy–Schwarz scale √(<φ²>_a <φ²>_b) of the pair: summation
+stops once the bound is below ``tol``·1e-4 of it; a pair whose bound is still above ``tol`` of it after K
+terms (slow Hermite decay: kinks, large variance — tanh(a x) → sign(x) —, |ρ| → 1, or φ overflowing on
+the nodes) is computed by the graded panel rule (:mod:`symfield.gauss.panels`) instead, which must
+certify ``tol`` by its own error estimate or raise AccuracyError.  ρ = ±1 exactly is fine.
 """
 from __future__ import annotations
 
@@ -26,19 +30,20 @@ import sympy as sp
 from numba import njit, prange
 
 from ..errors import AccuracyError, NotPositiveDefinite
+from .panels import RHO_TOL, pair as panel_pair
 from .quadrature import hermite_functions
 from .registry import get_phi, x as _x
 
 KMAX = 320
 NODES = 640
 TOL = 1e-6
-#: |ρ| may exceed 1 by this much (rounding) before the covariance counts as invalid
-RHO_TOL = 1e-10
 #: Hermite orders tabulated for every variance; higher ones only where the mass is not yet exhausted
 FIRST_ROWS = 128
 #: stop adding Hermite orders for a variance once the missing mass is below this fraction of <φ²>
 MISS_TARGET = 1e-13
 _PARITY_TOL = 1e-12
+#: the tabulated <φ²> (node sum) may differ from the panel rule's by ALIAS_RTOL·tol of it
+ALIAS_RTOL = 1e-2
 
 
 @njit(cache=True)
@@ -74,8 +79,9 @@ def _rho(c, sa, sb):
 
 
 @njit(cache=True, parallel=True)
-def _block_kernel(Da, Ta, ia, sa, Db, Tb, ib, sb, c12, step, off, stop2, tol2, symmetric, out, bad):
-    """out[i,j] for all pairs (upper triangle mirrored if symmetric); bad[i] = first failing j or -1."""
+def _block_kernel(Da, Ta, ia, sa, Na, Db, Tb, ib, sb, Nb, c12, step, off, stop2, tol2, symmetric, out, bad):
+    """out[i,j] for all pairs (upper triangle mirrored if symmetric); bad[i,j] marks a pair whose
+    remainder bound exceeds tol·√(<φ²>_a <φ²>_b) (Na, Nb: <φ²> per variance) or an invalid covariance."""
     P1, P2 = c12.shape
     nloop = (P1 + 1) // 2 if symmetric else P1
     for tt in prange(nloop):
@@ -86,39 +92,41 @@ def _block_kernel(Da, Ta, ia, sa, Db, Tb, ib, sb, c12, step, off, stop2, tol2, s
                 continue
             for j in range(i if symmetric else 0, P2):
                 rho = _rho(c12[i, j], sa[i], sb[j])
+                scale2 = Na[ia[i]] * Nb[ib[j]]
                 if np.isnan(rho):
                     v, b2 = np.nan, np.inf
                 else:
-                    v, b2 = _mehler(Da, Ta, ia[i], Db, Tb, ib[j], rho, step, off, stop2)
+                    v, b2 = _mehler(Da, Ta, ia[i], Db, Tb, ib[j], rho, step, off, stop2 * scale2)
                 out[i, j] = v
                 if symmetric:
                     out[j, i] = v
-                if b2 > tol2 and bad[i] < 0:
-                    bad[i] = j
+                bad[i, j] = not b2 <= tol2 * scale2
 
 
 @njit(cache=True, parallel=True)
-def _pairs_kernel(Da, Ta, ia, sa, Db, Tb, ib, sb, c12, step, off, stop2, tol2, out, bad):
+def _pairs_kernel(Da, Ta, ia, sa, Na, Db, Tb, ib, sb, Nb, c12, step, off, stop2, tol2, out, bad):
     """Elementwise version: pair n has sites ia[n], ib[n] and covariance c12[n]."""
     for n in prange(c12.shape[0]):
         rho = _rho(c12[n], sa[n], sb[n])
         if np.isnan(rho):
-            out[n], bad[n] = np.nan, 1
+            out[n], bad[n] = np.nan, True
         else:
-            v, b2 = _mehler(Da, Ta, ia[n], Db, Tb, ib[n], rho, step, off, stop2)
+            scale2 = Na[ia[n]] * Nb[ib[n]]
+            v, b2 = _mehler(Da, Ta, ia[n], Db, Tb, ib[n], rho, step, off, stop2 * scale2)
             out[n] = v
-            bad[n] = 1 if b2 > tol2 else 0
+            bad[n] = not b2 <= tol2 * scale2
 
 
 @dataclass(frozen=True)
 class HermiteTable:
-    """c_k(√v) for k = 0..K (``coef[u, k]``), the missed mass m (``miss[u]``) per variance v,
-    and the parity of the function (1 odd, 0 even, None)."""
+    """c_k(√v) for k = 0..K (``coef[u, k]``), the missed mass m (``miss[u]``) and <φ²> (``norm2[u]``,
+    the node sum Σ w_i φ(√v x_i)²) per variance v, and the parity of the function (1 odd, 0 even, None)."""
 
     coef: np.ndarray
     miss: np.ndarray
     parity: int | None
     variances: np.ndarray
+    norm2: np.ndarray
 
 
 class DualKernel:
@@ -150,7 +158,7 @@ class DualKernel:
             expr = self.phi.expr if order == 0 else self.phi.derivative(order)
             if expr.has(sp.DiracDelta):
                 raise ValueError(f"derivative {order} of phi {self.phi.name!r} is a distribution")
-            self._funcs[order] = sp.lambdify(_x, expr, modules=["scipy", "numpy"])
+            self._funcs[order] = sp.lambdify(_x, self.phi.numeric(order), modules=["scipy", "numpy"])
         return self._funcs[order]
 
     def parity(self, order: int = 0):
@@ -205,10 +213,8 @@ class DualKernel:
         arg = np.multiply.outer(xs, np.sqrt(variances))
         with np.errstate(all="ignore"):
             F = np.broadcast_to(np.asarray(self._func(order)(arg), dtype=float), arg.shape)
-        if not np.isfinite(F).all():
-            col = int(np.nonzero(~np.isfinite(F).all(axis=0))[0][0])
-            raise ValueError(f"phi {self.phi.name!r} (derivative {order}) is not finite on the "
-                             f"quadrature nodes at variance {variances[col]:.6g}")
+        lost = ~np.isfinite(F).all(axis=0)  # overflow on the nodes: these variances go to the panel rule
+        F = np.where(lost[None, :], 0.0, F)
         coef = np.zeros((variances.size, K + 1))
         total = w_total @ (F * F)
         # orders 0..FIRST_ROWS for all variances; the others only for the variances whose
@@ -221,11 +227,16 @@ class DualKernel:
             coef[np.ix_(more, rows[~head])] = (basis[~head] @ F[:, more]).T
             miss[more] = total[more] - np.sum(coef[more] ** 2, axis=1)
         miss = np.maximum(miss, 0.0) + 1e-15 * total
-        return HermiteTable(coef, miss, parity, variances)
+        # the node sum must match <φ²> of the panel rule: else the nodes alias φ(√v x) (tanh, kinks, sin at
+        # large v) and the coefficients are wrong although Parseval holds on the nodes
+        exact = panel_pair(self.phi, variances, variances, variances, (order, order))[0]
+        lost |= ~(np.abs(total - exact) <= ALIAS_RTOL * self.tol * np.abs(exact))
+        miss[lost], total[lost] = np.inf, np.nan  # nan scale: every pair of it is refused by the Mehler sum
+        return HermiteTable(coef, miss, parity, variances, total)
 
     @staticmethod
     def _compress(t1: HermiteTable, t2: HermiteTable):
-        """Common parity selection: (D1, T1, D2, T2, step, off) or None if the sum vanishes."""
+        """Common parity selection: (D1, T1, N1, D2, T2, N2, step, off) or None if the sum vanishes."""
         p1, p2 = t1.parity, t2.parity
         if p1 is not None and p2 is not None and p1 != p2:
             return None
@@ -238,7 +249,7 @@ class DualKernel:
             T = np.empty((D.shape[0], D.shape[1] + 1))
             T[:, :-1] = tail + t.miss[:, None]
             T[:, -1] = t.miss
-            out += [D, T]
+            out += [D, T, np.ascontiguousarray(t.norm2)]
         return (*out, step, off)
 
     def _prepare(self, d1, d2, orders):
@@ -259,15 +270,20 @@ class DualKernel:
             t1, t2 = self.table(u1, o1), self.table(u2, o2)
         return t1, t2, i1.astype(np.int64), i2.astype(np.int64)
 
-    def _fail(self, c11, c22, c12, orders):
-        a2, b2 = float(c11), float(c22)
-        rho = float(c12) / np.sqrt(a2 * b2) if a2 * b2 > 0 else float("nan")
-        if not (abs(rho) <= 1 + RHO_TOL) and not (a2 * b2 == 0 and c12 == 0):
-            raise NotPositiveDefinite(f"covariance is not positive semi-definite: c11={a2:.6g}, c22={b2:.6g}, "
-                             f"c12={float(c12):.6g}")
-        raise AccuracyError(f"dual kernel of phi {self.phi.name!r} (orders {tuple(orders)}) cannot reach "
-                         f"{self.tol:g} at variances c11={a2:.6g}, c22={b2:.6g} (rho={rho:.6g}) with "
-                         f"kmax={self.kmax}, nodes={self.nodes}; increase kmax and nodes or use quadrature")
+    def _fallback(self, c11, c22, c12, orders) -> np.ndarray:
+        """Pairs the Mehler sum cannot certify: graded panels (:mod:`symfield.gauss.panels`), accepted if
+        their error estimate is within tol·√(<φ^(o1)²>_c11 <φ^(o2)²>_c22), else AccuracyError."""
+        value, err = panel_pair(self.phi, c11, c22, c12, orders)
+        n1 = panel_pair(self.phi, c11, c11, c11, (orders[0],) * 2)[0]
+        n2 = panel_pair(self.phi, c22, c22, c22, (orders[1],) * 2)[0]
+        over = ~(err <= self.tol * np.sqrt(np.abs(n1 * n2)))
+        if over.any():
+            k = int(np.nonzero(over)[0][0])
+            raise AccuracyError(f"<phi phi> of phi {self.phi.name!r} (orders {tuple(orders)}) cannot reach "
+                             f"{self.tol:g} (relative to its scale) at c11={c11[k]:.6g}, c22={c22[k]:.6g}, "
+                             f"c12={c12[k]:.6g}: the Mehler sum does not converge and the panel rule's error "
+                             f"estimate is {err[k]:.3g}")
+        return value
 
     # ------------------------------------------------------------------ public API
     def pair_block(self, d1, d2, c12, symmetric: bool = False, orders=(0, 0)) -> np.ndarray:
@@ -288,15 +304,16 @@ class DualKernel:
         comp = self._compress(t1, t2)
         if comp is None:
             return np.zeros(c12.shape)
-        D1, T1, D2, T2, step, off = comp
+        D1, T1, N1, D2, T2, N2, step, off = comp
         out = np.empty(c12.shape)
-        bad = -np.ones(d1.size, dtype=np.int64)
-        _block_kernel(D1, T1, i1, np.sqrt(d1), D2, T2, i2, np.sqrt(d2), c12, step, off,
+        bad = np.zeros(c12.shape, dtype=np.bool_)
+        _block_kernel(D1, T1, i1, np.sqrt(d1), N1, D2, T2, i2, np.sqrt(d2), N2, c12, step, off,
                       (self.tol * 1e-4) ** 2, self.tol ** 2, bool(symmetric), out, bad)
-        if np.any(bad >= 0):
-            i = int(np.nonzero(bad >= 0)[0][0])
-            j = int(bad[i])
-            self._fail(d1[i], d2[j], c12[i, j], orders)
+        if bad.any():
+            i, j = np.nonzero(bad)
+            out[i, j] = self._fallback(d1[i], d2[j], c12[i, j], orders)
+            if symmetric:
+                out[j, i] = out[i, j]
         return out
 
     def pair(self, c11, c22, c12, orders=(0, 0)):
@@ -311,14 +328,13 @@ class DualKernel:
         if comp is None:
             out = np.zeros(shape)
             return float(out) if out.ndim == 0 else out
-        D1, T1, D2, T2, step, off = comp
+        D1, T1, N1, D2, T2, N2, step, off = comp
         out = np.empty(c.size)
-        bad = np.zeros(c.size, dtype=np.int64)
-        _pairs_kernel(D1, T1, i1, np.sqrt(d1), D2, T2, i2, np.sqrt(d2), c, step, off,
+        bad = np.zeros(c.size, dtype=np.bool_)
+        _pairs_kernel(D1, T1, i1, np.sqrt(d1), N1, D2, T2, i2, np.sqrt(d2), N2, c, step, off,
                       (self.tol * 1e-4) ** 2, self.tol ** 2, out, bad)
-        if np.any(bad):
-            n = int(np.nonzero(bad)[0][0])
-            self._fail(d1[n], d2[n], c[n], orders)
+        if bad.any():
+            out[bad] = self._fallback(d1[bad], d2[bad], c[bad], orders)
         out = out.reshape(shape)
         return float(out) if out.ndim == 0 else out
 

@@ -194,7 +194,7 @@ def _module_for(key: str, phi: Nonlinearity):
         return _MODULES[key]
     available, funcs, branches = [], [], []
     for k in range(MAX_DERIVATIVE + 1):
-        expr = phi.expr if k == 0 else phi.derivative(k)
+        expr = phi.numeric(k)
         if expr.has(sp.DiracDelta):
             continue
         try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Callable, Mapping
 
+import numpy as np
 import sympy as sp
 
 x = sp.Symbol("x", real=True)
@@ -69,6 +70,21 @@ class Nonlinearity:
         Heaviside, DiracDelta, of Max/Min differences and of Piecewise conditions (e.g. ReLU, softsign: 0)."""
         return _kinks(self.derivative(order) if order else self.expr)
 
+    def numeric(self, order: int = 0) -> sp.Expr:
+        """φ^(order) in an overflow-free form for numeric code (:func:`symfield.codegen.elementary.stable_exp`:
+        softplus, sigmoid, SiLU and their derivatives split at the sign of the exp argument); the same function."""
+        return _numeric(self.expr if order == 0 else self.derivative(order))
+
+    def numeric_function(self, order: int = 0):
+        """Vectorised NumPy/SciPy callable of :meth:`numeric` (always returns an array of the argument's shape)."""
+        return _numeric_function(self.key, self, order)
+
+    def features(self, order: int = 0) -> tuple[tuple[float, float], ...]:
+        """(point, width) pairs where φ^(order) changes on the scale ``width``: its kinks (width
+        FEATURE_WIDTH), the origin, and the zeros -β/α of linear arguments αx + β of its functions (width
+        FEATURE_WIDTH/|α|, e.g. softplus log(1 + e^{20x}): 0 and 1/160).  Panel rules grade towards them."""
+        return _features(self.expr if order == 0 else self.derivative(order))
+
     def pair(self, c11, c22, c12):
         """Closed form of <φ(u)φ(v)> or ``None`` if there is none."""
         if self.pair_form is None:
@@ -89,15 +105,56 @@ class Nonlinearity:
 @lru_cache(maxsize=None)
 def _kinks(expr: sp.Expr) -> tuple[float, ...]:
     """Real zeros of the arguments where ``expr`` (in :data:`x`) switches branch."""
+    if expr.has(sp.Max, sp.Min):  # nested Max/Min (hardtanh) as Piecewise conditions
+        expr = expr.rewrite(sp.Piecewise)
     args = [f.args[0] for f in expr.atoms(sp.Abs, sp.sign, sp.Heaviside, sp.DiracDelta)]
-    args += [a - b for m in expr.atoms(sp.Max, sp.Min) for a in m.args for b in m.args if a != b]
     args += [c.lhs - c.rhs for p in expr.atoms(sp.Piecewise) for _, cond in p.args
              for c in sp.sympify(cond).atoms(sp.core.relational.Relational)]
     points = set()
     for a in args:
         if x in a.free_symbols:
-            points.update(float(r) for r in sp.solve(a, x) if r.is_real)
+            try:
+                roots = sp.solve(a, x)
+            except NotImplementedError as err:
+                raise SpecError(f"cannot locate the kinks of phi: no solution of {a} = 0 ({err})") from None
+            points.update(float(r) for r in roots if r.is_real)
     return tuple(sorted(points))
+
+
+#: finest panel width at a feature of φ, in units of the scale 1/|α| of its argument
+FEATURE_WIDTH = 0.25
+
+
+@lru_cache(maxsize=None)
+def _numeric(expr: sp.Expr) -> sp.Expr:
+    from ..codegen.elementary import stable_exp
+    return stable_exp(expr, x)
+
+
+@lru_cache(maxsize=None)
+def _numeric_function(key: str, phi: "Nonlinearity", order: int):
+    f = sp.lambdify(x, phi.numeric(order), modules=["scipy", "numpy"])
+
+    def evaluate(z):
+        z = np.asarray(z, dtype=float)
+        with np.errstate(all="ignore"):
+            return np.broadcast_to(np.asarray(f(z), dtype=float), z.shape)
+    return evaluate
+
+
+@lru_cache(maxsize=None)
+def _features(expr: sp.Expr) -> tuple[tuple[float, float], ...]:
+    """Kinks, the origin and the zeros of linear function arguments of ``expr``, with their widths."""
+    found = {0.0: FEATURE_WIDTH}
+    for k in _kinks(expr):
+        found[k] = min(found.get(k, FEATURE_WIDTH), FEATURE_WIDTH)
+    for f in expr.atoms(sp.Function, sp.Pow):
+        for a in f.args:
+            if isinstance(a, sp.Expr) and x in a.free_symbols and a.is_polynomial(x) and sp.Poly(a, x).degree() == 1:
+                alpha, beta = (float(c) for c in sp.Poly(a, x).all_coeffs())
+                point, width = -beta / alpha, FEATURE_WIDTH / abs(alpha)
+                found[point] = min(found.get(point, width), width)
+    return tuple(sorted(found.items()))
 
 
 def _erf_pair(scale):

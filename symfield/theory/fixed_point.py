@@ -15,11 +15,10 @@ from functools import lru_cache
 
 import numpy as np
 import sympy as sp
-from scipy.integrate import quad
 from scipy.optimize import brentq
 
 from ..gauss import Nonlinearity
-from ..gauss.quadrature import expect
+from ..gauss.panels import pair as panel_pair
 from ..gauss.registry import x
 from ..spec import NetworkSpec, SpecError
 from .kernel_map import kernel_map
@@ -29,46 +28,38 @@ from ..errors import FixedPointError  # noqa: E402  (defined with the other erro
 from ..resources import check_steps  # noqa: E402
 
 
+#: largest error estimate of a panel-rule <φ²> or <φ'²> relative to its value (else FixedPointError)
+PANEL_RTOL = 1e-10
+
+
 def _phi2(spec: NetworkSpec, q: float) -> float:
-    """<φ(z)²>, z ~ N(0, q), from the compiled kernel map; for φ with kinks and no closed form
-    (softsign) the Gauss integral split at the kinks (the numeric dual kernel converges slowly there)."""
+    """<φ(z)²>, z ~ N(0, q): the compiled kernel map for a closed form, else the graded panel rule
+    (:mod:`symfield.gauss.panels`; kinks and any scale of q)."""
     phi = spec.phi_fn
-    if not phi.has_closed_form and q > 0 and phi.kinks(0):
-        return _split_gauss(phi.key, phi, 0, q)
+    if not phi.has_closed_form:
+        return _panel_square(phi, 0, q)
     a = np.array([q])
-    return float(kernel_map(spec.phi_fn).expect(a, a, a[:, None])[0, 0])
+    return float(kernel_map(phi).expect(a, a, a[:, None])[0, 0])
 
 
 def _dphi2(phi: Nonlinearity, q: float) -> float:
-    """<φ'(z)²>, z ~ N(0, q).  Smooth φ': 120-node Gauss–Hermite.  φ' with kinks (ReLU, softsign):
-    the closed form <φ'φ'>(q, q, q) where the registry has one, else the Gauss integral split at the
-    kinks (one adaptive quadrature per piece); at q = 0 the limit q -> 0⁺, (φ'(0⁻)² + φ'(0⁺)²)/2."""
-    kinks = phi.kinks()
-    if not kinks:
-        return expect(phi, [[q]], orders=[1, 1], sites=[0, 0], n=120)
-    if q == 0:
+    """<φ'(z)²>, z ~ N(0, q): the closed form <φ'φ'>(q, q, q) where the registry has one, else the panel
+    rule; at q = 0 for φ' with kinks the limit q -> 0⁺, (φ'(0⁻)² + φ'(0⁺)²)/2."""
+    if q == 0 and phi.kinks():
         return _dphi2_at_zero(phi.key, phi)
     closed = _dphi2_closed(phi.key, phi)
     if closed is not None:
         return float(closed(q))
-    return _split_gauss(phi.key, phi, 1, q)
+    return _panel_square(phi, 1, q)
 
 
-def _split_gauss(key: str, phi: Nonlinearity, order: int, q: float) -> float:
-    """<φ^(order)(z)²>, z ~ N(0, q) > 0: ∫ Dt f(√q t) as a sum of adaptive quadratures (scipy quad)
-    over the pieces between the kinks of φ^(order) (each piece smooth, so no slow convergence)."""
-    f = _square(key, phi, order)
-    s = np.sqrt(q)
-    cuts = [-np.inf, *(k / s for k in phi.kinks(order)), np.inf]
-    density = 1 / np.sqrt(2 * np.pi)
-    return float(sum(quad(lambda t: f(s * t) * np.exp(-t * t / 2) * density, a, b, epsabs=1e-15, epsrel=1e-13,
-                          limit=200)[0] for a, b in zip(cuts[:-1], cuts[1:])))
-
-
-@lru_cache(maxsize=None)
-def _square(key: str, phi: Nonlinearity, order: int):
-    """NumPy callable of (φ^(order))²."""
-    return sp.lambdify(x, (phi.derivative(order) if order else phi.expr) ** 2, "numpy")
+def _panel_square(phi: Nonlinearity, order: int, q: float) -> float:
+    """<φ^(order)(z)²>, z ~ N(0, q), by the panel rule, checked against its error estimate."""
+    value, err = panel_pair(phi, q, q, q, (order, order))
+    if not err <= PANEL_RTOL * abs(value) + 1e-300:
+        raise FixedPointError(f"<phi^({order})^2> of phi {phi.name} at q = {q:.6g} has a quadrature error "
+                              f"estimate {float(err):.3g} above {PANEL_RTOL:g} of its value {float(value):.6g}")
+    return float(value)
 
 
 @lru_cache(maxsize=None)
