@@ -26,7 +26,7 @@ if "softsign" not in sf.available_phis():  # a user SymPy expression (numeric du
 
 GAINS = [0.1, 0.8, 1.5, 3.0, 5.0] if LONG else [0.5, 1.5, 3.0]
 BIASES = [0.0, 0.3, 1.0, 2.0] if LONG else [0.0, 1.0]
-DEPTHS = [1, 2, 5, 20, 200] if LONG else [2, 12]
+DEPTHS = [1, 2, 5, 20, 200] if LONG else [2, 6]
 GEOMETRIES = ["generic", "identical", "antipodal", "tiny", "huge", "collinear"]
 ONE_LOOP_PHIS = ["erf", "linear", "relu", "tanh"]
 
