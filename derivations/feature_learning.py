@@ -19,7 +19,6 @@ writes feature_learning.png/.json and feature_learning_nonlinear.png/.json into 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import sympy as sp
 
 import symfield as sf
+from symfield.cli import Param, derivation_args
 from symfield.plotting import pyplot, save, write_results
 from symfield.simulate.extrapolate import extrapolate
 from symfield.theory.posterior_kernel import kernel_expectation
@@ -330,39 +330,48 @@ def figure(data: dict, path: Path) -> bool:
     return True
 
 
+PARAMETERS = {
+    "seed": Param(1, "random seed of the HMC chains"),
+    "T_max": Param(40, "largest T of the threshold-against-T panel", quick=10),
+    "N_order": Param(512, "width N of the order-parameter HMC", quick=96),
+    "signals": Param((1.5, 2.5, 3.0, 3.5, 4.5, 6.0, 8.0), "signals |y| of the order-parameter HMC",
+                     quick=(1.5, 4.5, 6.0)),
+    "samples": Param(200, "stored HMC samples per chain (order parameter)", quick=40),
+    "burn": Param(150, "HMC burn-in per chain", quick=40),
+    "chains": Param(4, "HMC chains per point", quick=2),
+    "widths": Param((200, 400, 800, 1600, 2048), "widths N of the 1/N convergence", quick=(64, 128)),
+    "convergence_samples": Param(250, "stored HMC samples per chain (1/N convergence)", quick=40),
+    "eig_widths": Param((256, 512, 1024, 2048), "widths N of the learned-eigenvalue convergence", quick=(64, 128)),
+    "eig_samples": Param(6, "weight samples per width for the eigenvalue", quick=4),
+    "N_spectra": Param(1024, "width N of the weight spectra", quick=128),
+    "sequences": Param((1, 2, 4, 8, 16, 24), "numbers of training sequences P (sequential task)",
+                       quick=(1, 2, 4, 8)),
+    "linear_only": Param(False, "skip the nonlinear (erf, tanh) part"),
+}
+
+
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/feature-learning")
-    parser.add_argument("--quick", action="store_true", help="small simulations (N <= 256, few samples)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--scheduler", default=None, help=sf.parallel.SCHEDULER_HELP)
-    parser.add_argument("--linear-only", action="store_true", help="skip the nonlinear (erf, tanh) part")
-    args = parser.parse_args(argv)
-    sf.parallel.set_default(args.scheduler)  # ensembles, chains and widths below run there
+    args, v = derivation_args(__doc__, "out/feature-learning", PARAMETERS, argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # progress is readable when the output is redirected
-    q = args.quick
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     data = {"parameters": {"phi": "linear", "g": 1.0, "g_in": 1.0, "sigma_v": 1.0, "kappa": 1.0, "T": 3,
-                           "input": "first, |x|^2/D = 1", "quick": q, "seed": args.seed}}
+                           "input": "first, |x|^2/D = 1", "quick": args.quick, **v}}
     data["derivation"] = derivation()
-    data["threshold_vs_T"] = threshold_vs_T(list(range(3, 11 if q else 41)))
-    data["order_parameter"] = order_parameter(96 if q else 512, [1.5, 4.5, 6.0] if q else
-                                              [1.5, 2.5, 3.0, 3.5, 4.5, 6.0, 8.0], 40 if q else 200,
-                                              40 if q else 150, 2 if q else 4, args.seed)
-    data["convergence"] = convergence([64, 128] if q else [200, 400, 800, 1600, 2048], 40 if q else 250,
-                                      40 if q else 150, 2 if q else 4, args.seed,
-                                      [64, 128] if q else [256, 512, 1024, 2048], 4 if q else 6)
-    data["spectra"] = spectra(128 if q else 1024, args.seed)
-    data["sequential"] = sequential([1, 2, 4, 8] if q else [1, 2, 4, 8, 16, 24])
+    data["threshold_vs_T"] = threshold_vs_T(list(range(3, v["T_max"] + 1)))
+    data["order_parameter"] = order_parameter(v["N_order"], list(v["signals"]), v["samples"], v["burn"],
+                                              v["chains"], v["seed"])
+    data["convergence"] = convergence(list(v["widths"]), v["convergence_samples"], v["burn"], v["chains"],
+                                      v["seed"], list(v["eig_widths"]), v["eig_samples"])
+    data["spectra"] = spectra(v["N_spectra"], v["seed"])
+    data["sequential"] = sequential(list(v["sequences"]))
     data["seconds"] = time.time() - t0
-    write_results(out, "feature_learning", data, lambda path: figure(data, path))
-    if not args.linear_only:  # nonlinear φ: thresholds, order parameter, phase diagram, finite-N z-scores
+    write_results(args.out, "feature_learning", data, lambda path: figure(data, path))
+    if not v["linear_only"]:  # nonlinear φ: thresholds, order parameter, phase diagram, finite-N z-scores
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from feature_learning_nonlinear import run as run_nonlinear
-        data["nonlinear"] = run_nonlinear(out, q, args.seed, progress=True)
+        data["nonlinear"] = run_nonlinear(args.out, args.quick, v["seed"],
+                                          progress=args.progress)
     return data
 
 

@@ -16,20 +16,20 @@ writes feature_learning_nonlinear.{json,png,pdf,svg} into the output directory.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
 import symfield as sf
+from symfield.cli import Param, derivation_args
 from symfield.plotting import caption, colors, legend_outside, panel_letters, pyplot, save, write_results
 from symfield.progress import progress_bar
 from symfield.simulate.extrapolate import extrapolate
 from symfield.theory.feature_learning import closed_form_threshold
 
 X1 = np.ones((1, 1))
-PARAMETERS = {"g": 1.0, "g_in": 1.0, "sigma_v": 1.0, "kappa": 1.0, "input": "first, |x|^2/D = 1", "bias": "none"}
+MODEL = {"g": 1.0, "g_in": 1.0, "sigma_v": 1.0, "kappa": 1.0, "input": "first, |x|^2/D = 1", "bias": "none"}
 
 
 def net(kind, T, phi, g=1.0):
@@ -225,7 +225,7 @@ def figure(data: dict, path: Path) -> bool:
 def run(out: Path, quick: bool, seed: int, progress) -> dict:
     t0 = time.time()
     q = quick
-    data = {"parameters": {**PARAMETERS, "quick": q, "seed": seed}}
+    data = {"parameters": {**MODEL, "quick": q, "seed": seed}}
     data["thresholds"] = thresholds(list(range(3, 7 if q else 21)), progress)
     print("T   y_c linear   y_c erf    y_c tanh")
     for T, a, b, c_ in zip(*(data["thresholds"][k] for k in ("T", "linear", "erf", "tanh"))):
@@ -248,16 +248,13 @@ def run(out: Path, quick: bool, seed: int, progress) -> dict:
     return data
 
 
+#: command-line options (the sizes follow --quick; the model is MODEL)
+PARAMETERS = {"seed": Param(1, "random seed of the HMC chains")}
+
+
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/feature-learning")
-    parser.add_argument("--quick", action="store_true", help="small simulations (N <= 32, few samples)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    return run(out, args.quick, args.seed, not args.no_progress)
+    args, v = derivation_args(__doc__, "out/feature-learning", PARAMETERS, argv)
+    return run(args.out, args.quick, v["seed"], args.progress)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,13 @@ def _option_type(value):
     return type(value)
 
 
+def _boolean_option(text: str) -> bool:
+    values = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    if text.lower() not in values:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return values[text.lower()]
+
+
 def derivation_parser(doc: str, out: str, parameters: dict) -> argparse.ArgumentParser:
     """The argument parser of a derivation script: ``--out``, ``--quick``, ``--no-progress`` and one
     option per declared :class:`Param` (``--phi`` takes a name or an expression in x; tuples take
@@ -86,13 +93,14 @@ def derivation_parser(doc: str, out: str, parameters: dict) -> argparse.Argument
               + (f"; quick {par.quick}" if par.quick is not None else "") + ")"}
         if name == "phi":
             kw["type"] = _phi_option
-        elif isinstance(par.default, bool):
-            kw["type"] = lambda v: {"1": True, "true": True, "0": False, "false": False}[v.lower()]
+        elif isinstance(par.default, bool):  # --flag alone means true; --flag false also works
+            kw.update(type=_boolean_option, nargs="?", const=True)
         else:
             kw["type"] = _option_type(par.default)
             if isinstance(par.default, (tuple, list)):
                 kw["nargs"] = "+"
-        parser.add_argument(f"--{name}", **kw)
+        flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+        parser.add_argument(*flags, dest=name, **kw)
     return parser
 
 

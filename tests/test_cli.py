@@ -133,6 +133,20 @@ def test_derive_latex_is_a_complete_document(tmp_path, capsys):
         assert (tmp_path / "rnn.pdf").stat().st_size > 1000
 
 
+def test_boolean_parameters_are_flags_and_underscores_take_dashes(tmp_path):
+    """A boolean Param is a flag (``--linear-only`` alone is true, ``--linear_only false`` false); a
+    name with underscores is also spelt with dashes; a non-boolean value is refused."""
+    from symfield.cli import Param, derivation_args
+    params = {"linear_only": Param(False, "skip"), "T_max": Param(40, "T", quick=10)}
+    out = str(tmp_path / "x")
+    assert derivation_args("doc", out, params, [])[1] == {"linear_only": False, "T_max": 40}
+    assert derivation_args("doc", out, params, ["--linear-only", "--quick"])[1] == {"linear_only": True, "T_max": 10}
+    assert derivation_args("doc", out, params, ["--linear_only", "false", "--T-max", "7"])[1] == \
+        {"linear_only": False, "T_max": 7}
+    with pytest.raises(SystemExit):
+        derivation_args("doc", out, params, ["--linear-only", "maybe"])
+
+
 def test_reproduce_options_come_from_the_declared_parameters(capsys):
     """Each derivation's PARAMETERS become its options; --phi parses expressions; --quick picks the
     quick values; unknown options are refused."""
