@@ -429,7 +429,7 @@ def moments(phi, covs, multiplicities, n: int | None = None, method: str = "auto
     """Value and Price gradient of <Π_i φ(z_i)^{k_i}> for a stack of (B, m, m) covariances.
 
     ``multiplicities``: (B, m) integers 1..4.  Returns (B, 1 + m(m+1)/2); see :func:`pair_columns`.
-    ``method``: "auto" (closed form for four factors of erf/linear φ unless ``n`` is given, else
+    ``method``: "auto" (closed form for four factors of φ = Σ c erf(κx) or c·x unless ``n`` is given, else
     quadrature), "closed" or "quadrature" (module docstring).
     """
     phi = get_phi(phi)
