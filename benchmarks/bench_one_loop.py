@@ -4,6 +4,7 @@
     python benchmarks/bench_one_loop.py --quick    # small cases (seconds)
     python benchmarks/bench_one_loop.py --large    # also T = 30, P = 4 (new path only)
     python benchmarks/bench_one_loop.py --cases 15x4 -k 1
+    python benchmarks/bench_one_loop.py --quick --phi tanh   # tanh: its erf sum against Gauss-Hermite of tanh
 
 ``method="reference"`` is the implementation before issue 12: Gauss–Hermite four-point moments with
 ``nodes_for`` node counts for every φ, dense products J⁻¹ K J⁻ᵀ.  The default ("causal") takes
@@ -45,15 +46,15 @@ def peak_mib(fn):
     return peak / 2 ** 20
 
 
-def case(T, P, k, reference=True):
-    net = sf.RNN(T, phi="erf", g=1.2, sigma_b2=0.1)
+def case(T, P, k, reference=True, phi="erf"):
+    net = sf.RNN(T, phi=phi, g=1.2, sigma_b2=0.1)
     X = np.random.default_rng(0).standard_normal((P, 10))
     load = os.getloadavg()[0]
-    one_loop(sf.RNN(3, phi="erf", g=1.2, sigma_b2=0.1), X[:1])                    # warm-up: compile / load
-    one_loop(sf.RNN(3, phi="erf", g=1.2, sigma_b2=0.1), X[:1], method="reference")
+    one_loop(sf.RNN(3, phi=phi, g=1.2, sigma_b2=0.1), X[:1])                      # warm-up: compile / load
+    one_loop(sf.RNN(3, phi=phi, g=1.2, sigma_b2=0.1), X[:1], method="reference")
     (w_new, c_new), a = timed(lambda: one_loop(net, X), k)
     m_new = peak_mib(lambda: one_loop(net, X))
-    line = (f"RNN erf T={T:3d} P={P}  pairs {a.ps.n:5d}  load {load:5.1f}   new {w_new:7.2f} s (cpu {c_new:7.2f} s, "
+    line = (f"RNN {phi} T={T:3d} P={P}  pairs {a.ps.n:5d}  load {load:5.1f}   new {w_new:7.2f} s (cpu {c_new:7.2f} s, "
             f"{m_new:7.1f} MiB)")
     if reference:
         (w_ref, c_ref), b = timed(lambda: one_loop(net, X, method="reference"), 1)
@@ -69,15 +70,16 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small cases only")
     ap.add_argument("--large", action="store_true", help="also T = 30, P = 4 without the reference")
     ap.add_argument("-k", type=int, default=2, help="best of k runs of the new path")
+    ap.add_argument("--phi", default="erf", help="erf (default) or tanh (its erf sum)")
     ap.add_argument("--cases", default=None, help="comma-separated TxP, e.g. 40x1,15x4 (default: the issue's)")
     args = ap.parse_args(argv)
     cases = [(6, 1), (4, 2)] if args.quick else [(40, 1), (20, 2), (15, 4)]
     if args.cases:
         cases = [tuple(int(v) for v in c.split("x")) for c in args.cases.split(",")]
     for T, P in cases:
-        case(T, P, args.k)
+        case(T, P, args.k, phi=args.phi)
     if args.large:
-        case(30, 4, 1, reference=False)
+        case(30, 4, 1, reference=False, phi=args.phi)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ semi-definite (a covariance; λ_min >= -1e-9 · max diagonal) and must not be re
 Cells that are refused today are listed in KNOWN_GAPS with their failure and run as xfail(strict=True):
 they turn into failures (to be removed from the list) when fixed.  Before issue 10 parts 1-2 landed the
 list had 59 cells (45 mean_field: tanh / softsign at large variance or |ρ| = 1; 14 one_loop); now it has
-9, all one_loop: ReLU (refused by design, the message says why) and tanh at identical / tiny / huge
-patterns (four-point quadrature).  ``pytest --fuzz-long`` runs the larger grid; ``python tests/test_sweep.py [--long]`` prints
-the counts per kind of failure.
+6, all one_loop ReLU (refused by design, the message says why).  tanh's one loop left the list when its
+vertices moved to the closed-form moments of its erf sum (symfield.gauss.erf_sums; before: NotPositiveDefinite
+at identical / tiny patterns, ResourceError at huge ones, from the four-point Gauss-Hermite quadrature).
+``pytest --fuzz-long`` runs the larger grid; ``python tests/test_sweep.py [--long]`` prints the counts per kind
+of failure.
 """
 import itertools
 import os
@@ -81,11 +83,8 @@ def one_loop_cell(phi, geometry, g=3.0, sb2=0.5, T=3):
 MEAN_FIELD_CELLS = list(itertools.product(PHIS, GAINS, BIASES, DEPTHS, GEOMETRIES))
 ONE_LOOP_CELLS = list(itertools.product(ONE_LOOP_PHIS, GEOMETRIES))
 
-NODES = "ResourceError: tanh's four-point Gauss-Hermite nodes grow with the input's scale (erf: closed form)"
 KINK = ("NotSupportedError by design: one_loop needs a smooth phi (the vertex <phi''phi''> of a kinked phi is the "
         "density at the kink, infinite at perfect correlation)")
-TANH_PSD = ("NotPositiveDefinite: tanh's four-point moments by Gauss-Hermite are not accurate enough at degenerate "
-            "patterns (the closed form covers erf and linear only)")
 
 #: cells failing on main (issue 10 parts 1-2, other branches) -> the failure seen; from
 #: ``python tests/test_sweep.py`` on the default grid (the --fuzz-long grid has no list: its failures are reported)
@@ -96,9 +95,6 @@ KNOWN_GAPS = {
     ('one_loop', 'relu', 'tiny'): KINK,
     ('one_loop', 'relu', 'huge'): KINK,
     ('one_loop', 'relu', 'collinear'): KINK,
-    ('one_loop', 'tanh', 'identical'): TANH_PSD + " (λ_min = -0.102 against a largest diagonal 16.9)",
-    ('one_loop', 'tanh', 'tiny'): TANH_PSD + " (λ_min = -0.362 against a largest diagonal 13.2)",
-    ('one_loop', 'tanh', 'huge'): NODES,
 }
 
 

@@ -13,7 +13,7 @@ with g' = k φ^{k-1} φ' and g'' = k(k-1) φ^{k-2} φ'² + k φ^{k-1} φ''.  Out
 
 Two methods (``moments(..., method=)``):
 
-* ``"closed"`` (four factors, φ = c·erf(κx) or φ = c·x): the multiset is expanded to four unit
+* ``"closed"`` (four factors, φ = c·erf(κx), a sum of such, or φ = c·x): the multiset is expanded to four unit
   factors on the 4×4 covariance Σₑ (a site of multiplicity k repeated k times).  For erf,
   erf(κz) = <sign(z + η)>_η with η ~ N(0, 1/(2κ²)) independent per factor, so
   M = c⁴ G(Σₑ + I/(2κ²)) with the orthant moment G(S) = <Π_p sign(y_p)>, y ~ N(0, S) — a
@@ -28,7 +28,11 @@ Two methods (``moments(..., method=)``):
       G(R) = (4/π²) Σ_{p<q} ∫_0^{asin ρ_pq} asin(ρ_rs·pq(R(sin s / ρ_pq))) ds,
 
   a smooth one-dimensional integral per pair, done by Gauss–Legendre with doubling node counts
-  until two agree to ``CLOSED_TOL`` (:func:`sign_moments`).  For linear φ, Isserlis.
+  until two agree to ``CLOSED_TOL`` (:func:`sign_moments`).  A sum φ = Σ_j c_j erf(κ_j x) (e.g. the
+  erf sum standing for tanh, :mod:`symfield.gauss.erf_sums`) is multilinear in the factors: M is the sum
+  over the term j_p of each factor of Π_p c_{j_p} G(Σₑ + diag(1/(2κ_{j_p}²))), K⁴ orthant moments for K
+  terms (fewer for repeated sites: a site's copies are symmetric), PD and scale-free like one erf.
+  For linear φ, Isserlis.
 * ``"quadrature"``: one tensor-product Gauss–Hermite sweep (z = L x), compiled per φ into a
   generated module.  L is a pivoted Cholesky factor that drops directions of variance below
   ``NULL_TOL``·max(Σ_ii): a level whose pivot is dropped is integrated with the single node x = 0,
@@ -37,6 +41,8 @@ Two methods (``moments(..., method=)``):
 from __future__ import annotations
 
 from functools import lru_cache
+from itertools import combinations_with_replacement
+from math import factorial
 
 import numpy as np
 import sympy as sp
@@ -318,7 +324,8 @@ def sign_moments(S, tol: float = CLOSED_TOL) -> np.ndarray:
 
 
 def closed_form(phi: Nonlinearity):
-    """('erf', c, κ) for φ = c·erf(κx), ('linear', c, 0) for φ = c·x, else None (see module docstring)."""
+    """('erf', (c_k), (κ_k)) for φ = Σ_k c_k·erf(κ_k x) (one term: c·erf(κx); more: e.g. the erf sum of
+    :mod:`symfield.gauss.erf_sums`), ('linear', c, 0) for φ = c·x, else None (see module docstring)."""
     return _closed_form(phi.expr)
 
 
@@ -326,6 +333,11 @@ def closed_form(phi: Nonlinearity):
 def _closed_form(expr: sp.Expr):  # by content: SymPy expressions hash by value
     if expr.is_polynomial(_x) and sp.degree(expr, _x) == 1 and expr.subs(_x, 0) == 0:
         return ("linear", float(sp.diff(expr, _x)), 0.0)
+    if isinstance(expr, sp.Add):  # a sum of erfs: every term one
+        terms = [_closed_form(t) for t in expr.args]
+        if not all(t is not None and t[0] == "erf" for t in terms):
+            return None
+        return ("erf", tuple(c for t in terms for c in t[1]), tuple(k for t in terms for k in t[2]))
     try:
         A, beta = _gaussian_derivative(expr)
     except (ValueError, TypeError):
@@ -333,7 +345,7 @@ def _closed_form(expr: sp.Expr):  # by content: SymPy expressions hash by value
     if not (A.is_number and beta.is_number and beta.is_positive) or sp.simplify(expr.subs(_x, 0)) != 0:
         return None
     kappa = sp.sqrt(beta)
-    return ("erf", float(A * sp.sqrt(sp.pi) / (2 * kappa)), float(kappa))
+    return ("erf", (float(A * sp.sqrt(sp.pi) / (2 * kappa)),), (float(kappa),))
 
 
 @lru_cache(maxsize=None)
@@ -348,12 +360,48 @@ def _fold(k: tuple) -> tuple[np.ndarray, np.ndarray]:
     return site, F
 
 
+@lru_cache(maxsize=None)
+def _term_choices(k: tuple, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """For an erf sum of K terms on the expanded multiset with multiplicities k: the term of each of the
+    four factors (C, 4), sorted within each site (the moment is symmetric in a site's copies), and how
+    many term assignments each row stands for (multinomial counts; they sum to K⁴)."""
+    rows, counts = [()], [1]
+    for m in k:
+        site = list(combinations_with_replacement(range(K), m))
+        perms = [factorial(m) // np.prod([factorial(c.count(i)) for i in set(c)]) for c in site]
+        rows = [r + c for r in rows for c in site]
+        counts = [n * p for n in counts for p in perms]
+    return np.array(rows, np.int64).reshape(-1, 4), np.array(counts, float)
+
+
+#: rows (multiset x term choice) per call of :func:`sign_moments` in the erf-sum closed form
+ERF_SUM_BATCH = 65536
+
+
+def _erf_moments(coeffs, scales, k: tuple, Se: np.ndarray) -> np.ndarray:
+    """(B, 11): <Π_p φ(z_p)>, z ~ N(0, Se) (4×4) and its gradient in Se_pq (p <= q), for
+    φ = Σ_j c_j erf(κ_j x): Σ over the terms j_p of the factors of Π_p c_{j_p} · G(Se + diag(1/(2κ_{j_p}²)))
+    (erf(κz) = <sign(z + η)>, η ~ N(0, 1/(2κ²)) per factor; module docstring)."""
+    choice, count = _term_choices(k, len(coeffs))
+    c, kappa = np.asarray(coeffs, float), np.asarray(scales, float)
+    weight = count * np.prod(c[choice], axis=1)
+    noise = np.zeros((len(choice), 4, 4))
+    noise[:, np.arange(4), np.arange(4)] = 1.0 / (2.0 * kappa[choice] ** 2)
+    out = np.empty((len(Se), 11))
+    step = max(1, ERF_SUM_BATCH // len(choice))
+    for r0 in range(0, len(Se), step):
+        S = Se[r0:r0 + step, None] + noise[None]
+        G = sign_moments(S.reshape(-1, 4, 4)).reshape(S.shape[0], len(choice), 11)
+        out[r0:r0 + step] = np.einsum("bcj,c->bj", G, weight)
+    return out
+
+
 def _closed_moments(form, covs: np.ndarray, kk: np.ndarray) -> np.ndarray:
     """The closed-form method for multisets of four factors (module docstring)."""
     kind, c, kappa = form
     m = covs.shape[1]
     top = float(np.max(np.diagonal(covs, axis1=1, axis2=2), initial=0.0))
-    if kind == "erf" and 2 * kappa ** 2 * top > CLOSED_MAX_SCALE:
+    if kind == "erf" and 2 * max(kappa) ** 2 * top > CLOSED_MAX_SCALE:
         raise NonFiniteError(f"variance {top:.3g} is too large for the erf four-point closed form (2 scale² "
                              f"variance > {CLOSED_MAX_SCALE:.0e}: erf is a step there and the orthant integrals "
                              "lose their digits); rescale X (or the weight/bias variances)")
@@ -361,17 +409,19 @@ def _closed_moments(form, covs: np.ndarray, kk: np.ndarray) -> np.ndarray:
     code = kk @ (5 ** np.arange(m))  # one integer per multiplicity pattern (entries 1..4)
     for c0 in np.unique(code):
         rows = np.nonzero(code == c0)[0]
-        site, F = _fold(tuple(kk[rows[0]].tolist()))
+        k = tuple(kk[rows[0]].tolist())
+        site, F = _fold(k)
         Se = covs[rows][:, site][:, :, site]
         if kind == "erf":
-            G = sign_moments(Se + np.eye(4) / (2 * kappa ** 2))
+            G = _erf_moments(c, kappa, k, Se)
         else:  # Isserlis: <y0 y1 y2 y3> = S01 S23 + S02 S13 + S03 S12, ∂/∂S_pq = S of the other pair
             G = np.zeros((len(rows), 11))
             G[:, 0] = sum(Se[:, p, q] * Se[:, r, s] for p, q, r, s in _OTHERS[:3])
             for p, q, r, s in _OTHERS:
                 G[:, 1 + pair_columns(4).index((p, q))] = Se[:, r, s]
-        out[rows, 0] = c ** 4 * G[:, 0]
-        out[rows, 1:] = c ** 4 * G[:, 1:] @ F
+            G *= c ** 4
+        out[rows, 0] = G[:, 0]
+        out[rows, 1:] = G[:, 1:] @ F
     return out
 
 
@@ -379,7 +429,7 @@ def moments(phi, covs, multiplicities, n: int | None = None, method: str = "auto
     """Value and Price gradient of <Π_i φ(z_i)^{k_i}> for a stack of (B, m, m) covariances.
 
     ``multiplicities``: (B, m) integers 1..4.  Returns (B, 1 + m(m+1)/2); see :func:`pair_columns`.
-    ``method``: "auto" (closed form for four factors of erf/linear φ unless ``n`` is given, else
+    ``method``: "auto" (closed form for four factors of φ = Σ c erf(κx) or c·x unless ``n`` is given, else
     quadrature), "closed" or "quadrature" (module docstring).
     """
     phi = get_phi(phi)
@@ -395,7 +445,7 @@ def moments(phi, covs, multiplicities, n: int | None = None, method: str = "auto
     four = bool(len(kk)) and bool(np.all(kk.sum(axis=1) == 4))
     if method == "closed" and (form is None or not four):
         raise ValueError(f"no closed form for phi={phi.name!r} with multiplicities summing to "
-                         f"{sorted(set(kk.sum(axis=1).tolist()))} (closed forms: c*erf(kx), c*x; four factors)")
+                         f"{sorted(set(kk.sum(axis=1).tolist()))} (closed forms: sums of c*erf(kx), c*x; four factors)")
     if method == "closed" or (method == "auto" and n is None and form is not None and four):
         if not np.all(np.isfinite(covs)) or np.any(np.diagonal(covs, axis1=1, axis2=2) < 0) or \
                 not np.allclose(covs, np.swapaxes(covs, 1, 2), rtol=1e-12, atol=0.0):
