@@ -289,12 +289,41 @@ def _block_with_tangent(spec, km, X, a, b, var, dvar, C_prev, dC_prev, mask, g2)
     return sdet + m * gg * E, dC
 
 
+def _skip_with_tangent(spec, km, X):
+    """Variances (T, P), their tangents (T, 3, P) and the dense C̄ with its tangent, (T, T, 4, P, P) (index 0
+    the value, 1..3 dC̄/dlog θ), of a network with skip coefficients: the skip map
+    :func:`~symfield.theory.mean_field.skip_recursion` is linear in the driving covariance D, so it carries
+    the tangent dD of :func:`_block_with_tangent` as it carries D (the skip coefficients are not
+    hyperparameters)."""
+    from .theory.mean_field import skip_recursion
+    T, P = spec.T, X.shape[0]
+    check_memory(8.0 * 4 * (T * P) ** 2 + 8.0 * 12 * P * P, f"kernel gradient with skip (dense (T, T, 4, P, P), "
+                 f"T = {T}, P = {P})", "the number of inputs X (P)")
+    mask, g2 = spec.branch_mask(), spec.g_values() ** 2
+    var, dvar = np.zeros((T, P)), np.zeros((T, 3, P))
+
+    def drive(t, hi, C):
+        prev = (C[t - 1, hi - 1, 0], C[t - 1, hi - 1, 1:]) if t >= 1 else (None, None)
+        D, dD = _block_with_tangent(spec, km, X, t, hi, var, dvar, *prev, mask, g2)
+        return np.concatenate([np.broadcast_to(D, (1, P, P)), dD])
+
+    def on_shell(hi, C):
+        var[hi] = np.diag(C[hi, hi, 0])
+        dvar[hi] = np.diagonal(C[hi, hi, 1:], axis1=1, axis2=2)
+
+    C = skip_recursion(spec.leak_values(), drive, T, (4, P, P), on_shell)
+    if not np.all(np.isfinite(var)):
+        from .errors import NonFiniteKernel
+        raise NonFiniteKernel("non-finite kernel (the skip recursion overflowed)")
+    return var, dvar, C
+
+
 def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
     """K^GP of ``readout`` on checked or raw inputs X: (P, P), or (n·P, n·P) for a list of n times.
 
     ``grad=True``: also dK/dlog θ of shape (.., .., 3) for θ = :data:`HYPERPARAMETERS` (g scales every
-    g_k, σ_b² every bias variance), by the tangent recursion of :func:`_block_with_tangent`."""
-    from .errors import NotSupportedError
+    g_k, σ_b² every bias variance), by the tangent recursion of :func:`_block_with_tangent` (with skip
+    coefficients: carried through the skip map, :func:`_skip_with_tangent`)."""
     from .theory.kernel_map import kernel_map
     from .theory.mean_field import _sigma_det, mean_field
     times, kind = readout_times(spec, readout)
@@ -329,12 +358,14 @@ def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
 
     pairs = [(a, b) for a in times for b in times if a <= b and out_mask[a, b] != 0]
     if spec.has_skip:  # C = A D Aᵀ couples all earlier times: the dense mean field
-        if grad:
-            raise NotSupportedError("kernel gradients of a network with skip coefficients (leak) are not "
-                                    "implemented; use a spec without leak or fixed hyperparameters")
-        mf = mean_field(spec, X)
+        if not grad:
+            mf = mean_field(spec, X[:, 0] if spec.input == "first" else X)  # X is checked: (P, 1, D) for 'first'
+            for a, b in pairs:
+                add(a, b, _readout_block(spec, km, mf.variances, mf.block(a, b), a, b))
+            return result()
+        var, dvar, C = _skip_with_tangent(spec, km, X)
         for a, b in pairs:
-            add(a, b, _readout_block(spec, km, mf.variances, mf.block(a, b), a, b))
+            add(a, b, *_readout_block(spec, km, var, C[a, b, 0], a, b, (dvar, C[a, b, 1:])))
         return result()
     need = needed_blocks(spec, times)
     check_memory(_kernel_bytes(spec, need, P, n_out, grad), f"readout kernel (T = {T}, P = {P}, "
