@@ -81,6 +81,21 @@ def test_skip_network_gradients_match_finite_differences(net):
         assert _fd_errors(k, X).max() < 1e-7
 
 
+@pytest.mark.parametrize("g, sigma_b2, g_in, least", [(3.5, 2.0, 1.0, 9.0), (5.0, 2.0, 5.0, 40.0)])
+def test_tanh_gradients_at_large_variance_and_collinear_inputs(g, sigma_b2, g_in, least):
+    """tanh (no closed form: dual kernel, Price derivatives) at the upper default bounds: variances up to
+    11 (where the dual kernel's Mehler sum is accepted near ρ = 1; at its default tol 1e-6 this check gives
+    4e-6) and 224 (graded panels), patterns collinear (ρ → 1) and identical (ρ = 1) as well as the diagonal."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((3, D))
+    X[1], X[2] = 2.0 * X[0], X[0]
+    net = sf.DNN(2, phi="tanh", g=g, sigma_b2=sigma_b2, g_in=g_in)
+    k = NNGPKernel(net)
+    assert (np.asarray(k.bounds)[:, 1] >= np.log([g, g_in, sigma_b2]) - 1e-12).all()   # inside the bounds
+    assert sf.mean_field(net, X).variances.max() > least
+    assert _fd_errors(k, X).max() < 1e-7
+
+
 def test_gpr_fits_a_resnet_kernel():
     X3, y = _data(25, seed=7)
     X = X3[:, 0]
