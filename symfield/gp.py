@@ -160,7 +160,7 @@ def expect_derivatives(phi, d1, d2, c12, tol: float | None = None) -> np.ndarray
     Closed forms: compiled SymPy derivatives (:func:`derivative_source`); otherwise Price's theorem,
     ∂/∂Σ11 = ½<φ''φ>, ∂/∂Σ22 = ½<φφ''>, ∂/∂Σ12 = <φ'φ'> by the self-choosing dual kernel (Mehler sum or
     graded panels) at accuracy ``tol`` (default: the dual kernel's)."""
-    from .errors import NotSupportedError
+    from .errors import AccuracyError, NotSupportedError
     d1, d2 = np.ascontiguousarray(d1, dtype=float), np.ascontiguousarray(d2, dtype=float)
     c12 = np.ascontiguousarray(c12, dtype=float)
     if phi.has_closed_form:
@@ -176,6 +176,8 @@ def expect_derivatives(phi, d1, d2, c12, tol: float | None = None) -> np.ndarray
             out = np.stack([0.5 * dual.pair_block(d1, d2, c12, orders=(2, 0)),
                             0.5 * dual.pair_block(d1, d2, c12, orders=(0, 2)),
                             dual.pair_block(d1, d2, c12, orders=(1, 1))])
+        except AccuracyError:
+            raise
         except ValueError as err:
             raise NotSupportedError(f"kernel gradients of phi {phi.name!r}: {err}") from None
     if not np.all(np.isfinite(out)):

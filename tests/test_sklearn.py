@@ -96,6 +96,15 @@ def test_tanh_gradients_at_large_variance_and_collinear_inputs(g, sigma_b2, g_in
     assert _fd_errors(k, X).max() < 1e-7
 
 
+def test_an_accuracy_the_dual_kernel_cannot_certify_is_a_named_error():
+    X = np.random.default_rng(8).standard_normal((2, D))
+    k = NNGPKernel(sf.DNN(2, phi="tanh", g=5.0, sigma_b2=2.0, g_in=5.0), tol=1e-13)
+    with pytest.raises(sf.AccuracyError, match="cannot reach"):
+        k(X, eval_gradient=True)
+    with pytest.raises(sf.SpecError, match="tol"):
+        NNGPKernel(sf.DNN(2, phi="tanh"), tol=0.1)
+
+
 def test_gpr_fits_a_resnet_kernel():
     X3, y = _data(25, seed=7)
     X = X3[:, 0]
