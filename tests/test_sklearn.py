@@ -81,6 +81,19 @@ def test_skip_network_gradients_match_finite_differences(net):
         assert _fd_errors(k, X).max() < 1e-7
 
 
+@pytest.mark.parametrize("net", [sf.DNN(3, phi="erf", g=1.2, sigma_b2=0.2, input="every", readout="h", g_out=1.3,
+                                        sigma_out2=0.2),
+                                 sf.RNN(3, phi="erf", g=1.2, sigma_b2=0.2, scaling="mean_field"),
+                                 sf.ResNet(3, phi="linear", g=1.2, sigma_b2=0.2, input="every", bias="none")],
+                         ids=["dnn-readout-h", "rnn-mean-field-scaling", "resnet-linear-no-bias"])
+def test_other_declarations_have_gradients(net):
+    """A sample of a sweep over RNN/DNN/ResNet x input x bias x readout x scaling x φ (worst 9.7e-9)."""
+    X3, _ = _data(3, seed=9)
+    X3[1] = -X3[0]                                            # antipodal patterns: ρ = -1
+    assert _fd_errors(NNGPKernel(net, readout="pooled"), flatten_sequences(X3) if net.input == "every"
+                      else X3[:, 0]).max() < 1e-7
+
+
 @pytest.mark.parametrize("g, sigma_b2, g_in, least", [(3.5, 2.0, 1.0, 9.0), (5.0, 2.0, 5.0, 40.0)])
 def test_tanh_gradients_at_large_variance_and_collinear_inputs(g, sigma_b2, g_in, least):
     """tanh (no closed form: dual kernel, Price derivatives) at the upper default bounds: variances up to
