@@ -154,12 +154,13 @@ def derivative_source(phi) -> str:
 _DERIV_MODULES: dict = {}
 
 
-def expect_derivatives(phi, d1, d2, c12) -> np.ndarray:
+def expect_derivatives(phi, d1, d2, c12, tol: float | None = None) -> np.ndarray:
     """(3, P1, P2): ∂<φ(u_i)φ(v_j)>/∂(Σ11, Σ22, Σ12) at Var u_i = d1[i], Var v_j = d2[j], Cov = c12[i, j].
 
     Closed forms: compiled SymPy derivatives (:func:`derivative_source`); otherwise Price's theorem,
-    ∂/∂Σ11 = ½<φ''φ>, ∂/∂Σ22 = ½<φφ''>, ∂/∂Σ12 = <φ'φ'> by the dual kernel."""
-    from .errors import NotSupportedError
+    ∂/∂Σ11 = ½<φ''φ>, ∂/∂Σ22 = ½<φφ''>, ∂/∂Σ12 = <φ'φ'> by the self-choosing dual kernel (Mehler sum or
+    graded panels) at accuracy ``tol`` (default: the dual kernel's)."""
+    from .errors import AccuracyError, NotSupportedError
     d1, d2 = np.ascontiguousarray(d1, dtype=float), np.ascontiguousarray(d2, dtype=float)
     c12 = np.ascontiguousarray(c12, dtype=float)
     if phi.has_closed_form:
@@ -170,11 +171,13 @@ def expect_derivatives(phi, d1, d2, c12) -> np.ndarray:
         _DERIV_MODULES[phi.key].block_derivatives(d1, d2, c12, out)
     else:
         from .gauss.dual import dual_kernel
-        dual = dual_kernel(phi)
+        dual = dual_kernel(phi) if tol is None else dual_kernel(phi, tol=tol)
         try:
             out = np.stack([0.5 * dual.pair_block(d1, d2, c12, orders=(2, 0)),
                             0.5 * dual.pair_block(d1, d2, c12, orders=(0, 2)),
                             dual.pair_block(d1, d2, c12, orders=(1, 1))])
+        except AccuracyError:
+            raise
         except ValueError as err:
             raise NotSupportedError(f"kernel gradients of phi {phi.name!r}: {err}") from None
     if not np.all(np.isfinite(out)):
@@ -239,20 +242,32 @@ def _readout_weights(times, kind):
 HYPERPARAMETERS = ("g", "g_in", "sigma_b2")
 
 
-def _readout_block(spec, km, var, C, a, b, grad=None):
+def _expect(km, d1, d2, c12, symmetric, tol):
+    """<φφ> on a block: the kernel map's, or for φ without closed form the dual kernel at accuracy ``tol``."""
+    from .errors import NonFiniteKernel
+    try:
+        if tol is None or km.closed:
+            return km.expect(d1, d2, c12, symmetric=symmetric)
+        from .gauss.dual import dual_kernel
+        return dual_kernel(km.phi, tol=tol).pair_block(d1, d2, c12, symmetric=symmetric)
+    except FloatingPointError as err:
+        raise NonFiniteKernel(f"non-finite <phi phi> for phi={km.phi.name}: {err}") from None
+
+
+def _readout_block(spec, km, var, C, a, b, grad=None, tol=None):
     """K_ab of the readout (without M^out): σ_out² + g_out² <φ(z_a) φ(z_b)> (readout 'h': g_out² C̄_ab).
     ``grad`` = (dvar, dC): also dK_ab/dlog θ (3, P, P) from the tangents of the variances and of C̄_ab."""
     go2 = spec.g_out ** 2
     if spec.readout == "h":
         K = spec.sigma_out2 + go2 * C
         return K if grad is None else (K, go2 * grad[1])
-    K = km.expect(var[a], var[b], C, symmetric=(a == b))
+    K = _expect(km, var[a], var[b], C, a == b, tol)
     K *= go2
     K += spec.sigma_out2
     if grad is None:
         return K
     dvar, dC = grad
-    D = expect_derivatives(spec.phi_fn, var[a], var[b], C)
+    D = expect_derivatives(spec.phi_fn, var[a], var[b], C, tol)
     return K, go2 * (D[0] * dvar[a][:, :, None] + D[1] * dvar[b][:, None, :] + D[2] * dC)
 
 
@@ -263,40 +278,77 @@ def _kernel_bytes(spec, need, P, n_out, grad=False):
     return 8.0 * P * P * (per * (held + 4) + (3 if grad else 0) + per * n_out * n_out)
 
 
-def _block_with_tangent(spec, km, X, a, b, var, dvar, C_prev, dC_prev, mask, g2):
+def _block_with_tangent(spec, km, X, a, b, var, dvar, C_prev, dC_prev, mask, g2, tol=None):
     """C̄_ab = Σdet_ab + m g² E and its tangent dC̄_ab/dlog θ for θ = (g, g_in, σ_b²):
 
         dC̄_ab = ∂Σdet_ab + m [2g² E δ_θg + g² (E_11 dv_(a-1) + E_22 dv_(b-1) + E_12 dC̄_(a-1)(b-1))]
 
-    (E and its derivatives E_11, E_22, E_12 at the variances v_(a-1), v_(b-1) and C̄_(a-1)(b-1))."""
+    (E and its derivatives E_11, E_22, E_12 at the variances v_(a-1), v_(b-1) and C̄_(a-1)(b-1); the
+    tangent is None if ``dvar`` is; ``tol``: accuracy of E and its derivatives for φ without closed form)."""
     P = X.shape[0]
     bias, w_in = spec.sigma_det_parts(a, b)
-    dC = np.zeros((3, P, P))
+    dC = None if dvar is None else np.zeros((3, P, P))
     if w_in:
         gram = input_gram(X, a, b)
-        dC[1] = 2.0 * w_in * gram
+        if dC is not None:
+            dC[1] = 2.0 * w_in * gram
         sdet = bias + w_in * gram
     else:
         sdet = np.full((P, P), bias)
-    dC[2] = bias
+    if dC is not None:
+        dC[2] = bias
     if a < 1 or mask[a, b] == 0:
         return sdet, dC
     m, gg = mask[a, b], g2[b - 1]
-    E = km.expect(var[a - 1], var[b - 1], C_prev, symmetric=(a == b))
-    D = expect_derivatives(spec.phi_fn, var[a - 1], var[b - 1], C_prev)
-    dC += m * gg * (D[0] * dvar[a - 1][:, :, None] + D[1] * dvar[b - 1][:, None, :] + D[2] * dC_prev)
-    dC[0] += 2.0 * m * gg * E
+    E = _expect(km, var[a - 1], var[b - 1], C_prev, a == b, tol)
+    if dC is not None:
+        D = expect_derivatives(spec.phi_fn, var[a - 1], var[b - 1], C_prev, tol)
+        dC += m * gg * (D[0] * dvar[a - 1][:, :, None] + D[1] * dvar[b - 1][:, None, :] + D[2] * dC_prev)
+        dC[0] += 2.0 * m * gg * E
     return sdet + m * gg * E, dC
 
 
-def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
+def _skip_with_tangent(spec, km, X, grad=True, tol=None):
+    """Variances (T, P), their tangents (T, 3, P) and the dense C̄ with its tangent, (T, T, 4, P, P) (index 0
+    the value, 1..3 dC̄/dlog θ; without ``grad`` only the value, (T, T, 1, P, P), and no variance tangents),
+    of a network with skip coefficients: the skip map :func:`~symfield.theory.mean_field.skip_recursion`
+    is linear in the driving covariance D, so it carries the tangent dD of :func:`_block_with_tangent` as it
+    carries D (the skip coefficients are not hyperparameters)."""
+    from .theory.mean_field import skip_recursion
+    T, P, n = spec.T, X.shape[0], 4 if grad else 1
+    check_memory(8.0 * n * (T * P) ** 2 + 8.0 * 12 * P * P, f"readout kernel with skip (dense (T, T, {n}, P, P), "
+                 f"T = {T}, P = {P})", "the number of inputs X (P)")
+    mask, g2 = spec.branch_mask(), spec.g_values() ** 2
+    var, dvar = np.zeros((T, P)), (np.zeros((T, 3, P)) if grad else None)
+
+    def drive(t, hi, C):
+        prev = (C[t - 1, hi - 1, 0], C[t - 1, hi - 1, 1:] if grad else None) if t >= 1 else (None, None)
+        D, dD = _block_with_tangent(spec, km, X, t, hi, var, dvar, *prev, mask, g2, tol)
+        return np.concatenate([np.broadcast_to(D, (1, P, P))] + ([dD] if grad else []))
+
+    def on_shell(hi, C):
+        var[hi] = np.diag(C[hi, hi, 0])
+        if grad:
+            dvar[hi] = np.diagonal(C[hi, hi, 1:], axis1=1, axis2=2)
+
+    C = skip_recursion(spec.leak_values(), drive, T, (n, P, P), on_shell)
+    if not np.all(np.isfinite(var)):
+        from .errors import NonFiniteKernel
+        raise NonFiniteKernel("non-finite kernel (the skip recursion overflowed)")
+    return var, dvar, C
+
+
+def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False, tol: float | None = None):
     """K^GP of ``readout`` on checked or raw inputs X: (P, P), or (n·P, n·P) for a list of n times.
 
     ``grad=True``: also dK/dlog θ of shape (.., .., 3) for θ = :data:`HYPERPARAMETERS` (g scales every
-    g_k, σ_b² every bias variance), by the tangent recursion of :func:`_block_with_tangent`."""
-    from .errors import NotSupportedError
+    g_k, σ_b² every bias variance), by the tangent recursion of :func:`_block_with_tangent` (with skip
+    coefficients: carried through the skip map, :func:`_skip_with_tangent`).  ``tol``: accuracy of <φφ>
+    and its derivatives for φ without closed form, relative to their Cauchy–Schwarz scale (default: the
+    dual kernel's :data:`symfield.gauss.dual.TOL`); the values then come from the same path with or
+    without ``grad``."""
     from .theory.kernel_map import kernel_map
-    from .theory.mean_field import _sigma_det, mean_field
+    from .theory.mean_field import _sigma_det
     times, kind = readout_times(spec, readout)
     X = spec.check_inputs(X)
     P, T = X.shape[0], spec.T
@@ -329,18 +381,19 @@ def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
 
     pairs = [(a, b) for a in times for b in times if a <= b and out_mask[a, b] != 0]
     if spec.has_skip:  # C = A D Aᵀ couples all earlier times: the dense mean field
-        if grad:
-            raise NotSupportedError("kernel gradients of a network with skip coefficients (leak) are not "
-                                    "implemented; use a spec without leak or fixed hyperparameters")
-        mf = mean_field(spec, X)
+        var, dvar, C = _skip_with_tangent(spec, km, X, grad, tol)
         for a, b in pairs:
-            add(a, b, _readout_block(spec, km, mf.variances, mf.block(a, b), a, b))
+            if grad:
+                add(a, b, *_readout_block(spec, km, var, C[a, b, 0], a, b, (dvar, C[a, b, 1:]), tol))
+            else:
+                add(a, b, _readout_block(spec, km, var, C[a, b, 0], a, b, tol=tol))
         return result()
     need = needed_blocks(spec, times)
     check_memory(_kernel_bytes(spec, need, P, n_out, grad), f"readout kernel (T = {T}, P = {P}, "
                  f"readout={readout!r})", "the number of inputs X (P)")
     mask, g2 = spec.branch_mask(), spec.g_values() ** 2
-    var, dvar = np.zeros((T, P)), np.zeros((T, 3, P))
+    var, dvar = np.zeros((T, P)), (np.zeros((T, 3, P)) if grad else None)
+    own_dual = tol is not None and not km.closed   # E from the dual kernel at tol, not the kernel map's
     prev: dict = {}
     zero: list = []
 
@@ -356,8 +409,8 @@ def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
                 continue
             reads = a >= 1 and mask[a, hi] != 0   # the block reads C̄_(a-1)(hi-1)
             C_prev = (prev[(a - 1, hi - 1)] if (a - 1, hi - 1) in prev else missing()) if reads else (None, None)
-            if grad:
-                cur[(a, hi)] = _block_with_tangent(spec, km, X, a, hi, var, dvar, *C_prev, mask, g2)
+            if grad or own_dual:
+                cur[(a, hi)] = _block_with_tangent(spec, km, X, a, hi, var, dvar, *C_prev, mask, g2, tol)
                 continue
             sdet = _sigma_det(spec, X, a, hi)
             if reads:
@@ -374,9 +427,9 @@ def readout_kernel(spec: NetworkSpec, X, readout="last", grad: bool = False):
             if b == hi:
                 C, dC = cur[(a, b)] if (a, b) in cur else missing()
                 if grad:
-                    add(a, b, *_readout_block(spec, km, var, C, a, b, (dvar, dC)))
+                    add(a, b, *_readout_block(spec, km, var, C, a, b, (dvar, dC), tol))
                 else:
-                    add(a, b, _readout_block(spec, km, var, C, a, b))
+                    add(a, b, _readout_block(spec, km, var, C, a, b, tol=tol))
         prev = cur
     return result()
 

@@ -7,9 +7,19 @@
 The kernel is K^GP of :func:`symfield.gp.readout_kernel` for the spec with the hyperparameters ``g``
 (every hidden-weight scale g_k), ``sigma_b2`` (every bias variance) and ``g_in`` substituted; its gradient
 with respect to their logarithms (scikit-learn's ``theta``) comes from the tangent recursion of the
-kernel (:func:`symfield.gp._block_with_tangent`).  A hyperparameter that is 0 (or σ_b² without a bias)
-is held fixed (its logarithm does not exist).  The output amplitude g_out² is not a hyperparameter:
-compose ``ConstantKernel() * NNGPKernel(...)`` to fit it (a pooled readout averages the outputs, so its
+kernel (:func:`symfield.gp._block_with_tangent`; with skip coefficients carried through the skip map,
+:func:`symfield.gp._skip_with_tangent`).  A hyperparameter that is 0 (or σ_b² without a bias) is held fixed
+(its logarithm does not exist).  Gradients exist for every spec the kernel accepts.
+
+For φ without closed form (tanh, a user's expression) <φφ> and its Price derivatives ½<φ''φ>, <φ'φ'> come
+from the self-choosing dual kernel (Mehler sum, else graded panels) at accuracy ``tol`` (default
+:data:`TOL` = 1e-9 of their scale, values and gradient alike), so that the gradient is the derivative of the
+values: at the dual kernel's own 1e-6 the Mehler truncation error of the values, accepted below 1e-6 but
+varying with the variance (-3e-9, -1.1e-8, -4.6e-8 at variance 8.7, 10, 12 and ρ = 1), put 5e-7 relative
+errors between the gradient and finite differences of the values.  Where the dual kernel cannot certify
+``tol`` it raises :class:`~symfield.errors.AccuracyError`.
+
+The output amplitude g_out² is not a hyperparameter: compose ``ConstantKernel() * NNGPKernel(...)`` to fit it (a pooled readout averages the outputs, so its
 prior variance is smaller than a single time's).
 
 Inputs (scikit-learn passes 2-D arrays):
@@ -33,8 +43,11 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     raise ImportError("symfield.sklearn needs scikit-learn: pip install symfield[sklearn]") from err
 
 from . import gp
-from .api import check_array, check_spec
+from .api import check_array, check_real, check_spec
 from .errors import NotSupportedError, SpecError
+
+#: default accuracy of <φφ> and its derivatives for φ without closed form (relative to their scale)
+TOL = 1e-9
 
 
 def flatten_sequences(X) -> np.ndarray:
@@ -67,12 +80,16 @@ def _scalar(spec, name):
 class NNGPKernel(Kernel):
     """K^GP of ``spec`` read out at ``readout`` ('last', a 0-based time, 'pooled' or a list of times,
     see the module docstring) with hyperparameters ``g``, ``sigma_b2``, ``g_in`` (default: the spec's
-    values) and their bounds (natural units; 'fixed' to hold one)."""
+    values) and their bounds (natural units; 'fixed' to hold one); ``tol``: accuracy of <φφ> for φ without
+    closed form (module docstring).  The default bounds g, g_in ∈ [0.1, 5], σ_b² ∈ [1e-4, 2] are where the
+    gradient was checked against finite differences (tests/test_sklearn.py, tanh up to variance ≈ 220 with
+    collinear and identical inputs)."""
 
-    def __init__(self, spec, readout="last", g=None, sigma_b2=None, g_in=None, g_bounds=(0.1, 2.5),
-                 sigma_b2_bounds=(1e-4, 2.0), g_in_bounds=(0.1, 2.5)):
+    def __init__(self, spec, readout="last", g=None, sigma_b2=None, g_in=None, g_bounds=(0.1, 5.0),
+                 sigma_b2_bounds=(1e-4, 2.0), g_in_bounds=(0.1, 5.0), tol=TOL):
         check_spec(spec)
         gp.readout_times(spec, readout)
+        check_real("tol", tol, low=1e-13, high=1e-3)
         self.spec = spec
         self.readout = readout
         self.g = _scalar(spec, "g") if g is None else g
@@ -81,6 +98,7 @@ class NNGPKernel(Kernel):
         self.g_bounds = g_bounds
         self.sigma_b2_bounds = sigma_b2_bounds
         self.g_in_bounds = g_in_bounds
+        self.tol = tol
 
     # ------------------------------------------------------------ hyperparameters
     def _bounds(self, name):
@@ -130,7 +148,7 @@ class NNGPKernel(Kernel):
 
     def _kernel(self, X, grad):
         X, index = self._inputs(X)
-        out = gp.readout_kernel(self.network(), X, self.readout, grad=grad)
+        out = gp.readout_kernel(self.network(), X, self.readout, grad=grad, tol=self.tol)
         if index is None:
             return out
         P = X.shape[0]

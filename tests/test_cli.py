@@ -133,6 +133,96 @@ def test_derive_latex_is_a_complete_document(tmp_path, capsys):
         assert (tmp_path / "rnn.pdf").stat().st_size > 1000
 
 
+#: the arrays of amsmath that mathtext lacks (innermost first)
+ARRAY = r"\\begin\{(matrix|cases)\}((?:(?!\\begin\{).)*?)\\end\{\1\}"
+
+
+def _flatten_arrays(fragment, cells=True):
+    """Arrays replaced by their cells one after the other (``cells=False``: removed), innermost first."""
+    import re
+    while True:
+        new = re.sub(ARRAY, lambda m: " " + (m.group(2).replace("&", r"\quad ").replace("\\\\", r"\quad ")
+                                             if cells else "") + " ", fragment, flags=re.S)
+        if new == fragment:
+            return new
+        fragment = new
+
+
+#: amsmath constructs that matplotlib's mathtext lacks, rewritten before parsing with their arguments kept
+#: (so the arguments are still parsed); these constructs themselves are checked only by the structural test
+MATHTEXT_REWRITES = (
+    (r"\\[Bb]ig[lr]?(?=[()\[\]|.]|\\[{}])", ""),            # \Big( -> (
+    (r"\\tfrac", r"\\frac"),
+    (r"\\frac(\d)(\d)", r"\\frac{\1}{\2}"),                      # \frac12 -> \frac{1}{2}
+    (r"\\mathcal\s*([A-Za-z])", r"\\mathcal{\1}"),                # \mathcal A -> \mathcal{A}
+)
+#: commands allowed outside math (all defined by the article class), and the environments used
+TEXT_COMMANDS = {"documentclass", "usepackage", "title", "date", "begin", "end", "maketitle", "section"}
+ENVIRONMENTS = {"document", "equation*", "matrix", "cases"}
+
+
+def _math_fragments(text):
+    """(display bodies, inline fragments, text outside math) of a generated document."""
+    import re
+    displays = re.findall(r"\\begin\{equation\*\}\n(.*?)\n\\end\{equation\*\}", text, re.S)
+    rest = re.sub(r"\\begin\{equation\*\}.*?\\end\{equation\*\}", " ", text, flags=re.S)
+    assert rest.count("$") % 2 == 0, "unbalanced $"
+    inline = re.findall(r"\$([^$]+)\$", rest)
+    return displays, inline, re.sub(r"\$[^$]+\$", " ", rest)
+
+
+def _check_with_mathtext(text):
+    """Every math fragment parses with matplotlib's mathtext (after :data:`MATHTEXT_REWRITES`); display
+    bodies hold no alignment (& or \\\\ outside matrix/cases: an error in equation*); outside math only
+    :data:`TEXT_COMMANDS` and no character that is special in text mode.  Returns the number of fragments."""
+    import re
+    mathtext = pytest.importorskip("matplotlib.mathtext")
+    parser = mathtext.MathTextParser("path")
+    displays, inline, outside = _math_fragments(text)
+    assert displays and inline
+    for body in displays:
+        cells_removed = _flatten_arrays(body, cells=False)
+        assert "&" not in cells_removed and "\\\\" not in cells_removed, body
+    for fragment in displays + inline:
+        rewritten = _flatten_arrays(fragment)
+        for pattern, repl in MATHTEXT_REWRITES:
+            rewritten = re.sub(pattern, repl, rewritten, flags=re.S)
+        try:
+            parser.parse(f"${rewritten}$")
+        except ValueError as err:
+            raise AssertionError(f"mathtext cannot parse {fragment!r}: {err}") from None
+    assert set(re.findall(r"\\([A-Za-z]+)", outside)) <= TEXT_COMMANDS
+    assert set(re.findall(r"\\(?:begin|end)\{([^}]*)\}", text)) <= ENVIRONMENTS
+    assert not re.search(r"[_^&#%]", re.sub(r"\\(?:usepackage|documentclass)(\[[^]]*\])?\{[^}]*\}", "", outside))
+    return len(displays) + len(inline)
+
+
+@pytest.mark.parametrize("argv", [["rnn", "--phi", "erf"], ["dnn", "--phi", "relu"], ["resnet", "--phi", "tanh"],
+                                  ["custom", "--T", "4", "--share-W", "[[1, 2], [3]]", "--leak", "0.5",
+                                   "--phi", "x/(1+abs(x))"]], ids=["rnn", "dnn", "resnet", "custom"])
+def test_derive_latex_math_parses_with_mathtext(argv, tmp_path, capsys):
+    """No TeX engine here: every math fragment of the document goes through matplotlib's mathtext parser
+    (unknown commands, unbalanced braces or \\left/\\right, double sub/superscripts, malformed \\frac fail)."""
+    path = tmp_path / "doc.tex"
+    assert main(["derive", *argv, "--T", "3", "--latex", "-o", str(path)] if "--T" not in argv else
+                ["derive", *argv, "--latex", "-o", str(path)]) == 0
+    text = path.read_text()
+    assert _balanced_environments(text) and text.count("{") == text.count("}")
+    assert _check_with_mathtext(text) >= 8
+
+
+def test_mathtext_check_catches_what_it_claims():
+    """The check itself fails on a broken fragment of each kind it is meant to catch."""
+    good = "\\begin{document}\n" + "$x$ " * 8 + "\n\\begin{equation*}\nE = \\frac{1}{2}\n\\end{equation*}\n\\end{document}"
+    _check_with_mathtext(good)
+    for bad in (r"\frac{1}{2", r"\left( x", r"x^a^b", r"x_a_b", r"\undefinedmacro x", r"a & b", r"a \\ b",
+                r"\begin{cases} a & b \end{cases"):
+        with pytest.raises(AssertionError):
+            _check_with_mathtext(good.replace(r"\frac{1}{2}", bad))
+    with pytest.raises(AssertionError):
+        _check_with_mathtext(good.replace("$x$", "a_b $x$", 1))        # _ outside math
+
+
 def test_boolean_parameters_are_flags_and_underscores_take_dashes(tmp_path):
     """A boolean Param is a flag (``--linear-only`` alone is true, ``--linear_only false`` false); a
     name with underscores is also spelt with dashes; a non-boolean value is refused."""

@@ -51,6 +51,85 @@ def test_theta_gradient_matches_finite_differences():
         np.testing.assert_allclose(dK[..., i], fd, rtol=0, atol=1e-7 * np.abs(fd).max())
 
 
+def _fd_errors(k, X, h=1e-5):
+    """max |dK - central FD| / max |FD| per free hyperparameter (FD of the kernel values in log θ)."""
+    K, dK = k(X, eval_gradient=True)
+    np.testing.assert_allclose(K, k(X), rtol=1e-12, atol=1e-14)   # the tangent path gives the same values
+    errors = []
+    for i in range(len(k.theta)):
+        step = np.zeros(len(k.theta))
+        step[i] = h
+        fd = (k.clone_with_theta(k.theta + step)(X) - k.clone_with_theta(k.theta - step)(X)) / (2 * h)
+        errors.append(np.abs(dK[..., i] - fd).max() / np.abs(fd).max())
+    return np.array(errors)
+
+
+SKIP_NETS = [sf.ResNet(T, phi="erf", g=1.3, sigma_b2=0.2, r=0.7),                     # skip 1, input first
+             sf.RNN(T, phi="relu", g=1.1, sigma_b2=0.1, leak=0.5, input="every"),        # leaky RNN
+             sf.NetworkSpec(T=T, phi="erf", leak=[0.5, 0.9, 0.3], g=1.2, sigma_b2=0.3,   # pairwise-shared W
+                            share={"W": [[1, 2], [3]]}, input="every")]
+
+
+@pytest.mark.parametrize("net", SKIP_NETS, ids=["resnet", "leaky-rnn", "custom"])
+def test_skip_network_gradients_match_finite_differences(net):
+    X3, _ = _data(4, seed=6)
+    X3[1] = 2.0 * X3[0]                                       # collinear patterns: ρ = 1 off the diagonal
+    X = flatten_sequences(X3) if net.input == "every" else X3[:, 0]
+    for readout in ("last", "pooled"):
+        k = NNGPKernel(net, readout=readout)
+        assert [h.name for h in k.hyperparameters if not h.fixed] == ["g", "g_in", "sigma_b2"]
+        assert _fd_errors(k, X).max() < 1e-7
+
+
+@pytest.mark.parametrize("net", [sf.DNN(3, phi="erf", g=1.2, sigma_b2=0.2, input="every", readout="h", g_out=1.3,
+                                        sigma_out2=0.2),
+                                 sf.RNN(3, phi="erf", g=1.2, sigma_b2=0.2, scaling="mean_field"),
+                                 sf.ResNet(3, phi="linear", g=1.2, sigma_b2=0.2, input="every", bias="none")],
+                         ids=["dnn-readout-h", "rnn-mean-field-scaling", "resnet-linear-no-bias"])
+def test_other_declarations_have_gradients(net):
+    """A sample of a sweep over RNN/DNN/ResNet x input x bias x readout x scaling x φ (worst 9.7e-9)."""
+    X3, _ = _data(3, seed=9)
+    X3[1] = -X3[0]                                            # antipodal patterns: ρ = -1
+    assert _fd_errors(NNGPKernel(net, readout="pooled"), flatten_sequences(X3) if net.input == "every"
+                      else X3[:, 0]).max() < 1e-7
+
+
+@pytest.mark.parametrize("g, sigma_b2, g_in, least", [(3.5, 2.0, 1.0, 9.0), (5.0, 2.0, 5.0, 40.0)])
+def test_tanh_gradients_at_large_variance_and_collinear_inputs(g, sigma_b2, g_in, least):
+    """tanh (no closed form: dual kernel, Price derivatives) at the upper default bounds: variances up to
+    11 (where the dual kernel's Mehler sum is accepted near ρ = 1; at its default tol 1e-6 this check gives
+    4e-6) and 224 (graded panels), patterns collinear (ρ → 1) and identical (ρ = 1) as well as the diagonal."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((3, D))
+    X[1], X[2] = 2.0 * X[0], X[0]
+    net = sf.DNN(2, phi="tanh", g=g, sigma_b2=sigma_b2, g_in=g_in)
+    k = NNGPKernel(net)
+    assert (np.asarray(k.bounds)[:, 1] >= np.log([g, g_in, sigma_b2]) - 1e-12).all()   # inside the bounds
+    assert sf.mean_field(net, X).variances.max() > least
+    assert _fd_errors(k, X).max() < 1e-7
+
+
+def test_an_accuracy_the_dual_kernel_cannot_certify_is_a_named_error():
+    X = np.random.default_rng(8).standard_normal((2, D))
+    k = NNGPKernel(sf.DNN(2, phi="tanh", g=5.0, sigma_b2=2.0, g_in=5.0), tol=1e-13)
+    with pytest.raises(sf.AccuracyError, match="cannot reach"):
+        k(X, eval_gradient=True)
+    with pytest.raises(sf.SpecError, match="tol"):
+        NNGPKernel(sf.DNN(2, phi="tanh"), tol=0.1)
+
+
+def test_gpr_fits_a_resnet_kernel():
+    X3, y = _data(25, seed=7)
+    X = X3[:, 0]
+    k = NNGPKernel(sf.ResNet(T, phi="erf", g=2.2, sigma_b2=1e-3, g_in=0.3, r=0.8), readout="last")
+    gpr = GaussianProcessRegressor(kernel=k, alpha=1e-2).fit(X, np.tanh(X.sum(axis=1)) + 1.0)  # offset: σ_b² > 0
+    fitted = gpr.log_marginal_likelihood_value_
+    assert fitted > gpr.log_marginal_likelihood(k.theta) + 1.0
+    grid = [gpr.log_marginal_likelihood(np.log([g, gin, s])) for g in (0.3, 1.0, 2.0)
+            for gin in (0.3, 1.0, 2.4) for s in (1e-3, 0.1, 1.0)]
+    assert fitted >= max(grid) - 1e-6
+
+
 def test_params_clone_theta_and_fixed_hyperparameters():
     k = NNGPKernel(NET, readout="pooled", g_bounds=(0.5, 2.0))
     c = clone(k)

@@ -63,7 +63,7 @@ class Nonlinearity:
         return self.pair_form is not None
 
     def derivative(self, order: int = 1) -> sp.Expr:
-        return sp.diff(self.expr, x, order)
+        return _derivative(self.expr, order)
 
     def kinks(self, order: int = 1) -> tuple[float, ...]:
         """Sorted real x where φ^(order) may be non-smooth: zeros of the arguments of Abs, sign,
@@ -100,6 +100,12 @@ class Nonlinearity:
     def numpy(self):
         """Vectorised NumPy/SciPy callable for φ (used by the simulator)."""
         return sp.lambdify(x, self.expr, modules=["scipy", "numpy"])
+
+
+@lru_cache(maxsize=None)
+def _derivative(expr: sp.Expr, order: int) -> sp.Expr:
+    """d^order φ / dx^order, once per φ and order (the panel rule asks for it on every call)."""
+    return sp.diff(expr, x, order)
 
 
 @lru_cache(maxsize=None)

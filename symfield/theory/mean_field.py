@@ -341,37 +341,53 @@ def _shells(spec, X, km, dense, progress, sdet, bar) -> MeanField:
     return MeanField(spec, X, blocks, set(), variances, "all", dense)
 
 
-def _with_skip(spec, X, km, keep, progress, sdet) -> MeanField:
-    """Networks with skip coefficients a_t (leaky RNN, ResNet): h_t = a_t h_{t-1} + ξ_t with the driving
-    noise ξ of covariance D_ts = Σdet_ts + M_ts r_t r_s g_t g_s <φ(h_{t-1}) φ(h_{s-1})>, so that
+def skip_recursion(a, drive, T: int, shape, on_shell=None) -> np.ndarray:
+    """The skip map of networks with skip coefficients a_t (leaky RNN, ResNet): h_t = a_t h_{t-1} + ξ_t with
+    driving noise ξ of covariance D_ts (``drive(t, s, C)``, from the shells of C before s), so that
 
         X_ts = a_t X_{t-1,s} + D_ts   (X_ts = Cov(h_t, ξ_s)),     C_ts = a_s C_{t,s-1} + X_ts,
 
-    shell by shell in max(t, s) (D of shell s reads C of earlier shells only).  Dense (T, T, P, P) storage."""
+    shell by shell in max(t, s); ``on_shell(s, C)`` after shell s.  Returns C of shape (T, T, *shape), the
+    last two axes (P, P).  The map is linear in D, so leading axes of ``shape`` (a value and its tangents)
+    are propagated alike."""
+    C = np.zeros((T, T, *shape))
+    for hi in range(T):
+        X_col = np.zeros(shape)
+        for t in range(hi + 1):
+            X_col = a[t] * X_col + drive(t, hi, C)
+            C[t, hi] = X_col
+            if hi > 0:
+                C[t, hi] += a[hi] * (C[t, hi - 1] if t < hi else np.swapaxes(C[hi - 1, hi], -1, -2))
+            C[hi, t] = np.swapaxes(C[t, hi], -1, -2)
+        C[hi, hi] = 0.5 * (C[hi, hi] + np.swapaxes(C[hi, hi], -1, -2))
+        if on_shell is not None:
+            on_shell(hi, C)
+    return C
+
+
+def _with_skip(spec, X, km, keep, progress, sdet) -> MeanField:
+    """Networks with skip coefficients: :func:`skip_recursion` with the driving covariance
+    D_ts = Σdet_ts + M_ts r_t r_s g_t g_s <φ(h_{t-1}) φ(h_{s-1})>.  Dense (T, T, P, P) storage."""
     T, P = spec.T, X.shape[0]
-    mask, g2, a = spec.branch_mask(), spec.g_values() ** 2, spec.leak_values()
-    C = np.zeros((T, T, P, P))
+    mask, g2 = spec.branch_mask(), spec.g_values() ** 2
     variances = np.empty((T, P))
     bar = _bar(spec, progress)
-    for hi in range(T):
-        X_col = np.zeros((P, P))
-        for t in range(hi + 1):
-            s_th = sdet(t, hi)
-            if t >= 1 and mask[t, hi] != 0:
-                try:
-                    D = km.block(variances[t - 1], variances[hi - 1], C[t - 1, hi - 1], s_th, mask[t, hi],
-                                 g2[hi - 1], symmetric=(t == hi))
-                except FloatingPointError as err:
-                    raise NonFiniteKernel(f"non-finite kernel in block ({t}, {hi}): {err}") from None
-            else:
-                D = s_th
-            X_col = a[t] * X_col + D
-            prev = C[t, hi - 1] if t < hi else C[hi - 1, hi].T
-            C[t, hi] = X_col + (a[hi] * prev if hi > 0 else 0.0)
-            C[hi, t] = C[t, hi].T
-        C[hi, hi] = 0.5 * (C[hi, hi] + C[hi, hi].T)
+
+    def drive(t, hi, C):
+        s_th = sdet(t, hi)
+        if t < 1 or mask[t, hi] == 0:
+            return s_th
+        try:
+            return km.block(variances[t - 1], variances[hi - 1], C[t - 1, hi - 1], s_th, mask[t, hi],
+                            g2[hi - 1], symmetric=(t == hi))
+        except FloatingPointError as err:
+            raise NonFiniteKernel(f"non-finite kernel in block ({t}, {hi}): {err}") from None
+
+    def on_shell(hi, C):
         variances[hi] = np.diag(C[hi, hi])
         bar.update(1)
+
+    C = skip_recursion(spec.leak_values(), drive, T, (P, P), on_shell)
     bar.close()
     if not np.all(np.isfinite(variances)):
         raise NonFiniteKernel("non-finite kernel (the skip recursion overflowed)")
