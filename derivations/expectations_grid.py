@@ -127,7 +127,8 @@ def closed_form(phi, orders, c11, c22, c12):
         return None
     a, b, c = sp.symbols("c11 c22 c12", real=True)
     f = sp.lambdify([a, b, c], form(a, b, c), "numpy")
-    return np.broadcast_to(np.asarray(f(c11, c22, c12), dtype=float), np.shape(c12))
+    with np.errstate(invalid="ignore"):  # Piecewise branches are all evaluated (ReLU's √ of a negative excess)
+        return np.broadcast_to(np.asarray(f(c11, c22, c12), dtype=float), np.shape(c12))
 
 
 def methods(name, orders, c11, c22, c12) -> dict:
