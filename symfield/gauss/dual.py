@@ -20,6 +20,9 @@ stops once the bound is below ``tol``·1e-4 of it; a pair whose bound is still a
 terms (slow Hermite decay: kinks, large variance — tanh(a x) → sign(x) —, |ρ| → 1, or φ overflowing on
 the nodes) is computed by the graded panel rule (:mod:`symfield.gauss.panels`) instead, which must
 certify ``tol`` by its own error estimate or raise AccuracyError.  ρ = ±1 exactly is fine.
+For φ with a kink or a feature narrower than GH_MIN_WIDTH standard deviations the c_k come from graded
+panels instead of the Gauss–Hermite nodes (:meth:`DualKernel._panel_table`); ``pair(..., with_error=True)``
+reports the error estimate and the method of every pair.
 """
 from __future__ import annotations
 
@@ -408,9 +411,9 @@ class DualKernel:
         ``with_error=True`` returns a :class:`PairEstimate` (value, error, method) instead: per pair the
         method that was used ("mehler", "panels", or "parity" for a sum that vanishes by symmetry) and its
         error estimate, an absolute error:
-            Mehler: the Cauchy–Schwarz bound on the truncated remainder plus the tabulation term
-                    (alias_a + alias_b + ROUNDING) √(<φ^(o1)²>_c11 <φ^(o2)²>_c22), alias the relative
-                    difference of the node sum <φ²> and the panel rule's;
+            Mehler: the Cauchy–Schwarz bound on the truncated remainder plus the tabulation error
+                    (:meth:`_tabulation_error`: |K15 - G7| of panel-tabulated c_k, and the relative difference
+                    of the tabulated <φ²> and the panel rule's, plus rounding);
             panels: the panel rule's estimate (|K15 - G7| per panel, plus rounding).
         Measured on the accuracy grid (derivations/expectations_grid.py, tests/test_expectations_grid.py): the
         actual error against mpmath stays below the estimate.  Either way the call raises AccuracyError
