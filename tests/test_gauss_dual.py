@@ -6,7 +6,8 @@ import pytest
 import sympy as sp
 
 from symfield.gauss import DualKernel, expect, get_phi, register_phi
-from symfield.gauss.reference import pair_reference, single_reference
+from symfield.gauss.dual import TOL
+from symfield.gauss.reference import mehler_reference, pair_reference, single_reference
 
 y = sp.Symbol("y")
 register_phi("sin_dual_test", sp.Lambda(y, sp.sin(y)), overwrite=True)  # no closed form registered
@@ -141,3 +142,41 @@ def test_errors_are_loud():
         DualKernel(sp.Lambda(y, sp.sin(y))).pair(1e6, 1e6, 1e6)
     with pytest.raises(ValueError, match="shape"):
         dk.pair_block(np.ones(2), np.ones(3), np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("orders", [(0, 0), (1, 1)])
+def test_kinked_phi_against_arc_cosine_kernel(orders):
+    """ReLU (a kink): the Hermite coefficients come from graded panels, not Gauss–Hermite nodes (which left them
+    off by ~1e-4 of √<φ²>: <relu relu> at ρ = 0.99 was 5.5e-5 relative off), at every variance and |ρ| up to 0.999;
+    the reported error bounds the actual one against the closed form (30 digits) and is within TOL."""
+    nl = get_phi("relu")
+    dk = DualKernel(nl)
+    v = np.array([1e-6, 1.0, 1e4])[:, None] * np.ones(6)
+    rho = np.ones((3, 1)) * np.array([-0.999, -0.6, 0.0, 0.3, 0.9, 0.99])
+    c11, c22 = v, 2 * v
+    c12 = rho * np.sqrt(c11 * c22)
+    got = dk.pair(c11, c22, c12, orders=orders, with_error=True)
+    form = nl.pair if orders == (0, 0) else nl.dpair
+    exact = np.array([float(sp.N(form(*(sp.Rational(float(c)) for c in t)), 30))
+                      for t in zip(c11.ravel(), c22.ravel(), c12.ravel())]).reshape(c12.shape)
+    scale = np.sqrt(c11 * c22) / 2 if orders == (0, 0) else np.full(c12.shape, 0.5)
+    err = np.abs(got.value - exact)
+    assert np.all(err <= got.error) and np.all(got.error <= TOL * scale)
+    inner = np.abs(rho) <= 0.9  # the Mehler sum reaches its stopping bound tol·1e-4 (at 0.99: ≤ tol, measured 1.6e-7)
+    assert np.all(err[inner] <= 1e-10 * scale[inner]) and np.all(got.error[inner] <= 1e-9 * scale[inner])
+    assert set(got.method.ravel()) <= {"mehler", "panels"}
+
+
+def test_with_error_reports_value_error_and_method():
+    dk = DualKernel("tanh")
+    plain = dk.pair(1.0, 2.0, 0.4)
+    r = dk.pair(1.0, 2.0, 0.4, with_error=True)
+    assert (r.value, r.method) == (plain, "mehler") and isinstance(r.value, float)
+    assert 0 < r.error < 1e-9
+    # exact against mpmath within the reported error
+    assert abs(r.value - mehler_reference("tanh", 1.0, 2.0, 0.4, kmax=60)) <= r.error
+    big = dk.pair([1.0, 300.0], [2.0, 300.0], [0.4, 300.0], with_error=True)  # tanh → sign: handed to the panels
+    assert list(big.method) == ["mehler", "panels"] and big.value.shape == big.error.shape == (2,)
+    assert abs(big.value[1] - single_reference("tanh", 300.0, (0, 0))) <= big.error[1]
+    odd_even = dk.pair(1.0, 2.0, 0.4, orders=(0, 1), with_error=True)
+    assert odd_even == (0.0, 0.0, "parity")

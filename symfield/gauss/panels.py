@@ -8,13 +8,15 @@ each one-dimensional integral over [m - ZMAX s, m + ZMAX s] (Gaussian mass outsi
 panels at (i) the Gaussian's own scale points m + τ s (τ in TAUS), (ii) every feature p of φ^(o)
 (``Nonlinearity.features``: kinks, the origin, zeros of linear function arguments) and the graded points
 p ± w 2^j, j = 0, 1, ... (w the feature's width), and (iii) for the outer integral the features of
-φ^(o2) mapped to u = p/r, with width max(w, s/8)/|r| (H has its features there, smoothed over s/|r|).
+φ^(o2) mapped to u = p/r, with width max(w, s/8)/|r| (H has its features there, smoothed over s/|r|), or
+min(w, s/8)/|r| for a kink of φ^(o2) (H turns on the scale s/|r| there, which near ρ = ±1 is far below w:
+ReLU at ρ = 0.999 had an error estimate of 3e-6 of the scale and was refused, now 4e-12).
 So every panel sees a piece of φ that is analytic on the panel's own scale (tanh → sign at large
 variance, kinks, softplus with β = 20, the narrow inner Gaussian near ρ = ±1): the number of panels
 grows only like log2(√variance / w), not like √variance, and ρ = ±1 (s = 0) is the 1-D integral
 ∫ N(u) φ^(o1)(u) φ^(o2)(r u) du.  Each panel is integrated with the 15-point Kronrod rule; the error
 estimate is |K15 - G7| summed over panels (the embedded 7-point Gauss rule: an upper estimate, K15's own
-error is far smaller), the inner errors weighted into the outer one.
+error is far smaller) plus ROUNDING Σ|w f| (double rounding), the inner errors weighted into the outer one.
 
 The breakpoints come from one compiled, φ-independent routine (:func:`breakpoints`); φ is evaluated on all
 nodes of a pair at once by its vectorised NumPy form (``Nonlinearity.numeric_function``), so nothing is
@@ -26,7 +28,7 @@ import numpy as np
 import sympy as sp
 from numba import njit
 
-from .registry import get_phi
+from .registry import _kinks, get_phi
 
 #: Gauss–Kronrod 7/15 (QUADPACK's qk15): nodes x ≥ 0 (descending), Kronrod weights, weights of the 7-point
 #: Gauss rule on the odd-indexed nodes; K15 integrates degree 22 exactly (tests/test_expectations_grid.py)
@@ -48,6 +50,12 @@ TAUS = (-6.0, -4.0, -2.5, -1.25, 0.0, 1.25, 2.5, 4.0, 6.0)
 LEVELS = 80
 #: largest variance accepted (w 2^LEVELS covers ZMAX √ of it)
 MAX_VARIANCE = 1e30
+#: rounding in the error estimate, relative to Σ|w f| of the panels' nodes
+ROUNDING = 16 * np.finfo(float).eps
+#: a Gram excess c11 c22 - c12² below COLLINEAR c11 c22 (1 - |ρ| < 3.6e-15, a few ulps) is rounding: ρ = ±1,
+#: the 1-D integral (symfield.gauss.reference.COLLINEAR_EPS the same); the exact value there differs by
+#: O(√(1 - ρ²)) < 1e-7 of the scale for a step in φ^(o), O(1 - ρ²) for continuous φ^(o)
+COLLINEAR = 2.0 ** -47
 #: |ρ| may exceed 1 by this much (rounding) before the covariance counts as invalid
 RHO_TOL = 1e-10
 
@@ -111,11 +119,13 @@ def _rule(m, s, pts, ws):
     rows = np.nonzero(valid)[0]
     a, b = a[valid], b[valid]
     xk, wk, wg = _kronrod()
-    c, d = (a + b) / 2, (b - a) / 2
-    z = c[:, None] + d[:, None] * xk
-    t = (z - m[rows, None]) / s[rows, None]
-    dens = d[:, None] * np.exp(-0.5 * t * t) / (s[rows, None] * np.sqrt(2 * np.pi))
-    return z, wk * dens, wg * dens, rows
+    # nodes in the standardised t = (z - m)/s: computing t from z loses digits when s << |m| (an inner Gaussian
+    # near ρ = ±1); panels sharing an end share its t, so they still tile the line
+    mr, sr = m[rows, None], s[rows, None]
+    ta, tb = (a[:, None] - mr) / sr, (b[:, None] - mr) / sr
+    t = (ta + tb) / 2 + (tb - ta) / 2 * xk
+    dens = (tb - ta) / 2 * np.exp(-0.5 * t * t) / np.sqrt(2 * np.pi)
+    return mr + sr * t, wk * dens, wg * dens, rows
 
 
 def _by_row(values, rows, n):
@@ -127,8 +137,9 @@ def _gauss1(f, m, s, pts, ws):
     z, wk, wg, rows = _rule(m, s, pts, ws)
     fz = f(z)
     kr, ga = np.sum(wk * fz, axis=1), np.sum(wg * fz, axis=1)
+    err = np.abs(kr - ga) + ROUNDING * np.sum(np.abs(wk * fz), axis=1)
     n = np.size(m)
-    return _by_row(kr, rows, n), _by_row(np.abs(kr - ga), rows, n), _by_row(np.full(rows.size, 15.0), rows, n)
+    return _by_row(kr, rows, n), _by_row(err, rows, n), _by_row(np.full(rows.size, 15.0), rows, n)
 
 
 def _pair_one(phi, o1, o2, c11, c22, c12):
@@ -136,10 +147,14 @@ def _pair_one(phi, o1, o2, c11, c22, c12):
     f1, f2 = phi.numeric_function(o1), phi.numeric_function(o2)
     p1, w1 = _features(phi, o1)
     p2, w2 = _features(phi, o2)
-    excess = max(c11 * c22 - c12 * c12, 0.0)
+    excess = c11 * c22 - c12 * c12
+    if excess <= COLLINEAR * c11 * c22:  # rounding of a collinear pair (c12 = ±√(c11 c22) in doubles): ρ = ±1
+        excess = 0.0
     r, s, a = c12 / c11, np.sqrt(excess / c11), np.sqrt(c11)
-    if r != 0:
-        p1, w1 = np.concatenate([p1, p2 / r]), np.concatenate([w1, np.maximum(w2, s / 8) / abs(r)])
+    if r != 0:  # H has the features of φ^(o2) at p/r, smoothed over s/|r|; a kink of φ^(o2) rounded over s/|r|
+        kink = np.isin(p2, _kink_points(phi, o2)) & (s > 0)
+        w = np.where(kink, np.minimum(w2, s / 8), np.maximum(w2, s / 8))
+        p1, w1 = np.concatenate([p1, p2 / r]), np.concatenate([w1, w / abs(r)])
     z, wk, wg, _ = _rule(0.0, a, p1, w1)
     if s == 0:
         h, eh, nh = f2(r * z), 0.0, np.ones(z.shape)
@@ -148,7 +163,7 @@ def _pair_one(phi, o1, o2, c11, c22, c12):
         h, eh, nh = h.reshape(z.shape), eh.reshape(z.shape), nh.reshape(z.shape)
     fz = f1(z)
     kr, ga = np.sum(wk * fz * h, axis=1), np.sum(wg * fz * h, axis=1)
-    err = np.sum(np.abs(kr - ga)) + np.sum(np.abs(wk * fz) * eh)
+    err = np.sum(np.abs(kr - ga)) + np.sum(np.abs(wk * fz) * (eh + ROUNDING * np.abs(h)))
     return float(np.sum(kr)), float(err), int(np.sum(nh + 1))
 
 
@@ -160,6 +175,10 @@ def _kronrod() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     wg = np.zeros(15)
     wg[1::2] = np.concatenate([GAUSS_W, GAUSS_W[-2::-1]])
     return x, wk, wg
+
+
+def _kink_points(phi, order: int) -> tuple[float, ...]:
+    return _kinks(phi.expr if order == 0 else phi.derivative(order))
 
 
 def _features(phi, order: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,25 +11,34 @@ composite Gauss–Legendre rule (``NODES`` nodes per panel) on [-12, 12] (the Ga
 (p/b - ρx)/s (inner) and the graded points around it at distances h 2^j with h = GRADE/a (resp.
 GRADE/(b s)): a function of the argument that is smooth on the scale GRADE is resolved at every
 variance (tanh(a x) -> sign(x) at large a).  ρ = ±1 is integrated as the 1-D integral
-∫ Dx f(a x) g(±b x).  The rule is independent of the panel rule of symfield.gauss.panels (other
+∫ Dx f(a x) g(±b x), and so is |ρ| >= 1 - COLLINEAR_EPS: a double c12 = ±√(c11 c22) misses ±1 by rounding,
+and the 2-D rule there (inner width √(1 - ρ²) ~ 1e-8) left the outer integral ungraded (<erf'erf'> at
+c11 = 1e4 came out 16 % high).  The ungraded 2-D rule refuses variances above UNGRADED_MAX_VARIANCE.  The rule is independent of the panel rule of symfield.gauss.panels (other
 breakpoints, node type and count, 30 digits); a 1-D value costs ~0.2 s, a 2-D value ~1 s (ungraded) to
-minutes (graded); :func:`mehler_reference` and :func:`near_collinear_reference` are the fast 2-D references
-at large variance.
+minutes (graded); :func:`mehler_reference` (Hermite coefficients on the graded rule, ~1 s per variance,
+memoised) and :func:`near_collinear_reference` are the fast 2-D references at any variance.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
 import mpmath as mp
+import numpy as np
 import sympy as sp
 
-from .registry import get_phi, x as _x
+from .registry import _kinks, get_phi, x as _x
 
 DPS = 30
 NODES = 20
 PANELS = (-12, -9, -6.5, -4.5, -3, -1.5, 0, 1.5, 3, 4.5, 6.5, 9, 12)
 #: finest grading width around a point where f changes, in units of its argument
 GRADE = mp.mpf(1) / 1024
+#: |ρ| >= 1 - COLLINEAR_EPS is integrated as ρ = ±1 (1-D): a double c12 = ±√(c11 c22) has |ρ| off 1 by a
+#: few ulps, and the 2-D rule with its inner width √(1 - ρ²) ~ 1e-8 would leave the outer integral ungraded
+#: (measured: <erf' erf'> at c11 = 1e4, c22 = 2e4 came out 0.006050 instead of 0.005198)
+COLLINEAR_EPS = mp.mpf(2) ** -48
+#: largest variance of the ungraded 2-D rule (``grade=None``): panels of width >= 1.5 resolve φ(a x) for a <= 2
+UNGRADED_MAX_VARIANCE = 4
 
 
 def mp_function(phi, order: int = 0):
@@ -125,7 +134,11 @@ def expect2(f, g, c11, c22, c12, dps: int = DPS, points=(0,), grade=None):
         rho = c12 / (a * b)
         if abs(rho) > 1 + mp.mpf(10) ** (-12):
             raise ValueError(f"covariance is not positive semi-definite: rho={rho}")
-        rho = max(-1, min(1, rho))
+        if abs(rho) >= 1 - COLLINEAR_EPS:  # ±√(c11 c22) rounded to a double: the collinear pair
+            rho = mp.sign(rho)
+        if grade is None and max(c11, c22) > UNGRADED_MAX_VARIANCE and abs(rho) != 1:
+            raise ValueError(f"the ungraded rule needs variances <= {UNGRADED_MAX_VARIANCE:g}, got c11={c11}, "
+                             f"c22={c22}: pass grade (e.g. GRADE) or use mehler_reference")
         s = mp.sqrt(1 - rho * rho)
         outer = [mp.mpf(p) / a for p in points] + ([mp.mpf(p) / (b * rho) for p in points] if rho else [])
         if s == 0:
@@ -166,22 +179,41 @@ def single_reference(phi, c: float, orders=(0,), dps: int = DPS, points=(0,)) ->
 
 #: width of the uniform panels added for Hermite coefficients (h_k, k <= ~400, oscillates on ~1/√k)
 HERMITE_PANEL = mp.mpf(1) / 4
+#: values below this are 0 in extended precision (its smallest normal number is ~3.4e-4932)
+TINY = mp.mpf(10) ** -4900
 
 
 def hermite_coefficients(f, c, kmax: int, dps: int = DPS, points=(0,)):
     """(c_k = <f(√c t) h_k(t)>, k <= kmax, and <f(√c t)²>) with h_k = He_k/√k!, on the graded rule of
-    expect1 refined to panels of at most HERMITE_PANEL (so h_k is resolved)."""
+    expect1 refined to panels of at most HERMITE_PANEL (so h_k is resolved).  Nodes, weights and f at ``dps``
+    digits; the recursion h_(k+1) = (t h_k - √k h_(k-1))/√(k+1) and the sums in extended precision
+    (np.longdouble, 64-bit mantissa, where the platform has it: 50x faster than mpmath, ~1e-18 relative to
+    √<f²>; else in mpmath)."""
     with mp.workdps(dps):
         a = mp.sqrt(mp.mpf(c))
         grid = [mp.mpf(-12) + HERMITE_PANEL * i for i in range(int(24 / HERMITE_PANEL) + 1)]
         nodes, weights = _gauss_rule(tuple(mp.mpf(p) / a for p in points), GRADE / a, dps, tuple(grid))
-        fv = [f(a * t) for t in nodes]
-        coef = [mp.mpf(0)] * (kmax + 1)
-        hm, hk = [mp.mpf(0)] * len(nodes), [mp.mpf(1)] * len(nodes)
+        if np.finfo(np.longdouble).eps < 1e-18:
+            def num(v):
+                return np.array([np.longdouble(mp.nstr(u, 24, min_fixed=1, max_fixed=0) if abs(u) > TINY else 0) for u in v])
+        else:
+            def num(v):
+                return np.array(v, dtype=object)
+        t, fv = num(nodes), num([f(a * u) for u in nodes])
+        wf = num(weights) * fv
+        roots = num([mp.sqrt(k) for k in range(kmax + 2)])
+        coef = []
+        hm, hk = 0 * t, 0 * t + 1
         for k in range(kmax + 1):
-            coef[k] = mp.fsum(w * v * h for w, v, h in zip(weights, fv, hk))
-            hm, hk = hk, [(t * h - mp.sqrt(k) * p) / mp.sqrt(k + 1) for t, h, p in zip(nodes, hk, hm)]
-        return coef, mp.fsum(w * v * v for w, v in zip(weights, fv))
+            coef.append(mp.mpf(str(np.sum(wf * hk))))
+            hm, hk = hk, (t * hk - roots[k] * hm) / roots[k + 1]
+        return coef, mp.mpf(str(np.sum(wf * fv)))
+
+
+@lru_cache(maxsize=None)
+def _phi_hermite(phi, order, c, kmax, dps, points):
+    """:func:`hermite_coefficients` of φ^(order) (memoised: the grid meets each variance several times)."""
+    return hermite_coefficients(mp_function(phi, order), c, kmax, dps, points)
 
 
 def mehler_reference(phi, c11: float, c22: float, c12: float, orders=(0, 0), kmax: int = 400, dps: int = 25,
@@ -189,11 +221,12 @@ def mehler_reference(phi, c11: float, c22: float, c12: float, orders=(0, 0), kma
     """<φ^(o1)(u) φ^(o2)(v)> for |ρ| < 1 by the Mehler sum Σ ρ^k c_k d_k of mpmath Hermite coefficients
     (:func:`hermite_coefficients`), stopped when the Cauchy–Schwarz bound |ρ|^k √(T_a T_b) on the rest
     (T = <f²> - Σ_{j<k} c_j²) is below 1e-18 of √(<f²><g²>); ValueError if kmax terms do not reach it."""
-    f, g = mp_function(phi, orders[0]), mp_function(phi, orders[1])
     with mp.workdps(dps):
         rho = mp.mpf(c12) / mp.sqrt(mp.mpf(c11) * mp.mpf(c22))
-        ca, na = hermite_coefficients(f, c11, kmax, dps, points)
-        cb, nb = hermite_coefficients(g, c22, kmax, dps, points)
+        ca, na = _phi_hermite(phi, orders[0], c11, kmax, dps, tuple(points))
+        cb, nb = _phi_hermite(phi, orders[1], c22, kmax, dps, tuple(points))
+        if na == 0 or nb == 0:  # f or g vanishes (φ'' of a linear φ)
+            return 0.0
         total, ta, tb, pw = mp.mpf(0), na, nb, mp.mpf(1)
         for k in range(kmax + 1):
             total += pw * ca[k] * cb[k]
@@ -203,16 +236,36 @@ def mehler_reference(phi, c11: float, c22: float, c12: float, orders=(0, 0), kma
     raise ValueError(f"Mehler reference not converged in {kmax} terms (rho={float(rho)}, c11={c11}, c22={c22})")
 
 
-def near_collinear_reference(phi, c11: float, c22: float, c12: float, dps: int = DPS, points=(0,)) -> float:
-    """<φ(u)φ(v)> at |ρ| = 1 - ε, ε <= 1e-8, by Price's theorem from ρ = ±1:
-    E(c12) = E(c*) + (c12 - c*) <φ'(u)φ'(v)>(c*), c* = ±√(c11 c22) (two 1-D integrals); the remainder is
-    O((c12 - c*)^2 <φ''φ''>) for smooth φ', O(|c12 - c*| s) with s ~ √ε for a kink of φ'."""
-    f, d = mp_function(phi, 0), mp_function(phi, 1)
+def near_collinear_supported(phi, orders) -> bool:
+    """Whether :func:`near_collinear_reference` applies: every φ^(o) continuous (a jump of φ^(o) puts a δ into
+    φ^(o+1), which SymPy's derivative of a Piecewise drops: ELU'' at ρ = 1 - 1e-12 came out 5.6e-13 off) and
+    φ^(o+1) not a distribution."""
+    nl = get_phi(phi)
+    for o in orders:
+        if nl.derivative(o + 1).has(sp.DiracDelta):
+            return False
+        f = mp_function(nl, o)
+        with mp.workdps(DPS):
+            h = mp.mpf(10) ** -20
+            if any(abs(f(mp.mpf(p) - h) - f(mp.mpf(p) + h)) > mp.mpf(10) ** -12
+                   for p in _kinks(nl.expr if o == 0 else nl.derivative(o))):
+                return False
+    return True
+
+
+def near_collinear_reference(phi, c11: float, c22: float, c12: float, orders=(0, 0), dps: int = DPS,
+                             points=(0,)) -> float:
+    """<φ^(o1)(u) φ^(o2)(v)> at |ρ| = 1 - ε, ε <= 1e-8, by Price's theorem from ρ = ±1:
+    E(c12) = E(c*) + (c12 - c*) <φ^(o1+1)(u) φ^(o2+1)(v)>(c*), c* = ±√(c11 c22) (two 1-D integrals); the
+    remainder is O((c12 - c*)^2 <φ^(o1+2)φ^(o2+2)>) for smooth φ^(o+1), O(|c12 - c*| √ε) for a kink of
+    φ^(o+1); ValueError if φ^(o+1) is a distribution (a step of φ^(o): the O(√ε) term is not small)."""
+    if not near_collinear_supported(phi, orders):
+        raise ValueError(f"near_collinear_reference needs phi^(o) continuous and phi^(o+1) a function, orders {orders}")
     with mp.workdps(dps):
         c11, c22, c12 = mp.mpf(c11), mp.mpf(c22), mp.mpf(c12)
         edge = mp.sign(c12) * mp.sqrt(c11 * c22)
         if 1 - abs(c12 / edge) > mp.mpf(10) ** -8:
             raise ValueError("near_collinear_reference needs 1 - |rho| <= 1e-8")
-        e0 = expect2(f, f, c11, c22, edge, dps, points)
-        e1 = expect2(d, d, c11, c22, edge, dps, points)
-        return float(e0 + (c12 - edge) * e1)
+        e0, e1 = (pair_reference(phi, float(c11), float(c22), float(edge), (orders[0] + d, orders[1] + d), dps,
+                                 tuple(points)) for d in (0, 1))
+        return float(mp.mpf(e0) + (c12 - edge) * mp.mpf(e1))
