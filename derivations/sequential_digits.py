@@ -16,10 +16,15 @@ on average), input at every step; two classes (default 3 and 8) with label y = �
 2. μP feature learning, linear φ (:func:`symfield.feature_learning`): the predictions of the learned kernel
    on the evidence task.
 3. Finite networks of width N trained by Langevin dynamics (:func:`symfield.simulate.langevin.langevin`,
-   MSE loss, weight decay from the prior, temperature κ/N): their mean test outputs against the theory of 2,
-   and the deviation against N.  Cost: one full-batch step of the compiled sampler took 67 / 1009 / 2184 ms
-   (RNN) and 251 / 1792 / 5500 ms (DNN) at N = 256 / 512 / 1024 on 2 shared cores (load 18), so the default
-   widths need hours; the README figure used ``--widths 32 64 128 --burn 2000 --samples 40 --thin 20`` (9 min).
+   MSE loss, weight decay from the prior, temperature κ/N): their mean outputs against the theory of 2 at
+   N = 256, 512, 1024, the deviation against N (rms over all outputs, its sampling error, and the bias left
+   after removing the sampling error, expected ∝ 1/N), and their test MSE.
+4. Test error against the number P of training digits: Langevin-trained networks of width N_sweep on P
+   digits (any P: the sampler needs no theory), scored on P_sweep_test held-out digits, beside the μP theory
+   where its solver accepts the patterns (P <= P_fl + P_fl_test; test digits by fl.predict(X_new)).
+   Cost: one full-batch step takes 10 / 53 / 320 ms (RNN) and 46 / 244 / 994 ms (DNN) at N = 256 / 512 /
+   1024 (the first implementation: 28 / 152 / 714 and 149 / 721 / 2838 ms; benchmarks/bench_langevin.py,
+   one BLAS thread, load 11 on 2 cores); the default run took TIMING.
 Writes sequential_digits.{png,pdf,svg,json,nc} into the output directory.
 """
 from __future__ import annotations
@@ -204,6 +209,13 @@ def test_error_section(v, X, y, progress) -> dict:
     return out
 
 
+def log_ticks(ax, values) -> None:
+    """Ticks of a log axis at the plotted values, labelled plainly."""
+    from matplotlib.ticker import NullLocator
+    ax.set_xticks(list(values), [str(v) for v in values])
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
 def figure(data: dict, path: Path) -> bool:
     plt = pyplot()
     if plt is None:
@@ -212,13 +224,15 @@ def figure(data: dict, path: Path) -> bool:
     ax = axes.ravel()
     gp = data["gp"]
     cl = dict(zip(("RNN", "DNN"), colors(2)))
-    for panel, key, label in ((ax[0], "mse", "test MSE"), (ax[1], "accuracy", "test accuracy (sign of f)")):
+    for panel, key, label, title in ((ax[0], "mse", "test MSE", "GP, class task: test error"),
+                                     (ax[1], "accuracy", "test accuracy (sign of f)", "GP, class task: accuracy")):
         for name_ro, d in gp["class"].items():
             name, ro = name_ro.split()
             panel.plot(gp["P"], d[key], ls=LINESTYLES[0] if ro == "last" else LINESTYLES[1],
                        lw=3.5 if name == "DNN" else 1.6,        # RNN and DNN coincide for the last-step readout
                        alpha=0.5 if name == "DNN" else 1, color=cl[name], marker="o", label=f"{name}, {ro} readout")
-        panel.set(xscale="log", xlabel="training digits P", ylabel=label, title="GP, class at the last step")
+        panel.set(xscale="log", xlabel="training digits P", ylabel=label, title=title)
+        log_ticks(panel, gp["P"])
     legend_outside(ax[0], where="below", ncol=2)
     t = np.arange(1, T_STEPS + 1)
     for a in (ax[2], ax[3]):
@@ -242,7 +256,7 @@ def figure(data: dict, path: Path) -> bool:
                        mfc="none", color=cl[name], label=f"{name}: trained, N = {big['N']}")
     ax[3].plot(t, t / T_STEPS, color="0.3", ls=LINESTYLES[2], lw=1, label="target y (t/T)")
     ax[3].set(xlabel="step t (grey: unsupervised)", ylabel="mean of y·f on test digits",
-              title=f"μP networks, running evidence, P = {tr['P_train']}")
+              title=f"μP nets, running evidence, P = {tr['P_train']}")
     legend_outside(ax[3], where="below", ncol=2)
     for name, e in tr["nets"].items():
         N = np.array([r["N"] for r in e["trained"]])
@@ -256,25 +270,27 @@ def figure(data: dict, path: Path) -> bool:
     dev0 = max(e["trained"][0]["rms_dev_from_theory"] for e in tr["nets"].values())
     ax[5].plot(N, dev0 * N0 / N, color="0.5", lw=1, ls=LINESTYLES[1], label="∝ 1/N")
     ax[4].set(xscale="log", xlabel="width N", ylabel="test MSE (all steps)",
-              title=f"trained networks: test error, P = {tr['P_train']}")
+              title=f"trained nets: test error, P = {tr['P_train']}")
     legend_outside(ax[4], where="below", ncol=2)
     ax[5].set(xscale="log", yscale="log", xlabel="width N", ylabel="rms over all outputs",
-              title="trained networks: distance to theory")
+              title="trained nets: distance to theory")
     legend_outside(ax[5], where="below", ncol=2)
+    for a in (ax[4], ax[5]):
+        log_ticks(a, N)
     te = data["test_error"]
     for name, e in te["nets"].items():
-        ax[6].errorbar(te["P"], e["mse"], yerr=e["mse_sem"], fmt="o-", mfc="none", color=cl[name], capsize=2,
+        shift = 1.03 if name == "DNN" else 1 / 1.03          # RNN and DNN side by side
+        ax[6].errorbar(np.array(te["P"]) * shift, e["mse"], yerr=e["mse_sem"], fmt="o-", mfc="none", color=cl[name], capsize=2,
                        label=f"{name}: trained, N = {te['N']}")
         if e["theory_P"]:
             ax[6].plot(e["theory_P"], e["theory_mse"], "x", ms=8, mew=2, color=cl[name], label=f"{name}: μP theory")
     ax[6].set(xscale="log", xlabel="training digits P", ylabel=f"test MSE (all steps, {te['P_test']} digits)",
-              title="trained networks: test error against P")
-    ax[6].set_xticks(te["P"], [str(p) for p in te["P"]])
-    ax[6].minorticks_off()
+              title="trained nets: test error against P")
+    log_ticks(ax[6], te["P"])
     legend_outside(ax[6], where="below", ncol=2)
     ax[7].remove()
     panel_letters(ax[:7])
-    fig.subplots_adjust(hspace=0.75, wspace=0.35)
+    fig.subplots_adjust(hspace=0.75, wspace=0.4)
     save(fig, path, note=data["caption"])
     return True
 

@@ -14,6 +14,13 @@ temperature κ/N (time measured in units of κ/N).  Its stationary law is the we
 exp(−E) sampled by :func:`symfield.simulate.posterior` up to a bias O(ε) (for the prior alone, E = ½|θ|²,
 the stationary variance is exactly 1/(1 − ε/2)).  The step loop is compiled (Numba) in the same generated
 module as the HMC energy and gradient.
+
+The step (``sgld``, template :data:`SGLD_TEMPLATE`) keeps hidden states pattern-major, (T, P, N), so every
+product with a hidden matrix is one BLAS call, and forms dE/dW of a W group as one product G_sᵀ Φ_s over
+each run of consecutive steps sharing it; the normals come from the chain's numpy Generator.  The first
+implementation (``sgld_reference``: the HMC module's gradient, Numba's legacy normals) is kept as
+``method="reference"``; both drifts agree to rounding (tests/test_langevin.py) and
+benchmarks/bench_langevin.py times them side by side.
 """
 from __future__ import annotations
 
@@ -68,6 +75,16 @@ def forward_rows(theta, lay, xr, H, F):
                 F3[t, mu, i] = phi(Ht[mu, i])
 
 
+@njit(cache=True)
+def outputs_rows(theta, lay, F3, f):
+    """f[t, mu] = sigma_v/N v_r(t) . phi(h_t,mu) from pattern-major phi(h), F3 (T, P, N)."""
+    T, P, N = F3.shape
+    for t in range(T):
+        voff = lay.v_off + lay.v_layer[t] * N
+        for mu in range(P):
+            f[t, mu] = lay.sv * np.dot(theta[voff:voff + N], F3[t, mu]) / N
+
+
 @njit(cache=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 def data_grad(theta, lay, xr, y, sup, kappa, H, F, G, f, d):
     """Data energy N/(2 kappa) sum_S (y - f)^2 and its gradient d (back-propagation through time), the
@@ -78,15 +95,11 @@ def data_grad(theta, lay, xr, y, sup, kappa, H, F, G, f, d):
     H3 = H.reshape((T, P, N))
     F3 = F.reshape((T, P, N))
     G3 = G.reshape((T, P, N))
+    outputs_rows(theta, lay, F3, f)
     Ed = 0.0
     delta = np.zeros((T, P))
     for t in range(T):
-        voff = lay.v_off + lay.v_layer[t] * N
         for mu in range(P):
-            acc = 0.0
-            for i in range(N):
-                acc += theta[voff + i] * F3[t, mu, i]
-            f[t, mu] = lay.sv * acc / N
             if sup[t, mu]:
                 res = y[t, mu] - f[t, mu]
                 Ed += 0.5 * N / kappa * res * res
@@ -170,14 +183,7 @@ def kernel_rows(theta, lay, xr, C, fout, H, F):
     """C[(t,mu),(s,nu)] = phi(h_t,mu).phi(h_s,nu)/N and the outputs f (T, P) from forward_rows."""
     T, N, P = lay.T, lay.N, xr.shape[0]
     forward_rows(theta, lay, xr, H, F)
-    F3 = F.reshape((T, P, N))
-    for t in range(T):
-        voff = lay.v_off + lay.v_layer[t] * N
-        for mu in range(P):
-            acc = 0.0
-            for i in range(N):
-                acc += theta[voff + i] * F3[t, mu, i]
-            fout[t, mu] = lay.sv * acc / N
+    outputs_rows(theta, lay, F.reshape((T, P, N)), fout)
     Fl = F.reshape((T * P, N))
     C[:, :] = np.dot(Fl, Fl.T) / N
 '''
