@@ -21,10 +21,13 @@ on average), input at every step; two classes (default 3 and 8) with label y = �
    after removing the sampling error, expected ∝ 1/N), and their test MSE.
 4. Test error against the number P of training digits: Langevin-trained networks of width N_sweep on P
    digits (any P: the sampler needs no theory), scored on P_sweep_test held-out digits, beside the μP theory
-   where its solver accepts the patterns (P <= P_fl + P_fl_test; test digits by fl.predict(X_new)).
+   where its solver accepts the patterns (P <= P_fl + P_fl_test; test digits by fl.predict(X_new)).  The
+   default step ε (:func:`symfield.simulate.langevin.default_step`) shrinks like 1/P, so a fixed burn-in
+   covers fewer prior relaxation times 1/ε at large P (printed per point; 0.7 at P = 24 with burn 500).
    Cost: one full-batch step takes 10 / 53 / 320 ms (RNN) and 46 / 244 / 994 ms (DNN) at N = 256 / 512 /
    1024 (the first implementation: 28 / 152 / 714 and 149 / 721 / 2838 ms; benchmarks/bench_langevin.py,
-   one BLAS thread, load 11 on 2 cores); the default run took TIMING.
+   one BLAS thread, load 11 on 2 cores).  ``--scheduler local:2 --burn 500 --samples 25`` (the README figure)
+   took 17 min on 2 cores shared with other jobs (load 8-11).
 Writes sequential_digits.{png,pdf,svg,json,nc} into the output directory.
 """
 from __future__ import annotations
@@ -189,7 +192,7 @@ def test_error_section(v, X, y, progress) -> dict:
     limit = v["P_fl"] + v["P_fl_test"]
     out = {"P": list(v["P_sweep"]), "P_test": Pt, "N": N, "nets": {}}
     for name, net in mup_nets(v).items():
-        entry = {"mse": [], "mse_sem": [], "theory_P": [], "theory_mse": [], "seconds": []}
+        entry = {"mse": [], "mse_sem": [], "theory_P": [], "theory_mse": [], "seconds": [], "step": []}
         for k, P in enumerate(v["P_sweep"]):
             Xs, Y, sup, target = split(X, y, np.arange(P), test)
             lg = langevin(net, Xs, Y, supervised=sup, kappa=v["kappa"], N=N, seed=(v["seed"] * 1000 + 500 + k),
@@ -198,7 +201,9 @@ def test_error_section(v, X, y, progress) -> dict:
             entry["mse"].append(float(err.mean()))
             entry["mse_sem"].append(float(err.std(ddof=1) / np.sqrt(Pt)))
             entry["seconds"].append(lg.seconds)
-            line = f"Langevin {name}, N = {N}, P = {P}: test MSE {err.mean():.4f} ± {entry['mse_sem'][-1]:.4f}"
+            entry["step"].append(lg.step)     # ε shrinks like 1/P (data curvature): fewer relaxation times at large P
+            line = (f"Langevin {name}, N = {N}, P = {P}: test MSE {err.mean():.4f} ± {entry['mse_sem'][-1]:.4f}, "
+                    f"step {lg.step:.3g} (burn-in {v['burn'] * lg.step:.2g} prior relaxation times)")
             if P <= limit:
                 f_th = theory_test_outputs(net, X, y, P, test, v["kappa"])
                 entry["theory_P"].append(P)

@@ -25,6 +25,7 @@ benchmarks/bench_langevin.py times them side by side.
 from __future__ import annotations
 
 import time
+from collections import namedtuple
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -260,27 +261,13 @@ class LangevinSamples:
         return means.std(axis=0, ddof=1) / np.sqrt(chains.size)
 
 
-@dataclass
-class Task:
-    """Checked inputs of a Langevin run: as :func:`symfield.task.problem` without the μP solver's
-    nonsingular-input requirement (the sampler takes any number of patterns)."""
-    spec: NetworkSpec
-    X: np.ndarray
-    Y: np.ndarray
-    supervised: np.ndarray
-    kappa: float
-    mask_out: np.ndarray
-
-    @property
-    def T(self) -> int:
-        return self.spec.T
-
-    @property
-    def P(self) -> int:
-        return self.X.shape[0]
+#: Checked inputs of a Langevin run: as :func:`symfield.task.problem` without the μP solver's nonsingular-input
+#: requirement (the sampler takes any number of patterns).
+Task = namedtuple("Task", "spec X Y supervised kappa mask_out T P")
 
 
 def task(spec, X, Y, supervised=None, kappa=1.0, readout=None) -> Task:
+    """The checked :data:`Task` (arguments as :func:`symfield.task.problem`)."""
     from ..errors import SpecTypeError
     if not isinstance(spec, NetworkSpec):
         raise SpecTypeError(f"spec must be a NetworkSpec (sf.RNN, sf.DNN, sf.NetworkSpec(...)), got {type(spec).__name__}")
@@ -289,7 +276,8 @@ def task(spec, X, Y, supervised=None, kappa=1.0, readout=None) -> Task:
                         "scaling='mean_field'")
     Xc = spec.check_inputs(X)
     sup = check_supervised(supervised, Xc.shape[0], spec.T)
-    return Task(spec, Xc, check_targets(Y, Xc.shape[0], spec.T, sup), sup, check_kappa(kappa), readout_mask(spec, readout))
+    return Task(spec, Xc, check_targets(Y, Xc.shape[0], spec.T, sup), sup, check_kappa(kappa),
+                readout_mask(spec, readout), spec.T, Xc.shape[0])
 
 
 def default_step(mod, theta, lay, xr, sup, kappa, sigma_v2) -> float:
