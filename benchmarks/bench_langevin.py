@@ -5,9 +5,10 @@
 The setting of derivations/sequential_digits.py: linear μP RNN and DNN, T = 8 steps, D = 8 inputs per step,
 P = 6 sequences (4 supervised at 4 steps).  Both methods run in this process on the same parameters, one BLAS
 thread: 'fast' (``mod.sgld``: BLAS products on pattern-major states, the numpy Generator's normals) and
-'reference' (``mod.sgld_reference``: the HMC module's gradient and Numba's legacy normals).  Time per step is
-the best of ``--repeat`` calls of ``--steps`` steps after a warm-up; the load average is reported.  The two
-drifts (gradients) are compared at the same parameters (their noise streams differ, their laws do not).
+'reference' (``mod.sgld_reference``: the HMC module's gradient and Numba's legacy normals), the latter also with
+the BLAS library's default thread count (as the first ``langevin`` ran it: on a busy machine the threads
+oversubscribe the cores).  Time per step is the best of ``--repeat`` calls of ``--steps`` steps after a
+warm-up; the load average is reported.  The two drifts (gradients) are compared at the same parameters (their noise streams differ, their laws do not).
 """
 from __future__ import annotations
 
@@ -65,9 +66,12 @@ def run(name, net, N, steps, repeat):
         E = mod.energy_grad(theta0, lay, xr, y, sup, 1.0, np.empty((T, N, P)), np.empty((T, N, P)),
                             np.empty((T, P)), g)
         Ed = mod.data_grad(theta0, lay, xr, y, sup, 1.0, *work)
+    # the first langevin() set no BLAS thread limit: the reference with the library's default threads
+    t_old = per_step(lambda m: mod.sgld_reference(th_ref, lay, xr, y, sup, 1.0, eps, m, 3), steps, repeat)
     diff = np.abs(g - theta0 - work[-1]).max() / np.abs(g).max()
     print(f"{name} N = {N:5d} ({size:8d} parameters): fast {1e3 * t_new:8.1f} ms/step | reference "
-          f"{1e3 * t_ref:8.1f} ms/step | speed-up {t_ref / t_new:5.1f}x | drift rel. diff {diff:.1e}, "
+          f"{1e3 * t_ref:8.1f} ms/step | speed-up {t_ref / t_new:5.1f}x | reference, default BLAS threads "
+          f"{1e3 * t_old:8.1f} ms/step ({t_old / t_new:4.1f}x) | drift rel. diff {diff:.1e}, "
           f"energy diff {abs(E - Ed - 0.5 * theta0 @ theta0) / abs(E):.1e} | load {os.getloadavg()[0]:.1f}",
           flush=True)
     return t_new, t_ref

@@ -24,9 +24,10 @@ on average), input at every step; two classes (default 3 and 8) with label y = �
    where its solver accepts the patterns (P <= P_fl + P_fl_test; test digits by fl.predict(X_new)).  The
    default step ε (:func:`symfield.simulate.langevin.default_step`) shrinks like 1/P, so a fixed burn-in
    covers fewer prior relaxation times 1/ε at large P (printed per point; 0.7 at P = 24 with burn 500).
-   Cost: one full-batch step takes 10 / 53 / 320 ms (RNN) and 46 / 244 / 994 ms (DNN) at N = 256 / 512 /
-   1024 (the first implementation: 28 / 152 / 714 and 149 / 721 / 2838 ms; benchmarks/bench_langevin.py,
-   one BLAS thread, load 11 on 2 cores).  ``--scheduler local:2 --burn 500 --samples 25`` (the README figure)
+   Cost: one full-batch step takes 3 / 15 / 54 ms (RNN) and 18 / 45 / 181 ms (DNN) at N = 256 / 512 / 1024
+   (the first implementation: 8 / 33 / 143 and 36 / 130 / 591 ms with one BLAS thread, 8 / 77 / 384 and
+   41 / 357 / 976 ms with the default two as it ran; benchmarks/bench_langevin.py, load 4.5 on 2 cores).
+   ``--scheduler local:2 --burn 500 --samples 25`` (the README figure)
    took 17 min on 2 cores shared with other jobs (load 8-11).
 Writes sequential_digits.{png,pdf,svg,json,nc} into the output directory.
 """
