@@ -16,10 +16,19 @@ on average), input at every step; two classes (default 3 and 8) with label y = �
 2. μP feature learning, linear φ (:func:`symfield.feature_learning`): the predictions of the learned kernel
    on the evidence task.
 3. Finite networks of width N trained by Langevin dynamics (:func:`symfield.simulate.langevin.langevin`,
-   MSE loss, weight decay from the prior, temperature κ/N): their mean test outputs against the theory of 2,
-   and the deviation against N.  Cost: one full-batch step of the compiled sampler took 67 / 1009 / 2184 ms
-   (RNN) and 251 / 1792 / 5500 ms (DNN) at N = 256 / 512 / 1024 on 2 shared cores (load 18), so the default
-   widths need hours; the README figure used ``--widths 32 64 128 --burn 2000 --samples 40 --thin 20`` (9 min).
+   MSE loss, weight decay from the prior, temperature κ/N): their mean outputs against the theory of 2 at
+   N = 256, 512, 1024, the deviation against N (rms over all outputs, its sampling error, and the bias left
+   after removing the sampling error, expected ∝ 1/N), and their test MSE.
+4. Test error against the number P of training digits: Langevin-trained networks of width N_sweep on P
+   digits (any P: the sampler needs no theory), scored on P_sweep_test held-out digits, beside the μP theory
+   where its solver accepts the patterns (P <= P_fl + P_fl_test; test digits by fl.predict(X_new)).  The
+   default step ε (:func:`symfield.simulate.langevin.default_step`) shrinks like 1/P, so a fixed burn-in
+   covers fewer prior relaxation times 1/ε at large P (printed per point; 0.7 at P = 24 with burn 500).
+   Cost: one full-batch step takes 3 / 15 / 54 ms (RNN) and 18 / 45 / 181 ms (DNN) at N = 256 / 512 / 1024
+   (the first implementation: 8 / 33 / 143 and 36 / 130 / 591 ms with one BLAS thread, 8 / 77 / 384 and
+   41 / 357 / 976 ms with the default two as it ran; benchmarks/bench_langevin.py, load 4.5 on 2 cores).
+   ``--scheduler local:2 --burn 500 --samples 25`` (the README figure)
+   took 17 min on 2 cores shared with other jobs (load 8-11).
 Writes sequential_digits.{png,pdf,svg,json,nc} into the output directory.
 """
 from __future__ import annotations
@@ -49,8 +58,11 @@ PARAMETERS = {
     "kappa": Param(1.0, "likelihood variance kappa (posterior temperature kappa/N)"),
     "g_fl": Param(0.8, "weight gain of the linear mu-P networks"),
     "widths": Param((256, 512, 1024), "widths N of the trained networks", quick=(32, 64)),
-    "samples": Param(50, "stored Langevin states per chain", quick=40),
-    "burn": Param(1500, "Langevin burn-in steps per chain", quick=1000),
+    "P_sweep": Param((2, 4, 6, 12, 24), "training digits of the trained networks' test error against P", quick=(2, 4)),
+    "P_sweep_test": Param(10, "held-out test digits of the test error against P (the last digits)", quick=4),
+    "N_sweep": Param(256, "width of the trained networks of the test error against P", quick=32),
+    "samples": Param(40, "stored Langevin states per chain"),
+    "burn": Param(1000, "Langevin burn-in steps per chain"),
     "thin": Param(10, "Langevin steps between stored states"),
     "chains": Param(2, "independent Langevin chains per width"),
     "seed": Param(0, "random seed (data split, Langevin chains)"),
@@ -123,12 +135,7 @@ def mup_nets(v) -> dict:
 def trained_section(v, X, y, progress) -> dict:
     """μP linear networks on the evidence task: learned-kernel predictions and Langevin-trained networks."""
     Ptr, Pte = v["P_fl"], v["P_fl_test"]
-    Xs = X[:Ptr + Pte]
-    Y = evidence_targets(y[:Ptr + Pte])
-    sup = np.zeros_like(Y, dtype=bool)
-    sup[:Ptr, list(SUPERVISED_STEPS)] = True
-    Y[~sup] = 0.0
-    target = evidence_targets(y[Ptr:Ptr + Pte])
+    Xs, Y, sup, target = split(X, y, np.arange(Ptr), np.arange(Ptr, Ptr + Pte))
     out = {"P_train": Ptr, "P_test": Pte, "kappa": v["kappa"], "widths": list(v["widths"]), "nets": {}}
     for name, net in mup_nets(v).items():
         t0 = time.time()
@@ -148,76 +155,148 @@ def trained_section(v, X, y, progress) -> dict:
                 "N": N, "f": f.tolist(), "sem": lg.sem("f")[Ptr:].tolist(), "step": lg.step, "seconds": lg.seconds,
                 "mse_per_step": np.mean((f - target) ** 2, 0).tolist(), "mse": float(np.mean((f - target) ** 2)),
                 "rms_dev_from_theory": float(np.sqrt(np.mean(dev ** 2))),
-                "rms_sem": float(np.sqrt(np.mean(sem_all ** 2)))})
+                "rms_sem": float(np.sqrt(np.mean(sem_all ** 2))),
+                # finite-width bias with the sampling noise removed: mean dev² = bias² + sem² (0 if unresolved)
+                "rms_bias": float(np.sqrt(max(np.mean(dev ** 2) - np.mean(sem_all ** 2), 0.0)))})
             tr = entry["trained"][-1]
             print(f"Langevin {name}, N = {N}: test MSE {tr['mse']:.4f} (theory {np.mean((f_th - target) ** 2):.4f}); "
-                  f"rms |f - f_theory| = {tr['rms_dev_from_theory']:.4f} (sampling error {tr['rms_sem']:.4f}); "
-                  f"step {lg.step:.3g}, {lg.seconds:.1f} s")
+                  f"rms |f - f_theory| = {tr['rms_dev_from_theory']:.4f} (sampling error {tr['rms_sem']:.4f}, "
+                  f"bias {tr['rms_bias']:.4f}, N x bias {N * tr['rms_bias']:.2f}); step {lg.step:.3g}, "
+                  f"{lg.seconds:.1f} s")
         out["nets"][name] = entry
     return out
+
+
+def split(X, y, idx_train, idx_test):
+    """Inputs (train then test), evidence targets supervised at SUPERVISED_STEPS of the training digits (0
+    elsewhere), the mask and the test targets."""
+    idx = np.concatenate([idx_train, idx_test]).astype(int)
+    Xs, Y = X[idx], evidence_targets(y[idx])
+    sup = np.zeros_like(Y, dtype=bool)
+    sup[:len(idx_train), list(SUPERVISED_STEPS)] = True
+    Y[~sup] = 0.0
+    return Xs, Y, sup, evidence_targets(y[idx_test])
+
+
+def theory_test_outputs(net, X, y, P, test, kappa):
+    """μP predictions on the ``test`` digits after training on the first ``P`` (fl.predict(X_new): the
+    learned kernels extended to new sequences without re-solving)."""
+    Xs, Y, sup, _ = split(X, y, np.arange(P), [])
+    return sf.feature_learning(net, Xs, Y, supervised=sup, kappa=kappa).predict(X[test])
+
+
+def test_error_section(v, X, y, progress) -> dict:
+    """Test MSE (all steps) against the number P of training digits: Langevin-trained width-N_sweep
+    networks on every P; the μP theory where the solver accepts the patterns (P <= P_fl + P_fl_test)."""
+    Pt, N = v["P_sweep_test"], v["N_sweep"]
+    test = np.arange(len(y) - Pt, len(y))
+    limit = v["P_fl"] + v["P_fl_test"]
+    out = {"P": list(v["P_sweep"]), "P_test": Pt, "N": N, "nets": {}}
+    for name, net in mup_nets(v).items():
+        entry = {"mse": [], "mse_sem": [], "theory_P": [], "theory_mse": [], "seconds": [], "step": []}
+        for k, P in enumerate(v["P_sweep"]):
+            Xs, Y, sup, target = split(X, y, np.arange(P), test)
+            lg = langevin(net, Xs, Y, supervised=sup, kappa=v["kappa"], N=N, seed=(v["seed"] * 1000 + 500 + k),
+                          samples=v["samples"], burn=v["burn"], thin=v["thin"], chains=v["chains"], progress=progress)
+            err = np.mean((lg.mean("f")[P:] - target) ** 2, axis=1)       # per test digit
+            entry["mse"].append(float(err.mean()))
+            entry["mse_sem"].append(float(err.std(ddof=1) / np.sqrt(Pt)))
+            entry["seconds"].append(lg.seconds)
+            entry["step"].append(lg.step)     # ε shrinks like 1/P (data curvature): fewer relaxation times at large P
+            line = (f"Langevin {name}, N = {N}, P = {P}: test MSE {err.mean():.4f} ± {entry['mse_sem'][-1]:.4f}, "
+                    f"step {lg.step:.3g} (burn-in {v['burn'] * lg.step:.2g} prior relaxation times)")
+            if P <= limit:
+                f_th = theory_test_outputs(net, X, y, P, test, v["kappa"])
+                entry["theory_P"].append(P)
+                entry["theory_mse"].append(float(np.mean((f_th - target) ** 2)))
+                line += f" (mu-P theory {entry['theory_mse'][-1]:.4f})"
+            print(line + f"; {lg.seconds:.1f} s")
+        out["nets"][name] = entry
+    return out
+
+
+def log_ticks(ax, values) -> None:
+    """Ticks of a log axis at the plotted values, labelled plainly."""
+    from matplotlib.ticker import NullLocator
+    ax.set_xticks(list(values), [str(v) for v in values])
+    ax.xaxis.set_minor_locator(NullLocator())
 
 
 def figure(data: dict, path: Path) -> bool:
     plt = pyplot()
     if plt is None:
         return False
-    fig, axes = plt.subplots(2, 3, figsize=(12.5, 6.8))
+    fig, axes = plt.subplots(2, 4, figsize=(15, 7.2))
     ax = axes.ravel()
     gp = data["gp"]
     cl = dict(zip(("RNN", "DNN"), colors(2)))
-    for key, d in gp["class"].items():
-        name, ro = key.split()
-        ls = LINESTYLES[0] if ro == "last" else LINESTYLES[1]
-        lw = 3.5 if name == "DNN" else 1.6          # RNN and DNN coincide for the last-step readout
-        ax[0].plot(gp["P"], d["mse"], ls=ls, lw=lw, alpha=0.5 if name == "DNN" else 1, color=cl[name],
-                   marker="o", label=f"{name}, {ro} readout")
-    ax[0].set(xscale="log", xlabel="training digits P", ylabel="test MSE", title="GP, class at the last step")
+    for panel, key, label, title in ((ax[0], "mse", "test MSE", "GP, class task: test error"),
+                                     (ax[1], "accuracy", "test accuracy (sign of f)", "GP, class task: accuracy")):
+        for name_ro, d in gp["class"].items():
+            name, ro = name_ro.split()
+            panel.plot(gp["P"], d[key], ls=LINESTYLES[0] if ro == "last" else LINESTYLES[1],
+                       lw=3.5 if name == "DNN" else 1.6,        # RNN and DNN coincide for the last-step readout
+                       alpha=0.5 if name == "DNN" else 1, color=cl[name], marker="o", label=f"{name}, {ro} readout")
+        panel.set(xscale="log", xlabel="training digits P", ylabel=label, title=title)
+        log_ticks(panel, gp["P"])
     legend_outside(ax[0], where="below", ncol=2)
     t = np.arange(1, T_STEPS + 1)
-    for a in (ax[1], ax[2]):
+    for a in (ax[2], ax[3]):
         for s in range(T_STEPS):
             if s not in SUPERVISED_STEPS:
                 a.axvspan(s + 0.5, s + 1.5, color="0.92", lw=0, zorder=0)
     for name, d in gp["evidence"].items():
-        ax[1].plot(t, d["mse_per_step"], "o-", color=cl[name], label=name)
-    ax[1].set(xlabel="step t (grey: unsupervised)", ylabel="test MSE",
+        ax[2].plot(t, d["mse_per_step"], "o-", color=cl[name], label=name)
+    ax[2].set(xlabel="step t (grey: unsupervised)", ylabel="test MSE",
               title=f"GP, running evidence, P = {next(iter(gp['evidence'].values()))['P']}")
-    legend_outside(ax[1])
+    legend_outside(ax[2], where="below", ncol=2)
     tr = data["trained"]
     Pte = tr["P_test"]
     y_sign = np.sign(np.array(data["labels_fl_test"]))
     for name, e in tr["nets"].items():
         th = np.array(e["theory_f"]) * y_sign[:, None]
-        ax[2].plot(t, th.mean(0), color=cl[name], label=f"{name}: μP theory (linear)")
+        ax[3].plot(t, th.mean(0), color=cl[name], label=f"{name}: μP theory (linear)")
         big = e["trained"][-1]
         f = np.array(big["f"]) * y_sign[:, None]
-        ax[2].errorbar(t + (0.1 if name == "DNN" else -0.1), f.mean(0), yerr=f.std(0) / np.sqrt(Pte), fmt="s",
+        ax[3].errorbar(t + (0.1 if name == "DNN" else -0.1), f.mean(0), yerr=f.std(0) / np.sqrt(Pte), fmt="s",
                        mfc="none", color=cl[name], label=f"{name}: trained, N = {big['N']}")
-    ax[2].plot(t, t / T_STEPS, color="0.3", ls=LINESTYLES[2], lw=1, label="target y (t/T)")
-    ax[2].set(xlabel="step t (grey: unsupervised)", ylabel="mean of y·f on test digits",
-              title="μP networks, running evidence")
-    legend_outside(ax[2])
-    for name, e in tr["nets"].items():
-        N = [r["N"] for r in e["trained"]]
-        ax[3].plot(N, [r["mse"] for r in e["trained"]], "o", mfc="none", color=cl[name], label=f"{name}: trained")
-        ax[3].axhline(np.mean(e["theory_mse_per_step"]), color=cl[name], ls=LINESTYLES[1], label=f"{name}: theory")
-        ax[4].plot(N, [r["rms_dev_from_theory"] for r in e["trained"]], "o-", color=cl[name],
-                   label=f"{name}: |f − theory|")
-        ax[4].plot(N, [r["rms_sem"] for r in e["trained"]], ls=LINESTYLES[2], color=cl[name],
-                   label=f"{name}: sampling error")
-    ax[3].set(xscale="log", xlabel="width N", ylabel="test MSE (all steps)", title="trained networks: test error")
+    ax[3].plot(t, t / T_STEPS, color="0.3", ls=LINESTYLES[2], lw=1, label="target y (t/T)")
+    ax[3].set(xlabel="step t (grey: unsupervised)", ylabel="mean of y·f on test digits",
+              title=f"μP nets, running evidence, P = {tr['P_train']}")
     legend_outside(ax[3], where="below", ncol=2)
-    ax[4].set(xscale="log", yscale="log", xlabel="width N", ylabel="rms over all outputs",
-              title="trained networks: distance to theory")
-    legend_outside(ax[4], where="below", ncol=1)
-    for key, d in gp["class"].items():
-        name, ro = key.split()
-        ax[5].plot(gp["P"], d["accuracy"], ls=LINESTYLES[0] if ro == "last" else LINESTYLES[1],
-                   lw=3.5 if name == "DNN" else 1.6, alpha=0.5 if name == "DNN" else 1, color=cl[name], marker="o",
-                   label=f"{name}, {ro} readout")
-    ax[5].set(xscale="log", xlabel="training digits P", ylabel="test accuracy (sign of f)", title="GP, class task")
+    for name, e in tr["nets"].items():
+        N = np.array([r["N"] for r in e["trained"]])
+        ax[4].plot(N, [r["mse"] for r in e["trained"]], "o", mfc="none", color=cl[name], label=f"{name}: trained")
+        ax[4].axhline(np.mean(e["theory_mse_per_step"]), color=cl[name], ls=LINESTYLES[1], label=f"{name}: theory")
+        ax[5].plot(N, [r["rms_dev_from_theory"] for r in e["trained"]], "o-", color=cl[name],
+                   label=f"{name}: |f − theory|")
+        ax[5].plot(N, [r["rms_sem"] for r in e["trained"]], ls=LINESTYLES[2], color=cl[name],
+                   label=f"{name}: sampling error")
+    N0 = min(r["N"] for e in tr["nets"].values() for r in e["trained"])
+    dev0 = max(e["trained"][0]["rms_dev_from_theory"] for e in tr["nets"].values())
+    ax[5].plot(N, dev0 * N0 / N, color="0.5", lw=1, ls=LINESTYLES[1], label="∝ 1/N")
+    ax[4].set(xscale="log", xlabel="width N", ylabel="test MSE (all steps)",
+              title=f"trained nets: test error, P = {tr['P_train']}")
+    legend_outside(ax[4], where="below", ncol=2)
+    ax[5].set(xscale="log", yscale="log", xlabel="width N", ylabel="rms over all outputs",
+              title="trained nets: distance to theory")
     legend_outside(ax[5], where="below", ncol=2)
-    panel_letters(ax)
+    for a in (ax[4], ax[5]):
+        log_ticks(a, N)
+    te = data["test_error"]
+    for name, e in te["nets"].items():
+        shift = 1.03 if name == "DNN" else 1 / 1.03          # RNN and DNN side by side
+        ax[6].errorbar(np.array(te["P"]) * shift, e["mse"], yerr=e["mse_sem"], fmt="o-", mfc="none", color=cl[name], capsize=2,
+                       label=f"{name}: trained, N = {te['N']}")
+        if e["theory_P"]:
+            ax[6].plot(e["theory_P"], e["theory_mse"], "x", ms=8, mew=2, color=cl[name], label=f"{name}: μP theory")
+    ax[6].set(xscale="log", xlabel="training digits P", ylabel=f"test MSE (all steps, {te['P_test']} digits)",
+              title="trained nets: test error against P")
+    log_ticks(ax[6], te["P"])
+    legend_outside(ax[6], where="below", ncol=2)
+    ax[7].remove()
+    panel_letters(ax[:7])
+    fig.subplots_adjust(hspace=0.75, wspace=0.4)
     save(fig, path, note=data["caption"])
     return True
 
@@ -228,21 +307,25 @@ def main(argv=None) -> dict:
     t0 = time.time()
     X, y = load_digits_rows(v["classes"], v["seed"])
     need = max(v["P"]) + v["P_test"]
-    if need > len(y) or v["P_fl"] + v["P_fl_test"] > len(y):
+    if need > len(y) or v["P_fl"] + v["P_fl_test"] > len(y) or max(v["P_sweep"]) + v["P_sweep_test"] > len(y):
         raise SystemExit(f"only {len(y)} digits of classes {v['classes']}: reduce P / P_test")
     data = {"parameters": {**v, "phi": phi_name(v["phi"]), "T": T_STEPS, "D": 8,
                            "supervised_steps_evidence": [s + 1 for s in SUPERVISED_STEPS], "quick": args.quick}}
-    log("[1/2] GP: RNN and DNN, last-step and pooled readouts")
+    log("[1/3] GP: RNN and DNN, last-step and pooled readouts")
     data["gp"] = gp_section(v, X, y, args.progress)
-    log("[2/2] mu-P linear networks: learned kernel and Langevin training")
+    log("[2/3] mu-P linear networks: learned kernel and Langevin training")
     data["trained"] = trained_section(v, X, y, args.progress)
+    log("[3/3] Langevin-trained networks: test error against P")
+    data["test_error"] = test_error_section(v, X, y, args.progress)
     data["labels_fl_test"] = y[v["P_fl"]:v["P_fl"] + v["P_fl_test"]].tolist()
     data["seconds"] = time.time() - t0
-    note = (f"digits {v['classes'][0]} vs {v['classes'][1]} (±1), rows as T = 8 steps; (a, b, f) GP, φ = {phi_name(v['phi'])}, "
-            f"g = {v['g']}, σ_b² = {v['sigma_b2']}, noise {v['noise']}, {v['P_test']} test digits; (c-e) linear μP, "
-            f"{v['P_fl']} training / {v['P_fl_test']} test digits, κ = {v['kappa']}; trained: "
+    note = (f"digits {v['classes'][0]} vs {v['classes'][1]} (±1), rows as T = 8 steps; (a-c) GP, φ = {phi_name(v['phi'])}, "
+            f"g = {v['g']}, σ_b² = {v['sigma_b2']}, noise {v['noise']}, {v['P_test']} test digits; (d-g) linear μP, "
+            f"g = {v['g_fl']}, κ = {v['kappa']}, Langevin-trained ({v['chains']} chains, burn-in {v['burn']} steps, "
+            f"thinning {v['thin']}); (d-f) {v['P_fl']} training / {v['P_fl_test']} test digits, "
             + caption(N=list(v["widths"]), samples=v["samples"] * v["chains"], seed=v["seed"])
-            + f" ({v['chains']} chains, burn-in {v['burn']} steps, thinning {v['thin']}); error bars: one standard error")
+            + f"; (g) N = {v['N_sweep']}, {v['P_sweep_test']} held-out test digits, μP theory where the solver "
+            f"accepts the patterns (P ≤ {v['P_fl'] + v['P_fl_test']}); error bars: one standard error")
     write_results(out, "sequential_digits", data, lambda path: figure(data, path), caption=note)
     return data
 

@@ -15,7 +15,7 @@ def test_reproduce_sequential_digits_quick(tmp_path):
     pytest.importorskip("matplotlib")
     assert main(["reproduce", "sequential-digits", "--quick", "--no-progress", "--out", str(tmp_path),
                  "--P", "20", "40", "--P_test", "40", "--widths", "16", "32", "--burn", "300", "--samples", "15",
-                 "--chains", "2"]) == 0
+                 "--chains", "2", "--P_sweep", "2", "4", "8", "--P_sweep_test", "4", "--N_sweep", "32"]) == 0
     data = json.loads((tmp_path / "sequential_digits.json").read_text())
     for ext in ("png", "pdf", "svg", "nc"):
         assert (tmp_path / f"sequential_digits.{ext}").stat().st_size > 1000
@@ -40,3 +40,12 @@ def test_reproduce_sequential_digits_quick(tmp_path):
     dnn_th = np.array(data["trained"]["nets"]["DNN"]["theory_f"])
     rnn_th = np.array(data["trained"]["nets"]["RNN"]["theory_f"])
     assert np.max(np.abs(dnn_th[:, list(UNSUPERVISED)])) < 1e-8 < np.max(np.abs(rnn_th[:, list(UNSUPERVISED)]))
+    # test error against P: trained networks at every P (P = 8 beyond what the mu-P solver accepts), the theory
+    # where it exists (P <= P_fl + P_fl_test = 6), and the two agree within the test-set error at N = 32
+    te = data["test_error"]
+    assert te["P"] == [2, 4, 8] and te["N"] == 32
+    for name, e in te["nets"].items():
+        assert e["theory_P"] == [2, 4] and np.all(np.isfinite(e["mse"])) and len(e["mse"]) == 3
+        for P, th in zip(e["theory_P"], e["theory_mse"]):
+            k = te["P"].index(P)
+            assert abs(e["mse"][k] - th) < 3 * e["mse_sem"][k] + 0.1, (name, P, e["mse"][k], th)

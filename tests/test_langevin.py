@@ -5,7 +5,9 @@ import pytest
 import symfield as sf
 from symfield.errors import SpecError
 from symfield.simulate import posterior
+from symfield.simulate import langevin as lg
 from symfield.simulate.langevin import langevin
+from symfield.simulate.posterior import layout, reduced_inputs
 
 NET = sf.RNN(2, phi="linear", bias="none", scaling="mean_field")
 X = np.array([[1.0, 0.3], [0.2, -1.0]])
@@ -13,11 +15,13 @@ Y = np.array([[0.0, 1.0], [0.0, -0.5]])
 SUP = np.array([[False, True], [False, True]])
 
 
-def test_prior_stationary_variance_is_the_closed_form():
-    """Without data (κ → ∞) the update is θ ← (1 − ε)θ + √(2ε)ξ: stationary variance 1/(1 − ε/2) exactly."""
+@pytest.mark.parametrize("method", ["fast", "reference"])
+def test_prior_stationary_variance_is_the_closed_form(method):
+    """Without data (κ → ∞) the update is θ ← (1 − ε)θ + √(2ε)ξ: stationary variance 1/(1 − ε/2) exactly
+    (both implementations; their noise streams differ)."""
     eps = 0.4
     s = langevin(NET, X, Y, supervised=SUP, kappa=1e12, N=6, step=eps, samples=400, thin=20, burn=100,
-                 chains=2, seed=1)
+                 chains=2, seed=1, method=method)
     assert s.mean("theta2") == pytest.approx(1 / (1 - eps / 2), abs=4 * s.sem("theta2"))
     assert abs(s.mean("theta2") - 1.0) > 8 * s.sem("theta2")   # the discretisation bias is resolved
 
@@ -41,3 +45,55 @@ def test_arguments_are_checked():
         langevin(NET, X, Y, supervised=SUP, N=0)
     with pytest.raises(SpecError, match="mean_field"):
         langevin(sf.RNN(2, phi="linear"), X, Y, supervised=SUP)
+
+
+SPECS = {
+    "shared": sf.RNN(4, phi="tanh", g=1.3, sigma_b2=0.2, input="every", scaling="mean_field"),
+    "fresh": sf.as_dnn(sf.RNN(4, phi="tanh", g=1.3, sigma_b2=0.2, input="every", scaling="mean_field")),
+    "first input, skip": sf.ResNet(4, phi="tanh", scaling="mean_field"),
+    # W groups {1, 3}, {2}: runs of steps that are not contiguous; readout groups {1, 4}, {2, 3}
+    "interleaved": sf.NetworkSpec(T=4, phi="tanh", input="every", scaling="mean_field", leak=0.5, sigma_b2=0.1,
+                                  bias="static", share={"W": [[1, 3], [2]], "v": [[1, 4], [2, 3]]}),
+}
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_fast_drift_is_the_reference_gradient(name):
+    """The fast step's drift θ + d (BLAS products on pattern-major states) equals the HMC module's energy
+    gradient (loops on unit-major states, checked by the HMC test) to rounding, and so does the energy."""
+    spec = SPECS[name]
+    rng = np.random.default_rng(4)
+    T, P, D, N = spec.T, 4, 5, 7
+    Xs = rng.standard_normal((P, T, D) if spec.input == "every" else (P, D))
+    sup = rng.random((P, T)) < 0.6
+    pr = lg.task(spec, Xs, rng.standard_normal((P, T)), sup, 0.7)
+    xr, r = reduced_inputs(pr.X)
+    lay, size, _ = layout(spec, N, pr.X.shape[2], r, pr.mask_out)
+    mod = lg.load(spec.phi_fn)
+    y = np.ascontiguousarray(np.where(sup, pr.Y, 0.0).T)
+    s = np.ascontiguousarray(sup.T)
+    theta = rng.standard_normal(size)
+    g = np.empty(size)
+    E = mod.energy_grad(theta, lay, xr, y, s, 0.7, np.empty((T, N, P)), np.empty((T, N, P)), np.empty((T, P)), g)
+    d = np.full(size, np.nan)
+    Ed = mod.data_grad(theta, lay, xr, y, s, 0.7, *(np.empty(T * P * N) for _ in range(3)), np.empty((T, P)), d)
+    np.testing.assert_allclose(theta + d, g, rtol=1e-12, atol=1e-12 * np.abs(g).max())
+    assert Ed + 0.5 * theta @ theta == pytest.approx(E, rel=1e-12)
+
+
+def test_more_patterns_than_the_theory_accepts():
+    """The sampler needs no nonsingular input covariance: 5 patterns in D = 2 train (and fit the targets)."""
+    rng = np.random.default_rng(5)
+    Xs = rng.standard_normal((5, 2))
+    Ys = np.zeros((5, 2))
+    Ys[:, 1] = np.sign(Xs[:, 0])
+    sup = np.zeros((5, 2), dtype=bool)
+    sup[:, 1] = True
+    s = langevin(NET, Xs, Ys, supervised=sup, kappa=0.1, N=16, samples=20, burn=300, chains=2, seed=0)
+    assert s.f.shape == (40, 5, 2) and np.all(np.isfinite(s.f))
+    assert np.corrcoef(s.mean("f")[:, 1], Ys[:, 1])[0, 1] > 0.8
+
+
+def test_method_is_checked():
+    with pytest.raises(SpecError, match="method"):
+        langevin(NET, X, Y, supervised=SUP, method="slow")
