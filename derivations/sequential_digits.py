@@ -22,8 +22,9 @@ on average), input at every step; two classes (default 3 and 8) with label y = �
 4. Test error against the number P of training digits: Langevin-trained networks of width N_sweep on P
    digits (any P: the sampler needs no theory), scored on P_sweep_test held-out digits, beside the μP theory
    where its solver accepts the patterns (P <= P_fl + P_fl_test; test digits by fl.predict(X_new)).  The
-   default step ε (:func:`symfield.simulate.langevin.default_step`) shrinks like 1/P, so a fixed burn-in
-   covers fewer prior relaxation times 1/ε at large P (printed per point; 0.7 at P = 24 with burn 500).
+   default step ε (:func:`symfield.simulate.langevin.default_step`) shrinks like 1/P, so the burn-in is at
+   least ``burn_times`` prior relaxation times 1/ε (``langevin(burn_times=)``: 3,600 steps at P = 24, where
+   a fixed 500 covered 0.7 relaxation times); the steps used are stored per point.
    Cost: one full-batch step takes 3 / 15 / 54 ms (RNN) and 18 / 45 / 181 ms (DNN) at N = 256 / 512 / 1024
    (the first implementation: 8 / 33 / 143 and 36 / 130 / 591 ms with one BLAS thread, 8 / 77 / 384 and
    41 / 357 / 976 ms with the default two as it ran; benchmarks/bench_langevin.py, load 4.5 on 2 cores).
@@ -62,7 +63,9 @@ PARAMETERS = {
     "P_sweep_test": Param(10, "held-out test digits of the test error against P (the last digits)", quick=4),
     "N_sweep": Param(256, "width of the trained networks of the test error against P", quick=32),
     "samples": Param(40, "stored Langevin states per chain"),
-    "burn": Param(1000, "Langevin burn-in steps per chain"),
+    "burn": Param(1000, "Langevin burn-in steps per chain (at least burn_times / step)"),
+    "burn_times": Param(5.0, "burn-in of at least this many prior relaxation times 1/step (the step ~ 1/P)",
+                        quick=2.0),
     "thin": Param(10, "Langevin steps between stored states"),
     "chains": Param(2, "independent Langevin chains per width"),
     "seed": Param(0, "random seed (data split, Langevin chains)"),
@@ -147,12 +150,14 @@ def trained_section(v, X, y, progress) -> dict:
         print(f"mu-P theory, {name}: test MSE per step " + " ".join(f"{e:.3f}" for e in entry["theory_mse_per_step"]))
         for k, N in enumerate(v["widths"]):
             lg = langevin(net, Xs, Y, supervised=sup, kappa=v["kappa"], N=N, seed=(v["seed"] * 1000 + 10 * k),
-                          samples=v["samples"], burn=v["burn"], thin=v["thin"], chains=v["chains"], progress=progress)
+                          samples=v["samples"], burn=v["burn"], burn_times=v["burn_times"], thin=v["thin"],
+                          chains=v["chains"], progress=progress)
             f_all, sem_all = lg.mean("f"), lg.sem("f")
             f = f_all[Ptr:]
             dev = f_all - fl.predict()               # every site, training digits included
             entry["trained"].append({
-                "N": N, "f": f.tolist(), "sem": lg.sem("f")[Ptr:].tolist(), "step": lg.step, "seconds": lg.seconds,
+                "N": N, "f": f.tolist(), "sem": lg.sem("f")[Ptr:].tolist(), "step": lg.step, "burn": lg.burn,
+                "seconds": lg.seconds,
                 "mse_per_step": np.mean((f - target) ** 2, 0).tolist(), "mse": float(np.mean((f - target) ** 2)),
                 "rms_dev_from_theory": float(np.sqrt(np.mean(dev ** 2))),
                 "rms_sem": float(np.sqrt(np.mean(sem_all ** 2))),
@@ -197,14 +202,16 @@ def test_error_section(v, X, y, progress) -> dict:
         for k, P in enumerate(v["P_sweep"]):
             Xs, Y, sup, target = split(X, y, np.arange(P), test)
             lg = langevin(net, Xs, Y, supervised=sup, kappa=v["kappa"], N=N, seed=(v["seed"] * 1000 + 500 + k),
-                          samples=v["samples"], burn=v["burn"], thin=v["thin"], chains=v["chains"], progress=progress)
+                          samples=v["samples"], burn=v["burn"], burn_times=v["burn_times"], thin=v["thin"],
+                          chains=v["chains"], progress=progress)
             err = np.mean((lg.mean("f")[P:] - target) ** 2, axis=1)       # per test digit
             entry["mse"].append(float(err.mean()))
             entry["mse_sem"].append(float(err.std(ddof=1) / np.sqrt(Pt)))
             entry["seconds"].append(lg.seconds)
-            entry["step"].append(lg.step)     # ε shrinks like 1/P (data curvature): fewer relaxation times at large P
+            entry["step"].append(lg.step)     # ε shrinks like 1/P (data curvature): longer burn-in at large P
+            entry.setdefault("burn", []).append(lg.burn)
             line = (f"Langevin {name}, N = {N}, P = {P}: test MSE {err.mean():.4f} ± {entry['mse_sem'][-1]:.4f}, "
-                    f"step {lg.step:.3g} (burn-in {v['burn'] * lg.step:.2g} prior relaxation times)")
+                    f"step {lg.step:.3g} (burn-in {lg.burn} steps, {lg.burn * lg.step:.2g} prior relaxation times)")
             if P <= limit:
                 f_th = theory_test_outputs(net, X, y, P, test, v["kappa"])
                 entry["theory_P"].append(P)
@@ -321,7 +328,7 @@ def main(argv=None) -> dict:
     data["seconds"] = time.time() - t0
     note = (f"digits {v['classes'][0]} vs {v['classes'][1]} (±1), rows as T = 8 steps; (a-c) GP, φ = {phi_name(v['phi'])}, "
             f"g = {v['g']}, σ_b² = {v['sigma_b2']}, noise {v['noise']}, {v['P_test']} test digits; (d-g) linear μP, "
-            f"g = {v['g_fl']}, κ = {v['kappa']}, Langevin-trained ({v['chains']} chains, burn-in {v['burn']} steps, "
+            f"g = {v['g_fl']}, κ = {v['kappa']}, Langevin-trained ({v['chains']} chains, burn-in max({v['burn']} steps, {v['burn_times']:g}/ε), "
             f"thinning {v['thin']}); (d-f) {v['P_fl']} training / {v['P_fl_test']} test digits, "
             + caption(N=list(v["widths"]), samples=v["samples"] * v["chains"], seed=v["seed"])
             + f"; (g) N = {v['N_sweep']}, {v['P_sweep_test']} held-out test digits, μP theory where the solver "

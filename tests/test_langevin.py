@@ -97,3 +97,15 @@ def test_more_patterns_than_the_theory_accepts():
 def test_method_is_checked():
     with pytest.raises(SpecError, match="method"):
         langevin(NET, X, Y, supervised=SUP, method="slow")
+
+
+def test_burn_in_in_relaxation_times():
+    """burn_times sets the burn-in to at least ⌈burn_times/ε⌉ steps (ε = 0.02, 3 times: 150 > 10), never
+    below ``burn``; a negative or non-finite value is refused by name."""
+    run = dict(supervised=SUP, kappa=1.0, N=4, step=0.02, samples=2, thin=1, chains=1, seed=0)
+    assert langevin(NET, X, Y, burn=10, burn_times=3.0, **run).burn == 150
+    assert langevin(NET, X, Y, burn=400, burn_times=3.0, **run).burn == 400
+    assert langevin(NET, X, Y, burn=10, **run).burn == 10
+    for bad in (-1.0, float("nan"), "5"):
+        with pytest.raises(SpecError, match="burn_times"):
+            langevin(NET, X, Y, burn=10, burn_times=bad, **run)

@@ -235,6 +235,7 @@ class LangevinSamples:
     step: float = 0.0
     seconds: float = 0.0
     seed: object = None
+    burn: int = 0        #: burn-in steps per chain (after ``burn_times``)
 
     @property
     def samples(self) -> int:
@@ -333,11 +334,13 @@ def _chain(job, bar=None):
 
 def langevin(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 256, seed=0, readout=None,
              samples: int = 100, burn: int = 1000, thin: int = 10, chains: int = 2, step: float | None = None,
-             method: str = "fast", blas_threads: int | None = 1, scheduler=None, progress=None) -> LangevinSamples:
+             burn_times: float | None = None, method: str = "fast", blas_threads: int | None = 1, scheduler=None, progress=None) -> LangevinSamples:
     """Train ``chains`` width-N networks ``spec`` (μP, ``scaling='mean_field'``) by full-batch Langevin
     dynamics on targets ``Y`` (P, T) at the ``supervised`` sites (module docstring): ``burn`` steps from a
     prior draw, then ``samples`` stored states one every ``thin`` steps.  ``step``: ε (default
-    :func:`default_step` at the first chain's initial draw).  ``method``: 'fast' (BLAS products,
+    :func:`default_step` at the first chain's initial draw).  ``burn_times``: if given, the burn-in is
+    at least that many prior relaxation times 1/ε (burn = max(burn, ⌈burn_times/ε⌉); ε shrinks like 1/P,
+    so a fixed step count equilibrates less at large P).  ``method``: 'fast' (BLAS products,
     pattern-major states, the chain's numpy Generator for the noise) or 'reference' (the first
     implementation, kept for comparison; same law, a different noise stream).  ``blas_threads``: BLAS
     threads per chain (None: the library's default).  ``scheduler``: where the chains run
@@ -350,6 +353,7 @@ def langevin(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 256, seed=0, re
     for name, v in (("samples", samples), ("burn", burn), ("thin", thin), ("chains", chains)):
         check_steps(name, v)
     step = check_real("step", step, low=0, high=1, low_open=True, none_ok=True)
+    burn_times = check_real("burn_times", burn_times, low=0, high=1e6, none_ok=True)
     check_choice(method, "method", ("fast", "reference"))
     if blas_threads is not None:
         check_positive_int("blas_threads", blas_threads)
@@ -361,14 +365,18 @@ def langevin(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 256, seed=0, re
     T, P = pr.T, pr.P
     check_memory(8.0 * (3 * size + chains * samples * (T * P + 1) + 3 * (T * P) ** 2 + 4 * T * P * N),
                  f"langevin (N = {N}: {size} parameters, {chains} chains x {samples} samples)", "N, samples or chains")
-    check_time(chains * (burn + samples * thin) * (6.0 * T * P * N * N + 30.0 * size),
-               f"langevin (N = {N}, {chains} chains x {burn + samples * thin} steps)", "N, burn, samples, thin or chains")
     seeds = root.spawn(chains)
     eps = step
     if eps is None:
         theta = np.random.default_rng(seeds[0]).standard_normal(size)   # the first chain's initial draw
         eps = default_step(load(spec.phi_fn), theta, lay, xr, np.ascontiguousarray(pr.supervised.T), pr.kappa,
                            float(spec.sigma_v) ** 2)
+    if burn_times is not None:
+        burn = max(burn, int(np.ceil(burn_times / eps)))
+        check_steps("burn", burn)
+    check_time(chains * (burn + samples * thin) * (6.0 * T * P * N * N + 30.0 * size),
+               f"langevin (N = {N}, {chains} chains x {burn + samples * thin} steps)",
+               "N, burn, burn_times, samples, thin or chains")
     t0 = time.time()
     jobs = [(ss, pr, xr, lay, size, eps, burn, samples, thin, method, blas_threads) for ss in seeds]
     desc = f"langevin N={N}"
@@ -381,4 +389,4 @@ def langevin(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 256, seed=0, re
     chain = np.concatenate([np.full(len(x), c) for c, x in enumerate(fs)])
     C_mean = (sum(Cs) / len(chain)).reshape(T, P, T, P).transpose(0, 2, 1, 3)
     return LangevinSamples(spec, int(N), np.concatenate(fs), np.concatenate(t2), chain, C_mean, eps,
-                           time.time() - t0, root.entropy if not root.spawn_key else root)
+                           time.time() - t0, root.entropy if not root.spawn_key else root, burn)
