@@ -32,7 +32,7 @@ from ...spec import SpecError
 from .action import LinearAction, NotPositiveDefinite, gp_kernel
 from .blocks import Blocks
 from .problem import FLProblem, problem
-from ...task import input_condition
+from .span import RANK_TOL, condition
 from .result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, cross_time_size, mirror
 from .solver import maximise
 from .spectrum import DENSE_SECTOR_MAX, DENSE_SECTOR_MAX_REFERENCE, embed_sector, sector_spectrum
@@ -159,18 +159,19 @@ ILL_CONDITIONED = 1e6
 
 @contextmanager
 def _conditioning_hint(pr: FLProblem):
-    """Re-raise a ConvergenceError with the condition number of the input covariance at t = 1 when it is
-    large: the gradient of S/N then stalls at round-off above ``gtol`` (Σ⁻¹ and C⁻¹ lose that many digits)."""
+    """Re-raise a ConvergenceError with the condition number of the input covariance at t = 1 (on its span)
+    when it is large: the gradient of S/N then stalls at round-off above ``gtol`` (Σ⁻¹ and C⁻¹ lose that many digits)."""
     try:
         yield
     except ConvergenceError as err:
-        cond = input_condition(pr.sigma_det[:pr.P, :pr.P])
+        cond = condition(pr.sigma_det[:pr.P, :pr.P])
         if not cond >= ILL_CONDITIONED:
             raise
         stall = min(err.history) if err.history else float("nan")
         raise ConvergenceError(
             f"{err.args[0]}. X: the input covariance at t = 1, g_in² X Xᵀ/D (+ bias), is ill-conditioned "
-            f"(condition number {cond:.3g}), so the gradient of S/N stalls at round-off (here near {stall:.1g}); "
+            f"(condition number {cond:.3g} on the span of the inputs; directions below {RANK_TOL:g} × λ_max count "
+            f"as exactly dependent), so the gradient of S/N stalls at round-off (here near {stall:.1g}); "
             f"pass gtol above that level to accept the accuracy it gives, or use better-conditioned inputs "
             f"(e.g. drop nearly dependent patterns)", err.history) from err
 
