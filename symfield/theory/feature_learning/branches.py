@@ -29,7 +29,7 @@ from ...progress import progress_bar
 from ...resources import check_memory, check_steps, check_time
 from ...solve import ConvergenceError, continue_in
 from ...spec import SpecError
-from .action import LinearAction, NotPositiveDefinite, gp_kernel
+from .action import LinearAction, NotPositiveDefinite, gp_kernel, kernel_span
 from .blocks import Blocks
 from .problem import FLProblem, problem
 from .span import RANK_TOL, condition
@@ -50,6 +50,10 @@ def make_action(pr: FLProblem, backend: str = "matrix"):
     check_choice(backend, "backend", ("matrix", "explicit"))
     if backend == "matrix":
         return LinearAction(pr)
+    if kernel_span(pr) is not None:
+        raise NotSupportedError("method='explicit': the compiled explicit components need a nonsingular input "
+                                "kernel; with dependent or repeated patterns (D < P) use method='matrix', which "
+                                "solves on the span of the inputs")
     from .symbolic import ExplicitAction
     return ExplicitAction(pr)
 

@@ -72,7 +72,7 @@ class Frame:
 
     def __init__(self, act: LinearAction, C0: np.ndarray, mask: np.ndarray | None = None):
         self.act, self.n, self.mask = act, act.n, mask
-        sp = act.span
+        sp = getattr(act, "span", None)  # the compiled explicit action has no span (nonsingular only)
         self.L, self.cond = factor(C0, sp, "starting kernel", condition=True)
         self.dead = None if sp is None else dead_coordinates(sp.dead)
         self._key = None
