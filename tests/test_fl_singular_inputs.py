@@ -26,7 +26,7 @@ Y3 = endpoint(3, np.array([1.0, -2.0, 0.5]), P=3)
 def jittered(X, eps):
     """X with one more input coordinate, ε for the last pattern only (the same |x|²/D scale per pattern
     as D grows: sigma_det is g_in² X Xᵀ / D)."""
-    P, D = X.shape[0], X.shape[-1]
+    D = X.shape[-1]
     extra = np.zeros(X.shape[:-1] + (1,))
     extra[-1] = eps
     return np.concatenate([X, extra], axis=-1) * np.sqrt((D + 1) / D)

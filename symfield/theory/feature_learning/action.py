@@ -36,7 +36,6 @@ class Point:
     of Σ): no C⁻¹, and Σ⁻¹ on the range of Σ(C) (:func:`.span.span`)."""
 
     def __init__(self, act: "LinearAction", C: np.ndarray, kernel: bool = True):
-        pr = act.pr
         self.C = C
         self.Sigma = act.sigma(C)
         self.span = act.span if kernel else span(self.Sigma)
@@ -44,9 +43,7 @@ class Point:
             self.Cinv, self.logdetC = inv_logdet(C, self.span, "C")
         self.Sinv, self.logdetS = inv_logdet(self.Sigma, self.span, "Σ(C)")
         self.Q = self.Sinv @ C @ self.Sinv  # Σ⁻¹CΣ⁻¹
-        A = data_matrix(restrict(C, pr.sites_S), pr.mask_out_SS, pr.kappa, pr.sigma_v2)
-        self.Ainv, self.logdetA = inv_logdet(A, None, "A(C)")
-        self.w = self.Ainv @ pr.y_S
+        self.Ainv, self.w = act.dual(C)
         self.trace = float(np.sum(self.Sinv * C))
 
     def __getattr__(self, name):

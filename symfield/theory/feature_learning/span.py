@@ -123,8 +123,8 @@ def inv_logdet(M: np.ndarray, sp: Span | None, name: str):
 
 def factor(M: np.ndarray, sp: Span | None, name: str, condition: bool = False):
     """Padded factor L with M = L Lᵀ on the span (zero columns at the dead coordinates; the Cholesky
-    factor for ``sp`` None); batched.  ``condition``: also return the LAPACK estimate (1-norm, O(n²)) of the condition number of M on the span
-    (the square of that of its Cholesky factor; the unit dead block included)."""
+    factor for ``sp`` None); batched.  ``condition``: also return the LAPACK estimate (1-norm, O(n²)) of
+    the condition number of M on the span (that of its Cholesky factor squared; the unit dead block in)."""
     try:
         L = np.linalg.cholesky(M if sp is None else sp.project(M))
     except np.linalg.LinAlgError:
