@@ -162,9 +162,10 @@ ILL_CONDITIONED = 1e6
 
 
 @contextmanager
-def _conditioning_hint(pr: FLProblem):
+def _conditioning_hint(pr: FLProblem, linear: bool = True):
     """Re-raise a ConvergenceError with the condition number of the input covariance at t = 1 (on its span)
-    when it is large: the gradient of S/N then stalls at round-off above ``gtol`` (Σ⁻¹ and C⁻¹ lose that many digits)."""
+    when it is large: the linear solver's gradient of S/N then stalls at round-off above ``gtol`` (Σ⁻¹ and
+    C⁻¹ lose that many digits); the nonlinear iteration's Σ⁻¹ likewise (``linear`` False: no gtol to pass)."""
     try:
         yield
     except ConvergenceError as err:
@@ -172,12 +173,13 @@ def _conditioning_hint(pr: FLProblem):
         if not cond >= ILL_CONDITIONED:
             raise
         stall = min(err.history) if err.history else float("nan")
+        remedy = (f"the gradient of S/N stalls at round-off (here near {stall:.1g}); pass gtol above that level to "
+                  "accept the accuracy it gives, or use better-conditioned inputs" if linear else
+                  "the forward-backward iteration loses that many digits in Σ⁻¹; use better-conditioned inputs")
         raise ConvergenceError(
             f"{err.args[0]}. X: the input covariance at t = 1, g_in² X Xᵀ/D (+ bias), is ill-conditioned "
             f"(condition number {cond:.3g} on the span of the inputs; directions below {RANK_TOL:g} × λ_max count "
-            f"as exactly dependent), so the gradient of S/N stalls at round-off (here near {stall:.1g}); "
-            f"pass gtol above that level to accept the accuracy it gives, or use better-conditioned inputs "
-            f"(e.g. drop nearly dependent patterns)", err.history) from err
+            f"as exactly dependent), so {remedy} (e.g. drop nearly dependent patterns)", err.history) from err
 
 
 def _grid(steps: int, end: float = 1.0) -> np.ndarray:
@@ -223,7 +225,9 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     check_steps("steps", steps)
     if pr.spec.phi_fn.name != "linear":
         from .nonlinear import check_estimator, feature_learning as nonlinear_solve
-        return nonlinear_solve(pr, steps=steps, both_signs=both_signs, progress=progress, **check_estimator(estimator))
+        with _conditioning_hint(pr, linear=False):
+            return nonlinear_solve(pr, steps=steps, both_signs=both_signs, progress=progress,
+                                   **check_estimator(estimator))
     check_real("gtol", gtol, low=0, low_open=True)
     check_real("overshoot", overshoot, low=0)
     n = pr.spec.T * pr.X.shape[0]  # kernel side T P: dozens of (TP)² arrays, Newton-CG steps of O((TP)³)
