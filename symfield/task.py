@@ -167,22 +167,11 @@ def site_arrays(spec: NetworkSpec, Xc: np.ndarray):
     return sdet, wm, prop
 
 
-#: condition number of the input covariance at t = 1 above which it counts as singular
-SINGULAR_COND = 1e12
-
-
-def input_condition(first: np.ndarray) -> float:
-    """Condition number λ_max/λ_min of the input covariance at t = 1 (inf when singular)."""
-    ev = np.linalg.eigvalsh(first)
-    return float(ev[-1] / ev[0]) if ev[0] > 0 else float("inf")
-
-
 def problem(spec: NetworkSpec, X, Y, supervised=None, kappa=1.0, readout=None) -> FLProblem:
     """Validate the inputs and build the site arrays of the μP action (module docstring).
 
-    The input covariance at t = 1, g_in²XXᵀ/D (+ bias), must be nonsingular (the tilted Gaussian of the
-    linear action has full support on the sites); a singular or numerically singular one (condition
-    number > :data:`SINGULAR_COND`) is refused with its rank and condition number."""
+    The input covariance may be singular (D < P, dependent or repeated patterns): the pre-activation
+    Gaussian then lives on the span of the inputs (:mod:`symfield.theory.feature_learning.span`)."""
     if not isinstance(spec, NetworkSpec):
         raise SpecTypeError(f"spec must be a NetworkSpec (sf.RNN, sf.DNN, sf.NetworkSpec(...)), got {type(spec).__name__}")
     if spec.scaling != "mean_field":
@@ -197,14 +186,4 @@ def problem(spec: NetworkSpec, X, Y, supervised=None, kappa=1.0, readout=None) -
     sdet, wm, prop = site_arrays(spec, Xc)
     sites_S = np.flatnonzero(sup.T.reshape(-1))
     mS = np.kron(mout, np.ones((P, P)))[np.ix_(sites_S, sites_S)]
-    first = sdet[:P, :P]
-    cond = input_condition(first)
-    if not cond <= SINGULAR_COND:
-        rank = np.linalg.matrix_rank(first)
-        raise SpecError(
-            f"X: the input covariance at t = 1, g_in² X Xᵀ/D (+ bias), is singular (rank {rank} of P = {P}, "
-            f"condition number {cond:.3g}): the patterns are linearly dependent (D = {Xc.shape[-1]}), so their "
-            f"kernels are fixed by the others and the action on all P·T sites is not defined. Use P <= D "
-            f"linearly independent inputs (a bias adds rank one at most); predictions for further (dependent) "
-            f"patterns without their targets come from fl.predict(X_new)") from None
     return FLProblem(spec, Xc, Y, sup, kappa, mout, sdet, wm, sites_S, mS, prop)

@@ -1,11 +1,11 @@
 """The linear μP solver after the scale work against the kept reference solver (method='reference') and the
-closed forms; inputs with a singular or ill-conditioned input kernel; the progress display."""
+closed forms; inputs with an ill-conditioned input kernel (singular ones: test_fl_singular_inputs.py); the
+progress display."""
 import numpy as np
 import pytest
 
 import symfield as sf
 from symfield.solve import ConvergenceError
-from symfield.spec import SpecError
 from symfield.theory.feature_learning import closed_form_threshold, feature_learning, signal_scan
 
 from linear_mup import X1, dnn, endpoint, rnn
@@ -47,12 +47,6 @@ def test_scan_equals_the_reference_and_brackets_the_closed_form_threshold():
     for a, b in zip(fast.selected(), ref.selected()):
         assert a.action == pytest.approx(b.action, abs=1e-10)
         np.testing.assert_allclose(a.C, b.C, atol=1e-8 * np.abs(b.C).max())
-
-
-def test_dependent_inputs_are_refused_with_a_true_hint():
-    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # D = 2 < P = 3
-    with pytest.raises(SpecError, match=r"rank 2 of P = 3.*condition number.*a bias adds rank one at most"):
-        feature_learning(rnn(3), X, endpoint(3, 1.0, P=3))
 
 
 def test_ill_conditioned_inputs_converge_or_name_the_condition_number():

@@ -53,6 +53,10 @@ def _laplace(pr, net, X, Y, supervised, kappa, readout, mode):
     """The action, the saddle point (``mode``, solved if None) and the eigenpairs (λ, V) of −∇²s there."""
     from .feature_learning import feature_learning
     act = LinearAction(pr)
+    if act.span is not None:
+        raise SpecError("X: the input kernel is singular (D < P, dependent or repeated patterns); the kernel-space "
+                        "posterior is implemented for a nonsingular one: sample the weights instead "
+                        "(symfield.simulate.posterior.posterior works on the span of the inputs)")
     if mode is None:
         mode = feature_learning(net, X, Y, supervised=supervised, kappa=kappa, readout=readout).C_sites
     H, _ = sector_hessian(act, mode, None)

@@ -15,39 +15,43 @@ C = (Σ⁻¹ − Ĉ)⁻¹ with Ĉ = Bᵀ(Wm ∘ Aᵀ(Σ⁻¹⟨hhᵀ⟩Σ⁻¹ �
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import scipy.linalg as sla
 
 from .problem import FLProblem
+from .span import Span, inv_logdet, span
 from .terms import action_value, data_matrix, embed, propagate_adjoint, restrict, sigma, unshift
 
 
 from ...errors import NotPositiveDefinite  # noqa: E402  (defined with the other errors)
 
 
-def _inv_logdet(M: np.ndarray, name: str):
-    try:
-        L = np.linalg.cholesky(M)
-    except np.linalg.LinAlgError:
-        raise NotPositiveDefinite(f"{name} is not positive definite") from None
-    inv = sla.cho_solve((L, True), np.eye(M.shape[0]))
-    return 0.5 * (inv + inv.T), 2.0 * np.log(np.diag(L)).sum()
-
-
 class Point:
-    """Everything the gradient and Hessian need at one C (inverses computed once)."""
+    """Everything the gradient and Hessian need at one C (inverses computed once).
 
-    def __init__(self, act: "LinearAction", C: np.ndarray):
-        pr = act.pr
+    ``kernel`` True (linear φ): C and Σ(C) on the kernel span of the problem (:func:`kernel_span`), C⁻¹
+    and Σ⁻¹ the inverses there.  False (the nonlinear solver, where C = ⟨φφᵀ⟩ need not share the range
+    of Σ): no C⁻¹, and Σ⁻¹ on the range of Σ(C) (:func:`.span.span`)."""
+
+    def __init__(self, act: "LinearAction", C: np.ndarray, kernel: bool = True):
         self.C = C
         self.Sigma = act.sigma(C)
-        self.Cinv, self.logdetC = _inv_logdet(C, "C")
-        self.Sinv, self.logdetS = _inv_logdet(self.Sigma, "Σ(C)")
+        self.span = act.span if kernel else span(self.Sigma)
+        if kernel:
+            self.Cinv, self.logdetC = inv_logdet(C, self.span, "C")
+        self.Sinv, self.logdetS = inv_logdet(self.Sigma, self.span, "Σ(C)")
         self.Q = self.Sinv @ C @ self.Sinv  # Σ⁻¹CΣ⁻¹
-        A = data_matrix(restrict(C, pr.sites_S), pr.mask_out_SS, pr.kappa, pr.sigma_v2)
-        self.Ainv, self.logdetA = _inv_logdet(A, "A(C)")
-        self.w = self.Ainv @ pr.y_S
+        self.Ainv, self.w = act.dual(C)
         self.trace = float(np.sum(self.Sinv * C))
+
+    def __getattr__(self, name):
+        """C⁻¹ and ln det C of a ``kernel=False`` point, on demand, on the range of C (:func:`.span.span`)."""
+        if name not in ("Cinv", "logdetC"):
+            raise AttributeError(name)
+        self.Cinv, self.logdetC = inv_logdet(self.C, span(self.C), "C")
+        return getattr(self, name)
 
 
 class LinearAction:
@@ -57,6 +61,17 @@ class LinearAction:
         self.pr = pr
         self.P = pr.P
         self.n = pr.n
+
+    @property
+    def span(self) -> Span | None:
+        """The range of every kernel of linear φ (:func:`kernel_span`; None: the full space)."""
+        return kernel_span(self.pr)
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the kernel span (n when the input kernel is nonsingular)."""
+        sp = self.span
+        return self.n if sp is None else int(sp.rank)
 
     # -------------------------------------------------------------- pieces
     def sigma(self, C: np.ndarray) -> np.ndarray:
@@ -75,8 +90,8 @@ class LinearAction:
         """E_S: an (|S|, |S|) matrix placed on the supervised sites of an (n, n) matrix (batched)."""
         return embed(K, self.pr.sites_S, self.n)
 
-    def point(self, C: np.ndarray) -> Point:
-        return Point(self, C)
+    def point(self, C: np.ndarray, kernel: bool = True) -> Point:
+        return Point(self, C, kernel)
 
     # --------------------------------------------------------------- value
     def value(self, C: np.ndarray) -> float:
@@ -88,7 +103,7 @@ class LinearAction:
         return self.value_at(p)
 
     def value_at(self, p: Point) -> float:
-        return action_value(p.logdetC, p.logdetS, p.trace, self.n, float(self.pr.y_S @ p.w))
+        return action_value(p.logdetC, p.logdetS, p.trace, self.dim, float(self.pr.y_S @ p.w))
 
     def data_term(self, p: Point) -> float:
         """−½ y_Sᵀ A⁻¹ y_S."""
@@ -103,8 +118,10 @@ class LinearAction:
         return self.sigma_adjoint(inner) + data
 
     def forward(self, p: Point, chat: np.ndarray) -> np.ndarray:
-        """Forward equation for the Gaussian tilted measure: C = ⟨hhᵀ⟩ = (Σ⁻¹ − Ĉ)⁻¹."""
-        return np.linalg.inv(p.Sinv - chat)
+        """Forward equation for the Gaussian tilted measure: C = ⟨hhᵀ⟩ = (Σ⁻¹ − Ĉ)⁻¹ = Σ(1 − ĈΣ)⁻¹ (the last
+        form also on the span of a singular Σ)."""
+        C = np.linalg.solve((np.eye(self.n) - chat @ p.Sigma).T, p.Sigma.T).T
+        return 0.5 * (C + C.T)
 
     def grad_at(self, p: Point) -> np.ndarray:
         """G = ½ (C⁻¹ − Σ⁻¹ + Ĉ): zero iff the forward–backward equations hold."""
@@ -141,22 +158,71 @@ class LinearAction:
         pr = self.pr
         return pr.sigma_v2 * np.kron(pr.mask_out, np.ones((pr.P, pr.P))) * C
 
+    def dual(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(A(C)⁻¹, w = A(C)⁻¹ y_S): the data part alone (no inverse of C or Σ needed)."""
+        pr = self.pr
+        Ainv = inv_logdet(data_matrix(restrict(C, pr.sites_S), pr.mask_out_SS, pr.kappa, pr.sigma_v2), None,
+                          "A(C)")[0]
+        return Ainv, Ainv @ pr.y_S
+
     def predict(self, C: np.ndarray) -> np.ndarray:
         """Mean output at every site: f̄ = σ_v² (M_out ∘ C)_{·S} A⁻¹ y_S (theory Sec. 4), shape (n,)."""
-        return self.readout_kernel(C)[:, self.pr.sites_S] @ self.point(C).w
+        return self.readout_kernel(C)[:, self.pr.sites_S] @ self.dual(C)[1]
 
     def predictive_variance(self, C: np.ndarray) -> np.ndarray:
         """N × Var f at every site: σ_v²(M∘C)_** − σ_v⁴ (M∘C)_*S A⁻¹ (M∘C)_S* (diagonal, shape (n,))."""
-        p = self.point(C)
+        Ainv = self.dual(C)[0]
         K = self.readout_kernel(C)
         KS = K[:, self.pr.sites_S]
-        return np.diag(K) - np.einsum("ia,ab,ib->i", KS, p.Ainv, KS)
+        return np.diag(K) - np.einsum("ia,ab,ib->i", KS, Ainv, KS)
 
 
 def gp_kernel(pr: FLProblem) -> np.ndarray:
     """The prior (GP) solution C = Σ(C) without data: T sweeps of the causal recursion."""
-    act = LinearAction(pr)
     C = pr.sigma_det.copy()
     for _ in range(pr.T):
-        C = act.sigma(C)
+        C = sigma(C, pr.wmask, pr.sigma_det, pr.P, pr.prop)
     return C
+
+
+_SPANS: dict = {}
+
+
+def _per_problem(pr: FLProblem, key: str, make):
+    """Cache ``make()`` per problem data (the arrays shared by ``pr.with_targets`` copies)."""
+    ident = (id(pr.sigma_det), id(pr.wmask), key)
+    hit = _SPANS.get(ident)
+    if hit is not None and hit[0]() is pr.sigma_det and hit[1]() is pr.wmask:
+        return hit[2]
+    if len(_SPANS) > 64:
+        _SPANS.clear()
+    val = make()
+    _SPANS[ident] = (weakref.ref(pr.sigma_det), weakref.ref(pr.wmask), val)
+    return val
+
+
+def kernel_span_blocks(pr: FLProblem) -> Span | None:
+    """Per time step (T, P, P) span of the kernels when the symmetric sector exists (:mod:`.blocks`)."""
+    def make():
+        C = gp_kernel(pr)
+        P = pr.P
+        return span(np.stack([C[t * P:(t + 1) * P, t * P:(t + 1) * P] for t in range(pr.T)]))
+    return _per_problem(pr, "blocks", make)
+
+
+def kernel_span(pr: FLProblem) -> Span | None:
+    """The range R of the kernels of linear φ, None when it is the full space.
+
+    h = A ξ with ξ Gaussian of covariance Wm ∘ (B C Bᵀ) + Σdet: for PSD C its range depends on range(C)
+    only, R ↦ A[Σ_groups Π_g B R + range Σdet], and the tilted measure of linear φ keeps the range of Σ
+    (C = Σ(1 − ĈΣ)⁻¹).  So every kernel the solvers visit has the range of the prior kernel C_GP (the
+    smallest fixed point, reached by the T sweeps of :func:`gp_kernel`), decided by :func:`.span.span`;
+    per time step when the symmetric sector exists (block-diagonal C_GP)."""
+    def make():
+        if pr.block_diagonal_invariant():
+            sb = kernel_span_blocks(pr)
+            if sb is None:
+                return None
+            return Span(sla.block_diag(*sb.basis), sb.dead.reshape(-1))
+        return span(gp_kernel(pr))
+    return _per_problem(pr, "full", make)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .action import NotPositiveDefinite
+from .action import NotPositiveDefinite, kernel_span_blocks
 from .problem import FLProblem
+from .span import factor, inv_logdet
 from .terms import action_value, data_matrix, sigma
 
 
@@ -43,11 +44,9 @@ class BlockPoint:
         T = bl.T
         self.C = Cb
         self.Sig = bl.sigma(Cb)
-        LC = _chol(Cb, "C")
-        LS = _chol(self.Sig, "Σ(C)")
-        self.Cinv, self.Sinv = _inv(LC), _inv(LS)
-        self.logdetC = 2 * np.log(np.diagonal(LC, axis1=1, axis2=2)).sum()
-        self.logdetS = 2 * np.log(np.diagonal(LS, axis1=1, axis2=2)).sum()
+        self.Cinv, ldC = inv_logdet(Cb, bl.span, "C")
+        self.Sinv, ldS = inv_logdet(self.Sig, bl.span, "Σ(C)")
+        self.logdetC, self.logdetS = float(ldC.sum()), float(ldS.sum())
         self.Q = self.Sinv @ Cb @ self.Sinv
         self.Ainv, self.w, self.yAy = [], [], 0.0
         for t in range(T):
@@ -76,6 +75,9 @@ class Blocks:
         self.y = [pr.Y[self.S[t], t] for t in range(T)]
         self.kappa, self.sv2 = pr.kappa, pr.sigma_v2
         self.n = pr.n
+        #: per-step span of the kernels (:func:`.action.kernel_span_blocks`; None: nonsingular)
+        self.span = kernel_span_blocks(pr)
+        self.dim = self.n if self.span is None else int(self.span.rank.sum())
 
     # ------------------------------------------------------------ conversion
     def blocks(self, C: np.ndarray) -> np.ndarray:
@@ -99,7 +101,7 @@ class Blocks:
         return BlockPoint(self, Cb)
 
     def value_at(self, p: BlockPoint) -> float:
-        return action_value(p.logdetC, p.logdetS, float(np.sum(p.Sinv * p.C)), self.n, p.yAy)
+        return action_value(p.logdetC, p.logdetS, float(np.sum(p.Sinv * p.C)), self.dim, p.yAy)
 
     def grad_at(self, p: BlockPoint) -> np.ndarray:
         G = p.Cinv - p.Sinv
@@ -138,7 +140,7 @@ class Blocks:
         (T-k, P, P) arrays (V_t = block (t, t+k)), symmetric in the Euclidean product of the entries."""
         T, P = self.T, self.P
         m = T - k
-        L = np.linalg.cholesky(p.C)
+        L = factor(p.C, self.span, "C")
         a, b = slice(0, m), slice(k, T)
         La, Lb = L[a], L[b]
         Si, Q = p.Sinv, p.Q

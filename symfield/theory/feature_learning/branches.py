@@ -29,10 +29,10 @@ from ...progress import progress_bar
 from ...resources import check_memory, check_steps, check_time
 from ...solve import ConvergenceError, continue_in
 from ...spec import SpecError
-from .action import LinearAction, NotPositiveDefinite, gp_kernel
+from .action import LinearAction, NotPositiveDefinite, gp_kernel, kernel_span
 from .blocks import Blocks
 from .problem import FLProblem, problem
-from ...task import input_condition
+from .span import RANK_TOL, condition
 from .result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, cross_time_size, mirror
 from .solver import maximise
 from .spectrum import DENSE_SECTOR_MAX, DENSE_SECTOR_MAX_REFERENCE, embed_sector, sector_spectrum
@@ -50,6 +50,10 @@ def make_action(pr: FLProblem, backend: str = "matrix"):
     check_choice(backend, "backend", ("matrix", "explicit"))
     if backend == "matrix":
         return LinearAction(pr)
+    if kernel_span(pr) is not None:
+        raise NotSupportedError("method='explicit': the compiled explicit components need a nonsingular input "
+                                "kernel; with dependent or repeated patterns (D < P) use method='matrix', which "
+                                "solves on the span of the inputs")
     from .symbolic import ExplicitAction
     return ExplicitAction(pr)
 
@@ -158,21 +162,24 @@ ILL_CONDITIONED = 1e6
 
 
 @contextmanager
-def _conditioning_hint(pr: FLProblem):
-    """Re-raise a ConvergenceError with the condition number of the input covariance at t = 1 when it is
-    large: the gradient of S/N then stalls at round-off above ``gtol`` (Σ⁻¹ and C⁻¹ lose that many digits)."""
+def _conditioning_hint(pr: FLProblem, linear: bool = True):
+    """Re-raise a ConvergenceError with the condition number of the input covariance at t = 1 (on its span)
+    when it is large: the linear solver's gradient of S/N then stalls at round-off above ``gtol`` (Σ⁻¹ and
+    C⁻¹ lose that many digits); the nonlinear iteration's Σ⁻¹ likewise (``linear`` False: no gtol to pass)."""
     try:
         yield
     except ConvergenceError as err:
-        cond = input_condition(pr.sigma_det[:pr.P, :pr.P])
+        cond = condition(pr.sigma_det[:pr.P, :pr.P])
         if not cond >= ILL_CONDITIONED:
             raise
         stall = min(err.history) if err.history else float("nan")
+        remedy = (f"the gradient of S/N stalls at round-off (here near {stall:.1g}); pass gtol above that level to "
+                  "accept the accuracy it gives, or use better-conditioned inputs" if linear else
+                  "the forward-backward iteration loses that many digits in Σ⁻¹; use better-conditioned inputs")
         raise ConvergenceError(
             f"{err.args[0]}. X: the input covariance at t = 1, g_in² X Xᵀ/D (+ bias), is ill-conditioned "
-            f"(condition number {cond:.3g}), so the gradient of S/N stalls at round-off (here near {stall:.1g}); "
-            f"pass gtol above that level to accept the accuracy it gives, or use better-conditioned inputs "
-            f"(e.g. drop nearly dependent patterns)", err.history) from err
+            f"(condition number {cond:.3g} on the span of the inputs; directions below {RANK_TOL:g} × λ_max count "
+            f"as exactly dependent), so {remedy} (e.g. drop nearly dependent patterns)", err.history) from err
 
 
 def _grid(steps: int, end: float = 1.0) -> np.ndarray:
@@ -218,7 +225,9 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     check_steps("steps", steps)
     if pr.spec.phi_fn.name != "linear":
         from .nonlinear import check_estimator, feature_learning as nonlinear_solve
-        return nonlinear_solve(pr, steps=steps, both_signs=both_signs, progress=progress, **check_estimator(estimator))
+        with _conditioning_hint(pr, linear=False):
+            return nonlinear_solve(pr, steps=steps, both_signs=both_signs, progress=progress,
+                                   **check_estimator(estimator))
     check_real("gtol", gtol, low=0, low_open=True)
     check_real("overshoot", overshoot, low=0)
     n = pr.spec.T * pr.X.shape[0]  # kernel side T P: dozens of (TP)² arrays, Newton-CG steps of O((TP)³)

@@ -108,7 +108,7 @@ class FixedPoint:
 
     def evaluate(self, x: np.ndarray, errors: bool = False):
         C, Chat = x
-        p = self.act.point(C)
+        p = self.act.point(C, kernel=False)  # Σ⁻¹ on the range of Σ(C); C = ⟨φφᵀ⟩ needs no inverse
         m = self.measure.tilted(p.Sigma, Chat, errors=errors)
         return np.stack([m.phiphi, self.act.chat(p, m.hh, m.tilt)]), p, m
 
@@ -263,7 +263,7 @@ class NonlinearFeatureLearning:
         pp, nn = np.arange(n - P), np.arange(P, n)
         G = self.selected.C[np.ix_(pp, pp)]
         M = self.selected.moments.phih[np.ix_(pp, nn)]
-        return np.linalg.eigvals(np.linalg.solve(G, M))
+        return np.linalg.eigvals(np.linalg.lstsq(G, M, rcond=None)[0])
 
     def fixed_point_residual(self) -> float:
         return self.selected.extra_residual

@@ -17,6 +17,7 @@ import numpy as np
 
 from ...solve import maximize
 from .action import LinearAction, NotPositiveDefinite
+from .span import factor
 
 
 @lru_cache(maxsize=8)
@@ -51,15 +52,29 @@ def sector_mask(act: LinearAction, lags) -> np.ndarray | None:
     return np.isin(lag, np.atleast_1d(lags))
 
 
+def dead_coordinates(dead: np.ndarray) -> np.ndarray:
+    """svec entries (i, j) of Z with i or j a dead (zero) column of a padded factor (batched)."""
+    iu, _ = _svec_index(dead.shape[-1])
+    return dead[..., iu[0]] | dead[..., iu[1]]
+
+
+def off_span(hv: np.ndarray, v: np.ndarray, dead) -> np.ndarray:
+    """The Hessian product with −½·v on the coordinates off the span (``dead``): C does not depend on them,
+    and −½ is the ln det curvature of every live coordinate at the frame's centre, so spectra stay those of
+    the live coordinates (no spurious zero eigenvalues)."""
+    if dead is None:
+        return hv
+    return np.where(dead, -0.5 * v, hv)
+
+
 class Frame:
     """Congruence coordinates around C₀: value, gradient, Hessian-vector product in svec(Z)."""
 
     def __init__(self, act: LinearAction, C0: np.ndarray, mask: np.ndarray | None = None):
         self.act, self.n, self.mask = act, act.n, mask
-        try:
-            self.L = np.linalg.cholesky(C0)
-        except np.linalg.LinAlgError:
-            raise NotPositiveDefinite("starting kernel is not positive definite") from None
+        sp = getattr(act, "span", None)  # the compiled explicit action has no span (nonsingular only)
+        self.L, self.cond = factor(C0, sp, "starting kernel", condition=True)
+        self.dead = None if sp is None else dead_coordinates(sp.dead)
         self._key = None
         self._point = None
 
@@ -92,7 +107,7 @@ class Frame:
     def hessp(self, z, v) -> np.ndarray:
         D = self.L @ smat(self._proj(v), self.n) @ self.L.T
         H = self.act.hessp_at(self._at(z), D)
-        return self._proj(svec(self.L.T @ H @ self.L))
+        return self._proj(off_span(svec(self.L.T @ H @ self.L), v, self.dead))
 
 
 class BlockFrame:
@@ -101,11 +116,9 @@ class BlockFrame:
 
     def __init__(self, bl, C0: np.ndarray):
         self.bl, self.T, self.P = bl, bl.T, bl.P
-        try:
-            self.L = np.linalg.cholesky(bl.blocks(C0))
-        except np.linalg.LinAlgError:
-            raise NotPositiveDefinite("starting kernel is not positive definite") from None
+        self.L, self.cond = factor(bl.blocks(C0), bl.span, "starting kernel", condition=True)
         self.Lt = np.swapaxes(self.L, -1, -2)
+        self.dead = None if bl.span is None else dead_coordinates(bl.span.dead).reshape(-1)
         self._key = None
         self._point = None
 
@@ -136,7 +149,19 @@ class BlockFrame:
 
     def hessp(self, z, v):
         D = self.L @ smat(v.reshape(self.T, -1), self.P) @ self.Lt
-        return svec(self.Lt @ self.bl.hessp_at(self._at(z), D) @ self.L).reshape(-1)
+        return off_span(svec(self.Lt @ self.bl.hessp_at(self._at(z), D) @ self.L).reshape(-1), v, self.dead)
+
+
+#: maximize accepts a gradient up to this multiple of gtol where it stalls at round-off (its ``floor``)
+ROUNDOFF_FLOOR = 1e3
+
+
+def attainable_gtol(gtol: float, cond: float) -> float:
+    """The gradient tolerance the frame can reach: gtol, raised to the round-off level ε·cond(C₀) of the
+    gradient (Σ⁻¹ and C⁻¹ lose that many digits) but never above the ROUNDOFF_FLOOR·gtol that
+    :func:`~symfield.solve.maximize` accepts at round-off anyway; stopping there saves the collapse of
+    the trust radius by rejected steps that round-off causes."""
+    return float(min(max(gtol, np.finfo(float).eps * cond), ROUNDOFF_FLOOR * gtol))
 
 
 def maximise(act: LinearAction, C0: np.ndarray, lags=None, gtol: float = 1e-9, maxiter: int = 200,
@@ -144,12 +169,12 @@ def maximise(act: LinearAction, C0: np.ndarray, lags=None, gtol: float = 1e-9, m
     """Local maximum of S/N from C₀ (restricted to ``lags`` if given); returns (C, TrustRegionResult).
 
     ``blocks`` (a :class:`~symfield.theory.feature_learning.blocks.Blocks`) with ``lags=0`` solves the symmetric
-    sector block by block (O(T P³) per Hessian product instead of O(T³ P³))."""
-    if blocks is not None and lags == 0:
-        fr = BlockFrame(blocks, C0)
-        res = maximize(fr.value, fr.grad, fr.hessp, fr.z0(), gtol=gtol, maxiter=maxiter, radius=0.5, label=label)
-        return fr.C(res.x), res
-    fr = Frame(act, C0, sector_mask(act, lags))
-    res = maximize(fr.value, fr.grad, fr.hessp, fr.z0(), gtol=gtol, maxiter=maxiter, radius=0.5, label=label)
+    sector block by block (O(T P³) per Hessian product instead of O(T³ P³)).  The tolerance is
+    :func:`attainable_gtol` (``at_roundoff`` set when it is above ``gtol``)."""
+    fr = BlockFrame(blocks, C0) if blocks is not None and lags == 0 else Frame(act, C0, sector_mask(act, lags))
+    tol = attainable_gtol(gtol, fr.cond)
+    res = maximize(fr.value, fr.grad, fr.hessp, fr.z0(), gtol=tol, maxiter=maxiter, radius=0.5, label=label,
+                   floor=ROUNDOFF_FLOOR * gtol / tol)
+    res.at_roundoff = res.at_roundoff or res.grad_norm > gtol
     C = fr.C(res.x)
     return 0.5 * (C + C.T), res

@@ -17,6 +17,7 @@ import scipy.sparse.linalg as ssl
 from .action import LinearAction
 from .blocks import Blocks, BlockPoint
 from .solver import Frame, sector_mask, smat, svec
+from .span import factor
 
 
 def sector_hessian(act: LinearAction, C: np.ndarray, lags, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -26,13 +27,11 @@ def sector_hessian(act: LinearAction, C: np.ndarray, lags, chunk: int = 64) -> t
     idx = np.flatnonzero(sector_mask(act, lags)) if lags is not None else np.arange(act.n * (act.n + 1) // 2)
     m = idx.size
     H = np.empty((m, m))
-    p = fr._at(fr.z0())
     for start in range(0, m, chunk):
         sel = idx[start:start + chunk]
         V = np.zeros((sel.size, fr.z0().size))
         V[np.arange(sel.size), sel] = 1.0
-        D = fr.L @ smat(V, act.n) @ fr.L.T
-        Hv = svec(fr.L.T @ act.hessp_at(p, D) @ fr.L)
+        Hv = fr.hessp(fr.z0(), V)
         H[start:start + sel.size] = Hv[:, idx]
     return 0.5 * (H + H.T), idx
 
@@ -92,7 +91,7 @@ def sector_top(bl: Blocks, p: BlockPoint, k: int, dense_max: int = DENSE_SECTOR_
         v0 = np.random.default_rng(0).standard_normal(dim)
         lam, vec = ssl.eigsh(lin, k=1, which="LA", tol=1e-12, v0=v0)
         top, v = lam[0], vec[:, 0]
-    L = np.linalg.cholesky(p.C)
+    L = factor(p.C, bl.span, "C")
     V = v.reshape(shape)
     Dc = L[:bl.T - k] @ V @ np.swapaxes(L[k:], -1, -2)
     return float(top), Dc
@@ -142,5 +141,5 @@ def learned_eigenvalues(pr, C: np.ndarray) -> list:
         ak, rk = np.repeat(a[ks], pr.P), np.repeat(r[ks], pr.P)
         if np.any(ak != 0) or np.any(rk != 1):
             Cpx = (Cpx - Cpp * ak) / rk
-        out.append(np.linalg.eigvals(np.linalg.solve(Cpp, Cpx)))
+        out.append(np.linalg.eigvals(np.linalg.lstsq(Cpp, Cpx, rcond=None)[0]))
     return out

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import NotSupportedError
+from .span import span
+
 #: perturbations per batched Hessian product
 CHUNK = 64
 
 
 def lag_hessp(act, p, mom, D: np.ndarray):
     """(H D, δĈ*) for off-diagonal symmetric directions D (batched (..., n, n)); module docstring."""
-    Fi = np.linalg.inv(mom.phiphi)
+    Fi = kernel_inverse(mom.phiphi)
     A, K = mom.phih, mom.hh
     X = p.Sinv @ act.dsigma(D) @ p.Sinv
     dChat = Fi @ (D - A @ X @ A.T) @ Fi
@@ -34,6 +37,18 @@ def lag_hessp(act, p, mom, D: np.ndarray):
     XKS = X @ K @ p.Sinv
     inner = -XKS - np.swapaxes(XKS, -1, -2) + p.Sinv @ dK @ p.Sinv + X
     return 0.5 * (act.sigma_adjoint(inner) + act.data_hessp(p, D) - dChat), dChat
+
+
+def kernel_inverse(F: np.ndarray) -> np.ndarray:
+    """⟨φφᵀ⟩⁻¹; a singular one (duplicated, antipodal or zero patterns with nonlinear φ) is refused: the
+    lag-sector basis of unit site perturbations would leave the span the kernel lives on."""
+    if span(F) is not None:
+        raise NotSupportedError(
+            "X: with this nonlinear φ the kernel <φφᵀ> of some patterns is linearly dependent (duplicated, "
+            "antipodal or zero input sequences), and the lag-sector stability test of the symmetric branch "
+            "is implemented for a nonsingular kernel only. Remove the repeated patterns (k copies of a pattern "
+            "with one target act as that pattern with likelihood variance kappa/k) or use phi='linear'")
+    return np.linalg.inv(F)
 
 
 def sector_basis(pr, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -22,10 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 from ...resources import check_memory
-from .tilted_quadrature import Moments, _chol, apply_phi, base_covariance, phi_derivatives, weighted_moments
+from .span import span
+from .tilted_quadrature import (Moments, OnSpan, _chol, apply_phi, base_covariance, phi_derivatives,
+                                weighted_moments)
 
 
-class TiltedMC:
+class TiltedMC(OnSpan):
     """Importance-sampling estimator with common random numbers (module docstring)."""
 
     exact = False
@@ -47,21 +49,29 @@ class TiltedMC:
         self.Q = None if Q is None else 0.5 * (Q + Q.T)
 
     def tilted(self, Sigma, Chat, errors: bool = False) -> Moments:
-        d = Sigma.shape[0]
-        Q = self.Q if self.Q is not None and self.Q.shape == Sigma.shape else base_covariance(Sigma, Chat, self.phi)
+        U, Su = self.on_span(Sigma)
+        d = Su.shape[0]
+        Q = None
+        if self.Q is not None and self.Q.shape == Sigma.shape:
+            Q = self.Q if U is None else U.T @ self.Q @ U
+            if span(Q) is not None:  # adapted where Σ had a smaller range (e.g. the linear prior kernel)
+                Q = None
+        if Q is None:
+            Q = base_covariance(Su, Chat if U is None else U.T @ Chat @ U, self.phi)
         Z = self.normals(d)
         m = int(round(self.defensive * self.samples))
         if self.batch is not None:  # the same mixture proportions in every batch
             k, B = self.batch
             Z = np.concatenate([Z[:m][k::B], Z[m:][k::B]])
             m = len(range(k, m, B))
-        Ls, Lq = _chol(Sigma, "Σ(C)"), _chol(Q, "the proposal covariance")
-        H = np.empty_like(Z)
-        H[:m] = Z[:m] @ Ls.T
-        H[m:] = Z[m:] @ Lq.T
+        Ls, Lq = _chol(Su, "Σ(C)"), _chol(Q, "the proposal covariance")
+        Hu = np.empty_like(Z)
+        Hu[:m] = Z[:m] @ Ls.T
+        Hu[m:] = Z[m:] @ Lq.T
+        H = Hu if U is None else Hu @ U.T  # on the span: lifted to the sites (OnSpan)
         F = apply_phi(self.phi, H)
-        a = H @ np.linalg.inv(Ls).T
-        b = H @ np.linalg.inv(Lq).T
+        a = Hu @ np.linalg.inv(Ls).T
+        b = Hu @ np.linalg.inv(Lq).T
         lnS = -0.5 * np.einsum("ki,ki->k", a, a) - np.log(np.diag(Ls)).sum()
         lnQ = -0.5 * np.einsum("ki,ki->k", b, b) - np.log(np.diag(Lq)).sum()
         alpha = m / len(Z)

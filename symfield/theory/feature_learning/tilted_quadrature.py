@@ -23,6 +23,7 @@ import sympy as sp
 from ... import codegen
 from ...errors import NotPositiveDefinite
 from ...gauss.registry import x as X_SYM
+from .span import SpanBases
 
 #: default trapezoid nodes per dimension of the tilted measure, and the half-width L of the grid
 DEFAULT_NODES = {1: 401, 2: 161, 3: 65}
@@ -141,7 +142,8 @@ def base_covariance(Sigma: np.ndarray, Chat: np.ndarray, phi) -> np.ndarray:
 
 
 def log_ratio(H: np.ndarray, F: np.ndarray, Sigma: np.ndarray, Chat: np.ndarray, Q: np.ndarray) -> np.ndarray:
-    """ln r(h) = ln N(h; 0, Σ) − ln N(h; 0, Q) + ½ φᵀĈφ for every row of H (φ values F)."""
+    """ln r(h) = ln N(h; 0, Σ) − ln N(h; 0, Q) + ½ φᵀĈφ for every row of H (φ values F; on a span, H, Σ and
+    Q in the span coordinates u and F on the sites)."""
     Ls, Lq = _chol(Sigma, "Σ(C)"), _chol(Q, "the base covariance")
     a = H @ np.linalg.inv(Ls).T
     b = H @ np.linalg.inv(Lq).T
@@ -171,22 +173,45 @@ def weighted_moments(H: np.ndarray, F: np.ndarray, logw: np.ndarray, errors: boo
     return out
 
 
-class GaussianMeasure:
-    """Linear φ: p = N(0, K), K = (Σ⁻¹ − Ĉ)⁻¹, ln Z = ½ (ln det K − ln det Σ) (exact)."""
+class OnSpan:
+    """A singular Σ (dependent inputs): the Gaussian base lives on range(Σ) = range(U), U orthonormal
+    (:class:`~.span.SpanBases`).  Points are drawn in the coordinates u = Uᵀh (Σ_u = UᵀΣU nonsingular)
+    and lifted, h = U u; φ(h) and the tilt ½φᵀĈφ are evaluated on the sites.  Densities on the span are
+    basis-independent, so ln Z and all moments are those of the measure on the span."""
+
+    _bases = None
+
+    def on_span(self, Sigma):
+        """(U or None, Σ_u): None and Σ itself when Σ is nonsingular."""
+        if self._bases is None:
+            self._bases = SpanBases()
+        U = self._bases.basis(Sigma)
+        return (None, Sigma) if U is None else (U, U.T @ Sigma @ U)
+
+
+def _lift(U, M):
+    """U M Uᵀ (M itself for U None)."""
+    return M if U is None else U @ M @ U.T
+
+
+class GaussianMeasure(OnSpan):
+    """Linear φ: p = N(0, K), K = (Σ⁻¹ − Ĉ)⁻¹, ln Z = ½ (ln det K − ln det Σ) (exact; on the span of Σ)."""
 
     exact = True
 
     def tilted(self, Sigma, Chat, errors: bool = False) -> Moments:
-        Ls = _chol(Sigma, "Σ(C)")
-        Si = np.linalg.inv(Sigma)
-        Lk = _chol(Si - Chat, "Σ⁻¹ − Ĉ (the tilted measure is not normalisable)")
+        U, Su = self.on_span(Sigma)
+        Chu = _lift(None if U is None else U.T, Chat)
+        Ls = _chol(Su, "Σ(C)")
+        Si = np.linalg.inv(Su)
+        Lk = _chol(Si - Chu, "Σ⁻¹ − Ĉ (the tilted measure is not normalisable)")
         Li = np.linalg.inv(Lk)
-        K = Li.T @ Li
+        K = _lift(U, Li.T @ Li)
         logZ = -np.log(np.diag(Lk)).sum() - np.log(np.diag(Ls)).sum()
         return Moments(K, K, K, np.zeros(len(K)), float(logZ), np.zeros(len(K)))
 
 
-class TiltedQuadrature:
+class TiltedQuadrature(OnSpan):
     """Tensor trapezoid rule in the standardised variables x of the base N(0, Q) (d <= 3): nodes x_i = i·δ
     on [−L, L] (``nodes`` per dimension), weights δ·N(x_i; 0, 1).  For integrands analytic in a strip
     around the real axis (the tilted integrands of erf, tanh) the error falls like e^{−2π·width/δ};
@@ -211,14 +236,16 @@ class TiltedQuadrature:
         return X, lw
 
     def tilted(self, Sigma, Chat, errors: bool = False) -> Moments:
-        d = Sigma.shape[0]
+        U, Su = self.on_span(Sigma)
+        d = Su.shape[0]
         if d > MAX_QUADRATURE_DIM:
             raise ValueError(f"tensor quadrature of the tilted measure is for d <= {MAX_QUADRATURE_DIM}, got {d}")
-        Q = base_covariance(Sigma, Chat, self.phi)
+        Q = base_covariance(Su, _lift(None if U is None else U.T, Chat), self.phi)
         X, lw = self._grid(d, self.nodes or DEFAULT_NODES[d])
-        H = X @ _chol(Q, "the base covariance").T
+        Hu = X @ _chol(Q, "the base covariance").T
+        H = Hu if U is None else Hu @ U.T
         F = apply_phi(self.phi, H)
-        return weighted_moments(H, F, lw + log_ratio(H, F, Sigma, Chat, Q))
+        return weighted_moments(H, F, lw + log_ratio(Hu, F, Su, Chat, Q))
 
 
 class BlockMeasure:
