@@ -63,8 +63,9 @@ PARAMETERS = {
     "P_sweep_test": Param(10, "held-out test digits of the test error against P (the last digits)", quick=4),
     "N_sweep": Param(256, "width of the trained networks of the test error against P", quick=32),
     "samples": Param(40, "stored Langevin states per chain"),
-    "burn": Param(1000, "Langevin burn-in steps per chain (at least burn_times / step)"),
-    "burn_times": Param(5.0, "burn-in of at least this many prior relaxation times 1/step (the step ~ 1/P)",
+    "burn": Param(1000, "Langevin burn-in steps per chain (test error against P: at least burn_times / step)"),
+    "burn_times": Param(5.0, "burn-in of the test error against P: at least this many prior relaxation times "
+                              "1/step (the step ~ 1/P)",
                         quick=2.0),
     "thin": Param(10, "Langevin steps between stored states"),
     "chains": Param(2, "independent Langevin chains per width"),
@@ -150,8 +151,7 @@ def trained_section(v, X, y, progress) -> dict:
         print(f"mu-P theory, {name}: test MSE per step " + " ".join(f"{e:.3f}" for e in entry["theory_mse_per_step"]))
         for k, N in enumerate(v["widths"]):
             lg = langevin(net, Xs, Y, supervised=sup, kappa=v["kappa"], N=N, seed=(v["seed"] * 1000 + 10 * k),
-                          samples=v["samples"], burn=v["burn"], burn_times=v["burn_times"], thin=v["thin"],
-                          chains=v["chains"], progress=progress)
+                          samples=v["samples"], burn=v["burn"], thin=v["thin"], chains=v["chains"], progress=progress)
             f_all, sem_all = lg.mean("f"), lg.sem("f")
             f = f_all[Ptr:]
             dev = f_all - fl.predict()               # every site, training digits included
@@ -328,7 +328,8 @@ def main(argv=None) -> dict:
     data["seconds"] = time.time() - t0
     note = (f"digits {v['classes'][0]} vs {v['classes'][1]} (±1), rows as T = 8 steps; (a-c) GP, φ = {phi_name(v['phi'])}, "
             f"g = {v['g']}, σ_b² = {v['sigma_b2']}, noise {v['noise']}, {v['P_test']} test digits; (d-g) linear μP, "
-            f"g = {v['g_fl']}, κ = {v['kappa']}, Langevin-trained ({v['chains']} chains, burn-in max({v['burn']} steps, {v['burn_times']:g}/ε), "
+            f"g = {v['g_fl']}, κ = {v['kappa']}, Langevin-trained ({v['chains']} chains, burn-in {v['burn']} steps, "
+            f"in (g) at least {v['burn_times']:g}/ε, "
             f"thinning {v['thin']}); (d-f) {v['P_fl']} training / {v['P_fl_test']} test digits, "
             + caption(N=list(v["widths"]), samples=v["samples"] * v["chains"], seed=v["seed"])
             + f"; (g) N = {v['N_sweep']}, {v['P_sweep_test']} held-out test digits, μP theory where the solver "
