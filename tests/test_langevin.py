@@ -8,6 +8,7 @@ from symfield.simulate import posterior
 from symfield.simulate import langevin as lg
 from symfield.simulate.langevin import langevin
 from symfield.simulate.posterior import layout, reduced_inputs
+from symfield.task import problem
 
 NET = sf.RNN(2, phi="linear", bias="none", scaling="mean_field")
 X = np.array([[1.0, 0.3], [0.2, -1.0]])
@@ -66,7 +67,7 @@ def test_fast_drift_is_the_reference_gradient(name):
     T, P, D, N = spec.T, 4, 5, 7
     Xs = rng.standard_normal((P, T, D) if spec.input == "every" else (P, D))
     sup = rng.random((P, T)) < 0.6
-    pr = lg.task(spec, Xs, rng.standard_normal((P, T)), sup, 0.7)
+    pr = problem(spec, Xs, rng.standard_normal((P, T)), sup, 0.7)
     xr, r = reduced_inputs(pr.X)
     lay, size, _ = layout(spec, N, pr.X.shape[2], r, pr.mask_out)
     mod = lg.load(spec.phi_fn)

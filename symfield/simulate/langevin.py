@@ -25,7 +25,6 @@ benchmarks/bench_langevin.py times them side by side.
 from __future__ import annotations
 
 import time
-from collections import namedtuple
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,8 +34,7 @@ from .. import parallel
 from ..api import check_choice, check_positive_int, check_real
 from ..progress import progress_bar
 from ..resources import check_memory, check_steps, check_time
-from ..spec import NetworkSpec, SpecError
-from ..task import check_kappa, check_supervised, check_targets, readout_mask
+from ..task import problem
 from . import posterior_hmc
 from .draws import root_seed
 from .posterior import _batch_sem, layout, reduced_inputs
@@ -262,25 +260,6 @@ class LangevinSamples:
         return means.std(axis=0, ddof=1) / np.sqrt(chains.size)
 
 
-#: Checked inputs of a Langevin run: as :func:`symfield.task.problem` without the μP solver's nonsingular-input
-#: requirement (the sampler takes any number of patterns).
-Task = namedtuple("Task", "spec X Y supervised kappa mask_out T P")
-
-
-def task(spec, X, Y, supervised=None, kappa=1.0, readout=None) -> Task:
-    """The checked :data:`Task` (arguments as :func:`symfield.task.problem`)."""
-    from ..errors import SpecTypeError
-    if not isinstance(spec, NetworkSpec):
-        raise SpecTypeError(f"spec must be a NetworkSpec (sf.RNN, sf.DNN, sf.NetworkSpec(...)), got {type(spec).__name__}")
-    if spec.scaling != "mean_field":
-        raise SpecError("Langevin training here is of the mean-field (μP) network f = v·φ(h)/N: build it with "
-                        "scaling='mean_field'")
-    Xc = spec.check_inputs(X)
-    sup = check_supervised(supervised, Xc.shape[0], spec.T)
-    return Task(spec, Xc, check_targets(Y, Xc.shape[0], spec.T, sup), sup, check_kappa(kappa),
-                readout_mask(spec, readout), spec.T, Xc.shape[0])
-
-
 def default_step(mod, theta, lay, xr, sup, kappa, sigma_v2) -> float:
     """ε = 0.1 / (1 + σ_v² λ_max(C_SS)/κ): the data term's curvature along the readout at ``theta``
     (C_SS the kernel on the supervised sites) next to the prior's curvature 1."""
@@ -346,7 +325,7 @@ def langevin(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 256, seed=0, re
     threads per chain (None: the library's default).  ``scheduler``: where the chains run
     (:mod:`symfield.parallel`; results do not depend on it).  Other arguments as
     :func:`symfield.feature_learning` / :func:`symfield.simulate.posterior`."""
-    pr = task(spec, X, Y, supervised, kappa, readout)
+    pr = problem(spec, X, Y, supervised, kappa, readout)   # any inputs: singular ones live on their span
     for name, v in (("N", N), ("samples", samples), ("chains", chains), ("thin", thin)):
         check_positive_int(name, v)
     check_positive_int("burn", burn, minimum=0)
