@@ -313,7 +313,8 @@ def _chain(job, bar=None):
 
 def langevin(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 256, seed=0, readout=None,
              samples: int = 100, burn: int = 1000, thin: int = 10, chains: int = 2, step: float | None = None,
-             burn_times: float | None = None, method: str = "fast", blas_threads: int | None = 1, scheduler=None, progress=None) -> LangevinSamples:
+             burn_times: float | None = None, method: str = "fast", blas_threads: int | None = 1, scheduler=None,
+             progress=None) -> LangevinSamples:
     """Train ``chains`` width-N networks ``spec`` (μP, ``scaling='mean_field'``) by full-batch Langevin
     dynamics on targets ``Y`` (P, T) at the ``supervised`` sites (module docstring): ``burn`` steps from a
     prior draw, then ``samples`` stored states one every ``thin`` steps.  ``step``: ε (default
@@ -366,6 +367,6 @@ def langevin(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 256, seed=0, re
         results = parallel.map_tasks(_chain, jobs, scheduler=client, progress=progress, desc=desc + " chains")
     fs, t2, Cs = zip(*results)
     chain = np.concatenate([np.full(len(x), c) for c, x in enumerate(fs)])
-    C_mean = (sum(Cs) / len(chain)).reshape(T, P, T, P).transpose(0, 2, 1, 3)
+    C_mean = pr.from_sites(sum(Cs) / len(chain))
     return LangevinSamples(spec, int(N), np.concatenate(fs), np.concatenate(t2), chain, C_mean, eps,
                            time.time() - t0, root.entropy if not root.spawn_key else root, burn)
