@@ -23,7 +23,7 @@ import numpy as np
 
 from ...resources import check_memory
 from .span import span
-from .tilted_quadrature import (Moments, OnSpan, _chol, apply_phi, base_covariance, phi_derivatives,
+from .tilted_quadrature import (Moments, OnSpan, _chol, apply_phi, base_covariance, phi_derivatives, restrict,
                                 weighted_moments)
 
 
@@ -53,11 +53,11 @@ class TiltedMC(OnSpan):
         d = Su.shape[0]
         Q = None
         if self.Q is not None and self.Q.shape == Sigma.shape:
-            Q = self.Q if U is None else U.T @ self.Q @ U
+            Q = restrict(U, self.Q)
             if span(Q) is not None:  # adapted where Σ had a smaller range (e.g. the linear prior kernel)
                 Q = None
         if Q is None:
-            Q = base_covariance(Su, Chat if U is None else U.T @ Chat @ U, self.phi)
+            Q = base_covariance(Su, restrict(U, Chat), self.phi)
         Z = self.normals(d)
         m = int(round(self.defensive * self.samples))
         if self.batch is not None:  # the same mixture proportions in every batch

@@ -186,11 +186,16 @@ class OnSpan:
         if self._bases is None:
             self._bases = SpanBases()
         U = self._bases.basis(Sigma)
-        return (None, Sigma) if U is None else (U, U.T @ Sigma @ U)
+        return U, restrict(U, Sigma)
+
+
+def restrict(U, M):
+    """UᵀMU, M in the span coordinates (M itself for U None)."""
+    return M if U is None else U.T @ M @ U
 
 
 def _lift(U, M):
-    """U M Uᵀ (M itself for U None)."""
+    """U M Uᵀ, M back on the sites (M itself for U None)."""
     return M if U is None else U @ M @ U.T
 
 
@@ -201,7 +206,7 @@ class GaussianMeasure(OnSpan):
 
     def tilted(self, Sigma, Chat, errors: bool = False) -> Moments:
         U, Su = self.on_span(Sigma)
-        Chu = _lift(None if U is None else U.T, Chat)
+        Chu = restrict(U, Chat)
         Ls = _chol(Su, "Σ(C)")
         Si = np.linalg.inv(Su)
         Lk = _chol(Si - Chu, "Σ⁻¹ − Ĉ (the tilted measure is not normalisable)")
@@ -240,7 +245,7 @@ class TiltedQuadrature(OnSpan):
         d = Su.shape[0]
         if d > MAX_QUADRATURE_DIM:
             raise ValueError(f"tensor quadrature of the tilted measure is for d <= {MAX_QUADRATURE_DIM}, got {d}")
-        Q = base_covariance(Su, _lift(None if U is None else U.T, Chat), self.phi)
+        Q = base_covariance(Su, restrict(U, Chat), self.phi)
         X, lw = self._grid(d, self.nodes or DEFAULT_NODES[d])
         Hu = X @ _chol(Q, "the base covariance").T
         H = Hu if U is None else Hu @ U.T
