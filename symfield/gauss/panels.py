@@ -28,7 +28,7 @@ import numpy as np
 import sympy as sp
 from numba import njit
 
-from .registry import _kinks, get_phi
+from .registry import get_phi
 
 #: Gauss–Kronrod 7/15 (QUADPACK's qk15): nodes x ≥ 0 (descending), Kronrod weights, weights of the 7-point
 #: Gauss rule on the odd-indexed nodes; K15 integrates degree 22 exactly (tests/test_expectations_grid.py)
@@ -152,7 +152,7 @@ def _pair_one(phi, o1, o2, c11, c22, c12):
         excess = 0.0
     r, s, a = c12 / c11, np.sqrt(excess / c11), np.sqrt(c11)
     if r != 0:  # H has the features of φ^(o2) at p/r, smoothed over s/|r|; a kink of φ^(o2) rounded over s/|r|
-        kink = np.isin(p2, _kink_points(phi, o2)) & (s > 0)
+        kink = np.isin(p2, phi.kinks(o2)) & (s > 0)
         w = np.where(kink, np.minimum(w2, s / 8), np.maximum(w2, s / 8))
         p1, w1 = np.concatenate([p1, p2 / r]), np.concatenate([w1, w / abs(r)])
     z, wk, wg, _ = _rule(0.0, a, p1, w1)
@@ -175,10 +175,6 @@ def _kronrod() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     wg = np.zeros(15)
     wg[1::2] = np.concatenate([GAUSS_W, GAUSS_W[-2::-1]])
     return x, wk, wg
-
-
-def _kink_points(phi, order: int) -> tuple[float, ...]:
-    return _kinks(phi.expr if order == 0 else phi.derivative(order))
 
 
 def _features(phi, order: int) -> tuple[np.ndarray, np.ndarray]:
