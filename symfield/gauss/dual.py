@@ -36,7 +36,7 @@ from numba import njit, prange
 from ..errors import AccuracyError, NotPositiveDefinite
 from .panels import RHO_TOL, ZMAX, _rule as _panel_rule, pair as panel_pair
 from .quadrature import hermite_functions
-from .registry import _kinks, get_phi, x as _x
+from .registry import get_phi, x as _x
 
 KMAX = 320
 NODES = 640
@@ -235,7 +235,7 @@ class DualKernel:
         parity = self.parity(order)
         narrow = min(w for _, w in self.phi.features(order))
         by_panels = np.sqrt(variances) * GH_MIN_WIDTH > narrow
-        if _kinks(self.phi.expr if order == 0 else self.phi.derivative(order)):
+        if self.phi.kinks(order):
             by_panels[:] = True
         coef, total = np.zeros((variances.size, self.kmax + 1)), np.zeros(variances.size)
         coef_err, lost = np.zeros(variances.size), np.zeros(variances.size, dtype=bool)

@@ -26,7 +26,7 @@ import mpmath as mp
 import numpy as np
 import sympy as sp
 
-from .registry import _kinks, get_phi, x as _x
+from .registry import get_phi, x as _x
 
 DPS = 30
 NODES = 20
@@ -248,7 +248,7 @@ def near_collinear_supported(phi, orders) -> bool:
         with mp.workdps(DPS):
             h = mp.mpf(10) ** -20
             if any(abs(f(mp.mpf(p) - h) - f(mp.mpf(p) + h)) > mp.mpf(10) ** -12
-                   for p in _kinks(nl.expr if o == 0 else nl.derivative(o))):
+                   for p in nl.kinks(o)):
                 return False
     return True
 
