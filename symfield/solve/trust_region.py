@@ -18,6 +18,9 @@ import numpy as np
 
 from .errors import ConvergenceError
 
+#: default ``floor``: a gradient up to this multiple of gtol is accepted where it stalls at round-off
+ROUNDOFF_FLOOR = 1e3
+
 
 @dataclass
 class TrustRegionResult:
@@ -62,7 +65,7 @@ def steihaug(g, hessp, radius, tol, max_cg):
 
 
 def maximize(fun, grad, hessp, x0, gtol=1e-10, maxiter=200, radius=1.0, max_radius=1e3, eta=0.1,
-             max_cg=None, floor=1e3, label="trust-region maximisation") -> TrustRegionResult:
+             max_cg=None, floor=ROUNDOFF_FLOOR, label="trust-region maximisation") -> TrustRegionResult:
     """Maximise ``fun`` from ``x0`` (``hessp(x, v)`` is ∇²f(x)·v); raises ConvergenceError on failure."""
     x = np.asarray(x0, dtype=float).copy()
     f = fun(x)

@@ -16,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from ...solve import maximize
+from ...solve.trust_region import ROUNDOFF_FLOOR
 from .action import LinearAction, NotPositiveDefinite
 from .span import factor
 
@@ -150,10 +151,6 @@ class BlockFrame:
     def hessp(self, z, v):
         D = self.L @ smat(v.reshape(self.T, -1), self.P) @ self.Lt
         return off_span(svec(self.Lt @ self.bl.hessp_at(self._at(z), D) @ self.L).reshape(-1), v, self.dead)
-
-
-#: maximize accepts a gradient up to this multiple of gtol where it stalls at round-off (its ``floor``)
-ROUNDOFF_FLOOR = 1e3
 
 
 def attainable_gtol(gtol: float, cond: float) -> float:
