@@ -1,10 +1,14 @@
 """Mean-field kernels: symfield against plain vectorised NumPy references, and threads, in one run.
 
-    python benchmarks/bench_mean_field.py [--repeat 5] [--threads-only]
+    python benchmarks/bench_mean_field.py [--repeat 5] [--threads-only] [--crossover]
 
 Threads (issue 12): each case on the block-by-block reference path as it was (Σdet, BLAS limit and
 hoisted factors per block, two Numba threads) and on the current path with 1 and 2 Numba threads forced
 and with the per-call choice (``threads=None``), side by side, with the load average.
+
+``--crossover``: 1 against 2 forced threads over a range of sizes, with the work per parallel region
+(``mean_field._region_work``) that ``thread_count`` compares with ``THREADS_MIN_WORK``; run it on an idle
+machine to place that threshold.
 
 Cases (issue 2): DNN erf T=10 P=2000; RNN erf T=30 P=100; DNN tanh T=3 P=1000 (reference:
 25-point bivariate Gauss-Hermite). Times are the best of ``--repeat`` runs after one warm-up
@@ -136,12 +140,36 @@ def threads_table(repeat, rng):
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
+def crossover(repeat, rng):
+    from symfield.theory.kernel_map import kernel_map
+    from symfield.theory.mean_field import THREADS_MIN_WORK, _region_work, _shells_apply
+    print(f"crossover (load average before: {os.getloadavg()[0]:.1f}, best of {repeat}; ms; "
+          f"THREADS_MIN_WORK = {THREADS_MIN_WORK:.0e})", flush=True)
+    cases = [("DNN erf T=10", lambda P: sf.DNN(10), lambda P: rng.standard_normal((P, 8)), [50, 100, 200, 500, 1000]),
+             ("RNN erf first T=30", lambda P: sf.RNN(30), lambda P: rng.standard_normal((P, 8)), [5, 10, 20, 40, 100]),
+             ("DNN tanh T=3", lambda P: sf.DNN(3, phi="tanh"), lambda P: rng.standard_normal((P, 8)), [10, 40, 80])]
+    for name, make, inputs, Ps in cases:
+        for P in Ps:
+            net, X = make(P), inputs(P)
+            km = kernel_map(net.phi_fn)
+            work = _region_work(net, P, km, not net.has_skip and _shells_apply(net, km, "all", P))
+            t1, _ = best_time(lambda: sf.mean_field(net, X, threads=1).diagonal(), repeat)
+            t2, _ = best_time(lambda: sf.mean_field(net, X, threads=2).diagonal(), repeat)
+            ta, _ = best_time(lambda: sf.mean_field(net, X).diagonal(), repeat)
+            print(f"{name:20s} P={P:5d}  work {work:9.2e}  1 thread {t1 * 1e3:8.2f}  2 threads {t2 * 1e3:8.2f}  "
+                  f"auto {ta * 1e3:8.2f}  2t/1t {t2 / t1:5.2f}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads-only", action="store_true", help="only the thread table")
+    parser.add_argument("--crossover", action="store_true", help="only the 1- against 2-thread crossover")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
+    if args.crossover:
+        return crossover(args.repeat, rng)
     threads_table(args.repeat, rng)
     if args.threads_only:
         return

@@ -28,10 +28,11 @@ from ..resources import check_memory, check_time
 from ..spec import NetworkSpec, input_gram
 from .kernel_map import kernel_map
 
-#: kernel entries of one parallel region below which one thread is used: a fork/join and the wait for
-#: a descheduled thread on a shared machine cost more than the split saves (DNN erf P = 500, 2.5e5 entries
-#: per block on a loaded 2-core machine: 2.3 ms on one thread, 25.9 ms on two)
-THREADS_MIN_WORK = 5e5
+#: kernel entries of one parallel region below which one thread is used: there a fork/join costs more
+#: than the split saves.  Crossover measured on the idle 2-core machine (``bench_mean_field.py
+#: --crossover``): DNN erf 2 threads/1 thread 0.99 at 5e3 entries per region, 0.87 at 2e4; RNN erf
+#: input-first T = 30: 1.07 at 1.5e3, 0.91 at 6e3.  A loaded machine is handled by the free-core count.
+THREADS_MIN_WORK = 1e4
 #: relative cost of an entry without closed form (quadrature of the dual kernel) against a closed form
 QUADRATURE_COST = 30.0
 #: the compiled shell path (dense (T, T, P, P), both triangles) only below this size; above it the
