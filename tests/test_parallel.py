@@ -183,3 +183,47 @@ def test_reproduce_checks_the_scheduler(capsys):
     from symfield.cli import main
     assert main(["reproduce", "gp-kernels", "--quick", "--scheduler", "local:zero", "--out", "unused"]) == 2
     assert "scheduler" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_reproduction_identical_on_one_process_local_workers_and_an_external_scheduler(tmp_path, cluster, monkeypatch):
+    """`symfield reproduce gp-kernels --quick` (prior ensembles of finite networks) writes the same numbers
+    in-process, on 'local:2' and on an existing scheduler reached by its tcp:// address."""
+    used = []
+    run_tasks = parallel.run_tasks
+
+    def spy(fn, tasks, scheduler=None, **kw):  # where the derivation's ensembles were sent
+        used.append(getattr(getattr(scheduler, "scheduler", None), "address", scheduler))
+        return run_tasks(fn, tasks, scheduler=scheduler, **kw)
+    monkeypatch.setattr(parallel, "run_tasks", spy)
+    pytest.importorskip("matplotlib")
+    import json
+
+    from dask.distributed import LocalCluster
+
+    from symfield.cli import main
+    external = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                            dashboard_address=":0")
+    results = {}
+    try:
+        for name, scheduler in (("serial", "serial"), ("local", "local:2"), ("external", external.scheduler_address)):
+            out = tmp_path / name
+            assert main(["reproduce", "gp-kernels", "--quick", "--no-progress", "--scheduler", scheduler,
+                         "--out", str(out)]) == 0
+            data = json.loads((out / "gp_kernels.json").read_text())
+            data.pop("seconds")
+            results[name] = data
+            results[name + " ran on"] = set(used)
+            used.clear()
+    finally:
+        parallel.set_default(None)
+        client = parallel._clients.pop(external.scheduler_address, (None, None))[0]
+        if client is not None:
+            client.close()
+        external.close()
+    assert external.scheduler_address.startswith("tcp://127.0.0.1:")
+    assert results.pop("serial ran on") == set()  # in-process: no task list handed out
+    assert results.pop("local ran on") == {cluster.scheduler.address}
+    assert results.pop("external ran on") == {external.scheduler_address}
+    assert results["local"] == results["serial"]
+    assert results["external"] == results["serial"]
