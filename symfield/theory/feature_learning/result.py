@@ -111,6 +111,17 @@ class FeatureLearning:
     def stable(self) -> bool:
         return self.selected.stable
 
+    @property
+    def error(self) -> float:
+        """The solver's accuracy estimate of C, relative to max |C| (the Newton correction,
+        :func:`.solver.newton_error`)."""
+        if getattr(self, "_error", None) is None:
+            from .blocks import Blocks
+            from .solver import newton_error
+            pr = self.problem
+            self._error = newton_error(self._lin(), self.selected.C, Blocks(pr) if pr.block_diagonal_invariant() else None)
+        return self._error
+
     def fixed_point_residual(self) -> float:
         """max |C − (Σ⁻¹ − Ĉ)⁻¹| / max |C| (forward–backward identity of Sec. 5)."""
         lin = self._lin()
