@@ -34,6 +34,7 @@ from .blocks import Blocks
 from .problem import FLProblem, problem
 from .span import RANK_TOL, condition
 from .result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, cross_time_size, mirror
+from .reduced import Reduction, applicable as reduced_applicable
 from .solver import maximise
 from .spectrum import DENSE_SECTOR_MAX, DENSE_SECTOR_MAX_REFERENCE, embed_sector, sector_spectrum
 
@@ -71,6 +72,16 @@ def _offlag_coupled(pr: FLProblem) -> bool:
     return bool(np.any(pr.wmask[off] != 0) or cross_out.any())
 
 
+#: gradient tolerance of the intermediate points of an explicitly broken continuation (only the end point is a
+#: result; they need only stay in the basin of the branch followed, and the end point is solved to ``gtol``)
+PATH_GTOL = 1e-5
+
+
+class _All:
+    def __contains__(self, s):
+        return True
+
+
 class _Solver:
     """Signal continuation for one problem (targets s·Y)."""
 
@@ -81,6 +92,8 @@ class _Solver:
         self.sym = pr.block_diagonal_invariant()
         self.coupled = _offlag_coupled(pr)
         self._acts = {}
+        #: the scales solved to ``gtol`` (None: all); the others to PATH_GTOL (intermediate continuation points)
+        self.tight = _All()
 
     def act(self, s: float):
         return self._get(s)[0]
@@ -102,7 +115,8 @@ class _Solver:
             a.point(guess)
         except NotPositiveDefinite:
             raise ConvergenceError("predicted kernel is not positive definite") from None
-        return maximise(a, guess, lags=lags, gtol=self.gtol, blocks=self.blocks(s) if lags == 0 else None)
+        gtol = self.gtol if s in self.tight else max(self.gtol, PATH_GTOL)
+        return maximise(a, guess, lags=lags, gtol=gtol, blocks=self.blocks(s) if lags == 0 else None)
 
     def offlag_eigen(self, s, C):
         """(top eigenvalue over the lag sectors k >= 1, direction (n, n)) at a symmetric solution."""
@@ -240,6 +254,9 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
         sv = _Solver(pr, "matrix" if reference else backend, gtol, progress, reference)
         C0 = gp_kernel(pr)
         lags = 0 if sv.sym else None
+        if not sv.sym and not reference:  # one branch: its intermediate points are not reported
+            sv.tight = {1.0}
+        red = Reduction(pr) if not sv.sym and backend == "matrix" and reduced_applicable(pr) else None
         eig_known = {}
         grid = _grid(steps)
         with progress_bar(steps, "feature_learning", progress) as bar:
@@ -249,13 +266,20 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
                 bar.update(int(np.sum(grid <= s + 1e-15)) - bar.n)
                 bar.set_postfix_str(f"s = {s:.4f}, |grad| = {info.grad_norm:.1e}")
 
-            path = sv.path(grid, C0, lags=lags, label="symmetric branch" if sv.sym else "continuation",
-                           on_step=on_step)
+            if red is None:
+                path = sv.path(grid, C0, lags=lags, label="symmetric branch" if sv.sym else "continuation",
+                               on_step=on_step)
+            else:  # the low-rank subspace solver (:mod:`.reduced`): O(n² R) per step instead of O(n³)
+                path, (sub, N) = red.continuation(list(grid), gtol, loose=PATH_GTOL, on_step=on_step)
         act1 = sv.act(1.0)
         C1 = path.x[-1]
         lam1, D1 = sv.offlag_eigen(1.0, C1) if sv.sym else (-np.inf, None)
         name = "symmetric" if sv.sym else "continued"
-        branches = [Branch(name, C1, act1.value(C1), act1)]
+        branches = [Branch(name, C1, act1.value(C1) if red is None else red.value(sub, N, 1.0), act1)]
+        if red is not None:
+            fl = FeatureLearning(pr, act1, branches, branches[0], path, None)
+            fl._error = red.error(sub, N, 1.0)
+            return fl
         branches[0].offlag_eigenvalue = lam1
         C_up = (_other_symmetric_branch(sv, C1, overshoot, (path.s[-2], path.x[-2])) if sv.sym and overshoot > 1
                 else None)

@@ -62,7 +62,6 @@ class FeatureLearning:
         self.path = path
         #: first continuation scale s (targets s·Y) where the symmetric branch is unstable (None: no instability)
         self.s_branch = s_branch
-        self._p = act.point(selected.C) if isinstance(act, LinearAction) else None
 
     @property
     def spec(self):

@@ -185,15 +185,20 @@ def newton_error(act: LinearAction, C: np.ndarray, blocks=None, rtol: float = 1e
     singular and the estimate grows accordingly).  ``blocks`` (a :class:`~.blocks.Blocks`) with a
     time-block-diagonal C: the symmetric sector only (the gradient has no lag k >= 1 part there and the
     Hessian does not couple it to lag 0).  MINRES to relative residual ``rtol`` (H is symmetric)."""
+    symmetric = blocks is not None and not np.any(C[act.pr.lag() > 0])
+    dC = newton_correction(act, C, blocks if symmetric else None, rtol)
+    return float(np.abs(dC).max() / np.abs(C).max())
+
+
+def newton_correction(act: LinearAction, C: np.ndarray, blocks=None, rtol: float = 1e-4) -> np.ndarray:
+    """ΔC = L V Lᵀ, svec(V) = −H⁻¹ g at C (:func:`newton_error`; ``blocks``: C block-diagonal, symmetric sector)."""
     import scipy.sparse.linalg as ssl
 
-    symmetric = blocks is not None and not np.any(C[act.pr.lag() > 0])
-    fr = BlockFrame(blocks, C) if symmetric else Frame(act, C)
+    fr = BlockFrame(blocks, C) if blocks is not None else Frame(act, C)
     z0 = fr.z0()
     g = fr.grad(z0)
     if not np.any(g):
-        return 0.0
+        return np.zeros_like(C)
     H = ssl.LinearOperator((z0.size, z0.size), matvec=lambda v: fr.hessp(z0, np.ravel(v)), dtype=float)
     v = ssl.minres(H, -g, rtol=rtol, maxiter=10 * z0.size)[0]
-    dC = fr.C(z0 + v) - fr.C(z0)
-    return float(np.abs(dC).max() / np.abs(C).max())
+    return fr.C(z0 + v) - fr.C(z0)
