@@ -496,7 +496,8 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
     Csym = [Cs[s] for s in scales]
     lam = {i: sv.offlag_eigen(s, C)[0] for i, (s, C) in enumerate(zip(scales, Csym))} if reference and sv.sym else {}
     first = sv.first_unstable(scales, Csym, lam, scan=reference) if sv.sym and sv.coupled else None
-    symmetric, broken, s_thr, Cb, prev = [], [], None, None, None
+    symmetric, broken, s_thr, Cb, prev, state = [], [], None, None, None, None
+    red = Reduction(pr) if not reference and first is not None and reduced_applicable(pr) else None
     with progress_bar(scales.size, "signal_scan: branches", progress) as bar:
         for i, s in enumerate(scales):
             a = sv.act(s)
@@ -509,13 +510,18 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
                     s_thr = s
                     _, D = sv.offlag_eigen(s, C)
                     Cb = _seed_broken(sv, s, C, D)
+                elif red is not None:  # the subspace solver (:mod:`.reduced`) from the previous point
+                    state = red.solve(s, *state, gtol, label="broken branch")[:2]
+                    Cb = red.dense(*state)
                 else:
                     Cb_new = sv.path([s], Cb, s_start=scales[i - 1], label="broken branch",
                                      previous=None if reference else prev).x[-1]
                     prev, Cb = (scales[i - 1], Cb), Cb_new
                 if _order_sign(pr, Cb) < 0:
                     Cb = mirror(pr, Cb)
-                    prev = None
+                    prev = state = None
+                if red is not None and state is None:
+                    state = red.state(Cb)
                 broken.append(Branch("broken+", Cb, a.value(Cb), a))
             else:
                 broken.append(None)

@@ -126,6 +126,16 @@ class Reduction:
             SV = SV + BPhi @ (N @ (BPhi.T @ V))
         return SV
 
+    def state(self, C: np.ndarray):
+        """(subspace, N) with C = C₀ + Φ N Φᵀ for a dense stationary point C (O(n³): its whitened C − C₀ is
+        diagonalised; the 𝔅-closure of its range holds C exactly when C − C₀ has the structure of the module
+        docstring)."""
+        Ct = sla.solve_triangular(self.L0, sla.solve_triangular(self.L0, C - self.C0, lower=True).T, lower=True)
+        lam, V = np.linalg.eigh(0.5 * (Ct + Ct.T))
+        keep = np.abs(lam) > 1e-13 * max(np.abs(lam).max(), 1e-300)
+        sub = self.subspace(self.L0 @ V[:, keep])
+        return sub, sub.U.T @ Ct @ sub.U
+
     def pruned(self, sub: "Subspace", N: np.ndarray, tol: float = 1e-13):
         """(subspace, N) on the 𝔅-closure of the range of N alone (drops directions the point does not use)."""
         lam, Vn = np.linalg.eigh(N)
