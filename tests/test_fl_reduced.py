@@ -99,3 +99,14 @@ def test_untied_readout_and_dependent_inputs_are_not_reduced():
     net, X, Y, sup = sequential(4, 3)
     assert not reduced.applicable(problem(net, X, Y, sup, 0.5, readout="untied"))
     assert not reduced.applicable(problem(net, np.vstack([X[:2], X[:1]]), Y, sup, 0.5))
+
+
+def test_scan_of_a_sequential_task_equals_the_reference():
+    from symfield.theory.feature_learning import signal_scan
+    net, X, Y, sup = sequential(4, 2)
+    scales = [0.5, 1.0]
+    fast = signal_scan(net, X, Y, scales, supervised=sup, kappa=0.5, gtol=1e-12)
+    ref = signal_scan(net, X, Y, scales, supervised=sup, kappa=0.5, gtol=1e-12, method="reference")
+    for a, b in zip(fast.selected(), ref.selected()):
+        assert a.action == pytest.approx(b.action, abs=1e-10)
+        assert np.abs(a.C - b.C).max() <= 1e-8 * np.abs(b.C).max()

@@ -77,11 +77,6 @@ def _offlag_coupled(pr: FLProblem) -> bool:
 PATH_GTOL = 1e-5
 
 
-class _All:
-    def __contains__(self, s):
-        return True
-
-
 class _Solver:
     """Signal continuation for one problem (targets s·Y)."""
 
@@ -93,7 +88,7 @@ class _Solver:
         self.coupled = _offlag_coupled(pr)
         self._acts = {}
         #: the scales solved to ``gtol`` (None: all); the others to PATH_GTOL (intermediate continuation points)
-        self.tight = _All()
+        self.tight = None
 
     def act(self, s: float):
         return self._get(s)[0]
@@ -115,7 +110,7 @@ class _Solver:
             a.point(guess)
         except NotPositiveDefinite:
             raise ConvergenceError("predicted kernel is not positive definite") from None
-        gtol = self.gtol if s in self.tight else max(self.gtol, PATH_GTOL)
+        gtol = self.gtol if self.tight is None or s in self.tight else max(self.gtol, PATH_GTOL)
         return maximise(a, guess, lags=lags, gtol=gtol, blocks=self.blocks(s) if lags == 0 else None)
 
     def offlag_eigen(self, s, C):
@@ -246,17 +241,20 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     check_real("overshoot", overshoot, low=0)
     n = pr.spec.T * pr.X.shape[0]  # kernel side T P: dozens of (TP)² arrays, Newton-CG steps of O((TP)³)
     check_memory(8.0 * 64 * n ** 2, f"feature_learning (T P = {n})", "the number of inputs X (P) or T")
-    check_time(1e3 * (steps + 4) * n ** 3, f"feature_learning (T P = {n}, steps = {steps})", "P, T or steps")
     backend, name = renamed(method, backend, "backend", "method", default="matrix", where="feature_learning")
     check_choice(backend, name, METHODS)
     reference = backend == "reference"
+    # the subspace solver (:mod:`.reduced`): O(n² T²) per outer step instead of Newton-CG steps of O(n³)
+    reducible = backend == "matrix" and not pr.block_diagonal_invariant() and reduced_applicable(pr)
+    check_time((steps + 4) * (1e3 * pr.T ** 2 * n ** 2 if reducible else 1e3 * n ** 3),
+               f"feature_learning (T P = {n}, steps = {steps})", "P, T or steps")
     with _conditioning_hint(pr):
         sv = _Solver(pr, "matrix" if reference else backend, gtol, progress, reference)
         C0 = gp_kernel(pr)
         lags = 0 if sv.sym else None
         if not sv.sym and not reference:  # one branch: its intermediate points are not reported
             sv.tight = {1.0}
-        red = Reduction(pr) if not sv.sym and backend == "matrix" and reduced_applicable(pr) else None
+        red = Reduction(pr) if reducible else None
         eig_known = {}
         grid = _grid(steps)
         with progress_bar(steps, "feature_learning", progress) as bar:
@@ -266,11 +264,14 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
                 bar.update(int(np.sum(grid <= s + 1e-15)) - bar.n)
                 bar.set_postfix_str(f"s = {s:.4f}, |grad| = {info.grad_norm:.1e}")
 
+            if red is not None:  # the low-rank subspace solver (:mod:`.reduced`): O(n² R) per step, not O(n³)
+                try:
+                    path, (sub, N) = red.continuation(list(grid), gtol, loose=PATH_GTOL, on_step=on_step)
+                except ConvergenceError:  # e.g. a direction below BASIS_TOL the solution needs: the dense solver
+                    red = None
             if red is None:
                 path = sv.path(grid, C0, lags=lags, label="symmetric branch" if sv.sym else "continuation",
                                on_step=on_step)
-            else:  # the low-rank subspace solver (:mod:`.reduced`): O(n² R) per step instead of O(n³)
-                path, (sub, N) = red.continuation(list(grid), gtol, loose=PATH_GTOL, on_step=on_step)
         act1 = sv.act(1.0)
         C1 = path.x[-1]
         lam1, D1 = sv.offlag_eigen(1.0, C1) if sv.sym else (-np.inf, None)
@@ -481,8 +482,11 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
     sv = _Solver(pr, "matrix", gtol, progress, reference)
     lags = 0 if sv.sym else None
     with progress_bar(scales.size, "signal_scan: symmetric branch", progress) as bar, _conditioning_hint(pr):
-        path = sv.path(list(scales), gp_kernel(pr), lags=lags, label="scan",
-                       on_step=lambda s, C, info: bar.update(int(np.sum(scales <= s)) - bar.n))
+        step = lambda s, C, info: bar.update(int(np.sum(scales <= s)) - bar.n)  # noqa: E731
+        if not sv.sym and not reference and reduced_applicable(pr):  # the subspace solver, every scale to gtol
+            path = Reduction(pr).continuation(list(scales), gtol, on_step=step)[0]
+        else:
+            path = sv.path(list(scales), gp_kernel(pr), lags=lags, label="scan", on_step=step)
     Cs = {s: C for s, C in zip(path.s, path.x)}
     if path.jumps:  # fold: sweep back from the top along the other branch until it ends; keep the larger action
         C = Cs[scales[-1]]
