@@ -46,7 +46,7 @@ def rank_one_factor(M: np.ndarray) -> np.ndarray | None:
 def applicable(pr: FLProblem) -> bool:
     """Is the reduction exact for ``pr`` (module docstring; nonsingular input kernel)?"""
     gam = np.sqrt(np.diag(pr.wmask))
-    return (np.array_equal(pr.wmask, np.outer(gam, gam)) and rank_one_factor(pr.mask_out) is not None
+    return (np.allclose(pr.wmask, np.outer(gam, gam), rtol=1e-14, atol=0) and rank_one_factor(pr.mask_out) is not None
             and kernel_span(pr) is None and pr.T > 1)
 
 
