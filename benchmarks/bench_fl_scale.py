@@ -12,7 +12,8 @@ Cases (linear φ, g = g_in = σ_v = 1):
 
 ``--hmc N``: the order parameter |corr(T-1, T)| and c_T of the small problem of bench_feature_learning
 (RNN T = 3, P = 1, y = 4.5) from the HMC sampler at width N (one chain) against the theory.
-``--sizes 20x100`` is the issue's target size (T·P = 2000).
+``--sizes 20x100`` is the issue's target size (T·P = 2000); ``--reference-max-n`` skips the reference there.
+Each row also records the CPU seconds of the process (the machine is shared) and the solver's ``error``.
 
 Each timing is one call (after a warm-up call on a small problem); a call that exceeds ``--cap`` seconds
 is stopped (SIGALRM) and recorded as ``> cap``.  Both methods run in this one process, so the ratios are
@@ -62,22 +63,22 @@ def _alarm(signum, frame):
 
 
 def timed(fn, cap: float):
-    """(seconds, result) of one call; (inf, None) when it runs longer than ``cap``."""
+    """(wall seconds, result, CPU seconds of this process) of one call; (inf, None, cpu) beyond ``cap``."""
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(int(cap))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         out = fn()
     except Timeout:
-        return float("inf"), None
+        return float("inf"), None, time.process_time() - c0
     finally:
         signal.alarm(0)
-    return time.perf_counter() - t0, out
+    return time.perf_counter() - t0, out, time.process_time() - c0
 
 
-def cases(sizes):
+def cases(sizes, archs=("rnn", "dnn")):
     for T, P in sizes:
-        for arch in ("rnn", "dnn"):
+        for arch in archs:
             yield f"seq-{arch}-T{T}-P{P}", sequential_problem(T, P, arch)
 
 
@@ -88,6 +89,11 @@ def main(argv=None):
     ap.add_argument("--cap", type=float, default=420.0)
     ap.add_argument("--blas-threads", type=int, default=1)
     ap.add_argument("--no-scan", action="store_true")
+    ap.add_argument("--scan-cap", type=float, default=None, help="cap of the scan (default --cap)")
+    ap.add_argument("--archs", default="rnn,dnn")
+    ap.add_argument("--reference-max-n", type=int, default=10 ** 9,
+                    help="skip method 'reference' above this T·P (recorded as skipped)")
+    ap.add_argument("--no-endpoint", action="store_true")
     ap.add_argument("--hmc", type=int, default=0, help="width N of the HMC check (0: skip)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "fl_scale.json"))
     args = ap.parse_args(argv)
@@ -97,19 +103,24 @@ def main(argv=None):
     for m in methods:  # warm-up (imports, caches)
         net, X, Y, sup, kappa = sequential_problem(4, 2, "rnn")
         feature_learning(net, X, Y, supervised=sup, kappa=kappa, method=m)
-    todo = list(cases(sizes))
+    todo = list(cases(sizes, args.archs.split(",")))
     net, X, Y = large_problem()
-    todo.append(("endpoint-T10-P10", (net, X, Y, None, 1.0)))
+    if not args.no_endpoint:
+        todo.append(("endpoint-T10-P10", (net, X, Y, None, 1.0)))
     for name, (net, X, Y, sup, kappa) in todo:
         row = {}
         for m in methods:
-            t, fl = timed(lambda: feature_learning(net, X, Y, supervised=sup, kappa=kappa, method=m,
-                                                   blas_threads=args.blas_threads), args.cap)
-            row[m] = {"seconds": t}
+            if m == "reference" and X.shape[0] * net.T > args.reference_max_n:
+                row[m] = {"seconds": None, "skipped": f"T·P > {args.reference_max_n}"}
+                print(f"{name:22s} {m:10s}   skipped", flush=True)
+                continue
+            t, fl, cpu = timed(lambda: feature_learning(net, X, Y, supervised=sup, kappa=kappa, method=m,
+                                                        blas_threads=args.blas_threads), args.cap)
+            row[m] = {"seconds": t, "cpu_seconds": cpu, "load": os.getloadavg()[0]}
             if fl is not None:
-                row[m].update(action=fl.action, phase=fl.phase, C=fl.C_sites)
-            print(f"{name:22s} {m:10s} {t:9.2f} s" + (f"  action {fl.action:.12g}" if fl is not None else "  (capped)"),
-                  flush=True)
+                row[m].update(action=fl.action, phase=fl.phase, C=fl.C_sites, error=fl.error)
+            print(f"{name:22s} {m:10s} {t:9.2f} s (cpu {cpu:8.2f} s)" +
+                  (f"  action {fl.action:.12g}  error {fl.error:.1e}" if fl is not None else "  (capped)"), flush=True)
         if len(methods) > 1 and all(row[m].get("C") is not None for m in methods):
             C0 = row[methods[0]]["C"]
             for m in methods[1:]:
@@ -124,12 +135,13 @@ def main(argv=None):
         scales = np.linspace(0.01, 1.0, 100)
         row = {}
         for m in methods:
-            t, scan = timed(lambda: signal_scan(net, X, Y, scales, **({} if m == "matrix" else {"method": m})), args.cap)
-            row[m] = {"seconds": t}
+            t, scan, cpu = timed(lambda: signal_scan(net, X, Y, scales, **({} if m == "matrix" else {"method": m})),
+                                 args.scan_cap or args.cap)
+            row[m] = {"seconds": t, "cpu_seconds": cpu, "load": os.getloadavg()[0]}
             if scan is not None:
                 row[m]["threshold_scale"] = scan.threshold_scale
                 row[m]["actions"] = [b.action for b in scan.selected()]
-            print(f"{'scan-100-endpoint':22s} {m:10s} {t:9.2f} s", flush=True)
+            print(f"{'scan-100-endpoint':22s} {m:10s} {t:9.2f} s (cpu {cpu:8.2f} s)", flush=True)
         if len(methods) > 1 and all("actions" in row[m] for m in methods):
             a0 = np.array(row[methods[0]]["actions"])
             for m in methods[1:]:

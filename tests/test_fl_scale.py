@@ -68,3 +68,47 @@ def test_progress_lines_on_a_log_and_silence_when_off(capsys):
     assert "feature_learning" in capsys.readouterr().err
     feature_learning(rnn(3), X1, endpoint(3, 2.0), progress=False)
     assert capsys.readouterr().err == ""
+
+
+def _closed_form_symmetric(T, y):
+    """C* = diag(c_t) of the endpoint task below threshold (g = σ_u = σ_v = κ = 1), c_t = ρ^t with ρ the root
+    of y²(ρ) = y² (closed.symmetric_solution, derived symbolically)."""
+    from scipy.optimize import brentq
+    from sympy import lambdify
+    from symfield.theory.feature_learning import closed
+    f = lambdify(closed.rho, closed.symmetric_solution(T).subs({closed.g: 1, closed.su: 1, closed.sv: 1,
+                                                               closed.kappa: 1}))
+    r = brentq(lambda x: f(x) - y ** 2, 1.0, 10.0, xtol=1e-15, rtol=1e-15)
+    return np.diag(r ** np.arange(1, T + 1))
+
+
+@pytest.mark.parametrize("offlag", [False, True])
+def test_error_recovers_a_known_displacement_of_the_closed_form_solution(offlag):
+    from symfield.theory.feature_learning.action import LinearAction
+    from symfield.theory.feature_learning.problem import problem
+    from symfield.theory.feature_learning.result import Branch, FeatureLearning
+    T, y = 4, 1.0  # below the threshold y_c = 1.74 of T = 4: the symmetric branch is the maximum
+    pr = problem(rnn(T), X1, endpoint(T, y))
+    act = LinearAction(pr)
+    Cstar = _closed_form_symmetric(T, y)
+    exact = FeatureLearning(pr, act, [b := Branch("exact", Cstar, act.value(Cstar), act)], b)
+    assert exact.error < 1e-12
+    rng = np.random.default_rng(1)
+    D = rng.standard_normal((T, T))
+    D = D + D.T if offlag else np.diag(np.diag(D))
+    for eps in (1e-4, 1e-6):
+        C = Cstar + eps * D
+        fl = FeatureLearning(pr, act, [b := Branch("displaced", C, act.value(C), act)], b)
+        true = eps * np.abs(D).max() / np.abs(C).max()
+        assert fl.error == pytest.approx(true, rel=1e-3)
+
+
+def test_error_of_a_loose_solve_matches_its_distance_to_a_tight_one():
+    net, sup = rnn(6), np.array([1, 1, 0, 0, 1, 1], bool)  # no symmetric sector: the full Hessian
+    tight = feature_learning(net, X1, np.ones((1, 6)), supervised=sup, gtol=1e-13)
+    assert tight.error < 1e-11
+    for gtol in (1e-3, 1e-5):
+        fl = feature_learning(net, X1, np.ones((1, 6)), supervised=sup, gtol=gtol)
+        true = np.abs(fl.C_sites - tight.C_sites).max() / np.abs(tight.C_sites).max()
+        assert true > 1e-9  # the loose solve is measurably off
+        assert fl.error == pytest.approx(true, rel=0.02)

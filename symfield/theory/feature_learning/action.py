@@ -103,19 +103,26 @@ class LinearAction:
         return self.value_at(p)
 
     def value_at(self, p: Point) -> float:
-        return action_value(p.logdetC, p.logdetS, p.trace, self.dim, float(self.pr.y_S @ p.w))
+        return action_value(p.logdetC, p.logdetS, p.trace, self.dim, self.data_value(p))
+
+    def data_value(self, p: Point) -> float:
+        """y_Sᵀ A⁻¹ y_S."""
+        return float(self.pr.y_S @ p.w)
 
     def data_term(self, p: Point) -> float:
         """−½ y_Sᵀ A⁻¹ y_S."""
-        return -0.5 * float(self.pr.y_S @ p.w)
+        return -0.5 * self.data_value(p)
+
+    def data_grad(self, p: Point) -> np.ndarray:
+        """The data part σ_v² E_S(M_out ∘ wwᵀ) of Ĉ (2 × the gradient of −½ y_Sᵀ A⁻¹ y_S)."""
+        return self.pr.sigma_v2 * self.embed_S(self.pr.mask_out_SS * np.outer(p.w, p.w))
 
     # ------------------------------------------------------------ gradient
     def chat(self, p: Point, hh: np.ndarray | None = None, tilt: np.ndarray | None = None) -> np.ndarray:
         """Backward equation: Ĉ = Bᵀ(Wm ∘ Aᵀ(Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹)A)B + σ_v² E_S(M_out ∘ wwᵀ), ⟨hhᵀ⟩ = C default;
         ``tilt`` gives Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ directly (e.g. by the Stein identity of :mod:`.tilted_mc`)."""
         inner = (p.Q if hh is None else p.Sinv @ hh @ p.Sinv) - p.Sinv if tilt is None else tilt
-        data = self.pr.sigma_v2 * self.embed_S(self.pr.mask_out_SS * np.outer(p.w, p.w))
-        return self.sigma_adjoint(inner) + data
+        return self.sigma_adjoint(inner) + self.data_grad(p)
 
     def forward(self, p: Point, chat: np.ndarray) -> np.ndarray:
         """Forward equation for the Gaussian tilted measure: C = ⟨hhᵀ⟩ = (Σ⁻¹ − Ĉ)⁻¹ = Σ(1 − ĈΣ)⁻¹ (the last

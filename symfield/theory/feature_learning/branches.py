@@ -34,6 +34,7 @@ from .blocks import Blocks
 from .problem import FLProblem, problem
 from .span import RANK_TOL, condition
 from .result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, cross_time_size, mirror
+from .reduced import Reduction, applicable as reduced_applicable
 from .solver import maximise
 from .spectrum import DENSE_SECTOR_MAX, DENSE_SECTOR_MAX_REFERENCE, embed_sector, sector_spectrum
 
@@ -71,6 +72,11 @@ def _offlag_coupled(pr: FLProblem) -> bool:
     return bool(np.any(pr.wmask[off] != 0) or cross_out.any())
 
 
+#: gradient tolerance of the intermediate points of an explicitly broken continuation (only the end point is a
+#: result; they need only stay in the basin of the branch followed, and the end point is solved to ``gtol``)
+PATH_GTOL = 1e-5
+
+
 class _Solver:
     """Signal continuation for one problem (targets s·Y)."""
 
@@ -81,6 +87,8 @@ class _Solver:
         self.sym = pr.block_diagonal_invariant()
         self.coupled = _offlag_coupled(pr)
         self._acts = {}
+        #: the scales solved to ``gtol`` (None: all); the others to PATH_GTOL (intermediate continuation points)
+        self.tight = None
 
     def act(self, s: float):
         return self._get(s)[0]
@@ -102,7 +110,8 @@ class _Solver:
             a.point(guess)
         except NotPositiveDefinite:
             raise ConvergenceError("predicted kernel is not positive definite") from None
-        return maximise(a, guess, lags=lags, gtol=self.gtol, blocks=self.blocks(s) if lags == 0 else None)
+        gtol = self.gtol if self.tight is None or s in self.tight else max(self.gtol, PATH_GTOL)
+        return maximise(a, guess, lags=lags, gtol=gtol, blocks=self.blocks(s) if lags == 0 else None)
 
     def offlag_eigen(self, s, C):
         """(top eigenvalue over the lag sectors k >= 1, direction (n, n)) at a symmetric solution."""
@@ -232,14 +241,20 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     check_real("overshoot", overshoot, low=0)
     n = pr.spec.T * pr.X.shape[0]  # kernel side T P: dozens of (TP)² arrays, Newton-CG steps of O((TP)³)
     check_memory(8.0 * 64 * n ** 2, f"feature_learning (T P = {n})", "the number of inputs X (P) or T")
-    check_time(1e3 * (steps + 4) * n ** 3, f"feature_learning (T P = {n}, steps = {steps})", "P, T or steps")
     backend, name = renamed(method, backend, "backend", "method", default="matrix", where="feature_learning")
     check_choice(backend, name, METHODS)
     reference = backend == "reference"
+    # the subspace solver (:mod:`.reduced`): O(n² T²) per outer step instead of Newton-CG steps of O(n³)
+    reducible = backend == "matrix" and not pr.block_diagonal_invariant() and reduced_applicable(pr)
+    check_time((steps + 4) * (1e3 * pr.T ** 2 * n ** 2 if reducible else 1e3 * n ** 3),
+               f"feature_learning (T P = {n}, steps = {steps})", "P, T or steps")
     with _conditioning_hint(pr):
         sv = _Solver(pr, "matrix" if reference else backend, gtol, progress, reference)
         C0 = gp_kernel(pr)
         lags = 0 if sv.sym else None
+        if not sv.sym and not reference:  # one branch: its intermediate points are not reported
+            sv.tight = {1.0}
+        red = Reduction(pr) if reducible else None
         eig_known = {}
         grid = _grid(steps)
         with progress_bar(steps, "feature_learning", progress) as bar:
@@ -249,13 +264,23 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
                 bar.update(int(np.sum(grid <= s + 1e-15)) - bar.n)
                 bar.set_postfix_str(f"s = {s:.4f}, |grad| = {info.grad_norm:.1e}")
 
-            path = sv.path(grid, C0, lags=lags, label="symmetric branch" if sv.sym else "continuation",
-                           on_step=on_step)
+            if red is not None:  # the low-rank subspace solver (:mod:`.reduced`): O(n² R) per step, not O(n³)
+                try:
+                    path, (sub, N) = red.continuation(list(grid), gtol, loose=PATH_GTOL, on_step=on_step)
+                except ConvergenceError:  # e.g. a direction below BASIS_TOL the solution needs: the dense solver
+                    red = None
+            if red is None:
+                path = sv.path(grid, C0, lags=lags, label="symmetric branch" if sv.sym else "continuation",
+                               on_step=on_step)
         act1 = sv.act(1.0)
         C1 = path.x[-1]
         lam1, D1 = sv.offlag_eigen(1.0, C1) if sv.sym else (-np.inf, None)
         name = "symmetric" if sv.sym else "continued"
-        branches = [Branch(name, C1, act1.value(C1), act1)]
+        branches = [Branch(name, C1, act1.value(C1) if red is None else red.value(sub, N, 1.0), act1)]
+        if red is not None:
+            fl = FeatureLearning(pr, act1, branches, branches[0], path, None)
+            fl._error = red.error(sub, N, 1.0)
+            return fl
         branches[0].offlag_eigenvalue = lam1
         C_up = (_other_symmetric_branch(sv, C1, overshoot, (path.s[-2], path.x[-2])) if sv.sym and overshoot > 1
                 else None)
@@ -457,8 +482,11 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
     sv = _Solver(pr, "matrix", gtol, progress, reference)
     lags = 0 if sv.sym else None
     with progress_bar(scales.size, "signal_scan: symmetric branch", progress) as bar, _conditioning_hint(pr):
-        path = sv.path(list(scales), gp_kernel(pr), lags=lags, label="scan",
-                       on_step=lambda s, C, info: bar.update(int(np.sum(scales <= s)) - bar.n))
+        step = lambda s, C, info: bar.update(int(np.sum(scales <= s)) - bar.n)  # noqa: E731
+        if not sv.sym and not reference and reduced_applicable(pr):  # the subspace solver, every scale to gtol
+            path = Reduction(pr).continuation(list(scales), gtol, on_step=step)[0]
+        else:
+            path = sv.path(list(scales), gp_kernel(pr), lags=lags, label="scan", on_step=step)
     Cs = {s: C for s, C in zip(path.s, path.x)}
     if path.jumps:  # fold: sweep back from the top along the other branch until it ends; keep the larger action
         C = Cs[scales[-1]]
@@ -472,7 +500,8 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
     Csym = [Cs[s] for s in scales]
     lam = {i: sv.offlag_eigen(s, C)[0] for i, (s, C) in enumerate(zip(scales, Csym))} if reference and sv.sym else {}
     first = sv.first_unstable(scales, Csym, lam, scan=reference) if sv.sym and sv.coupled else None
-    symmetric, broken, s_thr, Cb, prev = [], [], None, None, None
+    symmetric, broken, s_thr, Cb, prev, state = [], [], None, None, None, None
+    red = Reduction(pr) if not reference and first is not None and reduced_applicable(pr) else None
     with progress_bar(scales.size, "signal_scan: branches", progress) as bar:
         for i, s in enumerate(scales):
             a = sv.act(s)
@@ -485,13 +514,18 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
                     s_thr = s
                     _, D = sv.offlag_eigen(s, C)
                     Cb = _seed_broken(sv, s, C, D)
+                elif red is not None:  # the subspace solver (:mod:`.reduced`) from the previous point
+                    state = red.solve(s, *state, gtol, label="broken branch")[:2]
+                    Cb = red.dense(*state)
                 else:
                     Cb_new = sv.path([s], Cb, s_start=scales[i - 1], label="broken branch",
                                      previous=None if reference else prev).x[-1]
                     prev, Cb = (scales[i - 1], Cb), Cb_new
                 if _order_sign(pr, Cb) < 0:
                     Cb = mirror(pr, Cb)
-                    prev = None
+                    prev = state = None
+                if red is not None and state is None:
+                    state = red.state(Cb)
                 broken.append(Branch("broken+", Cb, a.value(Cb), a))
             else:
                 broken.append(None)

@@ -62,7 +62,6 @@ class FeatureLearning:
         self.path = path
         #: first continuation scale s (targets s·Y) where the symmetric branch is unstable (None: no instability)
         self.s_branch = s_branch
-        self._p = act.point(selected.C) if isinstance(act, LinearAction) else None
 
     @property
     def spec(self):
@@ -110,6 +109,17 @@ class FeatureLearning:
     @property
     def stable(self) -> bool:
         return self.selected.stable
+
+    @property
+    def error(self) -> float:
+        """The solver's accuracy estimate of C, relative to max |C| (the Newton correction,
+        :func:`.solver.newton_error`)."""
+        if getattr(self, "_error", None) is None:
+            from .blocks import Blocks
+            from .solver import newton_error
+            pr = self.problem
+            self._error = newton_error(self._lin(), self.selected.C, Blocks(pr) if pr.block_diagonal_invariant() else None)
+        return self._error
 
     def fixed_point_residual(self) -> float:
         """max |C − (Σ⁻¹ − Ĉ)⁻¹| / max |C| (forward–backward identity of Sec. 5)."""

@@ -175,3 +175,30 @@ def maximise(act: LinearAction, C0: np.ndarray, lags=None, gtol: float = 1e-9, m
     res.at_roundoff = res.at_roundoff or res.grad_norm > gtol
     C = fr.C(res.x)
     return 0.5 * (C + C.T), res
+
+
+def newton_error(act: LinearAction, C: np.ndarray, blocks=None, rtol: float = 1e-4) -> float:
+    """The accuracy estimate of a stationary point C: max |ΔC| / max |C| with ΔC = L V Lᵀ the Newton
+    correction, svec(V) = −H⁻¹ g (g, H: gradient and Hessian of S/N in the congruence coordinates at C,
+    :class:`Frame`).  For C within the quadratic basin of the exact saddle point C*, C + ΔC = C* + O(|C − C*|²),
+    so the estimate is |C − C*| to relative accuracy O(|C − C*|) (near a fold or threshold H is nearly
+    singular and the estimate grows accordingly).  ``blocks`` (a :class:`~.blocks.Blocks`) with a
+    time-block-diagonal C: the symmetric sector only (the gradient has no lag k >= 1 part there and the
+    Hessian does not couple it to lag 0).  MINRES to relative residual ``rtol`` (H is symmetric)."""
+    symmetric = blocks is not None and not np.any(C[act.pr.lag() > 0])
+    dC = newton_correction(act, C, blocks if symmetric else None, rtol)
+    return float(np.abs(dC).max() / np.abs(C).max())
+
+
+def newton_correction(act: LinearAction, C: np.ndarray, blocks=None, rtol: float = 1e-4) -> np.ndarray:
+    """ΔC = L V Lᵀ, svec(V) = −H⁻¹ g at C (:func:`newton_error`; ``blocks``: C block-diagonal, symmetric sector)."""
+    import scipy.sparse.linalg as ssl
+
+    fr = BlockFrame(blocks, C) if blocks is not None else Frame(act, C)
+    z0 = fr.z0()
+    g = fr.grad(z0)
+    if not np.any(g):
+        return np.zeros_like(C)
+    H = ssl.LinearOperator((z0.size, z0.size), matvec=lambda v: fr.hessp(z0, np.ravel(v)), dtype=float)
+    v = ssl.minres(H, -g, rtol=rtol, maxiter=10 * z0.size)[0]
+    return fr.C(z0 + v) - fr.C(z0)

@@ -1,0 +1,324 @@
+"""The linear μP action on a low-dimensional subspace that contains the saddle point (issue 9 part 4).
+
+Applies when Σ(C) = 𝔅 C 𝔅ᵀ + Σ₀ is a congruence — one W group, Wm = γγᵀ, so 𝔅 = A D_γ B (skip
+propagator A, backshift B; nilpotent, 𝔅^T = 0) and Σ₀ = A Σdet Aᵀ — and the readout mask is of rank one,
+M_out = m mᵀ, so that the data part of Ĉ is σ_v² ê êᵀ with ê = m ∘ E_S w, w = A(C)⁻¹ y_S.  Then:
+
+* backward equation and C − Σ = Σ Ĉ C (the forward equation) give Ĉ = σ_v² êêᵀ + 𝔅ᵀ Ĉ C Σ⁻¹ 𝔅, so the
+  range of Ĉ lies in V = span{(𝔅ᵀ)^k ê};
+* C − C₀ = Σ_k 𝔅^k (C − Σ)(𝔅ᵀ)^k (C₀ = C_GP = Σ(C₀)), so range(C − C₀) ⊆ 𝒦 = span{𝔅^j Σ V}: dimension
+  <= T², 2T in the sequential tasks measured, against n = T·P.
+
+On a 𝔅-invariant subspace with C₀⁻¹-orthonormal basis Φ (n × R), C = C₀ + Φ N Φᵀ and c = 1 + N, the action
+is exactly the same form in R dimensions (:class:`ReducedAction`):
+
+    S/N = ½ [ln det c − ln det σ(c) − tr(σ⁻¹c) + R − y_Sᵀ A⁻¹ y_S],   σ(c) = B c Bᵀ + 1 − B Bᵀ,  B = ΦᵀC₀⁻¹𝔅Φ,
+
+with A = A₀ + σ_v² F N Fᵀ (A₀ = A(C₀), F = (m ∘ Φ)_S) inverted by Woodbury.  :class:`Reduction` grows the
+subspace from 𝒦 at the current point until the full gradient (:meth:`Reduction.grad_norm`, congruence
+coordinates as in :mod:`.solver`) is below tolerance: cost O(n² R) per outer step, O(R³) per Newton–CG product.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+
+from ...solve import ConvergenceError
+from ...solve.continuation import ContinuationPath
+from .action import LinearAction, gp_kernel, kernel_span
+from .problem import FLProblem
+from .span import factor
+from .terms import data_matrix, restrict
+
+#: singular value (whitened raw directions, relative to the largest column) below which a direction is round-off
+BASIS_TOL = 1e-9
+#: outer (subspace) iterations per solve
+MAX_OUTER = 12
+
+
+def rank_one_factor(M: np.ndarray) -> np.ndarray | None:
+    """m with M = m mᵀ exactly (to 1e-14), or None."""
+    lam, V = np.linalg.eigh(M)
+    m = np.sqrt(max(lam[-1], 0.0)) * V[:, -1]
+    return m if np.abs(np.outer(m, m) - M).max() <= 1e-14 * max(np.abs(M).max(), 1e-300) else None
+
+
+def applicable(pr: FLProblem) -> bool:
+    """Is the reduction exact for ``pr`` (module docstring; nonsingular input kernel)?"""
+    gam = np.sqrt(np.diag(pr.wmask))
+    return (np.allclose(pr.wmask, np.outer(gam, gam), rtol=1e-14, atol=0) and rank_one_factor(pr.mask_out) is not None
+            and kernel_span(pr) is None and pr.T > 1)
+
+
+class Reduction:
+    """The problem's congruence 𝔅, C₀ = C_GP with its Cholesky factor, A₀ = A(C₀), and the outer solver."""
+
+    def __init__(self, pr: FLProblem):
+        self.pr, self.n, self.P, self.T = pr, pr.n, pr.P, pr.T
+        self.gam = np.sqrt(np.diag(pr.wmask))
+        self.C0 = gp_kernel(pr)
+        self.L0, self.cond0 = factor(self.C0, None, "the GP kernel", condition=True)
+        self.S = pr.sites_S
+        self.m_S = np.repeat(rank_one_factor(pr.mask_out), pr.P)[self.S]
+        self.A0 = sla.cho_factor(data_matrix(restrict(self.C0, self.S), pr.mask_out_SS, pr.kappa, pr.sigma_v2))
+
+    # ---------------------------------------------------------------- 𝔅
+    def bmul(self, X: np.ndarray) -> np.ndarray:
+        """𝔅 X = A D_γ B X (columns of X are site vectors)."""
+        Y = np.zeros_like(X)
+        Y[self.P:] = X[:-self.P]
+        Y *= self.gam[:, None]
+        return Y if self.pr.prop is None else self.pr.prop @ Y
+
+    def bmul_t(self, X: np.ndarray) -> np.ndarray:
+        """𝔅ᵀ X."""
+        Y = (X if self.pr.prop is None else self.pr.prop.T @ X) * self.gam[:, None]
+        out = np.zeros_like(Y)
+        out[:-self.P] = Y[self.P:]
+        return out
+
+    def krylov(self, X: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """[X, 𝔅X, …, 𝔅^{T−1}X] (𝔅ᵀ with ``transpose``): the smallest 𝔅-invariant space holding X."""
+        out = [X]
+        for _ in range(self.T - 1):
+            out.append((self.bmul_t if transpose else self.bmul)(out[-1]))
+        return np.hstack(out)
+
+    # ----------------------------------------------------------- subspace
+    def subspace(self, raw: np.ndarray, base: "Subspace | None" = None) -> "Subspace":
+        """The smallest 𝔅-invariant subspace holding ``base`` (invariant) and the columns of ``raw``, by block
+        Krylov in whitened coordinates (z = L₀⁻¹x, 𝔅̃ = L₀⁻¹𝔅L₀): each block is orthogonalised against the
+        basis so far, its part above BASIS_TOL × its largest column kept (round-off of the Krylov vectors is
+        dropped; a genuine direction dropped would show in :meth:`grad_norm`) and mapped by 𝔅̃ for the next."""
+        U = np.zeros((self.n, 0)) if base is None else base.U
+        block = sla.solve_triangular(self.L0, raw, lower=True)
+        for _ in range(self.n + 1):
+            scale = np.linalg.norm(block, axis=0).max() if block.size else 0.0
+            if not scale > 0:
+                break
+            for _ in range(2):  # twice: orthogonal to working precision
+                block = block - U @ (U.T @ block)
+            Q, sv, _ = np.linalg.svd(block, full_matrices=False)
+            Q = Q[:, sv > BASIS_TOL * scale]
+            if not Q.shape[1]:
+                break
+            U = np.hstack([U, Q])
+            block = sla.solve_triangular(self.L0, self.bmul(self.L0 @ Q), lower=True)
+        return Subspace(self, U)
+
+    def e_hat(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
+        """ê = m ∘ E_S w, w = A⁻¹ y_S = a − A₀⁻¹F σ_v² N u (Woodbury), as an (n, 1) column."""
+        if sub is None:
+            w = sla.cho_solve(self.A0, s * self.pr.y_S)
+        else:
+            d = sub.data(s)
+            w = d.a - sub.AF @ (self.pr.sigma_v2 * (N @ d.u(N)))
+        e = np.zeros((self.n, 1))
+        e[self.S, 0] = self.m_S * w
+        return e
+
+    def directions(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
+        """Σ V, V = span{(𝔅ᵀ)^k ê}, at C = C₀ + Φ N Φᵀ (``sub`` None: C₀); 𝒦 = its 𝔅-closure (:meth:`subspace`)."""
+        V = self.krylov(self.e_hat(sub, N, s), transpose=True)
+        SV = self.C0 @ V
+        if sub is not None:
+            BPhi = self.bmul(sub.Phi)
+            SV = SV + BPhi @ (N @ (BPhi.T @ V))
+        return SV
+
+    def state(self, C: np.ndarray):
+        """(subspace, N) with C = C₀ + Φ N Φᵀ for a dense stationary point C (O(n³): its whitened C − C₀ is
+        diagonalised; the 𝔅-closure of its range holds C exactly when C − C₀ has the structure of the module
+        docstring)."""
+        Ct = sla.solve_triangular(self.L0, sla.solve_triangular(self.L0, C - self.C0, lower=True).T, lower=True)
+        lam, V = np.linalg.eigh(0.5 * (Ct + Ct.T))
+        keep = np.abs(lam) > 1e-13 * max(np.abs(lam).max(), 1e-300)
+        sub = self.subspace(self.L0 @ V[:, keep])
+        return sub, sub.U.T @ Ct @ sub.U
+
+    def pruned(self, sub: "Subspace", N: np.ndarray, tol: float = 1e-13):
+        """(subspace, N) on the 𝔅-closure of the range of N alone (drops directions the point does not use)."""
+        lam, Vn = np.linalg.eigh(N)
+        keep = np.abs(lam) > tol * max(np.abs(lam).max(), 1e-300)
+        if not keep.any():
+            return None, None
+        new = self.subspace(sub.Phi @ Vn[:, keep])
+        return new, new.project(sub, N)
+
+    def solve(self, s: float, sub: "Subspace | None", N, gtol: float, label: str = "μP saddle point"):
+        """Maximise S/N at targets s·Y from C = C₀ + Φ N Φᵀ: alternate the maximisation on the subspace
+        (:class:`ReducedAction`, Newton–CG of :func:`.solver.maximise`) with its growth by the directions 𝒦
+        at the new point, until the full gradient (:meth:`grad_norm`) is below the attainable tolerance.
+        Returns (subspace, N, full gradient norm, trust-region result)."""
+        from .solver import ROUNDOFF_FLOOR, attainable_gtol, maximise
+        if sub is not None:
+            sub, N = self.pruned(sub, N)
+        history = []
+        for _ in range(MAX_OUTER):
+            raw = self.directions(sub, N, s)
+            new = self.subspace(raw, sub)
+            grown = sub is None or new.R > sub.R
+            N = np.zeros((new.R, new.R)) if sub is None else new.project(sub, N)
+            sub = new
+            act = ReducedAction(sub, s)
+            c, res = maximise(act, np.eye(sub.R) + N, gtol=gtol, label=label)
+            N = 0.5 * (c + c.T) - np.eye(sub.R)
+            g = self.grad_norm(sub, N, s)
+            history.append(g)
+            # converged; or the subspace holds every direction of the gradient (it did not grow) and the rest is
+            # round-off (no longer halved by another outer step), accepted up to ROUNDOFF_FLOOR·gtol like the dense
+            # solver (:func:`.solver.maximise`)
+            stalled = not grown and len(history) > 1 and g > 0.5 * history[-2] and g <= ROUNDOFF_FLOOR * gtol
+            if g <= attainable_gtol(gtol, self.cond0 * np.linalg.cond(c)) or stalled:
+                res.grad_norm, res.at_roundoff = g, res.at_roundoff or g > gtol
+                return sub, N, res
+        raise ConvergenceError(f"{label}: the subspace iteration did not reach |grad| <= {gtol:g} "
+                               f"(dimension {sub.R} of {self.n})", history)
+
+    def grad_norm(self, sub: "Subspace", N: np.ndarray, s: float) -> float:
+        """‖Lᵀ G L‖_F (C = L Lᵀ) of the full gradient G = ½(C⁻¹ − Σ⁻¹ + Ĉ) at C = C₀ + Φ N Φᵀ, from its
+        low-rank form in whitened coordinates (C̃ = L₀⁻¹ C L₀⁻ᵀ = 1 + Ũ N Ũᵀ, Ũ = L₀⁻¹Φ orthonormal):
+        G̃ = ½[Ũ(c⁻¹ − σ⁻¹)Ũᵀ + Y X Yᵀ + σ_v² ẽẽᵀ], X = σ⁻¹(c − σ)σ⁻¹, Y = L₀ᵀ𝔅ᵀL₀⁻ᵀŨ, ẽ = L₀ᵀê
+        (G̃ = Q g Qᵀ on an orthonormal basis Q of its range; ‖·‖ = ‖L_qᵀ g L_q‖, L_q L_qᵀ = QᵀC̃Q)."""
+        c = np.eye(sub.R) + N
+        sig = sub.sigma(c)
+        ci, si = np.linalg.inv(c), np.linalg.inv(sig)
+        X = si @ (c - sig) @ si
+        Y = self.L0.T @ self.bmul_t(sla.solve_triangular(self.L0.T, sub.U, lower=False))
+        Q, Rz = np.linalg.qr(np.hstack([sub.U, Y, self.L0.T @ self.e_hat(sub, N, s)]))
+        g = 0.5 * Rz @ sla.block_diag(ci - si, X, [[self.pr.sigma_v2]]) @ Rz.T
+        QU = Q.T @ sub.U
+        Lq = np.linalg.cholesky(np.eye(Q.shape[1]) + QU @ N @ QU.T)
+        return float(np.linalg.norm(Lq.T @ g @ Lq))
+
+    def dense(self, sub: "Subspace", N: np.ndarray) -> np.ndarray:
+        """C = C₀ + Φ N Φᵀ as an (n, n) array."""
+        C = self.C0 + sub.Phi @ N @ sub.Phi.T
+        return 0.5 * (C + C.T)
+
+    def value(self, sub: "Subspace", N: np.ndarray, s: float) -> float:
+        return ReducedAction(sub, s).value(np.eye(sub.R) + N)
+
+    def continuation(self, grid, gtol: float, loose: float | None = None, on_step=None, min_step: float = 1e-4):
+        """Follow the (single) branch from C₀ through the scales ``grid`` (increasing, positive), halving a
+        step that fails; the last scale is solved to ``gtol``, the others to ``loose`` (default ``gtol``).
+        Returns (ContinuationPath of dense C, (subspace, N) at the last scale)."""
+        path = ContinuationPath([0.0], [self.C0.copy()], [None])
+        s_cur, sub, N = 0.0, None, None
+        history = []
+        for target in grid:
+            while s_cur < target:
+                s_next = target
+                while True:
+                    tol = gtol if s_next == grid[-1] or loose is None else max(gtol, loose)
+                    try:
+                        sub_n, N_n, res = self.solve(s_next, sub, N, tol)
+                        break
+                    except ConvergenceError as err:
+                        history.extend(err.history[-3:])
+                        if s_next - s_cur <= min_step * grid[-1]:
+                            raise ConvergenceError(f"continuation: no convergence at s = {s_next:.6g}",
+                                                   history) from err
+                        s_next = 0.5 * (s_cur + s_next)
+                s_cur, sub, N = s_next, sub_n, N_n
+                path.s.append(s_cur)
+                path.x.append(self.dense(sub, N))
+                path.info.append(res)
+                if on_step is not None:
+                    on_step(s_cur, path.x[-1], res)
+        return path, (sub, N)
+
+    def error(self, sub: "Subspace", N: np.ndarray, s: float) -> float:
+        """:func:`.solver.newton_error` on the subspace: max |Φ Δc Φᵀ| / max |C| with Δc the Newton correction of
+        the reduced action (the saddle point lies in the subspace: 𝒦 at the solution, module docstring)."""
+        from .solver import newton_correction
+        dc = newton_correction(ReducedAction(sub, s), np.eye(sub.R) + N)
+        return float(np.abs(sub.Phi @ dc @ sub.Phi.T).max() / np.abs(self.dense(sub, N)).max())
+
+
+class SubspaceData:
+    """a = A₀⁻¹ y_S, b = Fᵀ a and y_Sᵀ a at one target scale s."""
+
+    def __init__(self, sub: "Subspace", s: float):
+        red = sub.red
+        self.sub, self.y = sub, s * red.pr.y_S
+        self.a = sla.cho_solve(red.A0, self.y)
+        self.b = sub.F.T @ self.a
+        self.yAy0 = float(self.y @ self.a)
+
+    def u(self, N: np.ndarray) -> np.ndarray:
+        """u = Fᵀ A⁻¹ y_S = (1 + σ_v² G N)⁻¹ b (Woodbury)."""
+        return np.linalg.solve(np.eye(N.shape[0]) + self.sub.red.pr.sigma_v2 * self.sub.G @ N, self.b)
+
+
+class Subspace:
+    """A 𝔅-invariant subspace: Ũ (orthonormal, whitened), Φ = L₀Ũ, B = ŨᵀL₀⁻¹𝔅Φ, F = (m ∘ Φ)_S, G = FᵀA₀⁻¹F."""
+
+    def __init__(self, red: Reduction, U: np.ndarray):
+        self.red, self.U = red, U
+        self.Phi = red.L0 @ U
+        self.B = U.T @ sla.solve_triangular(red.L0, red.bmul(self.Phi), lower=True)
+        self.F = red.m_S[:, None] * self.Phi[red.S]
+        self.AF = sla.cho_solve(red.A0, self.F)
+        self.G = self.F.T @ self.AF
+        self._data = {}
+
+    @property
+    def R(self) -> int:
+        return self.U.shape[1]
+
+    def data(self, s: float) -> SubspaceData:
+        if s not in self._data:
+            self._data = {s: SubspaceData(self, s)}
+        return self._data[s]
+
+    def sigma(self, c: np.ndarray) -> np.ndarray:
+        return self.B @ c @ self.B.T + (np.eye(self.R) - self.B @ self.B.T)
+
+    def project(self, other: "Subspace", N: np.ndarray) -> np.ndarray:
+        """N' with Φ' N' Φ'ᵀ = Φ N Φᵀ (``other`` = (Φ, N); exact when range Φ ⊆ range Φ')."""
+        T = self.U.T @ other.U
+        return T @ N @ T.T
+
+
+class ReducedAction(LinearAction):
+    """S/N as a function of c = 1 + N on a :class:`Subspace` (module docstring): the σ(c) of a congruence by B,
+    the data part by Woodbury; the ln det, trace and Σ-chain terms are those of :class:`LinearAction`."""
+
+    def __init__(self, sub: Subspace, s: float):
+        self.pr, self.sub, self.n, self.P = sub.red.pr, sub, sub.R, None
+        self.d = sub.data(s)
+        self.sv2 = self.pr.sigma_v2
+
+    span = None
+
+    @property
+    def dim(self) -> int:
+        return self.n
+
+    def sigma(self, C):
+        return self.sub.sigma(C)
+
+    def dsigma(self, D):
+        return self.sub.B @ D @ self.sub.B.T
+
+    def sigma_adjoint(self, Gam):
+        return self.sub.B.T @ Gam @ self.sub.B
+
+    def dual(self, c):
+        """((1 + σ_v² G N)⁻¹ G, u = Fᵀ A⁻¹ y_S) in place of (A⁻¹, w)."""
+        Hm = np.eye(self.n) + self.sv2 * self.sub.G @ (c - np.eye(self.n))
+        HG = np.linalg.solve(Hm, self.sub.G)
+        return HG, np.linalg.solve(Hm, self.d.b)
+
+    def data_value(self, p) -> float:
+        """y_Sᵀ A⁻¹ y_S = y_Sᵀ A₀⁻¹ y_S − σ_v² bᵀ N u."""
+        return self.d.yAy0 - self.sv2 * float(self.d.b @ ((p.C - np.eye(self.n)) @ p.w))
+
+    def data_grad(self, p):
+        return self.sv2 * np.outer(p.w, p.w)
+
+    def data_hessp(self, p, D):
+        """d(σ_v² u uᵀ) along D: du = −σ_v² (1 + σ_v² G N)⁻¹ G D u (batched)."""
+        du = -self.sv2 * (p.Ainv @ (D @ p.w[:, None]))[..., 0]
+        return self.sv2 * (du[..., :, None] * p.w[None, :] + p.w[:, None] * du[..., None, :])

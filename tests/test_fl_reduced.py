@@ -1,0 +1,112 @@
+"""The low-rank subspace solver of the linear μP action (symfield/theory/feature_learning/reduced.py) against the
+dense action of verified matrix rules (LinearAction), finite differences, and the reference solver."""
+import numpy as np
+import pytest
+
+import symfield as sf
+from symfield.theory.feature_learning import feature_learning
+from symfield.theory.feature_learning.action import LinearAction, gp_kernel
+from symfield.theory.feature_learning.problem import problem
+from symfield.theory.feature_learning import reduced
+
+from linear_mup import check_gradient_and_hessian
+
+
+def sequential(T, P, seed=0, **kw):
+    """Sequential task: P orthonormal inputs, sinusoidal targets, steps ⌊T/3⌋, ⌊T/3⌋+1 held out, κ = 0.5."""
+    rng = np.random.default_rng(seed)
+    X = np.linalg.qr(rng.standard_normal((P, P)))[0].T * np.sqrt(P)
+    a, b = rng.standard_normal((2, P))
+    t = np.arange(1, T + 1)
+    Y = (np.outer(X @ a, np.cos(np.pi * t / 3)) + np.outer(X @ b, np.sin(np.pi * t / 3))) / np.sqrt(P)
+    sup = np.ones((P, T), bool)
+    sup[:, T // 3:T // 3 + 2] = False
+    net = sf.RNN(T, phi="linear", bias="none", scaling="mean_field", **kw)
+    return net, X, Y, sup
+
+
+NETS = {"rnn": {}, "leaky": {"leak": 0.5, "g": 0.9}, "input-every-step": {"input": "every"}}
+
+
+@pytest.mark.parametrize("kw", NETS.values(), ids=NETS.keys())
+def test_reduced_action_is_the_dense_action_on_the_subspace(kw):
+    net, X, Y, sup = sequential(5, 3, **kw)
+    pr = problem(net, X, Y, sup, 0.5)
+    assert reduced.applicable(pr)
+    red = reduced.Reduction(pr)
+    sub = red.subspace(red.directions(None, None, 1.0))
+    assert sub.R < pr.n
+    rng = np.random.default_rng(1)
+    N = 0.05 * rng.standard_normal((sub.R, sub.R))
+    N = N + N.T
+    c = np.eye(sub.R) + N
+    lin, ra = LinearAction(pr), reduced.ReducedAction(sub, 1.0)
+    C = red.dense(sub, N)
+    assert ra.value(c) == pytest.approx(lin.value(C), rel=1e-12)
+    G = lin.grad(C)
+    np.testing.assert_allclose(ra.grad(c), sub.Phi.T @ G @ sub.Phi, atol=1e-12 * np.abs(G).max())
+    check_gradient_and_hessian(ra, c, rng)
+    L = np.linalg.cholesky(C)
+    assert red.grad_norm(sub, N, 1.0) == pytest.approx(np.linalg.norm(L.T @ G @ L), rel=1e-9)
+
+
+def test_saddle_point_lies_in_the_krylov_space_of_the_theory():
+    """rank Ĉ <= T (range in span (𝔅ᵀ)^k ê) and range(C − C_GP) in the 𝔅-closure of Σ V, at the reference
+    solver's dense solution."""
+    T, P = 6, 4
+    net, X, Y, sup = sequential(T, P)
+    fl = feature_learning(net, X, Y, supervised=sup, kappa=0.5, method="reference", gtol=1e-12)
+    pr = fl.problem
+    lin = LinearAction(pr)
+    p = lin.point(fl.C_sites)
+    lam = np.abs(np.linalg.eigvalsh(lin.chat(p)))
+    assert np.sum(lam > 1e-8 * lam.max()) == T
+    red = reduced.Reduction(pr)
+    sub, N = red.state(fl.C_sites)  # range of C − C₀ and its 𝔅-closure
+    K = red.subspace(red.directions(sub, N, 1.0))  # 𝒦 at the solution
+    assert K.R <= T * T
+    D = sla_whiten(red, fl.C_sites - gp_kernel(pr))
+    resid = D - K.U @ (K.U.T @ D)
+    assert np.abs(resid).max() < 1e-8 * np.abs(D).max()
+
+
+def sla_whiten(red, M):
+    import scipy.linalg as sla
+    return sla.solve_triangular(red.L0, sla.solve_triangular(red.L0, M, lower=True).T, lower=True)
+
+
+@pytest.mark.parametrize("kw", NETS.values(), ids=NETS.keys())
+def test_reduced_solver_equals_the_reference_solver(kw):
+    net, X, Y, sup = sequential(6, 4, **kw)
+    assert reduced.applicable(problem(net, X, Y, sup, 0.5))
+    fast = feature_learning(net, X, Y, supervised=sup, kappa=0.5, gtol=1e-12)
+    ref = feature_learning(net, X, Y, supervised=sup, kappa=0.5, method="reference", gtol=1e-12)
+    assert fast.action == pytest.approx(ref.action, abs=1e-10)
+    assert np.abs(fast.C_sites - ref.C_sites).max() <= 1e-8 * np.abs(ref.C_sites).max()
+    assert fast.fixed_point_residual() < 1e-9
+
+
+def test_reduced_error_estimate_matches_the_distance_to_a_tight_solve():
+    net, X, Y, sup = sequential(6, 4)
+    tight = feature_learning(net, X, Y, supervised=sup, kappa=0.5, method="reference", gtol=1e-12)
+    loose = feature_learning(net, X, Y, supervised=sup, kappa=0.5, gtol=1e-5)
+    true = np.abs(loose.C_sites - tight.C_sites).max() / np.abs(tight.C_sites).max()
+    assert true > 1e-10
+    assert loose.error == pytest.approx(true, rel=0.05)
+
+
+def test_untied_readout_and_dependent_inputs_are_not_reduced():
+    net, X, Y, sup = sequential(4, 3)
+    assert not reduced.applicable(problem(net, X, Y, sup, 0.5, readout="untied"))
+    assert not reduced.applicable(problem(net, np.vstack([X[:2], X[:1]]), Y, sup, 0.5))
+
+
+def test_scan_of_a_sequential_task_equals_the_reference():
+    from symfield.theory.feature_learning import signal_scan
+    net, X, Y, sup = sequential(4, 2)
+    scales = [0.5, 1.0]
+    fast = signal_scan(net, X, Y, scales, supervised=sup, kappa=0.5, gtol=1e-12)
+    ref = signal_scan(net, X, Y, scales, supervised=sup, kappa=0.5, gtol=1e-12, method="reference")
+    for a, b in zip(fast.selected(), ref.selected()):
+        assert a.action == pytest.approx(b.action, abs=1e-10)
+        assert np.abs(a.C - b.C).max() <= 1e-8 * np.abs(b.C).max()
