@@ -270,7 +270,7 @@ class NonlinearFeatureLearning:
         ``error``: also return the standard error of f̄ (same shape): Monte Carlo estimators — the batch
         deviations of the solution (:func:`solution_deviations`) carried through the prediction with the
         points of each batch; deterministic rules — the change under finer inner rules plus ``error`` × |f̄|."""
-        pr, br = self.problem, self.selected
+        br = self.selected
         mirrored = average_branches and self.phase == "broken" and not self.explicitly_broken
         x = np.stack([br.C, br.Chat])
         f = self._predict_at(x, br.moments.points, X_new, mirrored)

@@ -31,6 +31,7 @@ import numpy as np
 from ...spec import SpecError
 from ...task import site_arrays
 from ...errors import NotSupportedError
+from ...resources import check_memory
 from .terms import sigma
 from .tilted_quadrature import TiltedQuadrature, apply_phi
 
@@ -42,7 +43,7 @@ FINE_INNER_NODES = (121, 61)
 #: outer points of relative weight below this are dropped (their total weight is below ~1e-12)
 PRUNE = 1e-13
 #: the outer points are processed in chunks of at most this many inner evaluations
-CHUNK = 1 << 22
+CHUNK = 1 << 20
 
 
 def joint_sites(pr, X_new):
@@ -55,6 +56,7 @@ def joint_sites(pr, X_new):
                         f"after checking, got {Xn.shape}")
     Xj = np.concatenate([pr.X, Xn], axis=0)
     T, P, Pj = pr.T, pr.P, Xj.shape[0]
+    check_memory(8 * 6 * (T * Pj) ** 2, f"the kernels on the joint sites (T (P + P_new) = {T * Pj})", "X_new")
     sdet, wm, prop = site_arrays(spec, Xj)
     t = np.arange(T)[:, None]
     a = (t * Pj + np.arange(P)[None, :]).reshape(-1)
