@@ -69,7 +69,8 @@ def test_linear_phi_through_the_point_based_path_equals_the_closed_form(monkeypa
     prediction (1-D rules; 2-D pair rules with the skip propagator) equals prediction.joint_kernel."""
     ref = feature_learning(net, X2[:1], Y, supervised=sup, gtol=1e-11)
     # 25 nodes per dimension: the trapezoid rule integrates the Gaussian moments to ~e^{-2π²/δ²}, δ = 2/3
-    monkeypatch.setattr(nl, "measure_for", lambda pr, d, samples, seed, nodes=None: TiltedQuadrature(pr.spec.phi_fn, 25))
+    monkeypatch.setattr(nl, "measure_for",
+                        lambda pr, d, samples, seed, nodes=None: TiltedQuadrature(pr.spec.phi_fn, 25))
     got = nl.feature_learning(problem(net, X2[:1], Y, sup))
     assert got.selected.moments.points is not None and got.phase == ref.phase
     f_new = got.predict(X2[1:])
