@@ -237,6 +237,8 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
         with _conditioning_hint(pr, linear=False):
             return nonlinear_solve(pr, steps=steps, both_signs=both_signs, progress=progress,
                                    **check_estimator(estimator))
+    from .nonlinear import check_estimator
+    check_estimator(estimator, pr.spec.phi_fn)  # linear φ: an estimator is refused, never ignored
     check_real("gtol", gtol, low=0, low_open=True)
     check_real("overshoot", overshoot, low=0)
     n = pr.spec.T * pr.X.shape[0]  # kernel side T P: dozens of (TP)² arrays, Newton-CG steps of O((TP)³)
@@ -376,6 +378,8 @@ def critical_signal(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, s_m
     if pr.spec.phi_fn.name != "linear":  # lag-sector Hessian from the per-step pair expectations
         from .nonlinear import check_estimator, critical_signal as nonlinear_threshold
         return nonlinear_threshold(pr, s_max=s_max, progress=progress, **check_estimator(estimator))
+    from .nonlinear import check_estimator
+    check_estimator(estimator, pr.spec.phi_fn)  # linear φ: an estimator is refused, never ignored
     norm = float(np.linalg.norm(pr.y_S))
     if norm == 0:
         raise SpecError("Y is zero at every supervised site: the threshold is defined along a non-zero target")

@@ -29,6 +29,7 @@ from scipy.sparse.linalg import LinearOperator, gmres
 from ...errors import NotPositiveDefinite, SpecError
 from ...solve import ConvergenceError, continue_in
 from .action import LinearAction, gp_kernel
+from .prediction import FINE_INNER_NODES, INNER_NODES, joint_kernel, joint_mirror, readout, tilted_joint_kernel
 from .problem import FLProblem
 from .result import SYMMETRIC_TOL, cross_time_size, mirror
 from .threshold import top_lag
@@ -46,10 +47,14 @@ UNSTABLE_TOL = 1e-9
 ESTIMATOR_KEYS = ("samples", "seed", "nodes")
 
 
-def check_estimator(estimator) -> dict:
-    """Validate ``estimator`` = dict(samples=int >= 100, seed=int >= 0, nodes=int >= 2 or None)."""
+def check_estimator(estimator, phi=None) -> dict:
+    """Validate ``estimator`` = dict(samples=int >= 100, seed=int >= 0, nodes=int >= 2 or None); refused
+    for linear ``phi`` (the tilted measure is Gaussian and solved exactly: there is no rule to set)."""
     if estimator is None:
         return {}
+    if phi is not None and phi.name == "linear":
+        raise SpecError(f"estimator={estimator!r} sets the quadrature / Monte Carlo rule of the tilted measure of a "
+                        "nonlinear φ; for linear φ the measure is Gaussian and solved exactly: leave estimator=None")
     if not isinstance(estimator, dict) or not set(estimator) <= set(ESTIMATOR_KEYS):
         raise SpecError(f"estimator must be a dict with keys from {ESTIMATOR_KEYS}, got {estimator!r}")
     out = dict(estimator)
@@ -162,11 +167,11 @@ def anderson(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: int = 
     raise ConvergenceError(f"{label}: no convergence in {maxiter} iterations", hist)
 
 
-def propagated_error(fp: FixedPoint, x: np.ndarray, batches: int = 4, rtol: float = 0.05) -> np.ndarray:
-    """Monte Carlo standard error of the solution x* of x = G(x) (entries of C and Ĉ), propagated through
-    the fixed point: δx = (1 − J)⁻¹ δG, with δG the deviations of the map on ``batches`` disjoint batches of
-    the common random numbers (batch means) and J·v by finite differences of the (smooth) sampled map,
-    solved by GMRES.  Returns the standard error of every entry of x (shape of x)."""
+def solution_deviations(fp: FixedPoint, x: np.ndarray, batches: int = 4, rtol: float = 0.05) -> np.ndarray:
+    """Deviations δx_k of the solution x* of x = G(x) (entries of C and Ĉ) when only the k-th of ``batches``
+    disjoint batches of the common random numbers is used: δx_k = (1 − J)⁻¹ δG_k, with δG_k the deviation of
+    the map on batch k and J·v by finite differences of the (smooth) sampled map, solved by GMRES.
+    Shape (batches,) + x.shape; the standard error of x* is their std / √batches (:func:`batch_error`)."""
     mc = fp.measure.inner if isinstance(fp.measure, BlockMeasure) else fp.measure
     g0 = fp.evaluate(x)[0]
     devs = []
@@ -188,8 +193,12 @@ def propagated_error(fp: FixedPoint, x: np.ndarray, batches: int = 4, rtol: floa
     for d in devs:
         sol, _ = gmres(op, d, rtol=rtol, maxiter=40, restart=40)
         dx.append(sol)
-    dx = np.array(dx)
-    return (dx.std(axis=0, ddof=1) / np.sqrt(batches)).reshape(x.shape)
+    return np.array(dx).reshape((batches,) + x.shape)
+
+
+def batch_error(deviations: np.ndarray) -> np.ndarray:
+    """Standard error of the full-sample estimate from the deviations of B disjoint batches: std / √B."""
+    return deviations.std(axis=0, ddof=1) / np.sqrt(len(deviations))
 
 
 # --------------------------------------------------------------------------- result
@@ -199,6 +208,7 @@ class NLBranch:
     def __init__(self, name, x, action, error, moments):
         self.name, self.C, self.Chat, self.action, self.error, self.moments = name, x[0], x[1], action, error, moments
         self.offlag_eigenvalue = float("nan")
+        self.fixed_point = self.deviations = self.proposal = None  # set by NonlinearSolver.branch
 
     def __repr__(self):
         return f"NLBranch({self.name!r}, action={self.action:.8g}, error={self.error:.2g})"
@@ -249,9 +259,62 @@ class NonlinearFeatureLearning:
         """|corr(T-1, T)| of pattern 1."""
         return 0.0 if self.problem.T < 2 else float(abs(self.correlation()[-2, -1, 0, 0]))
 
-    def predict(self) -> np.ndarray:
-        """Mean output f̄(μ, t) = σ_v² (M_out ∘ C)_{·S} A⁻¹ y_S, shape (P, T)."""
-        return self._act.predict(self.selected.C).reshape(self.problem.T, self.problem.P).T
+    def predict(self, X_new=None, *, average_branches: bool = False, error: bool = False):
+        """Posterior-predictive mean f̄ = σ_v² (M_out ∘ C)_{·S} A⁻¹ y_S, shape (P, T) (``X_new`` None) or
+        (P_new, T) for new patterns or sequences shaped like X, from the learned kernels without re-solving
+        (:func:`.prediction.tilted_joint_kernel`: the same estimator as the solve for the training sites,
+        conditional Gaussian rules for the new ones; equal to re-solving with them appended unsupervised).
+
+        ``average_branches``: the mean over the selected branch and its Z2 mirror J C J (where the symmetry is
+        broken spontaneously; what the finite-N posterior mean converges to), as for linear φ.
+        ``error``: also return the standard error of f̄ (same shape): Monte Carlo estimators — the batch
+        deviations of the solution (:func:`solution_deviations`) carried through the prediction with the
+        points of each batch; deterministic rules — the change under finer inner rules plus ``error`` × |f̄|."""
+        br = self.selected
+        mirrored = average_branches and self.phase == "broken" and not self.explicitly_broken
+        x = np.stack([br.C, br.Chat])
+        f = self._predict_at(x, br.moments.points, X_new, mirrored)
+        if not error:
+            return f
+        if br.deviations is None:
+            fine = f if X_new is None else self._predict_at(x, br.moments.points, X_new, mirrored, FINE_INNER_NODES)
+            return f, np.abs(fine - f) + br.error * np.abs(f)
+        fp, mc = br.fixed_point, self._sampler()
+        saved = mc.Q
+        mc.adapt(br.proposal)
+        dev = []
+        try:
+            for k, dx in enumerate(br.deviations):
+                mc.batch = (k, len(br.deviations))
+                xk = x + dx
+                m = fp.evaluate(xk)[2]
+                dev.append(self._predict_at(xk, m.points, X_new, mirrored) - f)
+        finally:
+            mc.batch = None
+            mc.adapt(saved)
+        return f, batch_error(np.array(dev))
+
+    def _sampler(self):
+        m = self.selected.fixed_point.measure
+        return m.inner if isinstance(m, BlockMeasure) else m
+
+    def _predict_at(self, x, points, X_new, mirrored: bool, nodes=INNER_NODES) -> np.ndarray:
+        """f̄ at the solution x = (C, Ĉ) with the estimator's ``points`` (mean with the Z2 image if ``mirrored``)."""
+        pr = self.problem
+        C, Chat = x
+        if X_new is None:
+            Cs = [C, mirror(pr, C)] if mirrored else [C]
+            return np.mean([self._act.predict(c).reshape(pr.T, pr.P).T for c in Cs], axis=0)
+        if points is None:  # linear φ, exact Gaussian measure: the closed form
+            Cj, a, b = joint_kernel(pr, C, Chat, X_new)
+        else:
+            odd_blocks = bool(self.selected.moments.extra.get("odd", False))
+            Cj, a, b = tilted_joint_kernel(pr, pr.spec.phi_fn, C, points, X_new, odd_blocks, nodes)
+        out = []
+        for c in ([Cj, joint_mirror(Cj, pr.T)] if mirrored else [Cj]):
+            w = self._act.point(c[np.ix_(a, a)], kernel=False).w
+            out.append(readout(pr, c, a, b, w))
+        return np.mean(out, axis=0)
 
     def learned_eigenvalues(self) -> np.ndarray:
         """eig(G_φ⁻¹ ⟨Φ_pᵀ H_n⟩/N) for one W shared by all steps (theory Sec. 8, nonlinear form):
@@ -325,12 +388,17 @@ class NonlinearSolver:
         gx, p, m = fp.evaluate(x, errors=True)
         scale = np.abs(x[0]).max()
         err = float(np.abs(gx[0] - x[0]).max() / scale)
+        deviations = None
         if m.stderr is not None:  # Monte Carlo: the sampling error propagated through the fixed point
-            err += float(propagated_error(fp, x)[0].max() / scale)
+            deviations = solution_deviations(fp, x)
+            err += float(batch_error(deviations)[0].max() / scale)
         elif fine is not None:  # quadrature: the change of the map under a finer rule
             err += float(np.abs(FixedPoint(self.pr, s, fine).evaluate(x)[0][0] - gx[0]).max() / scale)
         b = NLBranch(name, x, fp.action(x, p, m), err, m)
         b.extra_residual = float(np.abs(gx - x).max() / np.abs(x).max())
+        # what the predictions need to reuse this estimator: the map, its proposal, the batch deviations
+        b.fixed_point, b.deviations = fp, deviations
+        b.proposal = None if getattr(fp.measure, "Q", None) is None else fp.measure.Q.copy()
         return b
 
     def symmetric(self, steps):

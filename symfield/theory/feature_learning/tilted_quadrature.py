@@ -106,7 +106,9 @@ def unbounded(phi) -> bool:
 @dataclass
 class Moments:
     """Tilted expectations: ⟨φφᵀ⟩, ⟨hhᵀ⟩, ⟨φhᵀ⟩, ⟨φ⟩, ln Z; ``stderr`` the standard error of the ⟨φφᵀ⟩
-    entries (None: deterministic rule), ``ess`` the effective number of points."""
+    entries (None: deterministic rule), ``ess`` the effective number of points; ``points`` the estimator's
+    points as blocks (sites or None for all, h, φ(h), normalised weights) (None: the exact Gaussian), reused
+    by the predictions for new patterns (:mod:`.prediction`)."""
 
     phiphi: np.ndarray
     hh: np.ndarray
@@ -119,6 +121,7 @@ class Moments:
     stderr: np.ndarray | None = None
     ess: float = float("inf")
     extra: dict = field(default_factory=dict)
+    points: list | None = None
 
 
 def _chol(M: np.ndarray, name: str) -> np.ndarray:
@@ -161,7 +164,8 @@ def weighted_moments(H: np.ndarray, F: np.ndarray, logw: np.ndarray, errors: boo
     wn = w / Zs
     Fw = F * wn[:, None]
     phiphi = Fw.T @ F
-    out = Moments(0.5 * (phiphi + phiphi.T), None, Fw.T @ H, Fw.sum(0), m + np.log(Zs), wn @ H)
+    out = Moments(0.5 * (phiphi + phiphi.T), None, Fw.T @ H, Fw.sum(0), m + np.log(Zs), wn @ H,
+                  points=[(None, H, F, wn)])
     hh = (H * wn[:, None]).T @ H
     out.hh = 0.5 * (hh + hh.T)
     w2 = wn * wn
@@ -265,12 +269,20 @@ class BlockMeasure:
     def tilted(self, Sigma, Chat, errors: bool = False) -> Moments:
         n, P = Sigma.shape[0], self.P
         out = Moments(np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n)), np.zeros(n), 0.0, mean_h=np.zeros(n),
-                      stderr=None if self.exact else np.zeros((n, n)), tilt=np.zeros((n, n)) if self.odd else None)
+                      stderr=None if self.exact else np.zeros((n, n)), tilt=np.zeros((n, n)) if self.odd else None,
+                      points=None if isinstance(self.inner, GaussianMeasure) else [])
+        out.extra["odd"] = self.odd
         for t in range(self.T):
             b = slice(t * P, (t + 1) * P)
+            sites = np.arange(t * P, (t + 1) * P)
             if not np.any(Sigma[b, b]):  # a state with no variance (e.g. no input): φ(0) deterministic
+                if out.points is not None:
+                    h0 = np.zeros((1, P))
+                    out.points.append((sites, h0, apply_phi(self.inner.phi, h0), np.ones(1)))
                 continue
             m = self.inner.tilted(Sigma[b, b], Chat[b, b], errors=errors)
+            if out.points is not None:
+                out.points.append((sites,) + m.points[0][1:])
             out.phiphi[b, b], out.hh[b, b], out.phih[b, b] = m.phiphi, m.hh, m.phih
             if not self.odd:
                 out.mean[b], out.mean_h[b] = m.mean, m.mean_h
