@@ -16,6 +16,7 @@ writes feature_learning_nonlinear.{json,png,pdf,svg} into the output directory.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from symfield.cli import Param, derivation_args
 from symfield.plotting import caption, colors, legend_outside, panel_letters, pyplot, save, write_results
 from symfield.progress import progress_bar
 from symfield.simulate.extrapolate import extrapolate
+from symfield.simulate.trajectory import posterior_trajectory
 from symfield.theory.feature_learning import closed_form_threshold
 
 X1 = np.ones((1, 1))
@@ -68,9 +70,11 @@ def theory_point(kind, T, phi, y, g=1.0, supervised=None, Y=None):
     return out
 
 
-def order_parameter(phi, ys, hmc_ys, N, samples, burn, chains, seed, progress) -> dict:
+def order_parameter(phi, ys, hmc_ys, N, samples, burn, chains, seed, progress, sampler="weights",
+                    checkpoint=None) -> dict:
+    """Theory lines of |corr(T-1, T)|, c_T and the action against y (RNN, DNN) and sampled points at width N."""
     out = {"y": list(ys), "yc": sf.critical_signal(net("rnn", 3, phi), X1, endpoint(3, 1.0)),
-           "hmc": {"y": list(hmc_ys), "N": N}}
+           "hmc": {"y": list(hmc_ys), "N": N, "sampler": sampler}}
     with progress_bar(2 * (len(ys) + len(hmc_ys)), f"order parameter ({phi})", progress) as bar:
         for kind in ("rnn", "dnn"):
             pts = []
@@ -80,8 +84,9 @@ def order_parameter(phi, ys, hmc_ys, N, samples, burn, chains, seed, progress) -
             out[kind] = {k: [p[k] for p in pts] for k in ("abs_corr", "cT", "action")}
             sim = {"abs_corr": [], "abs_corr_sem": [], "cT": [], "cT_sem": []}
             for y in hmc_ys:
-                post = sf.simulate.posterior(net(kind, 3, phi), X1, endpoint(3, y), N=N, seed=seed, samples=samples,
-                                             burn=burn, chains=chains)
+                ck = None if checkpoint is None else Path(checkpoint) / f"{kind}-{phi}-{y:g}-N{N}"
+                post = sample_cell(kind, 3, phi, endpoint(3, y), None, N, sampler, seed, ck, False,
+                                   samples=samples, burn=burn, chains=chains)
                 sim["abs_corr"].append(float(post.mean("abs_corr")[1, 2, 0, 0]))
                 sim["abs_corr_sem"].append(float(post.sem("abs_corr")[1, 2, 0, 0]))
                 sim["cT"].append(float(post.mean("diag")[2, 0]))
@@ -92,12 +97,27 @@ def order_parameter(phi, ys, hmc_ys, N, samples, burn, chains, seed, progress) -
 
 
 # ------------------------------------------------------------------------------------------ 3. phase diagram
-def phase_diagram(gs, progress) -> dict:
-    out = {"g": list(gs), "yc": []}
+def phase_point(args) -> dict:
+    """Theory at one grid point (g, y) of the erf RNN, T = 3: |corr(T-1, T)|, C12·C23 and the phase."""
+    g, y = args
+    fl = sf.feature_learning(net("rnn", 3, "erf", g), X1, endpoint(3, y))
+    C = fl.C[:, :, 0, 0]
+    return {"abs_corr": fl.order_parameter(), "C12C23": float(C[0, 1] * C[1, 2]), "phase": fl.phase}
+
+
+def phase_diagram(gs, ys, progress, checkpoint=None) -> dict:
+    """Order parameter over the (g, y) grid (symfield.parallel.map_tasks, resumable) and the line y_c(g)."""
+    out = {"g": list(gs), "y": list(ys), "yc": []}
     with progress_bar(len(gs), "phase diagram y_c(g), erf RNN", progress) as bar:
         for g in gs:
             out["yc"].append(sf.critical_signal(net("rnn", 3, "erf", g), X1, endpoint(3, 1.0)))
             bar.update()
+    grid = [(float(g), float(y)) for g in gs for y in ys]
+    pts = sf.parallel.map_tasks(phase_point, grid, checkpoint=checkpoint, progress=progress,
+                                desc="phase diagram (g, y) grid")
+    for k in ("abs_corr", "C12C23"):
+        out[k] = np.array([p[k] for p in pts]).reshape(len(gs), len(ys)).tolist()
+    out["phase"] = np.array([p["phase"] for p in pts]).reshape(len(gs), len(ys)).tolist()
     return out
 
 
@@ -118,19 +138,49 @@ def _sampled(post, kind):
     return {k: (float(a), float(b)) for k, (a, b) in m.items()}
 
 
-def finite_n(cells, Ns, samples, burn, chains, seed, progress) -> list:
+def spectrum_summary(Ws, g: float) -> dict:
+    """Eigenvalues of the sampled hidden matrices (actual scale): per W group the top two |λ| and the
+    number outside the bulk disc |λ| <= g (theory Sec. 8)."""
+    out = []
+    for W in Ws:
+        lam = np.sort(np.abs(np.linalg.eigvals(W)))[::-1]
+        out.append({"top": float(lam[0]), "second": float(lam[1]), "outside": int(np.sum(lam > g)),
+                    "N": int(W.shape[0])})
+    return {"groups": out}
+
+
+def sample_cell(kind, T, phi, Y, sup, N, sampler, seed, checkpoint, eig, **hmc):
+    """Posterior samples of one cell at width N: 'trajectory' (hidden weights integrated out, O(N) per
+    step; symfield.simulate.trajectory) or 'weights' (sf.simulate.posterior, O(N²))."""
+    if sampler == "trajectory":
+        return posterior_trajectory(net(kind, T, phi), X1, Y, supervised=sup, N=N, seed=seed, checkpoint=checkpoint,
+                                    eig_samples=1 if eig else 0, **hmc)
+    return sf.simulate.posterior(net(kind, T, phi), X1, Y, supervised=sup, N=N, seed=seed, checkpoint=checkpoint,
+                                 eig_samples=1 if eig else 0, **hmc)
+
+
+def finite_n(cells, Ns, samples, burn, chains, seed, progress, sampler="weights", checkpoint=None,
+             spectra_N=None) -> list:
+    """z-scores of the 1/N-extrapolated observables against the theory; ``checkpoint``: a directory of
+    finished chains (a rerun resumes); ``spectra_N``: the width at which the sampled W are diagonalised
+    (one draw per chain)."""
     rows = []
-    with progress_bar(len(cells) * len(Ns), "finite-N posterior (HMC)", progress) as bar:
-        for cell in cells:
+    with progress_bar(len(cells) * len(Ns), f"finite-N posterior ({sampler})", progress) as bar:
+        for ci, cell in enumerate(cells):
             kind, phi, y, sup, Y = cell["kind"], cell["phi"], cell["y"], cell.get("supervised"), cell.get("Y")
             T = 3 if Y is None else Y.shape[1]
+            Y = endpoint(T, y) if Y is None else Y
             theory = theory_point(kind, T, phi, y, supervised=sup, Y=Y)
-            sims = []
+            sims, spectra, costs = [], {}, {}
             for N in Ns:
-                post = sf.simulate.posterior(net(kind, T, phi), X1, endpoint(T, y) if Y is None else Y,
-                                             supervised=sup, N=N, seed=seed + N, samples=samples, burn=burn,
-                                             chains=chains)
+                ck = None if checkpoint is None else Path(checkpoint) / f"cell{ci}-{kind}-{phi}-{y:g}-N{N}"
+                post = sample_cell(kind, T, phi, Y, sup, N, sampler, seed + N, ck, N == spectra_N,
+                                   samples=samples, burn=burn, chains=chains)
                 sims.append(_sampled(post, kind))
+                costs[N] = {"seconds": post.seconds, "acceptance": post.acceptance, "step": post.step}
+                if N == spectra_N and len(post.W_last):
+                    spectra = {**spectrum_summary(post.W_last, 1.0), "top_mean": post.W_top.mean(axis=0).tolist(),
+                               "top_sem": post.sem("W_top").tolist(), "draws": int(post.W_top.shape[0])}
                 bar.update()
             for obs in OBSERVABLES:
                 if obs not in sims[0] or obs not in theory:
@@ -142,7 +192,10 @@ def finite_n(cells, Ns, samples, burn, chains, seed, progress) -> list:
                 z = (ext.value - theory[obs]) / np.hypot(ext.error, err_th)
                 rows.append({"kind": kind, "phi": phi, "y": y, "task": cell.get("task", "endpoint"), "observable": obs,
                              "theory": theory[obs], "N": list(Ns), "values": vals, "errors": errs,
-                             "extrapolated": ext.value, "extrapolated_error": ext.error, "z": float(z)})
+                             "extrapolated": ext.value, "extrapolated_error": ext.error, "z": float(z),
+                             "sampler": sampler, "cost": {str(k): v for k, v in costs.items()}})
+            if spectra:
+                rows[-1]["spectra"] = {**spectra, "theory_learned_W": theory.get("learned_W"), "g": 1.0}
     return rows
 
 
@@ -165,6 +218,33 @@ def print_table(rows):
         cell = f"{r['kind']} {r['phi']} y={r['y']:g} {r['task'] if r['task'] != 'endpoint' else ''}"
         print(f"{cell:<34} {r['observable']:<8} {r['theory']:9.4f} {r['extrapolated']:9.4f} "
               f"{r['extrapolated_error']:7.4f} {r['z']:6.2f}")
+
+
+def print_spectra(rows):
+    """Sampled W spectra (theory Sec. 8): RNN top |λ| against the learned eigenvalue, DNN layers in the bulk."""
+    print(f"{'cell':<26} {'N':>5} {'top |λ| (mean ± sem over draws)':>34} {'2nd |λ|':>8} {'theory λ':>9} {'outside':>7}")
+    for r in rows:
+        sp = r.get("spectra")
+        if not sp:
+            continue
+        cell = f"{r['kind']} {r['phi']} y={r['y']:g}"
+        tops = ", ".join(f"{m:.4f}±{e:.4f}" for m, e in zip(sp["top_mean"], sp["top_sem"]))
+        th = sp["theory_learned_W"]
+        print(f"{cell:<26} {sp['groups'][0]['N']:>5} {tops:>34} {max(g['second'] for g in sp['groups']):8.4f} "
+              f"{th if th is None else round(th, 4)!s:>9} {sum(g['outside'] for g in sp['groups']):>7}")
+
+
+def print_costs(rows):
+    """Seconds per stored sample (all chains; includes burn-in) against N, per cell."""
+    seen = set()
+    for r in rows:
+        key = (r["kind"], r["phi"], r["y"], r["task"])
+        if key in seen:
+            continue
+        seen.add(key)
+        print(f"{r['kind']} {r['phi']} y={r['y']:g}: " + ", ".join(
+            f"N={n}: {c['seconds']:.0f} s (accept {c['acceptance']:.2f}, step {c['step']:.3f})"
+            for n, c in r["cost"].items()))
 
 
 # ------------------------------------------------------------------------------------------ figure
@@ -198,11 +278,11 @@ def figure(data: dict, path: Path) -> bool:
     _labels(a, "signal y", r"$|\mathrm{corr}(h_{T-1}, h_T)|$ of $\phi$", "order parameter, erf, T = 3")
     a = ax[1, 0]
     pd = data["phase_diagram"]
-    a.plot(pd["g"], pd["yc"], "o-", color=c[0], ms=3, label="$y_c(g)$")
-    top = max(pd["yc"]) * 1.3
-    a.fill_between(pd["g"], pd["yc"], top, color=c[0], alpha=0.15, label="broken (Z2)")
-    a.fill_between(pd["g"], 0, pd["yc"], color=c[2], alpha=0.12, label="symmetric")
-    a.set_ylim(0, top)
+    if "abs_corr" in pd:
+        im = a.pcolormesh(pd["g"], pd["y"], np.array(pd["abs_corr"]).T, shading="nearest", cmap="viridis")
+        fig.colorbar(im, ax=a, label=r"$|\mathrm{corr}(h_{T-1}, h_T)|$ (theory)")
+    a.plot(pd["g"], pd["yc"], "o-", color="w", ms=3, label="$y_c(g)$")
+    a.set_ylim(min(pd.get("y", [0])), max(pd.get("y", pd["yc"])))
     _labels(a, "g", "signal y", "phase diagram, erf RNN, T = 3")
     a = ax[1, 1]
     rows = data["finite_n"]
@@ -222,39 +302,81 @@ def figure(data: dict, path: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ main
-def run(out: Path, quick: bool, seed: int, progress) -> dict:
+PART_KEYS = {"thresholds": "thresholds", "order": "order_parameter", "phase": "phase_diagram", "finite": "finite_n"}
+
+
+def run(out: Path, quick: bool, seed: int, progress, widths=None, parts=tuple(PART_KEYS), sampler="trajectory",
+        fn_samples=None, fn_burn=None, fn_chains=None, spectra_N=None, reuse=False) -> dict:
+    """The derivation; ``parts``: which sections run (a run of only some writes only those, to
+    feature_learning_nonlinear_<part>.json); ``reuse``: take a section from that file when it exists
+    (sections computed by separate, concurrent runs); ``widths``: the widths N of the finite-N check
+    (default 256..2048, quick 16, 32)."""
     t0 = time.time()
     q = quick
     data = {"parameters": {**MODEL, "quick": q, "seed": seed}}
-    data["thresholds"] = thresholds(list(range(3, 7 if q else 21)), progress)
-    print("T   y_c linear   y_c erf    y_c tanh")
-    for T, a, b, c_ in zip(*(data["thresholds"][k] for k in ("T", "linear", "erf", "tanh"))):
-        print(f"{T:<3} {a:10.6f} {b:10.6f} {c_:10.6f}")
-    hmc = dict(N=32 if q else 512, samples=20 if q else 150, burn=20 if q else 150, chains=2 if q else 4)
-    data["order_parameter"] = order_parameter("erf", list(np.linspace(0.5, 9.0, 8 if q else 30)),
-                                              [2.0, 6.0] if q else [2.0, 3.5, 5.0, 6.5, 8.0], seed=seed,
-                                              progress=progress, **hmc)
-    data["phase_diagram"] = phase_diagram(list(np.linspace(0.7, 1.3, 3 if q else 13)), progress)
-    Ns = [16, 32] if q else [256, 512, 1024, 2048]
-    cells = cells_for(["erf"] if q else ["erf", "tanh"], ["rnn"] if q else ["rnn", "dnn"],
-                      [1.5] if q else [0.7, 1.3, 1.8], sequential=not q)
-    fin = dict(samples=10 if q else 200, burn=10 if q else 150, chains=2 if q else 4)
-    data["finite_n"] = finite_n(cells, Ns, seed=seed, progress=progress, **fin)
-    print_table(data["finite_n"])
+    ckpt = out / "checkpoints"
+    if reuse:
+        for part in parts:
+            path = out / f"feature_learning_nonlinear_{part}.json"
+            if path.exists():
+                data[PART_KEYS[part]] = json.loads(path.read_text())[PART_KEYS[part]]
+                print(f"{part}: reused {path}")
+    parts = [p for p in parts if PART_KEYS[p] not in data]
+    if "thresholds" in parts:
+        data["thresholds"] = thresholds(list(range(3, 7 if q else 21)), progress)
+        print("T   y_c linear   y_c erf    y_c tanh")
+        for T, a, b, c_ in zip(*(data["thresholds"][k] for k in ("T", "linear", "erf", "tanh"))):
+            print(f"{T:<3} {a:10.6f} {b:10.6f} {c_:10.6f}")
+    hmc = dict(N=32 if q else 1024, samples=20 if q else 300, burn=20 if q else 100, chains=2 if q else 4)
+    if "order" in parts:
+        data["order_parameter"] = order_parameter("erf", list(np.linspace(0.5, 9.0, 8 if q else 30)),
+                                                  [2.0, 6.0] if q else [2.0, 3.5, 5.0, 6.5, 8.0], seed=seed,
+                                                  progress=progress, sampler=sampler,
+                                                  checkpoint=ckpt / f"order-{sampler}", **hmc)
+    if "phase" in parts:
+        data["phase_diagram"] = phase_diagram(list(np.linspace(0.7, 1.3, 3 if q else 11)),
+                                              list(np.linspace(0.5, 9.0, 4 if q else 14)), progress,
+                                              checkpoint=ckpt / f"phase-{__name__}")
+    Ns = list(widths) if widths else ([16, 32] if q else [256, 512, 1024, 2048])
+    fin = dict(samples=fn_samples or (10 if q else 300), burn=fn_burn or (10 if q else 100),
+               chains=fn_chains or (2 if q else 4))
+    if "finite" in parts:
+        cells = cells_for(["erf"] if q else ["erf", "tanh"], ["rnn"] if q else ["rnn", "dnn"],
+                          [1.5] if q else [0.7, 1.3, 1.8], sequential=not q)
+        data["finite_n"] = finite_n(cells, Ns, seed=seed, progress=progress, sampler=sampler,
+                                    checkpoint=ckpt / f"finite-{sampler}",
+                                    spectra_N=spectra_N if spectra_N else Ns[-1] if q else 1024, **fin)
+    if "finite_n" in data:
+        print_table(data["finite_n"])
+        print_spectra(data["finite_n"])
+        print_costs(data["finite_n"])
     data["seconds"] = time.time() - t0
     cap = caption(N=Ns, samples=fin["samples"] * fin["chains"], seed=seed, HMC_order_parameter_N=hmc["N"],
-                  quick=q)
-    write_results(out, "feature_learning_nonlinear", data, lambda path: figure(data, path), caption=cap)
+                  finite_N_sampler=sampler, quick=q)
+    whole = all(k in data for k in PART_KEYS.values())
+    stem = "feature_learning_nonlinear" if whole else "feature_learning_nonlinear_" + "_".join(parts)
+    write_results(out, stem, data, lambda path: figure(data, path) if whole else False, caption=cap)
     return data
 
 
 #: command-line options (the sizes follow --quick; the model is MODEL)
-PARAMETERS = {"seed": Param(1, "random seed of the HMC chains")}
+PARAMETERS = {"seed": Param(1, "random seed of the HMC chains"),
+              "widths": Param((256, 512, 1024, 2048), "widths N of the finite-N check", quick=(16, 32)),
+              "sampler": Param("trajectory", "finite-N sampler: 'trajectory' (hidden weights integrated out, "
+                               "O(N) per step) or 'weights' (HMC over all weights, O(N^2))"),
+              "samples": Param(300, "finite-N samples per chain", quick=10),
+              "burn": Param(100, "finite-N burn-in trajectories per chain", quick=10),
+              "chains": Param(4, "finite-N chains per width", quick=2),
+              "spectra_width": Param(1024, "width N at which the sampled W are diagonalised", quick=32),
+              "parts": Param(tuple(PART_KEYS), "sections to run"),
+              "reuse": Param(False, "take sections from feature_learning_nonlinear_<part>.json of earlier runs")}
 
 
 def main(argv=None) -> dict:
     args, v = derivation_args(__doc__, "out/feature-learning", PARAMETERS, argv)
-    return run(args.out, args.quick, v["seed"], args.progress)
+    return run(args.out, args.quick, v["seed"], args.progress, widths=v["widths"], parts=tuple(v["parts"]),
+               sampler=v["sampler"], fn_samples=v["samples"], fn_burn=v["burn"], fn_chains=v["chains"],
+               spectra_N=v["spectra_width"], reuse=v["reuse"])
 
 
 if __name__ == "__main__":
