@@ -1,17 +1,24 @@
 """Feature learning in the μP regime for nonlinear φ (erf, tanh): thresholds, order parameter, phase diagram,
 finite-width check (arXiv:2602.15593; theory Secs. 4, 6, 7, 12).
 
-Run:  python derivations/feature_learning_nonlinear.py [--out DIR] [--quick] [--no-progress]
+Run:  python derivations/feature_learning_nonlinear.py [--out DIR] [--quick] [--no-progress] [--widths 256 512 ...]
+      [--sampler trajectory|weights] [--samples S] [--burn B] [--chains C] [--spectra-width N]
+      [--parts thresholds order phase finite] [--reuse] [--scheduler local:2]
       (also part of: symfield reproduce feature-learning)
 
 1. threshold y_c against T for linear (closed form), erf and tanh RNNs (endpoint task, lag-sector Hessian
    of the symmetric branch from per-step pair expectations, ``sf.critical_signal``);
 2. order parameter |corr(T-1, T)| and c_T against the signal y for the erf RNN and DNN (T = 3): theory lines
-   (forward–backward solver, exact quadrature) and HMC points of the finite-width posterior;
-3. phase diagram of the erf RNN in (g, y): the threshold line y_c(g);
-4. finite-width check: c_T, C12·C23, f̄_T and the learned eigenvalue of erf and tanh RNNs/DNNs (T = 3, one point
-   below and two above threshold) and one sequential task, sampled at several N, extrapolated linearly in 1/N
-   and compared with the theory (z-scores);
+   (forward–backward solver, exact quadrature) and sampled points of the finite-width posterior (N = 1024);
+3. phase diagram of the erf RNN in (g, y): |corr(T-1, T)| of the theory on a grid (symfield.parallel.map_tasks,
+   checkpointed) and the threshold line y_c(g);
+4. finite-width check: c_T, C12·C23, f̄_T and the squared learned eigenvalue |λ|² of erf and tanh RNNs/DNNs
+   (T = 3, one point below and two above threshold) and one sequential task, sampled at N = 256…2048
+   (default sampler: HMC in trajectory coordinates, the hidden weights integrated out exactly,
+   symfield.simulate.trajectory; chains checkpointed), extrapolated linearly in 1/N and compared with the
+   theory (z-scores, standard errors from batch means); spectra of the sampled W at --spectra-width: the
+   RNN's outlier against the learned eigenvalue of the theory, the DNN layers inside the bulk;
+--parts runs some sections (written to feature_learning_nonlinear_<parts>.json); --reuse assembles those.
 writes feature_learning_nonlinear.{json,png,pdf,svg} into the output directory.
 """
 from __future__ import annotations
@@ -65,7 +72,7 @@ def theory_point(kind, T, phi, y, g=1.0, supervised=None, Y=None):
     out = {"abs_corr": fl.order_parameter(), "cT": float(C[-1, -1]), "C12C23": float(C[-3, -2] * C[-2, -1]),
            "f": float(fl.predict()[0, -1]), "action": fl.action, "phase": fl.phase, "error": fl.error}
     if kind == "rnn":  # the sampler's observable: eig(C_pp⁻¹ C_pn) of the φ kernel; and the learned part of W
-        out["learned"] = float(np.abs(np.linalg.eigvals(np.linalg.solve(C[:-1, :-1], C[:-1, 1:]))).max())
+        out["learned"] = float(np.abs(np.linalg.eigvals(np.linalg.solve(C[:-1, :-1], C[:-1, 1:]))).max()) ** 2
         out["learned_W"] = float(np.abs(fl.learned_eigenvalues()).max())
     return out
 
@@ -122,30 +129,36 @@ def phase_diagram(gs, ys, progress, checkpoint=None) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ 4. finite N
-OBSERVABLES = ("cT", "C12C23", "f", "learned")
+OBSERVABLES = ("cT", "C12C23", "f", "learned")   # 'learned': |λ|² of the top learned eigenvalue (see _sampled)
+
+
+def _sem(values, chain, batches=5):
+    """Standard error of the mean from contiguous batch means, ``batches`` per chain (4 chains give 20
+    means; the spread of 4 chain means alone is a 3-degree-of-freedom estimate with heavy tails)."""
+    means = [b.mean(axis=0) for c in np.unique(chain) for b in np.array_split(values[chain == c], batches)]
+    return np.std(means, axis=0, ddof=1) / np.sqrt(len(means))
 
 
 def _sampled(post, kind):
-    """Sample means and standard errors of the observables (sign-invariant C12·C23)."""
-    m = {"cT": (post.mean("diag")[-1, 0], post.sem("diag")[-1, 0]),
-         "C12C23": (post.mean("C12C23")[0], post.sem("C12C23")[0]),
-         "f": (post.mean("f")[0, -1], post.sem("f")[0, -1])}
+    """Sample means and standard errors of the observables: c_T, the sign-invariant C12·C23, f̄_T and, for
+    one shared W, the squared top learned eigenvalue |λ|² of eig(C_pp⁻¹ C_pn) (sign invariant; its 1/N
+    expansion is regular also where λ = 0, unlike |λ| ~ N^(-1/2))."""
+    obs = {"cT": post.observable("diag")[:, -1, 0], "C12C23": post.observable("C12C23")[:, 0],
+           "f": post.observable("f")[:, 0, -1]}
     if kind == "rnn":
-        lam = np.abs(post.observable("learned")[:, 0])
-        chains = np.unique(post.chain)
-        means = np.array([lam[post.chain == c].mean() for c in chains])
-        m["learned"] = (lam.mean(), means.std(ddof=1) / np.sqrt(len(chains)))
-    return {k: (float(a), float(b)) for k, (a, b) in m.items()}
+        obs["learned"] = np.abs(post.observable("learned")[:, 0]) ** 2
+    return {k: (float(v.mean()), float(_sem(v, post.chain))) for k, v in obs.items()}
 
 
 def spectrum_summary(Ws, g: float) -> dict:
     """Eigenvalues of the sampled hidden matrices (actual scale): per W group the top two |λ| and the
-    number outside the bulk disc |λ| <= g (theory Sec. 8)."""
+    number outside the bulk disc, |λ| > g (1 + 3/√N) (circular law plus its finite-N edge; theory Sec. 8)."""
     out = []
     for W in Ws:
         lam = np.sort(np.abs(np.linalg.eigvals(W)))[::-1]
-        out.append({"top": float(lam[0]), "second": float(lam[1]), "outside": int(np.sum(lam > g)),
-                    "N": int(W.shape[0])})
+        edge = g * (1 + 3 / np.sqrt(W.shape[0]))
+        out.append({"top": float(lam[0]), "second": float(lam[1]), "outside": int(np.sum(lam > edge)),
+                    "edge": float(edge), "N": int(W.shape[0])})
     return {"groups": out}
 
 
@@ -213,6 +226,7 @@ def cells_for(phis, kinds, y_factors, sequential: bool) -> list:
 
 
 def print_table(rows):
+    print("(learned: |λ|², the squared top eigenvalue of C_pp⁻¹C_pn)")
     print(f"{'cell':<34} {'obs':<8} {'theory':>9} {'N->inf':>9} {'±':>7} {'z':>6}")
     for r in rows:
         cell = f"{r['kind']} {r['phi']} y={r['y']:g} {r['task'] if r['task'] != 'endpoint' else ''}"
@@ -235,7 +249,8 @@ def print_spectra(rows):
 
 
 def print_costs(rows):
-    """Seconds per stored sample (all chains; includes burn-in) against N, per cell."""
+    """Acceptance and adapted leapfrog step against N, per cell, and the wall seconds of the sampling in
+    this run (near 0 where the chains came from a checkpoint; cost per trajectory: benchmarks/bench_trajectory.py)."""
     seen = set()
     for r in rows:
         key = (r["kind"], r["phi"], r["y"], r["task"])
@@ -243,7 +258,7 @@ def print_costs(rows):
             continue
         seen.add(key)
         print(f"{r['kind']} {r['phi']} y={r['y']:g}: " + ", ".join(
-            f"N={n}: {c['seconds']:.0f} s (accept {c['acceptance']:.2f}, step {c['step']:.3f})"
+            f"N={n}: accept {c['acceptance']:.2f}, step {c['step']:.3f}, {c['seconds']:.0f} s"
             for n, c in r["cost"].items()))
 
 

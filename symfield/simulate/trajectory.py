@@ -30,14 +30,12 @@ from collections import namedtuple
 import numpy as np
 
 from .. import parallel
-from ..api import check_positive_int, check_real
 from ..errors import NotSupportedError
-from ..progress import progress_bar
-from ..resources import check_memory, check_steps, check_time
+from ..resources import check_memory, check_time
 from ..task import problem
 from . import posterior_hmc
 from .draws import group_scales, root_seed
-from .posterior import PosteriorSamples, reduced_inputs
+from .posterior import check_chain_args, reduced_inputs, run_chains
 
 TrajLayout = namedtuple("TrajLayout", "T P N r u_off b_off v_off h_off u_layer w_layer b_layer v_layer leak ws su sb sv")
 
@@ -381,7 +379,7 @@ def _chain(task, bar=None):
             tops.append([float(np.abs(np.linalg.eigvals(W)).max()) for W in Ws])
         if bar is not None:
             bar.update(thin)
-    return np.array(Cs), np.array(fs), tops, acc, samples * thin, eps, Ws
+    return np.array(Cs), np.array(fs), tops, acc, samples * thin, eps, list(Ws)
 
 
 def posterior_trajectory(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 1024, seed=0, readout=None,
@@ -393,15 +391,7 @@ def posterior_trajectory(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 102
     ``eig_samples``: stored samples per chain at which every W group is drawn from its conditional law
     and diagonalised (O(N³) each; ``W_last`` holds the last draw, actual scale)."""
     pr = problem(spec, X, Y, supervised, kappa, readout)
-    for name, v in (("N", N), ("samples", samples), ("chains", chains), ("leapfrog", leapfrog), ("thin", thin)):
-        check_positive_int(name, v)
-    check_positive_int("burn", burn, minimum=0)
-    check_positive_int("eig_samples", eig_samples, minimum=0)
-    for name, v in (("samples", samples), ("burn", burn), ("thin", thin), ("leapfrog", leapfrog), ("chains", chains),
-                    ("eig_samples", eig_samples)):
-        check_steps(name, v)
-    step = check_real("step", step, low=0, low_open=True, none_ok=True)
-    target_accept = check_real("target_accept", target_accept, low=0, high=1, low_open=True, high_open=True)
+    step, target_accept = check_chain_args(N, samples, burn, thin, chains, leapfrog, eig_samples, step, target_accept)
     TP = pr.T * pr.P
     if N <= TP:
         raise NotSupportedError(f"the trajectory sampler needs N > T·P = {TP} (the Gram matrices must be "
@@ -420,16 +410,5 @@ def posterior_trajectory(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 102
     t0 = time.time()
     tasks = [(ss, pr, int(N), eps0, burn, samples, thin, leapfrog, target_accept, eig_samples, gscale)
              for ss in root.spawn(chains)]
-    desc = f"posterior_trajectory N={N}"
-    if client is None and checkpoint is None:
-        with progress_bar(chains * (burn + samples * thin), desc, progress) as bar:
-            results = [_chain(task, bar) for task in tasks]
-    else:
-        results = parallel.map_tasks(_chain, tasks, scheduler="serial" if client is None else client,
-                                     checkpoint=checkpoint, progress=progress, desc=desc + " chains")
-    Cs, fs, tops, acc, tries, eps, W_last = zip(*results)
-    chain = np.concatenate([np.full(len(c), k) for k, c in enumerate(Cs)])
-    tops = [t for chain_tops in tops for t in chain_tops]
-    return PosteriorSamples(pr.spec, int(N), np.concatenate(Cs), np.concatenate(fs), chain, np.array(tops, dtype=float),
-                            sum(acc) / max(sum(tries), 1), eps[-1], time.time() - t0, list(W_last[-1]),
-                            root.entropy if not root.spawn_key else root)
+    return run_chains(_chain, tasks, chains * (burn + samples * thin), f"posterior_trajectory N={N}", client,
+                      checkpoint, progress, pr.spec, N, root, t0)
