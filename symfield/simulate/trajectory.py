@@ -35,7 +35,7 @@ from ..resources import check_memory, check_time
 from ..task import problem
 from . import posterior_hmc
 from .draws import group_scales, root_seed
-from .posterior import check_chain_args, reduced_inputs, run_chains
+from .posterior import _groups, check_chain_args, reduced_inputs, run_chains
 
 TrajLayout = namedtuple("TrajLayout", "T P N r u_off b_off v_off h_off u_layer w_layer b_layer v_layer leak ws su sb sv")
 
@@ -173,7 +173,6 @@ class Model:
         self.n_b = plan.n_b if np.any(self.sb > 0) else 0
         self.u, self.w, self.b = plan.U, plan.W, (plan.b if self.n_b else -np.ones(self.T, dtype=np.int64))
         mask = pr.mask_out
-        from .posterior import _groups
         self.v = plan.v if np.array_equal(mask, spec.readout_mask()) else _groups(mask)
         self.sv = float(spec.sigma_v)
         self.n_U, self.n_W, self.n_v = plan.n_U, plan.n_W, int(self.v.max()) + 1
@@ -281,7 +280,9 @@ class Model:
         return E, g
 
     def start(self, rng):
-        """A prior draw: U, b, v standard normal and the states of a network with fresh weights Z."""
+        """Initial point: U, b, v standard normal and the states of a network with prior weights Z (a prior
+        draw; above N = 4096, where Z would not be stored, the states of independent per-step weights, an
+        approximate start that the burn-in relaxes)."""
         x = np.empty(self.size)
         x[:self.offsets[3]] = rng.standard_normal(self.offsets[3])
         U, b, _, hp = self.parts(x)
@@ -396,8 +397,9 @@ def posterior_trajectory(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 102
     if N <= TP:
         raise NotSupportedError(f"the trajectory sampler needs N > T·P = {TP} (the Gram matrices must be "
                                 f"invertible), got N = {N}")
-    check_memory(8.0 * chains * samples * (TP ** 2 + TP) + 8.0 * 12 * N * TP
-                 + (24.0 * N * N * pr.spec.plan.n_W if eig_samples else 0.0),
+    n_W = pr.spec.plan.n_W
+    check_memory(8.0 * chains * samples * (TP ** 2 + TP) + 8.0 * 12 * N * TP + 8.0 * N * N * n_W * (N <= 4096)
+                 + (24.0 * N * N * n_W if eig_samples else 0.0),
                  f"posterior_trajectory ({chains} chains x {samples} samples, N = {N})", "samples, chains or N")
     check_time(chains * ((burn + samples * thin) * leapfrog * 60.0 * N * TP + eig_samples * 30.0 * N ** 3),
                f"posterior_trajectory (N = {N}, {chains} chains x {burn + samples * thin} trajectories)",
