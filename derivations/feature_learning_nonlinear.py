@@ -1,21 +1,29 @@
 """Feature learning in the μP regime for nonlinear φ (erf, tanh): thresholds, order parameter, phase diagram,
 finite-width check (arXiv:2602.15593; theory Secs. 4, 6, 7, 12).
 
-Run:  python derivations/feature_learning_nonlinear.py [--out DIR] [--quick] [--no-progress]
+Run:  python derivations/feature_learning_nonlinear.py [--out DIR] [--quick] [--no-progress] [--widths 256 512 ...]
+      [--sampler trajectory|weights] [--samples S] [--burn B] [--chains C] [--spectra-width N]
+      [--parts thresholds order phase finite] [--reuse] [--scheduler local:2]
       (also part of: symfield reproduce feature-learning)
 
 1. threshold y_c against T for linear (closed form), erf and tanh RNNs (endpoint task, lag-sector Hessian
    of the symmetric branch from per-step pair expectations, ``sf.critical_signal``);
 2. order parameter |corr(T-1, T)| and c_T against the signal y for the erf RNN and DNN (T = 3): theory lines
-   (forward–backward solver, exact quadrature) and HMC points of the finite-width posterior;
-3. phase diagram of the erf RNN in (g, y): the threshold line y_c(g);
-4. finite-width check: c_T, C12·C23, f̄_T and the learned eigenvalue of erf and tanh RNNs/DNNs (T = 3, one point
-   below and two above threshold) and one sequential task, sampled at several N, extrapolated linearly in 1/N
-   and compared with the theory (z-scores);
+   (forward–backward solver, exact quadrature) and sampled points of the finite-width posterior (N = 1024);
+3. phase diagram of the erf RNN in (g, y): |corr(T-1, T)| of the theory on a grid (symfield.parallel.map_tasks,
+   checkpointed) and the threshold line y_c(g);
+4. finite-width check: c_T, C12·C23, f̄_T and the learned eigenvalue (as |λ|^(2(T-1))) of erf and tanh RNNs/DNNs
+   (T = 3, one point below and two above threshold) and one sequential task, sampled at N = 256…2048
+   (default sampler: HMC in trajectory coordinates, the hidden weights integrated out exactly,
+   symfield.simulate.trajectory; chains checkpointed), extrapolated linearly in 1/N and compared with the
+   theory (z-scores, standard errors from batch means); spectra of the sampled W at --spectra-width: the
+   RNN's outlier against the learned eigenvalue of the theory, the DNN layers inside the bulk;
+--parts runs some sections (written to feature_learning_nonlinear_<parts>.json); --reuse assembles those.
 writes feature_learning_nonlinear.{json,png,pdf,svg} into the output directory.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -26,6 +34,7 @@ from symfield.cli import Param, derivation_args
 from symfield.plotting import caption, colors, legend_outside, panel_letters, pyplot, save, write_results
 from symfield.progress import progress_bar
 from symfield.simulate.extrapolate import extrapolate
+from symfield.simulate.trajectory import posterior_trajectory
 from symfield.theory.feature_learning import closed_form_threshold
 
 X1 = np.ones((1, 1))
@@ -63,14 +72,17 @@ def theory_point(kind, T, phi, y, g=1.0, supervised=None, Y=None):
     out = {"abs_corr": fl.order_parameter(), "cT": float(C[-1, -1]), "C12C23": float(C[-3, -2] * C[-2, -1]),
            "f": float(fl.predict()[0, -1]), "action": fl.action, "phase": fl.phase, "error": fl.error}
     if kind == "rnn":  # the sampler's observable: eig(C_pp⁻¹ C_pn) of the φ kernel; and the learned part of W
-        out["learned"] = float(np.abs(np.linalg.eigvals(np.linalg.solve(C[:-1, :-1], C[:-1, 1:]))).max())
+        lam = float(np.abs(np.linalg.eigvals(np.linalg.solve(C[:-1, :-1], C[:-1, 1:]))).max())
+        out["learned"] = lam ** (2 * (T - 1))      # the sampled observable, see _sampled
         out["learned_W"] = float(np.abs(fl.learned_eigenvalues()).max())
     return out
 
 
-def order_parameter(phi, ys, hmc_ys, N, samples, burn, chains, seed, progress) -> dict:
+def order_parameter(phi, ys, hmc_ys, N, samples, burn, chains, seed, progress, sampler="weights",
+                    checkpoint=None) -> dict:
+    """Theory lines of |corr(T-1, T)|, c_T and the action against y (RNN, DNN) and sampled points at width N."""
     out = {"y": list(ys), "yc": sf.critical_signal(net("rnn", 3, phi), X1, endpoint(3, 1.0)),
-           "hmc": {"y": list(hmc_ys), "N": N}}
+           "hmc": {"y": list(hmc_ys), "N": N, "sampler": sampler}}
     with progress_bar(2 * (len(ys) + len(hmc_ys)), f"order parameter ({phi})", progress) as bar:
         for kind in ("rnn", "dnn"):
             pts = []
@@ -80,8 +92,9 @@ def order_parameter(phi, ys, hmc_ys, N, samples, burn, chains, seed, progress) -
             out[kind] = {k: [p[k] for p in pts] for k in ("abs_corr", "cT", "action")}
             sim = {"abs_corr": [], "abs_corr_sem": [], "cT": [], "cT_sem": []}
             for y in hmc_ys:
-                post = sf.simulate.posterior(net(kind, 3, phi), X1, endpoint(3, y), N=N, seed=seed, samples=samples,
-                                             burn=burn, chains=chains)
+                ck = None if checkpoint is None else Path(checkpoint) / f"{kind}-{phi}-{y:g}-N{N}"
+                post = sample_cell(kind, 3, phi, endpoint(3, y), None, N, sampler, seed, ck, False,
+                                   samples=samples, burn=burn, chains=chains)
                 sim["abs_corr"].append(float(post.mean("abs_corr")[1, 2, 0, 0]))
                 sim["abs_corr_sem"].append(float(post.sem("abs_corr")[1, 2, 0, 0]))
                 sim["cT"].append(float(post.mean("diag")[2, 0]))
@@ -92,45 +105,98 @@ def order_parameter(phi, ys, hmc_ys, N, samples, burn, chains, seed, progress) -
 
 
 # ------------------------------------------------------------------------------------------ 3. phase diagram
-def phase_diagram(gs, progress) -> dict:
-    out = {"g": list(gs), "yc": []}
+def phase_point(args) -> dict:
+    """Theory at one grid point (g, y) of the erf RNN, T = 3: |corr(T-1, T)|, C12·C23 and the phase."""
+    g, y = args
+    fl = sf.feature_learning(net("rnn", 3, "erf", g), X1, endpoint(3, y))
+    C = fl.C[:, :, 0, 0]
+    return {"abs_corr": fl.order_parameter(), "C12C23": float(C[0, 1] * C[1, 2]), "phase": fl.phase}
+
+
+def phase_diagram(gs, ys, progress, checkpoint=None) -> dict:
+    """Order parameter over the (g, y) grid (symfield.parallel.map_tasks, resumable) and the line y_c(g)."""
+    out = {"g": list(gs), "y": list(ys), "yc": []}
     with progress_bar(len(gs), "phase diagram y_c(g), erf RNN", progress) as bar:
         for g in gs:
             out["yc"].append(sf.critical_signal(net("rnn", 3, "erf", g), X1, endpoint(3, 1.0)))
             bar.update()
+    grid = [(float(g), float(y)) for g in gs for y in ys]
+    pts = sf.parallel.map_tasks(phase_point, grid, checkpoint=checkpoint, progress=progress,
+                                desc="phase diagram (g, y) grid")
+    for k in ("abs_corr", "C12C23"):
+        out[k] = np.array([p[k] for p in pts]).reshape(len(gs), len(ys)).tolist()
+    out["phase"] = np.array([p["phase"] for p in pts]).reshape(len(gs), len(ys)).tolist()
     return out
 
 
 # ------------------------------------------------------------------------------------------ 4. finite N
-OBSERVABLES = ("cT", "C12C23", "f", "learned")
+OBSERVABLES = ("cT", "C12C23", "f", "learned")   # 'learned': |λ|^(2(T-1)) of the top learned eigenvalue (_sampled)
+
+
+def _sem(values, chain, batches=5):
+    """Standard error of the mean from contiguous batch means, ``batches`` per chain (4 chains give 20
+    means; the spread of 4 chain means alone is a 3-degree-of-freedom estimate with heavy tails)."""
+    means = [b.mean(axis=0) for c in np.unique(chain) for b in np.array_split(values[chain == c], batches)]
+    return np.std(means, axis=0, ddof=1) / np.sqrt(len(means))
 
 
 def _sampled(post, kind):
-    """Sample means and standard errors of the observables (sign-invariant C12·C23)."""
-    m = {"cT": (post.mean("diag")[-1, 0], post.sem("diag")[-1, 0]),
-         "C12C23": (post.mean("C12C23")[0], post.sem("C12C23")[0]),
-         "f": (post.mean("f")[0, -1], post.sem("f")[0, -1])}
+    """Sample means and standard errors of the observables: c_T, the sign-invariant C12·C23, f̄_T and, for
+    one shared W, |λ|^(2(T-1)) of the top learned eigenvalue λ of eig(C_pp⁻¹ C_pn): where the theory's
+    C_pp⁻¹C_pn is a nilpotent (T-1)-block (symmetric phase) the O(N^(-1/2)) kernel fluctuations move λ
+    by O(N^(-1/(2(T-1)))) (measured: |λ|² ∝ N^(-1/2) at T = 3), so this power has a regular 1/N expansion
+    in both phases."""
+    obs = {"cT": post.observable("diag")[:, -1, 0], "C12C23": post.observable("C12C23")[:, 0],
+           "f": post.observable("f")[:, 0, -1]}
     if kind == "rnn":
-        lam = np.abs(post.observable("learned")[:, 0])
-        chains = np.unique(post.chain)
-        means = np.array([lam[post.chain == c].mean() for c in chains])
-        m["learned"] = (lam.mean(), means.std(ddof=1) / np.sqrt(len(chains)))
-    return {k: (float(a), float(b)) for k, (a, b) in m.items()}
+        obs["learned"] = np.abs(post.observable("learned")[:, 0]) ** (2 * (post.C.shape[1] - 1))
+    return {k: (float(v.mean()), float(_sem(v, post.chain))) for k, v in obs.items()}
 
 
-def finite_n(cells, Ns, samples, burn, chains, seed, progress) -> list:
+def spectrum_summary(Ws, g: float) -> dict:
+    """Eigenvalues of the sampled hidden matrices (actual scale): per W group the top two |λ| and the
+    number outside the bulk disc, |λ| > g (1 + 3/√N) (circular law plus its finite-N edge; theory Sec. 8)."""
+    out = []
+    for W in Ws:
+        lam = np.sort(np.abs(np.linalg.eigvals(W)))[::-1]
+        edge = g * (1 + 3 / np.sqrt(W.shape[0]))
+        out.append({"top": float(lam[0]), "second": float(lam[1]), "outside": int(np.sum(lam > edge)),
+                    "edge": float(edge), "N": int(W.shape[0])})
+    return {"groups": out}
+
+
+def sample_cell(kind, T, phi, Y, sup, N, sampler, seed, checkpoint, eig, **hmc):
+    """Posterior samples of one cell at width N: 'trajectory' (hidden weights integrated out, O(N) per
+    step; symfield.simulate.trajectory) or 'weights' (sf.simulate.posterior, O(N²))."""
+    if sampler == "trajectory":
+        return posterior_trajectory(net(kind, T, phi), X1, Y, supervised=sup, N=N, seed=seed, checkpoint=checkpoint,
+                                    eig_samples=1 if eig else 0, **hmc)
+    return sf.simulate.posterior(net(kind, T, phi), X1, Y, supervised=sup, N=N, seed=seed, checkpoint=checkpoint,
+                                 eig_samples=1 if eig else 0, **hmc)
+
+
+def finite_n(cells, Ns, samples, burn, chains, seed, progress, sampler="weights", checkpoint=None,
+             spectra_N=None) -> list:
+    """z-scores of the 1/N-extrapolated observables against the theory; ``checkpoint``: a directory of
+    finished chains (a rerun resumes); ``spectra_N``: the width at which the sampled W are diagonalised
+    (one draw per chain)."""
     rows = []
-    with progress_bar(len(cells) * len(Ns), "finite-N posterior (HMC)", progress) as bar:
-        for cell in cells:
+    with progress_bar(len(cells) * len(Ns), f"finite-N posterior ({sampler})", progress) as bar:
+        for ci, cell in enumerate(cells):
             kind, phi, y, sup, Y = cell["kind"], cell["phi"], cell["y"], cell.get("supervised"), cell.get("Y")
             T = 3 if Y is None else Y.shape[1]
+            Y = endpoint(T, y) if Y is None else Y
             theory = theory_point(kind, T, phi, y, supervised=sup, Y=Y)
-            sims = []
+            sims, spectra, costs = [], {}, {}
             for N in Ns:
-                post = sf.simulate.posterior(net(kind, T, phi), X1, endpoint(T, y) if Y is None else Y,
-                                             supervised=sup, N=N, seed=seed + N, samples=samples, burn=burn,
-                                             chains=chains)
+                ck = None if checkpoint is None else Path(checkpoint) / f"cell{ci}-{kind}-{phi}-{y:g}-N{N}"
+                post = sample_cell(kind, T, phi, Y, sup, N, sampler, seed + N, ck, N == spectra_N,
+                                   samples=samples, burn=burn, chains=chains)
                 sims.append(_sampled(post, kind))
+                costs[N] = {"seconds": post.seconds, "acceptance": post.acceptance, "step": post.step}
+                if N == spectra_N and len(post.W_last):
+                    spectra = {**spectrum_summary(post.W_last, 1.0), "top_mean": post.W_top.mean(axis=0).tolist(),
+                               "top_sem": post.sem("W_top").tolist(), "draws": int(post.W_top.shape[0])}
                 bar.update()
             for obs in OBSERVABLES:
                 if obs not in sims[0] or obs not in theory:
@@ -142,7 +208,10 @@ def finite_n(cells, Ns, samples, burn, chains, seed, progress) -> list:
                 z = (ext.value - theory[obs]) / np.hypot(ext.error, err_th)
                 rows.append({"kind": kind, "phi": phi, "y": y, "task": cell.get("task", "endpoint"), "observable": obs,
                              "theory": theory[obs], "N": list(Ns), "values": vals, "errors": errs,
-                             "extrapolated": ext.value, "extrapolated_error": ext.error, "z": float(z)})
+                             "extrapolated": ext.value, "extrapolated_error": ext.error, "z": float(z),
+                             "sampler": sampler, "cost": {str(k): v for k, v in costs.items()}})
+            if spectra:
+                rows[-1]["spectra"] = {**spectra, "theory_learned_W": theory.get("learned_W"), "g": 1.0}
     return rows
 
 
@@ -160,11 +229,40 @@ def cells_for(phis, kinds, y_factors, sequential: bool) -> list:
 
 
 def print_table(rows):
+    print("(learned: |λ|^(2(T-1)) of the top eigenvalue λ of C_pp⁻¹C_pn; T = 3: |λ|⁴, sequential T = 4: |λ|⁶)")
     print(f"{'cell':<34} {'obs':<8} {'theory':>9} {'N->inf':>9} {'±':>7} {'z':>6}")
     for r in rows:
         cell = f"{r['kind']} {r['phi']} y={r['y']:g} {r['task'] if r['task'] != 'endpoint' else ''}"
         print(f"{cell:<34} {r['observable']:<8} {r['theory']:9.4f} {r['extrapolated']:9.4f} "
               f"{r['extrapolated_error']:7.4f} {r['z']:6.2f}")
+
+
+def print_spectra(rows):
+    """Sampled W spectra (theory Sec. 8): RNN top |λ| against the learned eigenvalue, DNN layers in the bulk."""
+    print(f"{'cell':<26} {'N':>5} {'top |λ| (mean ± sem over draws)':>34} {'2nd |λ|':>8} {'theory λ':>9} {'outside':>7}")
+    for r in rows:
+        sp = r.get("spectra")
+        if not sp:
+            continue
+        cell = f"{r['kind']} {r['phi']} y={r['y']:g}"
+        tops = ", ".join(f"{m:.4f}±{e:.4f}" for m, e in zip(sp["top_mean"], sp["top_sem"]))
+        th = sp["theory_learned_W"]
+        print(f"{cell:<26} {sp['groups'][0]['N']:>5} {tops:>34} {max(g['second'] for g in sp['groups']):8.4f} "
+              f"{th if th is None else round(th, 4)!s:>9} {sum(g['outside'] for g in sp['groups']):>7}")
+
+
+def print_costs(rows):
+    """Acceptance and adapted leapfrog step against N, per cell, and the wall seconds of the sampling in
+    this run (near 0 where the chains came from a checkpoint; cost per trajectory: benchmarks/bench_trajectory.py)."""
+    seen = set()
+    for r in rows:
+        key = (r["kind"], r["phi"], r["y"], r["task"])
+        if key in seen:
+            continue
+        seen.add(key)
+        print(f"{r['kind']} {r['phi']} y={r['y']:g}: " + ", ".join(
+            f"N={n}: accept {c['acceptance']:.2f}, step {c['step']:.3f}, {c['seconds']:.0f} s"
+            for n, c in r["cost"].items()))
 
 
 # ------------------------------------------------------------------------------------------ figure
@@ -182,10 +280,13 @@ def figure(data: dict, path: Path) -> bool:
     c = colors()
     fig, ax = plt.subplots(2, 2, figsize=(9.5, 6.6))
     a = ax[0, 0]
-    t = data["thresholds"]
-    for phi, col in zip(("linear", "erf", "tanh"), c):
-        a.plot(t["T"], t[phi], "o-", color=col, ms=3, label=phi)
-    a.set_yscale("log")
+    t = data.get("thresholds")
+    if t:
+        for phi, col in zip(("linear", "erf", "tanh"), c):
+            a.plot(t["T"], t[phi], "o-", color=col, ms=3, label=phi)
+        a.set_yscale("log")
+    else:
+        a.text(0.5, 0.5, "not computed in this run", ha="center", transform=a.transAxes)
     _labels(a, "T (hidden states)", "threshold $y_c$", "threshold against T (RNN, endpoint task)")
     a = ax[0, 1]
     op = data["order_parameter"]
@@ -198,11 +299,11 @@ def figure(data: dict, path: Path) -> bool:
     _labels(a, "signal y", r"$|\mathrm{corr}(h_{T-1}, h_T)|$ of $\phi$", "order parameter, erf, T = 3")
     a = ax[1, 0]
     pd = data["phase_diagram"]
-    a.plot(pd["g"], pd["yc"], "o-", color=c[0], ms=3, label="$y_c(g)$")
-    top = max(pd["yc"]) * 1.3
-    a.fill_between(pd["g"], pd["yc"], top, color=c[0], alpha=0.15, label="broken (Z2)")
-    a.fill_between(pd["g"], 0, pd["yc"], color=c[2], alpha=0.12, label="symmetric")
-    a.set_ylim(0, top)
+    if "abs_corr" in pd:
+        im = a.pcolormesh(pd["g"], pd["y"], np.array(pd["abs_corr"]).T, shading="nearest", cmap="viridis")
+        fig.colorbar(im, ax=a, label=r"$|\mathrm{corr}(h_{T-1}, h_T)|$ (theory)")
+    a.plot(pd["g"], pd["yc"], "o-", color="w", ms=3, label="$y_c(g)$")
+    a.set_ylim(min(pd.get("y", [0])), max(pd.get("y", pd["yc"])))
     _labels(a, "g", "signal y", "phase diagram, erf RNN, T = 3")
     a = ax[1, 1]
     rows = data["finite_n"]
@@ -222,39 +323,82 @@ def figure(data: dict, path: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ main
-def run(out: Path, quick: bool, seed: int, progress) -> dict:
+PART_KEYS = {"thresholds": "thresholds", "order": "order_parameter", "phase": "phase_diagram", "finite": "finite_n"}
+
+
+def run(out: Path, quick: bool, seed: int, progress, widths=None, parts=tuple(PART_KEYS), sampler="trajectory",
+        fn_samples=None, fn_burn=None, fn_chains=None, spectra_N=None, reuse=False) -> dict:
+    """The derivation; ``parts``: which sections run (a run of only some writes only those, to
+    feature_learning_nonlinear_<part>.json); ``reuse``: take a section from that file when it exists
+    (sections computed by separate, concurrent runs); ``widths``: the widths N of the finite-N check
+    (default 256..2048, quick 16, 32)."""
     t0 = time.time()
     q = quick
     data = {"parameters": {**MODEL, "quick": q, "seed": seed}}
-    data["thresholds"] = thresholds(list(range(3, 7 if q else 21)), progress)
-    print("T   y_c linear   y_c erf    y_c tanh")
-    for T, a, b, c_ in zip(*(data["thresholds"][k] for k in ("T", "linear", "erf", "tanh"))):
-        print(f"{T:<3} {a:10.6f} {b:10.6f} {c_:10.6f}")
-    hmc = dict(N=32 if q else 512, samples=20 if q else 150, burn=20 if q else 150, chains=2 if q else 4)
-    data["order_parameter"] = order_parameter("erf", list(np.linspace(0.5, 9.0, 8 if q else 30)),
-                                              [2.0, 6.0] if q else [2.0, 3.5, 5.0, 6.5, 8.0], seed=seed,
-                                              progress=progress, **hmc)
-    data["phase_diagram"] = phase_diagram(list(np.linspace(0.7, 1.3, 3 if q else 13)), progress)
-    Ns = [16, 32] if q else [256, 512, 1024, 2048]
-    cells = cells_for(["erf"] if q else ["erf", "tanh"], ["rnn"] if q else ["rnn", "dnn"],
-                      [1.5] if q else [0.7, 1.3, 1.8], sequential=not q)
-    fin = dict(samples=10 if q else 200, burn=10 if q else 150, chains=2 if q else 4)
-    data["finite_n"] = finite_n(cells, Ns, seed=seed, progress=progress, **fin)
-    print_table(data["finite_n"])
+    ckpt = out / "checkpoints"
+    if reuse:
+        for part in parts:
+            path = out / f"feature_learning_nonlinear_{part}.json"
+            if path.exists():
+                data[PART_KEYS[part]] = json.loads(path.read_text())[PART_KEYS[part]]
+                print(f"{part}: reused {path}")
+    requested, parts = tuple(parts), [p for p in parts if PART_KEYS[p] not in data]
+    if "thresholds" in parts:
+        data["thresholds"] = thresholds(list(range(3, 7 if q else 21)), progress)
+        print("T   y_c linear   y_c erf    y_c tanh")
+        for T, a, b, c_ in zip(*(data["thresholds"][k] for k in ("T", "linear", "erf", "tanh"))):
+            print(f"{T:<3} {a:10.6f} {b:10.6f} {c_:10.6f}")
+    hmc = dict(N=32 if q else 1024, samples=20 if q else 300, burn=20 if q else 100, chains=2 if q else 4)
+    if "order" in parts:
+        data["order_parameter"] = order_parameter("erf", list(np.linspace(0.5, 9.0, 8 if q else 30)),
+                                                  [2.0, 6.0] if q else [2.0, 3.5, 5.0, 6.5, 8.0], seed=seed,
+                                                  progress=progress, sampler=sampler,
+                                                  checkpoint=ckpt / f"order-{sampler}", **hmc)
+    if "phase" in parts:
+        data["phase_diagram"] = phase_diagram(list(np.linspace(0.7, 1.3, 3 if q else 11)),
+                                              list(np.linspace(0.5, 9.0, 4 if q else 14)), progress,
+                                              checkpoint=ckpt / f"phase-{__name__}")
+    Ns = list(widths) if widths else ([16, 32] if q else [256, 512, 1024, 2048])
+    fin = dict(samples=fn_samples or (10 if q else 300), burn=fn_burn or (10 if q else 100),
+               chains=fn_chains or (2 if q else 4))
+    if "finite" in parts:
+        cells = cells_for(["erf"] if q else ["erf", "tanh"], ["rnn"] if q else ["rnn", "dnn"],
+                          [1.5] if q else [0.7, 1.3, 1.8], sequential=not q)
+        data["finite_n"] = finite_n(cells, Ns, seed=seed, progress=progress, sampler=sampler,
+                                    checkpoint=ckpt / f"finite-{sampler}",
+                                    spectra_N=spectra_N if spectra_N else Ns[-1] if q else 1024, **fin)
+    if "finite_n" in data:
+        print_table(data["finite_n"])
+        print_spectra(data["finite_n"])
+        print_costs(data["finite_n"])
     data["seconds"] = time.time() - t0
     cap = caption(N=Ns, samples=fin["samples"] * fin["chains"], seed=seed, HMC_order_parameter_N=hmc["N"],
-                  quick=q)
-    write_results(out, "feature_learning_nonlinear", data, lambda path: figure(data, path), caption=cap)
+                  finite_N_sampler=sampler, quick=q)
+    whole = all(k in data for k in PART_KEYS.values())
+    stem = "feature_learning_nonlinear" if whole else "feature_learning_nonlinear_" + "_".join(requested)
+    drawable = all(k in data for k in ("order_parameter", "phase_diagram", "finite_n"))   # thresholds optional
+    write_results(out, stem, data, lambda path: figure(data, path) if drawable else False, caption=cap)
     return data
 
 
 #: command-line options (the sizes follow --quick; the model is MODEL)
-PARAMETERS = {"seed": Param(1, "random seed of the HMC chains")}
+PARAMETERS = {"seed": Param(1, "random seed of the HMC chains"),
+              "widths": Param((256, 512, 1024, 2048), "widths N of the finite-N check", quick=(16, 32)),
+              "sampler": Param("trajectory", "finite-N sampler: 'trajectory' (hidden weights integrated out, "
+                               "O(N) per step) or 'weights' (HMC over all weights, O(N^2))"),
+              "samples": Param(300, "finite-N samples per chain", quick=10),
+              "burn": Param(100, "finite-N burn-in trajectories per chain", quick=10),
+              "chains": Param(4, "finite-N chains per width", quick=2),
+              "spectra_width": Param(1024, "width N at which the sampled W are diagonalised", quick=32),
+              "parts": Param(tuple(PART_KEYS), "sections to run"),
+              "reuse": Param(False, "take sections from feature_learning_nonlinear_<part>.json of earlier runs")}
 
 
 def main(argv=None) -> dict:
     args, v = derivation_args(__doc__, "out/feature-learning", PARAMETERS, argv)
-    return run(args.out, args.quick, v["seed"], args.progress)
+    return run(args.out, args.quick, v["seed"], args.progress, widths=v["widths"], parts=tuple(v["parts"]),
+               sampler=v["sampler"], fn_samples=v["samples"], fn_burn=v["burn"], fn_chains=v["chains"],
+               spectra_N=v["spectra_width"], reuse=v["reuse"])
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from .draws import NetworkDraw, draw_network, forward
 from .posterior import posterior
 from .prior import PriorEnsemble, prior
 from .projected import KernelMoments, kernel_moments
+from .trajectory import posterior_trajectory
 
 __all__ = ["KernelMoments", "NetworkDraw", "PriorEnsemble", "draw_network", "forward", "kernel_moments", "posterior",
-           "prior"]
+           "posterior_trajectory", "prior"]

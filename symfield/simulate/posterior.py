@@ -228,15 +228,7 @@ def posterior(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 400, seed=0, r
     the seed, so results are bit-identical on any number of workers); ``checkpoint``: a directory keeping
     finished chains; ``progress``: a progress bar over trajectories (in-process) or chains."""
     pr = problem(spec, X, Y, supervised, kappa, readout)
-    for name, v in (("N", N), ("samples", samples), ("chains", chains), ("leapfrog", leapfrog), ("thin", thin)):
-        check_positive_int(name, v)
-    check_positive_int("burn", burn, minimum=0)
-    check_positive_int("eig_samples", eig_samples, minimum=0)
-    for name, v in (("samples", samples), ("burn", burn), ("thin", thin), ("leapfrog", leapfrog), ("chains", chains),
-                    ("eig_samples", eig_samples)):
-        check_steps(name, v)  # iteration counts bounded (resources.MAX_STEPS)
-    step = check_real("step", step, low=0, low_open=True, none_ok=True)
-    target_accept = check_real("target_accept", target_accept, low=0, high=1, low_open=True, high_open=True)
+    step, target_accept = check_chain_args(N, samples, burn, thin, chains, leapfrog, eig_samples, step, target_accept)
     if blas_threads is not None:
         check_positive_int("blas_threads", blas_threads)
     TP, D = pr.T * pr.P, pr.X.shape[2]
@@ -255,12 +247,32 @@ def posterior(spec, X, Y, *, supervised=None, kappa=1.0, N: int = 400, seed=0, r
     t0 = time.time()
     tasks = [(ss, spec, pr, xr, lay, size, gscale, eps0, burn, samples, thin, leapfrog, target_accept, eig_samples,
               blas_threads) for ss in root.spawn(chains)]
-    desc = f"posterior N={N}"
+    return run_chains(_chain, tasks, chains * (burn + samples * thin), f"posterior N={N}", client, checkpoint,
+                      progress, spec, N, root, t0)
+
+
+def check_chain_args(N, samples, burn, thin, chains, leapfrog, eig_samples, step, target_accept):
+    """Validate the chain arguments of a posterior sampler; returns (step, target_accept) as floats/None."""
+    for name, v in (("N", N), ("samples", samples), ("chains", chains), ("leapfrog", leapfrog), ("thin", thin)):
+        check_positive_int(name, v)
+    check_positive_int("burn", burn, minimum=0)
+    check_positive_int("eig_samples", eig_samples, minimum=0)
+    for name, v in (("samples", samples), ("burn", burn), ("thin", thin), ("leapfrog", leapfrog), ("chains", chains),
+                    ("eig_samples", eig_samples)):
+        check_steps(name, v)  # iteration counts bounded (resources.MAX_STEPS)
+    step = check_real("step", step, low=0, low_open=True, none_ok=True)
+    target_accept = check_real("target_accept", target_accept, low=0, high=1, low_open=True, high_open=True)
+    return step, target_accept
+
+
+def run_chains(chain_fn, tasks, total, desc, client, checkpoint, progress, spec, N, root, t0) -> PosteriorSamples:
+    """Run the chain tasks (in-process with a bar over ``total`` trajectories, or through
+    :func:`symfield.parallel.map_tasks` with ``checkpoint``) and collect them into PosteriorSamples."""
     if client is None and checkpoint is None:
-        with progress_bar(chains * (burn + samples * thin), desc, progress) as bar:
-            results = [_chain(task, bar) for task in tasks]
+        with progress_bar(total, desc, progress) as bar:
+            results = [chain_fn(task, bar) for task in tasks]
     else:
-        results = parallel.map_tasks(_chain, tasks, scheduler="serial" if client is None else client,
+        results = parallel.map_tasks(chain_fn, tasks, scheduler="serial" if client is None else client,
                                      checkpoint=checkpoint, progress=progress, desc=desc + " chains")
     Cs, fs, tops, acc, tries, eps, W_last = zip(*results)
     chain = np.concatenate([np.full(len(c), k) for k, c in enumerate(Cs)])
