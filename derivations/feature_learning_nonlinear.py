@@ -355,8 +355,8 @@ def run(out: Path, quick: bool, seed: int, progress, widths=None, parts=tuple(PA
                                                   progress=progress, sampler=sampler,
                                                   checkpoint=ckpt / f"order-{sampler}", **hmc)
     if "phase" in parts:
-        data["phase_diagram"] = phase_diagram(list(np.linspace(0.7, 1.3, 3 if q else 11)),
-                                              list(np.linspace(0.5, 9.0, 4 if q else 14)), progress,
+        data["phase_diagram"] = phase_diagram(list(np.linspace(0.7, 1.3, 2 if q else 11)),
+                                              list(np.linspace(0.5, 9.0, 3 if q else 14)), progress,
                                               checkpoint=ckpt / f"phase-{__name__}")
     Ns = list(widths) if widths else ([16, 32] if q else [256, 512, 1024, 2048])
     fin = dict(samples=fn_samples or (10 if q else 300), burn=fn_burn or (10 if q else 100),
