@@ -233,8 +233,10 @@ CLOSED_TOL = 1e-12
 CLOSED_ACCEPT = 1e-8
 #: largest 2κ²·variance of the erf closed form (the partial variances, ~1/(2κ²·variance), keep 8 digits)
 CLOSED_MAX_SCALE = 1e8
-#: Gauss–Legendre orders tried in turn for each pair integral of :func:`sign_moments`
-LEGENDRE_ORDERS = (8, 16, 32, 64, 128, 256, 512)
+#: Gauss–Legendre orders tried in turn for each pair integral of :func:`sign_moments` (growth √2: the
+#: error falls ~50× per order at ordinary correlations, so 7 and 10 agree to CLOSED_TOL for ~99 % of the
+#: integrals of an RNN at unit input scale: 17 integrand evaluations where orders 8, 16 took 24)
+LEGENDRE_ORDERS = (7, 10, 14, 20, 28, 40, 57, 80, 113, 160, 226, 320, 453, 640)
 _OTHERS = np.array([[0, 1, 2, 3], [0, 2, 1, 3], [0, 3, 1, 2], [1, 2, 0, 3], [1, 3, 0, 2], [2, 3, 0, 1]])
 
 
@@ -251,13 +253,15 @@ def _legendre_table() -> tuple[np.ndarray, np.ndarray]:
 
 @njit(cache=True, inline="always")
 def _partial_correlation(R, p, q, r, s, t):
-    """Correlation of factors r, s given p, q under R(t) = 1 + t (R - 1)."""
+    """Correlation of factors r, s given p, q under R(t) = 1 + t (R - 1): with a = tρ_pq and
+    b_xy = t R_xy, Σ_rs·pq = t R_rs - (b_rp b_sp - a (b_rp b_sq + b_rq b_sp) + b_rq b_sq) / (1 - a²)
+    (and Σ_rr·pq, Σ_ss·pq alike), all three multiplied by 1 - a² (which cancels in the ratio)."""
     a = t * R[p, q]
     det = 1.0 - a * a
     brp, brq, bsp, bsq = t * R[r, p], t * R[r, q], t * R[s, p], t * R[s, q]
-    srr = 1.0 - (brp * brp - 2.0 * a * brp * brq + brq * brq) / det
-    sss = 1.0 - (bsp * bsp - 2.0 * a * bsp * bsq + bsq * bsq) / det
-    srs = t * R[r, s] - (brp * bsp - a * (brp * bsq + brq * bsp) + brq * bsq) / det
+    srr = det - (brp * brp - 2.0 * a * brp * brq + brq * brq)
+    sss = det - (bsp * bsp - 2.0 * a * bsp * bsq + bsq * bsq)
+    srs = t * R[r, s] * det - (brp * bsp - a * (brp * bsq + brq * bsp) + brq * bsq)
     c = srs / np.sqrt(srr * sss)
     return min(1.0, max(-1.0, c))
 
@@ -267,8 +271,13 @@ def _sign_kernel(S, others, orders, xs, ws, tol, out, err):
     """out[b] = (G, ∂G/∂S_pq for p <= q) of G = <Π_p sign(y_p)>, y ~ N(0, S[b]) (4×4, positive definite)."""
     c = 4.0 / np.pi ** 2
     for b in prange(S.shape[0]):
-        sd = np.sqrt(np.diag(S[b]))
-        R = S[b] / np.outer(sd, sd)
+        R = np.empty((4, 4))
+        sd = np.empty(4)
+        for i in range(4):
+            sd[i] = np.sqrt(S[b, i, i])
+        for i in range(4):
+            for j in range(4):
+                R[i, j] = S[b, i, j] / (sd[i] * sd[j])
         grad = np.zeros((4, 4))
         value = 0.0
         bad = 0.0
@@ -283,17 +292,16 @@ def _sign_kernel(S, others, orders, xs, ws, tol, out, err):
                 continue
             top = np.arcsin(rho)
             prev = 0.0
+            delta = 0.0
             for lev in range(orders.shape[0]):
                 acc = 0.0
                 for i in range(orders[lev]):
-                    u = top * xs[lev, i]
-                    acc += ws[lev, i] * np.arcsin(_partial_correlation(R, p, q, r, s, np.sin(u) / rho))
+                    acc += ws[lev, i] * np.arcsin(_partial_correlation(R, p, q, r, s, np.sin(top * xs[lev, i]) / rho))
                 acc *= c * top
-                if lev > 0 and abs(acc - prev) <= tol:
-                    prev = acc
-                    break
                 delta = abs(acc - prev)
                 prev = acc
+                if lev > 0 and delta <= tol:
+                    break
             else:
                 bad = max(bad, delta)
             value += prev
