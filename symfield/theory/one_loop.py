@@ -289,12 +289,16 @@ def _checked_nodes(m: int, n) -> int:
     return int(n)
 
 
-#: peak memory of one_loop: bytes per (pair variables)² (dense n×n arrays: K, NΔ and the forward
-#: substitution's temporaries, J⁻¹; "dense": the 2n×2n Hessian), per distinct four-point multiset
-#: (value, gradient, gradient sites) and per pair pair of one assembly chunk (tracemalloc: RNN erf
-#: T = 10, P = 4, n = 666: 338 MiB, i.e. the chunk term dominates below n ~ 3000)
-BYTES_PER_PAIR2 = {"causal": 8 * 10, "reference": 8 * 12, "dense": 8 * 150}
-BYTES_PER_MULTISET = 8 + 80 + 80
+#: peak memory of one_loop: bytes per (pair variables)² (dense n×n arrays), per distinct four-point multiset,
+#: per multiset row of one moment chunk, per pair pair of one assembly chunk.  Compiled path (no skip, not
+#: "reference"): K → NΔ in place, J⁻¹, the PSD check's copy; value + gradient per multiset and a rank slot
+#: per possible multiset; the moment chunk's temporaries (tracemalloc, RNN erf: T = 10, P = 4: 102 MiB,
+#: T = 20, P = 2: 124 MiB, ~1.15 kB per multiset below one chunk).  Numpy path (skip connections,
+#: "reference"): the chunked index arrays and the forward substitution's temporaries.
+BYTES_PER_PAIR2 = {"compiled": 8 * 3, "causal": 8 * 10, "reference": 8 * 12, "dense": 8 * 150}
+BYTES_PER_MULTISET = {"compiled": 8 + 80, "numpy": 8 + 80 + 80}
+BYTES_PER_RANK = 8 + 1
+BYTES_PER_MOMENT_ROW = 1200
 BYTES_PER_CHUNK_PAIR = 1500
 
 
@@ -308,13 +312,20 @@ def pair_count(spec: NetworkSpec, P: int) -> int:
 
 
 def estimate_bytes(spec: NetworkSpec, P: int, method: str = "causal") -> float:
-    """Peak memory of :func:`one_loop` (∝ n², n pair variables; see BYTES_PER_PAIR2) plus its mean field."""
+    """Peak memory of :func:`one_loop` (∝ n², n pair variables, and ∝ the distinct four-point multisets;
+    see BYTES_PER_PAIR2) plus its mean field."""
     n = pair_count(spec, P)
     pairs2 = n * (n + 1) / 2
     sites = (spec.T - 1) * P
-    multisets = min(pairs2, comb(sites + 3, 4))
-    return (float(BYTES_PER_PAIR2[method]) * n * n + BYTES_PER_MULTISET * multisets +
-            BYTES_PER_CHUNK_PAIR * min(pairs2, CHUNK) + 8.0 * (spec.T * P) ** 2)
+    ranks = comb(sites + 3, 4)
+    multisets = min(pairs2, ranks)
+    mean_field = 8.0 * (spec.T * P) ** 2
+    if method != "reference" and not spec.has_skip:
+        per_pair2 = BYTES_PER_PAIR2["compiled"] + (BYTES_PER_PAIR2["dense"] if method == "dense" else 0)
+        return (float(per_pair2) * n * n + BYTES_PER_MULTISET["compiled"] * multisets + BYTES_PER_RANK * ranks +
+                BYTES_PER_MOMENT_ROW * min(multisets, CHUNK) + mean_field)
+    return (float(BYTES_PER_PAIR2[method]) * n * n + BYTES_PER_MULTISET["numpy"] * multisets +
+            BYTES_PER_CHUNK_PAIR * min(pairs2, CHUNK) + mean_field)
 
 
 #: operations (at resources.RATE) per 4×4 orthant moment and its gradient (``sign_moments``: 6 pair integrals
@@ -509,17 +520,27 @@ def _vertices_compiled(spec: NetworkSpec, ing: Ingredients, n_nodes, bar, propag
     K = np.zeros((n, n))
     assembly.assemble_covariance(sites, times, exists, binom, slot, E4, E2, ing.mg2, Cf, K)
     del E4
-    NDelta, Jinv = propagate(K)
+
+    def sharing(Jinv):
+        share_pre = np.zeros(n)
+        assembly.transpose_inplace(Jinv)  # (J⁻¹)ᵀ for the duration of the loop: contiguous columns of J⁻¹
+        try:
+            assembly.weight_sharing(sites, times, exists, binom, slot, G4, E2, np.ascontiguousarray(D), ing.mg2, Cf,
+                                    ps.lookup, np.ascontiguousarray(ps.prev), Jinv, share_pre)
+        finally:
+            assembly.transpose_inplace(Jinv)
+        return share_pre
+
+    if ing.Jinv.shape == (n, n):  # the vertex before NΔ: the moments are freed before K becomes NΔ
+        share_pre = sharing(ing.Jinv)
+        del G4, slot
+        NDelta, Jinv = propagate(K)
+    else:  # "dense": J⁻¹ comes with NΔ from the Hessian's inverse
+        NDelta, Jinv = propagate(K)
+        share_pre = sharing(Jinv)
     del K
     bar.set_postfix_str("N Delta done")
     bar.update(1)
-    share_pre = np.zeros(n)
-    assembly.transpose_inplace(Jinv)  # (J⁻¹)ᵀ for the duration of the loop: contiguous columns of J⁻¹
-    try:
-        assembly.weight_sharing(sites, times, exists, binom, slot, G4, E2, np.ascontiguousarray(D), ing.mg2, Cf,
-                                ps.lookup, np.ascontiguousarray(ps.prev), Jinv, share_pre)
-    finally:
-        assembly.transpose_inplace(Jinv)
     return NDelta, Jinv, share_pre
 
 
