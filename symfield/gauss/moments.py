@@ -27,7 +27,7 @@ Two methods (``moments(..., method=)``):
 
       G(R) = (4/π²) Σ_{p<q} ∫_0^{asin ρ_pq} asin(ρ_rs·pq(R(sin s / ρ_pq))) ds,
 
-  a smooth one-dimensional integral per pair, done by Gauss–Legendre with doubling node counts
+  a smooth one-dimensional integral per pair, done by Gauss–Legendre with growing orders (LEGENDRE_ORDERS)
   until two agree to ``CLOSED_TOL`` (:func:`sign_moments`).  A sum φ = Σ_j c_j erf(κ_j x) (e.g. the
   erf sum standing for tanh, :mod:`symfield.gauss.erf_sums`) is multilinear in the factors: M is the sum
   over the term j_p of each factor of Π_p c_{j_p} G(Σₑ + diag(1/(2κ_{j_p}²))), K⁴ orthant moments for K
@@ -316,7 +316,7 @@ def _sign_kernel(S, others, orders, xs, ws, tol, out, err):
 
 def sign_moments(S, tol: float = CLOSED_TOL) -> np.ndarray:
     """(B, 11): G = <Π_p sign(y_p)>, y ~ N(0, S) for positive-definite 4×4 S, and ∂G/∂S_pq (p <= q,
-    unordered entries; module docstring).  Each pair integral doubles its order until two agree to
+    unordered entries; module docstring).  Each pair integral raises its order (LEGENDRE_ORDERS) until two agree to
     ``tol``; ConvergenceError if the last two of LEGENDRE_ORDERS still differ by more than CLOSED_ACCEPT."""
     S = np.ascontiguousarray(S, dtype=float)
     out = np.empty((len(S), 11))
