@@ -171,7 +171,7 @@ def test_empirical_variance_dnn_is_sampling_plus_delta():
 def test_accessors_and_shapes():
     X = np.random.default_rng(6).standard_normal((2, 3))
     nl = one_loop(sf.RNN(3, phi="erf", g=1.1, sigma_b2=0.1), X)
-    full = nl.kernel_covariance
+    full = nl.kernel_covariance.dense()
     assert full.shape == (3, 3, 2, 2, 3, 3, 2, 2)
     np.testing.assert_allclose(full[1, 2, 0, 1], nl.covariance_block(1, 2, 0, 0)[0, 1] * 0 + full[1, 2, 0, 1])
     np.testing.assert_allclose(full[2, 1, :, :, 1, 2], nl.covariance_block(2, 1, 1, 2))

@@ -20,8 +20,7 @@ from math import comb
 import numpy as np
 import scipy.sparse as sps
 import sympy as sp
-from scipy.linalg import solve_triangular
-from scipy.sparse.linalg import spsolve_triangular
+from scipy.linalg import lapack, solve_triangular
 
 from .. import codegen
 from ..api import check_choice, check_mapping, check_spec, legacy_positional, renamed
@@ -33,9 +32,11 @@ from ..action import template as tp
 from ..gauss import Nonlinearity, get_phi
 from ..gauss.registry import x as phi_arg
 from ..gauss.erf_sums import erf_sum_surrogate
-from ..gauss.moments import NODE_MAX, NODE_MIN, closed_form, moments, nodes_for, pair_columns
+from ..gauss.moments import DEFAULT_NODES, NODE_MAX, NODE_MIN, closed_form, moments, nodes_for, pair_columns
 from ..spec import NetworkSpec
 from .mean_field import MeanField, mean_field
+from . import assembly
+from .kernel_covariance import KernelCovariance
 from .lift import Lift
 from .pairs import PairSpace, pair_space
 
@@ -181,11 +182,33 @@ def ingredients(spec: NetworkSpec, mf: MeanField, invert: bool = True, reference
     if lift.identity:
         Fp = sum(sps.diags(mg2 * D[:, 1 + i]) @ prev[i] for i in range(3))
         J = (sps.identity(ps.n, format="csr") - Fp).tocsr()
-        Jinv = spsolve_triangular(J, np.eye(ps.n), lower=True) if (ps.n and invert) else np.zeros((0, 0))
+        Jinv = causal_solve(J, np.eye(ps.n)) if (ps.n and invert) else np.zeros((0, 0))
     else:
         J = np.eye(ps.n) - sum((mg2 * D[:, 1 + i])[:, None] * prev[i] for i in range(3))
         Jinv = solve_triangular(J, np.eye(ps.n), lower=True, unit_diagonal=True) if invert else np.zeros((0, 0))
     return Ingredients(ps, lift, Cf, mg2, D, prev, J, Jinv, phi)
+
+
+def causal_solve(J: sps.spmatrix, B: np.ndarray) -> np.ndarray:
+    """J⁻¹ B in place of B (returned) for the sparse unit lower-triangular J = 1 - F' (causal order):
+    forward substitution over rows, O(3 n·cols), no second array."""
+    Fp = (sps.identity(J.shape[0], format="csr") - J).tocsr()
+    Fp.eliminate_zeros()
+    Fp.sort_indices()
+    if np.any(Fp.indices >= np.repeat(np.arange(J.shape[0]), np.diff(Fp.indptr))):
+        raise RuntimeError("J is not unit lower triangular in causal order")
+    assembly.forward_substitute(Fp.indptr, Fp.indices, Fp.data, B)
+    return B
+
+
+def causal_propagate(J: sps.spmatrix, K: np.ndarray) -> np.ndarray:
+    """NΔ = J⁻¹ K J⁻ᵀ in the memory of K (consumed): X = J⁻¹K, then J⁻¹Xᵀ (= J⁻¹ K J⁻ᵀ for symmetric K),
+    symmetrized."""
+    causal_solve(J, K)
+    assembly.transpose_inplace(K)
+    causal_solve(J, K)
+    assembly.symmetrize_inplace(K)
+    return K
 
 
 def dense_propagators(J: sps.spmatrix, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -266,12 +289,16 @@ def _checked_nodes(m: int, n) -> int:
     return int(n)
 
 
-#: peak memory of one_loop: bytes per (pair variables)² (dense n×n arrays: K, NΔ and the forward
-#: substitution's temporaries, J⁻¹; "dense": the 2n×2n Hessian), per distinct four-point multiset
-#: (value, gradient, gradient sites) and per pair pair of one assembly chunk (tracemalloc: RNN erf
-#: T = 10, P = 4, n = 666: 338 MiB, i.e. the chunk term dominates below n ~ 3000)
-BYTES_PER_PAIR2 = {"causal": 8 * 10, "reference": 8 * 12, "dense": 8 * 150}
-BYTES_PER_MULTISET = 8 + 80 + 80
+#: peak memory of one_loop: bytes per (pair variables)² (dense n×n arrays), per distinct four-point multiset,
+#: per multiset row of one moment chunk, per pair pair of one assembly chunk.  Compiled path (no skip, not
+#: "reference"): K → NΔ in place, J⁻¹, the PSD check's copy; value + gradient per multiset and a rank slot
+#: per possible multiset; the moment chunk's temporaries (tracemalloc, RNN erf: T = 10, P = 4: 102 MiB,
+#: T = 20, P = 2: 124 MiB, ~1.15 kB per multiset below one chunk).  Numpy path (skip connections,
+#: "reference"): the chunked index arrays and the forward substitution's temporaries.
+BYTES_PER_PAIR2 = {"compiled": 8 * 3, "causal": 8 * 10, "reference": 8 * 12, "dense": 8 * 150}
+BYTES_PER_MULTISET = {"compiled": 8 + 80, "numpy": 8 + 80 + 80}
+BYTES_PER_RANK = 8 + 1
+BYTES_PER_MOMENT_ROW = 1200
 BYTES_PER_CHUNK_PAIR = 1500
 
 
@@ -285,19 +312,64 @@ def pair_count(spec: NetworkSpec, P: int) -> int:
 
 
 def estimate_bytes(spec: NetworkSpec, P: int, method: str = "causal") -> float:
-    """Peak memory of :func:`one_loop` (∝ n², n pair variables; see BYTES_PER_PAIR2) plus its mean field."""
+    """Peak memory of :func:`one_loop` (∝ n², n pair variables, and ∝ the distinct four-point multisets;
+    see BYTES_PER_PAIR2) plus its mean field."""
     n = pair_count(spec, P)
     pairs2 = n * (n + 1) / 2
     sites = (spec.T - 1) * P
-    multisets = min(pairs2, comb(sites + 3, 4))
-    return (float(BYTES_PER_PAIR2[method]) * n * n + BYTES_PER_MULTISET * multisets +
-            BYTES_PER_CHUNK_PAIR * min(pairs2, CHUNK) + 8.0 * (spec.T * P) ** 2)
+    ranks = comb(sites + 3, 4)
+    multisets = min(pairs2, ranks)
+    mean_field = 8.0 * (spec.T * P) ** 2
+    if method != "reference" and not spec.has_skip:
+        per_pair2 = BYTES_PER_PAIR2["compiled"] + (BYTES_PER_PAIR2["dense"] if method == "dense" else 0)
+        return (float(per_pair2) * n * n + BYTES_PER_MULTISET["compiled"] * multisets + BYTES_PER_RANK * ranks +
+                BYTES_PER_MOMENT_ROW * min(multisets, CHUNK) + mean_field)
+    return (float(BYTES_PER_PAIR2[method]) * n * n + BYTES_PER_MULTISET["numpy"] * multisets +
+            BYTES_PER_CHUNK_PAIR * min(pairs2, CHUNK) + mean_field)
+
+
+#: operations (at resources.RATE) per 4×4 orthant moment and its gradient (``sign_moments``: 6 pair integrals
+#: of ~17 Gauss–Legendre evaluations, with the batching around it: RNN erf T = 30, P = 4, 7.9e6 multisets,
+#: 124 s CPU in all), per Gauss–Hermite node of a four-site moment, per related pair pair (the compiled
+#: loops and the O(n²) substitutions), and per n³ (the PSD Cholesky, BLAS)
+ORTHANT_OPS = 12000
+NODE_OPS = 30
+PAIR_PAIR_OPS = 200
+CHOLESKY_OPS = 1 / 30
+
+
+def orthant_terms(phi: Nonlinearity) -> int:
+    """Orthant moments per distinct four-point multiset for the closed form of ``phi``: K⁴ for an erf sum of
+    K terms (1 for c·erf(κx), 256 for the 4-term erf sum of tanh; multisets with a repeated site need fewer:
+    a bound), 0 without one (Gauss–Hermite, or Isserlis for c·x)."""
+    form = closed_form(phi)
+    return len(form[1]) ** 4 if form is not None and form[0] == "erf" else 0
+
+
+def estimate_operations(spec: NetworkSpec, P: int, method: str = "causal", n_nodes: dict | None = None) -> float:
+    """Operations of :func:`one_loop` (seconds at resources.RATE): the distinct four-point multisets times the
+    cost of one (:func:`orthant_terms` × ORTHANT_OPS for an erf sum, nodes⁴ × NODE_OPS by Gauss–Hermite), the
+    related pair pairs, the PSD Cholesky; "dense" inverts the 2n×2n Hessian, "reference" adds its numpy
+    assembly (~100 n² T)."""
+    n = pair_count(spec, P)
+    pairs2 = n * (n + 1) / 2
+    multisets = min(pairs2, comb((spec.T - 1) * P + 3, 4))
+    phi = vertex_phi(spec.phi_fn, reference=method == "reference" or n_nodes is not None)
+    if method != "reference" and not (n_nodes and 4 in n_nodes) and closed_form(phi) is not None:
+        per_multiset = orthant_terms(phi) * ORTHANT_OPS or 100.0  # erf sum, or Isserlis for c·x
+    else:
+        per_multiset = NODE_OPS * float((n_nodes or {}).get(4, DEFAULT_NODES[4])) ** 4
+    ops = multisets * per_multiset + PAIR_PAIR_OPS * pairs2 + CHOLESKY_OPS * float(n) ** 3
+    if method == "dense":
+        ops += 8.0 * float(n) ** 3
+    if method == "reference":
+        ops += 100.0 * n * n * spec.T
+    return ops
 
 
 def _binomials(top: int) -> list:
     """C(a, k) for a < top, k = 1..4 (int64 tables of the combinatorial number system)."""
-    a = np.arange(top, dtype=np.int64)
-    return [None, a, a * (a - 1) // 2, a * (a - 1) * (a - 2) // 6, a * (a - 1) * (a - 2) * (a - 3) // 24]
+    return [None, *assembly.binomial_table(top)]
 
 
 def multiset_rank(quads: np.ndarray, binom: list) -> np.ndarray:
@@ -417,6 +489,59 @@ def _vertices(spec: NetworkSpec, ing: Ingredients, n_nodes, quadrature: bool, ba
     return NDelta, Jinv, share_pre
 
 
+def _vertices_compiled(spec: NetworkSpec, ing: Ingredients, n_nodes, bar, propagate, chunk: int = CHUNK):
+    """:func:`_vertices` without skip connections by the compiled loops of :mod:`.assembly`: the same K,
+    NΔ and t_u, with no per-pair-pair index arrays (memory: the moments per distinct multiset, n² arrays)."""
+    ps, Cf, D = ing.ps, ing.Cf, ing.D
+    n, P = ps.n, ps.P
+    sites = np.ascontiguousarray(ps.pairs - P)
+    times = sites // P
+    exists = np.ascontiguousarray(spec.block_support())
+    tables = _binomials(max(int(ps.pairs.max(initial=P)) - P + 4, 5))
+    binom = np.stack(tables[1:])
+    top = binom.shape[1] - 4  # the largest previous site
+    needed = np.zeros(int(multiset_rank(np.full((1, 4), top), tables)[0]) + 1, bool)
+    assembly.mark_multisets(sites, times, exists, binom, needed)
+    ranks = np.flatnonzero(needed)
+    slot = np.cumsum(needed, dtype=np.int64) - 1
+    del needed
+    bar.set_postfix_str(f"{len(ranks)} distinct four-point site sets for K")
+    bar.update(1)
+    E4, G4 = np.empty(len(ranks)), np.empty((len(ranks), 10))
+    for b0 in range(0, len(ranks), chunk):  # the gradient's site pairs follow from the multiset (weight_sharing)
+        sl = slice(b0, b0 + chunk)
+        E4[sl], G4[sl], _ = four_point(ing.phi, Cf, multiset_unrank(ranks[sl], tables), n_nodes)
+    del ranks
+    bar.set_postfix_str("four-point moments done")
+    bar.update(1)
+    E2 = np.ascontiguousarray(D[:, 0])
+    K = np.zeros((n, n))
+    assembly.assemble_covariance(sites, times, exists, binom, slot, E4, E2, ing.mg2, Cf, K)
+    del E4
+
+    def sharing(Jinv):
+        share_pre = np.zeros(n)
+        assembly.transpose_inplace(Jinv)  # (J⁻¹)ᵀ for the duration of the loop: contiguous columns of J⁻¹
+        try:
+            assembly.weight_sharing(sites, times, exists, binom, slot, G4, E2, np.ascontiguousarray(D), ing.mg2, Cf,
+                                    ps.lookup, np.ascontiguousarray(ps.prev), Jinv, share_pre)
+        finally:
+            assembly.transpose_inplace(Jinv)
+        return share_pre
+
+    if ing.Jinv.shape == (n, n):  # the vertex before NΔ: the moments are freed before K becomes NΔ
+        share_pre = sharing(ing.Jinv)
+        del G4, slot
+        NDelta, Jinv = propagate(K)
+    else:  # "dense": J⁻¹ comes with NΔ from the Hessian's inverse
+        NDelta, Jinv = propagate(K)
+        share_pre = sharing(Jinv)
+    del K
+    bar.set_postfix_str("N Delta done")
+    bar.update(1)
+    return NDelta, Jinv, share_pre
+
+
 # ------------------------------------------------------------------ result
 @dataclass
 class OneLoop:
@@ -446,30 +571,18 @@ class OneLoop:
         return {k: self.ps.to_dense(v) for k, v in self.shift_terms.items()}
 
     @property
-    def kernel_covariance(self) -> np.ndarray:
-        """N Cov(C[t,s,mu,nu], C[t',s',mu',nu']): shape (T, T, P, P, T, T, P, P) (dense; see covariance_block)."""
-        T, P = self.spec.T, self.mf.P
-        TP = T * P
-        check_memory(8.0 * TP ** 4, f"the dense kernel_covariance ((T P)^4 = {TP}^4 entries)",
-                     "the number of inputs X, or read covariance_block / variance instead")
-        full = np.zeros((TP, TP, TP, TP))
-        f1, f2 = self.ps.pairs.T
-        for (x1, x2) in ((f1, f2), (f2, f1)):
-            for (y1, y2) in ((f1, f2), (f2, f1)):
-                full[x1[:, None], x2[:, None], y1[None, :], y2[None, :]] = self.NDelta
-        return full.reshape(T, P, T, P, T, P, T, P).transpose(0, 2, 1, 3, 4, 6, 5, 7)
+    def kernel_covariance(self) -> KernelCovariance:
+        """N Cov(C[t,s,mu,nu], C[t',s',mu',nu']), shape (T, T, P, P, T, T, P, P), lazy: blocks, index tuples
+        and the diagonal read NΔ; ``.dense()`` / ``np.asarray`` builds the (TP)⁴ array after a size check."""
+        return KernelCovariance(self.ps, self.NDelta)
 
     def variance(self) -> np.ndarray:
         """N Var C[t, s, mu, nu]: the diagonal of kernel_covariance, shape (T, T, P, P)."""
-        return self.ps.to_dense(np.diag(self.NDelta))
+        return self.kernel_covariance.diagonal()
 
     def covariance_block(self, t: int, s: int, t2: int, s2: int) -> np.ndarray:
         """N Cov(C[t, s], C[t2, s2]) as a (P, P, P, P) array (0-based times)."""
-        P = self.mf.P
-        idx1 = self.ps.lookup[t * P:(t + 1) * P, s * P:(s + 1) * P]
-        idx2 = self.ps.lookup[t2 * P:(t2 + 1) * P, s2 * P:(s2 + 1) * P]
-        out = self.NDelta[np.maximum(idx1, 0)[:, :, None, None], np.maximum(idx2, 0)[None, None, :, :]]
-        return np.where((idx1 >= 0)[:, :, None, None] & (idx2 >= 0)[None, None, :, :], out, 0.0)
+        return self.kernel_covariance.block(t, s, t2, s2)
 
     @property
     def empirical_variance(self) -> np.ndarray:
@@ -495,9 +608,11 @@ def check_psd(NDelta: np.ndarray, what: str = "N Delta") -> None:
     scale = float(np.max(np.abs(np.diag(NDelta)), initial=0.0))
     if not np.all(np.isfinite(NDelta)):
         raise NonFiniteError(f"{what} has non-finite entries")
-    try:
-        np.linalg.cholesky(NDelta + (PSD_RTOL * scale + 1e-300) * np.eye(len(NDelta)))
-    except np.linalg.LinAlgError:
+    work = NDelta.copy()  # one n² copy, factored in place (LAPACK potrf on one triangle)
+    work[np.diag_indices_from(work)] += PSD_RTOL * scale + 1e-300
+    info = lapack.dpotrf(work.T, lower=True, clean=False, overwrite_a=True)[1]  # F-order view: no copy
+    del work
+    if info != 0:
         low = float(np.linalg.eigvalsh(NDelta)[0])
         raise NotPositiveDefinite(f"{what} is not positive semi-definite: smallest eigenvalue {low:.3g} against "
                                   f"a largest diagonal entry {scale:.3g} (tolerance {PSD_RTOL:g} of it); the "
@@ -526,8 +641,10 @@ def one_loop(spec: NetworkSpec, X, *, method: str | None = None, n_nodes: dict |
         n_nodes = {m: _checked_nodes(m, n) for m, n in check_mapping("n_nodes", n_nodes).items()}
     check_memory(estimate_bytes(spec, P, solver), f"one_loop ({pair_count(spec, P)} pair variables, P = {P})",
                  "the number of inputs X (P) or T")
-    n = pair_count(spec, P)  # Hessian over n pair variables: dense inverse O(n³), causal substitution O(n²·T)
-    check_time(n ** 3 if solver == "dense" else 100.0 * n * n * spec.T, f"one_loop ({n} pair variables)", "P or T")
+    n = pair_count(spec, P)
+    check_time(estimate_operations(spec, P, solver, n_nodes), f"one_loop ({n} pair variables, "
+               f"{orthant_terms(vertex_phi(spec.phi_fn, solver == 'reference' or n_nodes is not None))} orthant "
+               "moments per four-point multiset)", "P or T")
     with progress_bar(6, "one_loop", progress) as bar:
         return _one_loop(spec, X, solver, n_nodes, bar)
 
@@ -543,17 +660,24 @@ def _one_loop(spec, X, solver, n_nodes, bar) -> OneLoop:
     def propagate(K):
         if solver == "dense":
             return dense_propagators(ing.J, K)
-        if solver == "causal" and sps.issparse(ing.J) and n:  # two sparse forward substitutions, O(n²)
-            ND = spsolve_triangular(ing.J, spsolve_triangular(ing.J, K, lower=True).T, lower=True)
-            return (ND + ND.T) / 2, ing.Jinv
+        if solver == "causal" and sps.issparse(ing.J) and n:  # two sparse forward substitutions in place, O(n²)
+            return causal_propagate(ing.J, K), ing.Jinv
         return ing.Jinv @ K @ ing.Jinv.T, ing.Jinv
 
-    NDelta, Jinv, share_pre = _vertices(spec, ing, n_nodes, solver == "reference", bar, propagate)
+    if solver == "reference" or not lift.identity:
+        NDelta, Jinv, share_pre = _vertices(spec, ing, n_nodes, solver == "reference", bar, propagate)
+    else:
+        NDelta, Jinv, share_pre = _vertices_compiled(spec, ing, n_nodes, bar, propagate)
     # F'' tadpole: ½ Σ_ij F''_{u,ij} (∂c_i/∂D NΔ ∂c_j/∂Dᵀ)_uu at the previous-site pairs c_i
     tad_pre = np.zeros(n)
     for (i, j) in HESS:
         mult = 1.0 if i == j else 2.0
-        tad_pre += 0.5 * mult * mg2 * D[:, 4 + HESS.index((i, j))] * _row_products(ing.prev[i], ing.prev[j], NDelta)
+        if lift.identity:  # the gather NΔ[prev_i, prev_j] (0 where a previous pair is at time 0)
+            pi, pj = ps.prev[:, i], ps.prev[:, j]
+            rows = np.where((pi >= 0) & (pj >= 0), NDelta[np.maximum(pi, 0), np.maximum(pj, 0)], 0.0)
+        else:
+            rows = _row_products(ing.prev[i], ing.prev[j], NDelta)
+        tad_pre += 0.5 * mult * mg2 * D[:, 4 + HESS.index((i, j))] * rows
     terms = {"tadpole": Jinv @ tad_pre, "weight_sharing": Jinv @ share_pre}
     R = Jinv
     if not lift.identity:  # report the kernel C = 𝒜 D 𝒜ᵀ on its own pairs
@@ -570,9 +694,7 @@ def _one_loop(spec, X, solver, n_nodes, bar) -> OneLoop:
 
 
 def _row_products(Li, Lj, M: np.ndarray) -> np.ndarray:
-    """(Li M Ljᵀ)_uu for every row u (Li, Lj sparse or dense); without skip the gather M[prev_i, prev_j]."""
-    if sps.issparse(Lj):
-        return np.asarray(Lj.multiply(Li @ M).sum(axis=1)).ravel()
+    """(Li M Ljᵀ)_uu for every row u (dense Li, Lj: with skip connections)."""
     return np.sum(Lj * (Li @ M), axis=1)
 
 
