@@ -288,7 +288,7 @@ NESTED_BUDGET = 1e7
 
 
 def nested_moments(phi, covs: np.ndarray, kk: np.ndarray, base=nested.BASE, grade_max=nested.GRADE_MAX,
-                   rule=nested.RULE, budget: float | None = None):
+                   budget: float | None = None):
     """(values, error estimates, absolute moments <|Π f|>, leaf evaluations) of the columns of :func:`moments`
     by nested conditional integration on graded panels (:mod:`symfield.gauss.nested`), for (B, m, m)
     covariances (validated) and (B, m) multiplicities.  ``budget``: refuse (AccuracyError) covariances whose
@@ -305,7 +305,7 @@ def nested_moments(phi, covs: np.ndarray, kk: np.ndarray, base=nested.BASE, grad
     tail = np.cumsum((Lp ** 2)[:, :, ::-1], axis=2)[:, :, ::-1]
     S = np.ascontiguousarray(np.sqrt(np.concatenate([tail[:, :, 1:], np.zeros((B, m, 1))], axis=2)))
     fp, fw, fkink = _feature_table(phi)
-    xk, wk, wg = nested.rule(rule)
+    xk, wk, wg = nested.rule()
     base, nbrk = np.array(base, float), nested.max_breaks(m, len(fp))
     if budget is not None:
         need = nested.predicted_leaves(Lp, S, fp, fw, fkink, base, float(grade_max), xk, nbrk)
