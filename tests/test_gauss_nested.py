@@ -36,18 +36,24 @@ def test_stored_grid_covers_the_derivation():
 
 @pytest.mark.parametrize("record", RECORDS[::EVERY], ids=lambda r: f"{r['phi']}-{r['geometry']}-{r['v']:g}-{r['rho']:g}")
 def test_moments_against_mpmath(record):
-    """Every column within TOL of its absolute moment, and the reported error bounds the actual one (both the
-    self-choosing method and the nested rule alone), at variances 1e-6 ... 1e4 and ρ in {±1, -0.6, 0.3}."""
+    """The reported error bounds the actual one (the self-choosing method and the nested rule alone), at variances
+    1e-6 ... 1e4 and ρ in {±1, -0.6, 0.3}; the self-choosing method returns every column within TOL of its
+    absolute moment, or refuses (AccuracyError) exactly where the nested rule cannot certify TOL."""
     phi = grid.nonlinearity(record["phi"])
     S = grid.covariance(record["groups"], record["v"], record["rho"])[None]
     kk = np.array([record["kk"]])
     ref = np.array(record["ref"])
-    absval = nested_moments(phi, S, kk)[2][0]
-    for method in ("auto", "nested"):
-        est = moments(phi, S, kk, method=method, with_error=True)
-        actual = np.abs(est.value[0] - ref)
-        assert np.all(actual <= est.error[0] + REF_FLOOR * absval), (method, actual / absval, est.error[0] / absval)
-        assert np.all(est.error[0] <= TOL * absval), (method, est.error[0] / absval)
+    out, err, absval, _ = nested_moments(phi, S, kk)
+    absval = absval[0]
+    assert np.all(np.abs(out[0] - ref) <= err[0] + REF_FLOOR * absval), (np.abs(out[0] - ref) / absval, err / absval)
+    try:
+        est = moments(phi, S, kk, with_error=True)
+    except AccuracyError:
+        assert np.any(err[0] > TOL * absval)  # refused only where the scale-free rule cannot certify TOL
+        return
+    actual = np.abs(est.value[0] - ref)
+    assert np.all(actual <= est.error[0] + REF_FLOOR * absval), (est.method, actual / absval, est.error[0] / absval)
+    assert np.all(est.error[0] <= TOL * absval), (est.method, est.error[0] / absval)
 
 
 @pytest.mark.parametrize("name", ["gelu", "softplus20"])
@@ -77,10 +83,10 @@ def _generic(m, v, seed=3):
 
 @pytest.mark.parametrize("m, kk", [(3, (2, 1, 1)), (4, (1, 1, 1, 1))])
 def test_three_and_four_sites_against_high_order_gauss_hermite(m, kk):
-    """Generic covariances at variance ~0.5: the self-choosing value (Gauss–Hermite checked against a lower order)
+    """Generic covariances (largest variance ~1): the self-choosing value (Gauss–Hermite checked against a lower order)
     and, for three sites, the nested rule, against 60/40-node Gauss–Hermite (converged to ~1e-15 here)."""
     phi = _gelu()
-    S = _generic(m, 0.5)[None]
+    S = _generic(m, 0.3)[None]
     k = np.array([kk])
     ref = moments(phi, S, k, n={3: 60, 4: 40}[m], method="quadrature")[0]
     est = moments(phi, S, k, with_error=True)
