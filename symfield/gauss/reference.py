@@ -222,18 +222,25 @@ def mehler_reference(phi, c11: float, c22: float, c12: float, orders=(0, 0), kma
     (:func:`hermite_coefficients`), stopped when the Cauchy–Schwarz bound |ρ|^k √(T_a T_b) on the rest
     (T = <f²> - Σ_{j<k} c_j²) is below 1e-18 of √(<f²><g²>); ValueError if kmax terms do not reach it."""
     with mp.workdps(dps):
-        rho = mp.mpf(c12) / mp.sqrt(mp.mpf(c11) * mp.mpf(c22))
         ca, na = _phi_hermite(phi, orders[0], c11, kmax, dps, tuple(points))
         cb, nb = _phi_hermite(phi, orders[1], c22, kmax, dps, tuple(points))
-        if na == 0 or nb == 0:  # f or g vanishes (φ'' of a linear φ)
-            return 0.0
-        total, ta, tb, pw = mp.mpf(0), na, nb, mp.mpf(1)
-        for k in range(kmax + 1):
-            total += pw * ca[k] * cb[k]
-            ta, tb, pw = ta - ca[k] ** 2, tb - cb[k] ** 2, pw * rho
-            if abs(pw) * mp.sqrt(abs(ta * tb)) < mp.mpf(10) ** -18 * mp.sqrt(na * nb):
-                return float(total)
-    raise ValueError(f"Mehler reference not converged in {kmax} terms (rho={float(rho)}, c11={c11}, c22={c22})")
+        return mehler_sum(ca, na, cb, nb, c11, c22, c12)
+
+
+def mehler_sum(ca, na, cb, nb, c11, c22, c12) -> float:
+    """Σ ρ^k c_k d_k of Hermite coefficients c_k = <f(√c11 t) h_k(t)>, d_k = <g(√c22 t) h_k(t)> with <f²> = na,
+    <g²> = nb (:func:`hermite_coefficients`): <f(u) g(v)>, stopped when the Cauchy–Schwarz bound on the rest is
+    below 1e-18 of √(na nb); ValueError if the coefficients run out first."""
+    rho = mp.mpf(c12) / mp.sqrt(mp.mpf(c11) * mp.mpf(c22))
+    if na == 0 or nb == 0:  # f or g vanishes (φ'' of a linear φ)
+        return 0.0
+    total, ta, tb, pw = mp.mpf(0), na, nb, mp.mpf(1)
+    for k in range(min(len(ca), len(cb))):
+        total += pw * ca[k] * cb[k]
+        ta, tb, pw = ta - ca[k] ** 2, tb - cb[k] ** 2, pw * rho
+        if abs(pw) * mp.sqrt(abs(ta * tb)) < mp.mpf(10) ** -18 * mp.sqrt(na * nb):
+            return float(total)
+    raise ValueError(f"Mehler reference not converged in {len(ca)} terms (rho={float(rho)}, c11={c11}, c22={c22})")
 
 
 def near_collinear_supported(phi, orders) -> bool:

@@ -233,11 +233,11 @@ def _multisets(ps: PairSpace, iu, iv):
 
 def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None, quadrature: bool = False):
     """<φφφφ> at the site multisets ``quads`` (B, 4) and its Price gradient (B, 10) with the full-site
-    pair of each entry.  The closed form where φ has one (c·erf(κx), c·x:
-    :func:`symfield.gauss.moments.closed_form`), else Gauss–Hermite with ``n_nodes[m]`` nodes per
-    dimension for m distinct sites if given (also for erf: the quadrature reference), else
-    :func:`symfield.gauss.moments.nodes_for` of the multiset's largest variance.  ``quadrature``:
-    Gauss–Hermite also where a closed form exists (the reference of ``one_loop(method="reference")``)."""
+    pair of each entry.  Gauss–Hermite with ``n_nodes[m]`` nodes per dimension for m distinct sites if given
+    (also for erf: the quadrature reference), else the self-choosing :func:`symfield.gauss.moments.moments`
+    (closed form for c·erf(κx), c·x; otherwise certified to ``moments.TOL`` or AccuracyError).  ``quadrature``:
+    Gauss–Hermite with :func:`symfield.gauss.moments.nodes_for` nodes of the multiset's largest variance, also
+    where a closed form exists (the reference of ``one_loop(method="reference")``)."""
     if n_nodes is not None:
         n_nodes = {m: _checked_nodes(m, n) for m, n in check_mapping("n_nodes", n_nodes).items()}
     phi = get_phi(phi)
@@ -259,12 +259,12 @@ def four_point(phi, Cf: np.ndarray, quads: np.ndarray, n_nodes=None, quadrature:
             continue
         ds, ks = sites[sel, :m], counts[sel, :m]
         covs = Cf[ds[:, :, None], ds[:, None, :]]
-        if closed_form(phi) is not None and not quadrature and (n_nodes is None or m not in n_nodes):
-            nodes = np.zeros(len(sel), int)  # no nodes: the closed form (error below CLOSED_TOL)
-        elif n_nodes is not None and m in n_nodes:
+        if n_nodes is not None and m in n_nodes:
             nodes = np.full(len(sel), n_nodes[m])
-        else:  # adapted to the widest variable of each multiset
+        elif quadrature:  # the reference: Gauss-Hermite adapted to the widest variable of each multiset
             nodes = nodes_for(m, np.max(np.diagonal(covs, axis1=1, axis2=2), axis=1), polynomial=polynomial)
+        else:  # no nodes: the self-choosing moments (closed form, else certified to TOL or AccuracyError)
+            nodes = np.zeros(len(sel), int)
         for n in np.unique(nodes):
             part = nodes == n
             out = moments(phi, covs[part], ks[part], n=int(n) or None)

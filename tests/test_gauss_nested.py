@@ -1,0 +1,147 @@
+"""Self-choosing, error-reporting one-loop moments for φ without a closed form (issue 10 part 1;
+symfield.gauss.moments.moments(..., with_error=True), symfield.gauss.nested).
+
+References: 25-30 digit mpmath from derivations/moments_grid.py (stored in tests/data/moments_grid.json: 1-D
+graded rule, ρ = ±1 as the 1-D integral, else the Mehler sum of mpmath Hermite coefficients), and Gauss–Hermite
+at high order (an independent rule) for generic three- and four-site covariances at small variance."""
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symfield as sf
+from symfield.errors import AccuracyError
+from symfield.gauss import nested
+from symfield.gauss.moments import NESTED_BUDGET, TOL, _feature_table, moments, nested_moments
+from symfield.gauss.registry import x
+
+HERE = os.path.dirname(__file__)
+_spec = importlib.util.spec_from_file_location("moments_grid", os.path.join(HERE, "..", "derivations", "moments_grid.py"))
+grid = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(grid)
+with open(os.path.join(HERE, "data", "moments_grid.json")) as _fh:
+    RECORDS = json.load(_fh)
+#: accuracy of a stored reference relative to the absolute moment (25-digit mpmath rounded to doubles)
+REF_FLOOR = 1e-13
+EVERY = 1 if os.environ.get("SYMFIELD_GRID_FULL") else 4
+
+
+def test_stored_grid_covers_the_derivation():
+    assert [(r["phi"], r["geometry"], r["v"], r["rho"]) for r in RECORDS] == \
+        [(n, g, v, r) for n, g, _, _, v, r in grid.cases()]
+
+
+@pytest.mark.parametrize("record", RECORDS[::EVERY], ids=lambda r: f"{r['phi']}-{r['geometry']}-{r['v']:g}-{r['rho']:g}")
+def test_moments_against_mpmath(record):
+    """The reported error bounds the actual one (the self-choosing method and the nested rule alone), at variances
+    1e-6 ... 1e4 and ρ in {±1, -0.6, 0.3}; the self-choosing method returns every column within TOL of its
+    absolute moment, or refuses (AccuracyError) exactly where the nested rule cannot certify TOL."""
+    phi = grid.nonlinearity(record["phi"])
+    S = grid.covariance(record["groups"], record["v"], record["rho"])[None]
+    kk = np.array([record["kk"]])
+    ref = np.array(record["ref"])
+    out, err, absval, _ = nested_moments(phi, S, kk)
+    absval = absval[0]
+    assert np.all(np.abs(out[0] - ref) <= err[0] + REF_FLOOR * absval), (np.abs(out[0] - ref) / absval, err / absval)
+    try:
+        est = moments(phi, S, kk, with_error=True)
+    except AccuracyError:
+        assert np.any(err[0] > TOL * absval)  # refused only where the scale-free rule cannot certify TOL
+        return
+    actual = np.abs(est.value[0] - ref)
+    assert np.all(actual <= est.error[0] + REF_FLOOR * absval), (est.method, actual / absval, est.error[0] / absval)
+    assert np.all(est.error[0] <= TOL * absval), (est.method, est.error[0] / absval)
+
+
+@pytest.mark.parametrize("name", ["gelu", "softplus20"])
+@pytest.mark.parametrize("v", [1e-6, 1e4])
+def test_collinear_moments_against_live_mpmath(name, v):
+    """A few grid points recomputed (1-D mpmath integrals, not the stored values): <φ⁴> and its gradient at one
+    site, and four sites (u, u, v, v) at ρ = -1 (antipodal pairs: a rank-1 4×4 covariance)."""
+    for geometry, kk, groups, rho in (("one", (4,), (0,), 1.0), ("four", (1, 1, 1, 1), (0, 0, 1, 1), -1.0)):
+        phi = grid.nonlinearity(name)
+        S = grid.covariance(groups, v, rho)[None]
+        ref = np.array(grid.reference(name, kk, groups, v, rho))
+        est = moments(phi, S, np.array([kk]), with_error=True)
+        absval = nested_moments(phi, S, np.array([kk]))[2][0]
+        assert np.all(np.abs(est.value[0] - ref) <= est.error[0] + REF_FLOOR * absval), geometry
+        assert np.all(est.error[0] <= TOL * absval), geometry
+
+
+def _gelu():
+    sf.register_phi("gelu_nested_test", sp.Lambda(x, x * (1 + sp.erf(x / sp.sqrt(2))) / 2), overwrite=True)
+    return sf.gauss.get_phi("gelu_nested_test")
+
+
+def _generic(m, v, seed=3):
+    A = np.random.default_rng(seed).standard_normal((m, m))
+    return v * (A @ A.T / m + 0.2 * np.eye(m))
+
+
+@pytest.mark.parametrize("m, kk", [(3, (2, 1, 1)), (4, (1, 1, 1, 1))])
+def test_three_and_four_sites_against_high_order_gauss_hermite(m, kk):
+    """Generic covariances (largest variance ~1): the self-choosing value (Gauss–Hermite checked against a lower order)
+    and, for three sites, the nested rule, against 60/40-node Gauss–Hermite (converged to ~1e-15 here)."""
+    phi = _gelu()
+    S = _generic(m, 0.3)[None]
+    k = np.array([kk])
+    ref = moments(phi, S, k, n={3: 60, 4: 40}[m], method="quadrature")[0]
+    est = moments(phi, S, k, with_error=True)
+    absval = np.abs(ref) + 1e-300
+    assert np.all(np.abs(est.value[0] - ref) <= est.error[0] + 1e-13 * np.max(absval))
+    assert est.method[0] in ("hermite", "nested")
+    if m == 3:
+        out, err, absmoment, _ = nested_moments(phi, S, k)
+        assert np.all(np.abs(out[0] - ref) <= err[0] + 1e-13 * np.max(absval))
+        assert np.all(err[0] <= TOL * absmoment[0])
+
+
+def test_node_counts_grow_like_log_of_the_scale():
+    """Nodes per level of the nested rule at x = 0 (its largest count) for one site: bounded by a constant plus
+    a multiple of log2(σ/w), not by σ (Gauss–Hermite needed ~75 σ): 120 at variance 1e-6, <= 400 at 1e4,
+    <= 1800 at the panel rule's maximum variance 1e30."""
+    phi = _gelu()
+    fp, fw, fk = _feature_table(phi)
+    xk = nested.rule()[0]
+    counts = {}
+    for v in (1e-6, 1.0, 1e4, 1e30):
+        L = np.array([[[np.sqrt(v)]]])
+        counts[v] = nested.predicted_leaves(L, np.zeros((1, 1, 1)), fp, fw, fk, np.array(nested.BASE),
+                                            nested.GRADE_MAX, xk, nested.max_breaks(1, len(fp)))[0]
+    assert counts[1e-6] <= 150 and counts[1e4] <= 400 and counts[1e30] <= 1800, counts
+    assert counts[1e4] - counts[1.0] <= 15 * 2 * np.log2(100) + 30  # ~ one panel per side and octave of σ
+
+
+def test_refuses_what_it_cannot_certify_within_the_budget():
+    """Three generic sites at variance 1e4: Gauss–Hermite fails its check and the nested rule would exceed
+    NESTED_BUDGET: AccuracyError (before: 75·100 nodes per dimension, ResourceError or minutes)."""
+    phi = _gelu()
+    with pytest.raises(AccuracyError, match="NESTED_BUDGET"):
+        moments(phi, _generic(3, 1e4)[None], np.array([[2, 1, 1]]))
+    assert NESTED_BUDGET <= 1e8
+
+
+def test_closed_form_reports_its_error_and_quadrature_its_check():
+    S = _generic(4, 1.0)[None]
+    k = np.ones((1, 4), int)
+    closed = moments("erf", S, k, with_error=True)
+    assert closed.method[0] == "closed" and np.all(closed.error <= 1e-7)
+    quad = moments("erf", S, k, n=30, with_error=True)
+    assert quad.method[0] == "quadrature"
+    assert np.all(np.abs(quad.value - closed.value) <= quad.error + closed.error)
+
+
+def test_one_loop_uses_the_certified_moments_for_gelu():
+    """GELU (no closed form): one_loop's NΔ from the self-choosing moments equals the Gauss–Hermite reference
+    (method="reference", nodes growing with the variance) to the reference's accuracy (~1e-5)."""
+    phi = _gelu()
+    net = sf.RNN(2, phi=phi, g=1.5, sigma_b2=0.2)
+    X = np.random.default_rng(0).standard_normal((2, 3)) / np.sqrt(3)
+    ours = sf.one_loop(net, X)
+    ref = sf.one_loop(net, X, method="reference")
+    scale = np.max(np.abs(ref.NDelta))
+    assert np.max(np.abs(ours.NDelta - ref.NDelta)) <= 2e-5 * scale
+    assert np.min(np.linalg.eigvalsh(ours.NDelta)) >= -1e-9 * scale
