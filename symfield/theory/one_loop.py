@@ -24,7 +24,7 @@ from scipy.linalg import lapack, solve_triangular
 
 from .. import codegen
 from ..api import check_choice, check_mapping, check_spec, legacy_positional, renamed
-from ..errors import NonFiniteError, NotPositiveDefinite, NotSupportedError, ResourceError, SpecError
+from ..errors import NonFiniteError, NotPositiveDefinite, NotSupportedError, ResourceError, SpecError, SymfieldError
 from ..progress import progress_bar
 from ..resources import check_memory, check_time
 from ..action import GPAction
@@ -91,19 +91,42 @@ PRICE_TEMPLATE = [(1.0, (0, 0)), (0.5, (2, 0)), (0.5, (0, 2)), (1.0, (1, 1)),
                   (0.25, (4, 0)), (0.25, (2, 2)), (0.5, (3, 1)), (0.25, (0, 4)), (0.5, (1, 3)), (1.0, (2, 2))]
 
 
-def numeric_template_derivatives(phi: Nonlinearity, c11, c22, c12) -> np.ndarray:
-    """:func:`template_derivatives` by Gauss–Hermite expectations of φ's derivatives (PRICE_TEMPLATE),
-    for a smooth φ without a closed form of <φφ> (tanh, GELU, ...); nodes from ``nodes_for(2, ...)``."""
-    from ..gauss.quadrature import expect_batch
-    covs = np.stack([np.stack([c11, c12], -1), np.stack([c12, c22], -1)], -2).astype(float)
-    n = int(nodes_for(2, np.max(np.concatenate([c11, c22]), initial=0.0)))
-    cache: dict = {}
-    out = np.empty((len(covs), 10))
-    for col, (f, orders) in enumerate(PRICE_TEMPLATE):
-        if orders not in cache:
-            cache[orders] = expect_batch(phi, covs, orders=orders, sites=[0, 1], n=n) if len(covs) else np.zeros(0)
-        out[:, col] = f * cache[orders]
-    return out
+#: template columns E, ∂E/∂c11, ∂E/∂c22, ∂E/∂c12 from the 2-site moment columns value, ∂/∂Σ00, ∂/∂Σ01, ∂/∂Σ11
+#: (``moments.pair_columns(2)`` order)
+_GRADIENT_FROM_MOMENTS = [0, 1, 3, 2]
+
+
+def numeric_template_derivatives(phi: Nonlinearity, c11, c22, c12, with_error: bool = False, hessian: bool = True):
+    """:func:`template_derivatives` for a φ without a closed form of <φφ> (GELU, SiLU, softplus, ...) by Price's
+    theorem (PRICE_TEMPLATE), each column certified or refused:
+
+    * E and ∂E (columns 0-3): the self-choosing 2-site moments ``moments(phi, Σ, (1, 1), with_error=True)``
+      (graded nested panels: every column within ``moments.TOL`` of its absolute moment, else AccuracyError);
+      they need φ'' only as a function (softsign's x δ(x) dropped), so a kink of φ' is fine;
+    * ∂²E (columns 4-9, ``hessian``): ``DualKernel(phi).pair(..., orders, with_error=True)`` (Mehler sum or graded
+      panels: within ``dual.TOL`` of √(<φ^(o1)²> <φ^(o2)²>), else AccuracyError); NotSupportedError where the
+      third or fourth derivative of φ is a distribution (a kink of φ' or φ'').
+
+    Returns (n, 10) (or (n, 4) without ``hessian``); ``with_error``: (values, absolute error estimates)."""
+    from ..gauss import dual_kernel
+    c11, c22, c12 = (np.ascontiguousarray(a, dtype=float).ravel() for a in (c11, c22, c12))
+    covs = np.stack([np.stack([c11, c12], -1), np.stack([c12, c22], -1)], -2)
+    ncol = 10 if hessian else 4
+    out, err = np.zeros((len(covs), ncol)), np.zeros((len(covs), ncol))
+    if len(covs):
+        est = moments(phi, covs, np.ones((len(covs), 2), np.int64), with_error=True)
+        out[:, :4], err[:, :4] = est.value[:, _GRADIENT_FROM_MOMENTS], est.error[:, _GRADIENT_FROM_MOMENTS]
+        kernel = dual_kernel(phi)
+        for col, (f, orders) in enumerate(PRICE_TEMPLATE[4:ncol], start=4):
+            try:
+                pair = kernel.pair(c11, c22, c12, orders=orders, with_error=True)
+            except ValueError as exc:
+                if isinstance(exc, SymfieldError) or "distribution" not in str(exc):
+                    raise
+                raise NotSupportedError(f"the second derivatives of <phi phi> for phi={phi.name!r} need "
+                                        f"<phi^({orders[0]}) phi^({orders[1]})>: {exc}") from None
+            out[:, col], err[:, col] = f * pair.value, f * pair.error
+    return (out, err) if with_error else out
 
 
 def erf_sum_template_derivatives(coeffs, scales, c11, c22, c12) -> np.ndarray:
