@@ -98,19 +98,21 @@ def covariance(groups, v, rho):
     return c[np.ix_(g, g)]
 
 
-def reference(name, kk, groups, v, rho) -> list[float]:
-    out = []
+def pair_value(name, fu, fv, v, rho) -> float:
+    """<F(u) G(v)> for (u, v) with variances v, 2v and correlation ρ, F, G the products of the (k, kind) factors
+    ``fu``, ``fv`` (``fv`` empty: <F(u)>): the 1-D graded rule, or the Mehler sum of mpmath Hermite coefficients."""
     c11, c22, c12 = v, 2 * v, rho * np.sqrt(2) * v
-    for fu, fv in column_factors(kk, groups):
-        if not fv:
-            out.append(float(expect1(_group_function(name, fu), c11, DPS)))
-        elif abs(rho) == 1:
-            out.append(float(expect2(_group_function(name, fu), _group_function(name, fv), c11, c22, c12, DPS)))
-        else:
-            (ca, na), (cb, nb) = _hermite(name, fu, c11), _hermite(name, fv, c22)
-            with mp.workdps(DPS):
-                out.append(mehler_sum(ca, na, cb, nb, c11, c22, c12))
-    return out
+    if not fv:
+        return float(expect1(_group_function(name, fu), c11, DPS))
+    if abs(rho) == 1:
+        return float(expect2(_group_function(name, fu), _group_function(name, fv), c11, c22, c12, DPS))
+    (ca, na), (cb, nb) = _hermite(name, tuple(fu), c11), _hermite(name, tuple(fv), c22)
+    with mp.workdps(DPS):
+        return mehler_sum(ca, na, cb, nb, c11, c22, c12)
+
+
+def reference(name, kk, groups, v, rho) -> list[float]:
+    return [pair_value(name, fu, fv, v, rho) for fu, fv in column_factors(kk, groups)]
 
 
 def cases(phis=PHIS):

@@ -40,7 +40,9 @@ Methods (``moments(..., method=)``; "auto" chooses: the closed form where there 
   with √(largest variance) (:func:`nodes_for`); with ``with_error`` it is checked against two-thirds of n.
 * ``"nested"``: nested conditional integration z = L x on graded Gauss–Kronrod panels placed at the features of
   each site given the outer coordinates (:mod:`symfield.gauss.nested`): nodes per level grow like log σ, error
-  estimate from the embedded Gauss rule, the absolute moment <|Π f|> with it.
+  estimate from the embedded Gauss rule, the absolute moment <|Π f|> with it.  Three or four sites: the innermost
+  level from a per-covariance Chebyshev table of its integral in its mean (``nested.tabulated_level``, with an
+  interpolation error estimate), so the tensor product has one level fewer: (nodes per level)^(m-1) leaves.
 * "auto" without a closed form (:func:`_auto_moments`): one or two sites, the nested rule; three or four,
   Gauss–Hermite at CHECK_NODES (value and check order) where φ has no kink and its nodes resolve φ's features
   (GH_RESOLUTION), and the nested rule where not or where the check fails, if its predicted cost is within
@@ -283,23 +285,28 @@ def _feature_table(phi: Nonlinearity) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return pts, np.array([found[p] for p in pts]), np.array([p in kinks for p in pts])
 
 
-#: largest predicted leaf count (:func:`symfield.gauss.nested.predicted_leaves`) of one covariance in the nested
-#: rule (~1e7 leaves ≈ 4 s on one core); above it "auto" raises AccuracyError instead of running for minutes
-NESTED_BUDGET = 1e7
+#: largest predicted leaf count (:func:`symfield.gauss.nested.predicted_leaves`; three or four sites: without the
+#: tabulated innermost level) of one covariance in the nested rule (~0.4-2 µs per leaf on one core of the shared
+#: machine: 1e8 leaves ≈ 1-4 min); above it "auto" raises AccuracyError instead of running longer.  GELU, generic
+#: covariances: four sites 1.7e6 (variance 1e-6) ... 6.4e7 (1e4), three sites <= 1.6e5
+NESTED_BUDGET = 1e8
 
 
 def nested_moments(phi, covs: np.ndarray, kk: np.ndarray, base=nested.BASE, grade_max=nested.GRADE_MAX,
-                   budget: float | None = None):
+                   budget: float | None = None, tabled: bool | None = None):
     """(values, error estimates, absolute moments <|Π f|>, leaf evaluations) of the columns of :func:`moments`
     by nested conditional integration on graded panels (:mod:`symfield.gauss.nested`), for (B, m, m)
-    covariances (validated) and (B, m) multiplicities.  ``budget``: refuse (AccuracyError) covariances whose
-    predicted leaf count exceeds it, before integrating."""
+    covariances (validated) and (B, m) multiplicities.  ``tabled`` (default: three or four sites): the innermost
+    level from a per-covariance Chebyshev table of its integral (:func:`symfield.gauss.nested.tabulated_level`),
+    one level fewer in the tensor product.  ``budget``: refuse (AccuracyError) covariances whose predicted leaf
+    count exceeds it, before integrating."""
     phi = get_phi(phi)
     B, m = covs.shape[:2]
     ncol = 1 + m * (m + 1) // 2
     leaves = np.zeros(B, np.int64)
     if not B:
         return np.empty((B, ncol)), np.empty((B, ncol)), np.empty((B, ncol)), leaves
+    tab = m >= 3 if tabled is None else bool(tabled) and m >= 2
     cholesky_factors(covs)  # validation: finite, symmetric, PSD
     Lp, kp, back = _pivoted_stack(covs, kk)
     # S[b, d, l]: residual standard deviation of z_d given x_0 .. x_l
@@ -309,17 +316,21 @@ def nested_moments(phi, covs: np.ndarray, kk: np.ndarray, base=nested.BASE, grad
     xk, wk, wg = nested.rule()
     base, nbrk = np.array(base, float), nested.max_breaks(m, len(fp))
     if budget is not None:
-        need = nested.predicted_leaves(Lp, S, fp, fw, fkink, base, float(grade_max), xk, nbrk)
+        need = nested.predicted_leaves(Lp, S, fp, fw, fkink, base, float(grade_max), xk, nbrk, tab)
         if np.any(need > budget):
             b = int(np.argmax(need))
             raise AccuracyError(f"the {m}-site moments of phi {phi.name!r} at the covariance with variances "
                                 f"{np.diag(covs[b]).tolist()} cannot be certified to {TOL:g}: Gauss-Hermite fails "
                                 f"its check and the scale-free nested rule would need {need[b]:.3g} evaluations "
                                 f"(budget NESTED_BUDGET = {budget:.3g}); rescale X (or the weight/bias variances)")
-    kernel = _module(phi.key, phi).nested
+    module = _module(phi.key, phi)
+    if tab:
+        table = nested.tabulated_level(module, Lp, S, kp, fp, fw, fkink, base, float(grade_max), xk, wk, wg, nbrk)[:5]
+    else:
+        table = (np.zeros((B, 2)), np.zeros(B, np.int64), np.zeros((B, 1, 3)), np.zeros((B, 1, 3)), np.zeros((B, 1, 3)))
     parts = [np.empty((B, ncol)) for _ in range(3)]
-    kernel(Lp, S, kp, nested.column_kinds(m), fp, fw, fkink, base, float(grade_max), xk, wk, wg, nbrk, *parts,
-           leaves)
+    module.nested(Lp, S, kp, nested.column_kinds(m), fp, fw, fkink, base, float(grade_max), xk, wk, wg, nbrk, tab,
+                  *table, *parts, leaves)
     out, err, absval = (np.take_along_axis(a, back, axis=1) for a in parts)
     return out, err, absval, leaves
 

@@ -137,8 +137,10 @@ def level_rule(l, L, S, q, fp, fw, fkink, base, gmax, xk, wk, wg, brk, cen, wid,
 #: the φ-specific kernel, a template of the generated moments module (it calls that module's ``site``)
 KERNEL = '''
 @njit(cache=True, error_model="numpy", parallel=True)
-def nested(L, S, kk, kind, fp, fw, fkink, base, gmax, xk, wk, wg, nbrk, out, err, absval, leaves):
-    """Nested graded-panel moments of every covariance b (symfield.gauss.nested): out, err, absval (B, columns)."""
+def nested(L, S, kk, kind, fp, fw, fkink, base, gmax, xk, wk, wg, nbrk, tab, tbrk, tnb, tval, tabs, tperr, out, err,
+           absval, leaves):
+    """Nested graded-panel moments of every covariance b (symfield.gauss.nested): out, err, absval (B, columns);
+    ``tab``: the innermost level from the tables of ``nested_table`` (symfield.gauss.nested.tabulated_level)."""
     B, m, ncol = L.shape[0], L.shape[1], kind.shape[0]
     maxn = (nbrk - 1) * xk.shape[0]
     for b in prange(B):
@@ -156,6 +158,7 @@ def nested(L, S, kk, kind, fp, fw, fkink, base, gmax, xk, wk, wg, nbrk, out, err
         aG = np.zeros((m, ncol))
         aE = np.zeros((m, ncol))
         aA = np.zeros((m, ncol))
+        V = np.zeros(9)
         count = 0
         lev = 0
         n[0] = level_rule(0, L[b], S[b], Q[0], fp, fw, fkink, base, gmax, xk, wk, wg, brk, cen, wid, X[0], WK[0], WG[0])
@@ -166,7 +169,27 @@ def nested(L, S, kk, kind, fp, fw, fkink, base, gmax, xk, wk, wg, nbrk, out, err
                 g, d, e = site(Q[lev, lev] + L[b, lev, lev] * xv, kk[b, lev])
                 for c in range(ncol):
                     F[lev, c] = g if kind[c, lev] == 0 else (d if kind[c, lev] == 1 else 0.5 * e)
-                if lev == m - 1:
+                if tab and lev == m - 2:  # the innermost level from its table (tabulated_level)
+                    zl = Q[lev, m - 1] + L[b, m - 1, lev] * xv
+                    if L[b, m - 1, m - 1] == 0.0:  # a dropped pivot: z fixed by the outer levels
+                        g, d, e = site(zl, kk[b, m - 1])
+                        V[0], V[1], V[2] = g, d, 0.5 * e
+                        for j in range(3):
+                            V[3 + j] = abs(V[j])
+                            V[6 + j] = 0.0
+                    else:
+                        table_interpolate(zl, tbrk[b], tnb[b], tval[b], tabs[b], tperr[b], V)
+                    w1, w2 = WK[lev, i], WG[lev, i]
+                    for c in range(ncol):
+                        f = F[lev, c]
+                        j = kind[c, m - 1]
+                        aK[lev, c] += w1 * f * V[j]
+                        aG[lev, c] += w2 * f * V[j]
+                        aE[lev, c] += abs(w1 * f) * V[6 + j]
+                        aA[lev, c] += abs(w1 * f) * V[3 + j]
+                    count += 1
+                    idx[lev] = i + 1
+                elif lev == m - 1:
                     w1, w2 = WK[lev, i], WG[lev, i]
                     for c in range(ncol):
                         v = F[lev, c]
@@ -208,9 +231,36 @@ def nested(L, S, kk, kind, fp, fw, fkink, base, gmax, xk, wk, wg, nbrk, out, err
             err[b, c] = abs(aK[0, c] - aG[0, c]) + aE[0, c] + ROUNDING * aA[0, c]
             absval[b, c] = aA[0, c]
         leaves[b] = count
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def nested_table(L, S, kk, fp, fw, fkink, base, gmax, xk, wk, wg, nbrk, tz, tval, tabs, terr):
+    """Innermost level m - 1 at z = tz[b, t] + L[b, m-1, m-1] x: tval[b, t, j] = <f_j>, tabs <|f_j|>, terr
+    |K15 - G7| + rounding (f_0, f_1, f_2 = g, g', ½g'' of the site; symfield.gauss.nested.tabulated_level)."""
+    B, m = L.shape[0], L.shape[1]
+    maxn = (nbrk - 1) * xk.shape[0]
+    for b in prange(B):
+        X, WK, WG = np.empty(maxn), np.empty(maxn), np.empty(maxn)
+        brk, cen, wid = np.empty(nbrk), np.empty(m * fp.shape[0]), np.empty(m * fp.shape[0])
+        q = np.zeros(m)
+        for t in range(tz.shape[1]):
+            q[m - 1] = tz[b, t]
+            n = level_rule(m - 1, L[b], S[b], q, fp, fw, fkink, base, gmax, xk, wk, wg, brk, cen, wid, X, WK, WG)
+            K, G, A = np.zeros(3), np.zeros(3), np.zeros(3)
+            for i in range(n):
+                g, d, e = site(q[m - 1] + L[b, m - 1, m - 1] * X[i], kk[b, m - 1])
+                for j in range(3):
+                    f = g if j == 0 else (d if j == 1 else 0.5 * e)
+                    K[j] += WK[i] * f
+                    G[j] += WG[i] * f
+                    A[j] += abs(WK[i] * f)
+            for j in range(3):
+                tval[b, t, j] = K[j]
+                tabs[b, t, j] = A[j]
+                terr[b, t, j] = abs(K[j] - G[j]) + ROUNDING * A[j]
 '''
 
-IMPORTS = "from symfield.gauss.nested import level_rule\nfrom symfield.gauss.panels import ROUNDING\n"
+IMPORTS = "from symfield.gauss.nested import level_rule, table_interpolate\nfrom symfield.gauss.panels import ROUNDING\n"
 
 
 def rule() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -221,15 +271,120 @@ def rule() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @njit(cache=True)
-def predicted_leaves(L, S, fp, fw, fkink, base, gmax, xk, nbrk):
+def predicted_leaves(L, S, fp, fw, fkink, base, gmax, xk, nbrk, tab=False):
     """Leaf evaluations of :data:`KERNEL` predicted per covariance: the product over levels of the level's node
-    count at x = 0 (where the features of every site are: the largest count), before integrating."""
+    count at x = 0 (where the features of every site are: the largest count), before integrating; ``tab``: without
+    the innermost level (a table lookup per leaf, :func:`tabulated_level`)."""
     B, m = L.shape[0], L.shape[1]
     out = np.ones(B)
     maxn = (nbrk - 1) * xk.shape[0]
     brk, cen, wid = np.empty(nbrk), np.empty(m * fp.shape[0]), np.empty(m * fp.shape[0])
     X, WK, WG, q = np.empty(maxn), np.empty(maxn), np.empty(maxn), np.zeros(m)
     for b in range(B):
-        for l in range(m):
+        for l in range(m - 1 if tab else m):
             out[b] *= level_rule(l, L[b], S[b], q, fp, fw, fkink, base, gmax, xk, xk, xk, brk, cen, wid, X, WK, WG)
     return out
+
+
+# ---------------------------------------------------------------------------- the innermost level as a table
+#: Chebyshev points (first kind) per panel of the innermost-level table
+TABLE_POINTS = 16
+#: a panel's interpolation error is estimated as TABLE_SAFETY times the largest deviation of the interpolant from the
+#: integral at the panel's check points (the TABLE_POINTS - 1 interior extrema of T_n, where the error peaks)
+TABLE_SAFETY = 4.0
+
+
+def chebyshev(n: int = TABLE_POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(nodes t_i = cos((2i+1)π/2n), barycentric weights (-1)^i sin((2i+1)π/2n), check points cos(kπ/n), 0 < k < n)
+    on [-1, 1]."""
+    a = (2 * np.arange(n) + 1) * np.pi / (2 * n)
+    return np.cos(a), (-1.0) ** np.arange(n) * np.sin(a), np.cos(np.arange(1, n) * np.pi / n)
+
+
+_NODES, _WEIGHTS, _ = chebyshev()
+
+
+def table_breaks(a: float, reach: float, fp, fw, fkink) -> np.ndarray:
+    """Panels of the table of H_j(q) = <f_j(q + a x)> over |q| <= reach: the ends, and for each feature (p, w) of
+    the site p and p ± h 2^j inside, h = max(w, a) (a kink: a; H is f smoothed over a), so every panel sees H
+    analytic on the panel's own scale."""
+    reach = max(reach, a, 1e-300)
+    pts = {-reach, reach}
+    for p, w, kink in zip(fp, fw, fkink):
+        h = (a if a > 0 else w) if kink else max(w, a)
+        if -reach < p < reach:
+            pts.add(float(p))
+        while h < 2 * reach:
+            pts.update(v for v in (p - h, p + h) if -reach < v < reach)
+            h *= 2.0
+    return np.array(sorted(pts))
+
+
+@njit(cache=True)
+def table_interpolate(z, brk, nb, tval, tabs, tperr, V):
+    """V[0:3] = H_j(z), V[3:6] = the tabulated <|f_j|>, V[6:9] = the panel's error estimate, by barycentric
+    Chebyshev interpolation on the panel of ``brk[:nb]`` holding z (:func:`tabulated_level`)."""
+    n = TABLE_POINTS
+    p = np.searchsorted(brk[:nb], z) - 1
+    p = min(max(p, 0), nb - 2)
+    mid, half = 0.5 * (brk[p] + brk[p + 1]), 0.5 * (brk[p + 1] - brk[p])
+    t = (z - mid) / half
+    for j in range(6):
+        V[j] = 0.0
+    den = 0.0
+    for i in range(n):
+        dt = t - _NODES[i]
+        r = p * n + i
+        if dt == 0.0:
+            for j in range(3):
+                V[j], V[3 + j] = tval[r, j], tabs[r, j]
+            den = 1.0
+            break
+        s = _WEIGHTS[i] / dt
+        den += s
+        for j in range(3):
+            V[j] += s * tval[r, j]
+            V[3 + j] += s * tabs[r, j]
+    else:
+        for j in range(6):
+            V[j] /= den
+    for j in range(3):
+        V[3 + j] = max(V[3 + j], abs(V[j]))
+        V[6 + j] = tperr[p, j]
+
+
+def tabulated_level(module, Lp, S, kp, fp, fw, fkink, base, grade_max, xk, wk, wg, nbrk):
+    """Tables of the innermost level m - 1 of every covariance (pivot order): H_j(q) = <f_j(q + L_{m-1,m-1} x)>
+    (f_j = g, g', ½g'' of the site), on the panels of :func:`table_breaks` over the reach
+    |q| <= ZMAX Σ_{l<m-1} |L_{m-1,l}| of the outer levels, TABLE_POINTS Chebyshev points each, by the level's own
+    graded rule (``module.nested_table``).  Error per panel and j: TABLE_SAFETY · max |interpolant - integral| at
+    the check points plus the largest quadrature estimate of the panel's values.
+    Returns (tbrk, tnb, tval, tabs, tperr, table evaluations) for the kernel ``nested(..., tab=True, ...)``."""
+    B, m = Lp.shape[:2]
+    nodes, weights, checks = chebyshev()
+    n, nc = len(nodes), len(checks)
+    breaks = [table_breaks(Lp[b, m - 1, m - 1], ZMAX * np.sum(np.abs(Lp[b, m - 1, :m - 1])), fp, fw, fkink)
+              for b in range(B)]
+    P = max(len(br) for br in breaks) - 1
+    tbrk, tnb = np.zeros((B, P + 1)), np.array([len(br) for br in breaks], np.int64)
+    tz = np.zeros((B, P * (n + nc)))
+    for b, br in enumerate(breaks):
+        tbrk[b, :len(br)] = br
+        tbrk[b, len(br):] = br[-1]
+        mid, half = (br[1:] + br[:-1]) / 2, (br[1:] - br[:-1]) / 2
+        k = len(br) - 1
+        tz[b, :k * n] = (mid[:, None] + half[:, None] * nodes).ravel()
+        tz[b, P * n:P * n + k * nc] = (mid[:, None] + half[:, None] * checks).ravel()
+    val, ab, qe = (np.empty((B, tz.shape[1], 3)) for _ in range(3))
+    module.nested_table(Lp, S, kp, fp, fw, fkink, base, grade_max, xk, wk, wg, nbrk, tz, val, ab, qe)
+    tval, tabs = np.ascontiguousarray(val[:, :P * n]), np.ascontiguousarray(ab[:, :P * n])
+    # barycentric interpolation of every panel at its check points
+    diff = checks[:, None] - nodes[None, :]
+    bary = weights / diff
+    bary /= bary.sum(axis=1, keepdims=True)                                       # (nc, n)
+    at_checks = np.einsum("kn,bpnj->bpkj", bary, tval.reshape(B, P, n, 3))
+    exact = val[:, P * n:].reshape(B, P, nc, 3)
+    quad = np.maximum(qe[:, :P * n].reshape(B, P, n, 3).max(axis=2), qe[:, P * n:].reshape(B, P, nc, 3).max(axis=2))
+    tperr = TABLE_SAFETY * np.abs(at_checks - exact).max(axis=2) + quad
+    evals = float(np.sum(tnb - 1)) * (n + nc)
+    return tbrk, tnb, tval, tabs, np.ascontiguousarray(tperr), evals

@@ -1,0 +1,122 @@
+"""Accuracy grid of the three- and four-site moments (issue 10, part 1: the tabulated nested rule,
+symfield.gauss.moments.nested_moments / moments(..., with_error=True)) against mpmath at variances up to 1e4.
+
+Run:  python derivations/moments_block_grid.py [--write tests/data/moments_block_grid.json]
+      python derivations/moments_block_grid.py --read tests/data/moments_block_grid.json   (errors only)
+
+Block-diagonal covariances, so that a 25-digit reference is a product of two-site ones: block A = sites (0, 1) with
+variances v, 2v and correlation ρ (RHOS), block B = site 2 alone (variance 1.5 v, multiplicity 2: "three") or sites
+(2, 3) with variances v/2, v and correlation 0.5 ("four").  Every column (value, ∂/∂Σ_ij, including the cross-block
+ones) is <F_A> <F_B> for the factors g, g', ½g'' of each site (``moments_grid.column_factors``), each block's
+expectation by ``moments_grid.pair_value`` (the 1-D graded rule or the Mehler sum of mpmath Hermite coefficients).
+The covariance has full rank: all three or four levels of the nested rule are integrated, the innermost from its
+table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import mpmath as mp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from expectations_grid import nonlinearity  # noqa: E402
+from moments_grid import DPS, column_factors, pair_value  # noqa: E402
+
+from symfield.gauss.moments import TOL, nested_moments  # noqa: E402
+
+PHIS = ("gelu", "softplus20", "softsign")
+VARIANCES = (1e-6, 1.0, 1e2, 1e4)
+RHOS = (-0.6, 0.3)
+#: name -> (multiplicities, block of each site)
+GEOMETRIES = {"three": ((1, 1, 2), (0, 0, 1)), "four": ((1, 1, 1, 1), (0, 0, 1, 1))}
+RHO_B = 0.5
+
+
+def covariance(geometry, v, rho):
+    A = np.array([[v, rho * np.sqrt(2) * v], [rho * np.sqrt(2) * v, 2 * v]])
+    B = np.array([[1.5 * v]]) if geometry == "three" else np.array([[v / 2, RHO_B * v / np.sqrt(2)],
+                                                                      [RHO_B * v / np.sqrt(2), v]])
+    S = np.zeros((len(A) + len(B),) * 2)
+    S[:2, :2], S[2:, 2:] = A, B
+    return S
+
+
+def reference(name, geometry, v, rho) -> list[float]:
+    kk, blocks = GEOMETRIES[geometry]
+    out = []
+    # column_factors with the block as the group: per column the (k, kind) factors of block A and of block B
+    for fa, fb in column_factors(kk, blocks):
+        ea = pair_value(name, fa[:1], fa[1:], v, rho)
+        if geometry == "three":
+            eb = pair_value(name, fb, (), 1.5 * v, 1.0)
+        else:
+            eb = pair_value(name, fb[:1], fb[1:], v / 2, RHO_B)
+        with mp.workdps(DPS):
+            out.append(float(mp.mpf(ea) * mp.mpf(eb)))
+    return out
+
+
+def cases(phis=PHIS):
+    for name in phis:
+        for geometry in GEOMETRIES:
+            for v in VARIANCES:
+                for rho in RHOS:
+                    yield name, geometry, v, rho
+
+
+def table(records):
+    rows = {}
+    for r in records:
+        phi = nonlinearity(r["phi"])
+        S = covariance(r["geometry"], r["v"], r["rho"])[None]
+        kk = np.array([GEOMETRIES[r["geometry"]][0]])
+        ref = np.array(r["ref"])
+        t = time.perf_counter()
+        out, err, absval, leaves = nested_moments(phi, S, kk)
+        sec = time.perf_counter() - t
+        act = np.abs(out[0] - ref)
+        row = rows.setdefault((r["phi"], r["geometry"]), {"n": 0, "act": 0.0, "rep": 0.0, "ratio": 0.0, "leaves": 0,
+                                                           "sec": 0.0, "certified": 0})
+        row["n"] += 1
+        row["act"] = max(row["act"], float(np.max(act / absval[0])))
+        row["rep"] = max(row["rep"], float(np.max(err[0] / absval[0])))
+        row["ratio"] = max(row["ratio"], float(np.max(act / np.maximum(err[0], 1e-300))))
+        row["leaves"], row["sec"] = max(row["leaves"], int(leaves[0])), max(row["sec"], sec)
+        row["certified"] += int(np.all(err[0] <= TOL * absval[0]))
+        print(r["phi"], r["geometry"], r["v"], r["rho"], f"{leaves[0]:.3g} leaves {sec:.1f} s", flush=True)
+    print("| φ | sites | points | max error / <|Π f|> | max reported / <|Π f|> | max actual/reported | certified to TOL | "
+          "leaves | slowest (s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (name, geo), row in rows.items():
+        print(f"| {name} | {geo} | {row['n']} | {row['act']:.1e} | {row['rep']:.1e} | {row['ratio']:.2g} | "
+              f"{row['certified']} | {row['leaves']:.2g} | {row['sec']:.2f} |")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write")
+    ap.add_argument("--read")
+    ap.add_argument("--phis", nargs="+", default=PHIS)
+    ap.add_argument("--max-variance", type=float, default=max(VARIANCES))
+    args = ap.parse_args(argv)
+    if args.read:
+        records = [r for r in json.loads(Path(args.read).read_text())
+                   if r["phi"] in args.phis and r["v"] <= args.max_variance]
+    else:
+        records, t0 = [], time.time()
+        for name, geometry, v, rho in cases():
+            records.append({"phi": name, "geometry": geometry, "v": v, "rho": rho,
+                            "ref": reference(name, geometry, v, rho)})
+            print(f"{len(records)} {name} {geometry} v={v:g} rho={rho:g} ({time.time() - t0:.0f} s)", flush=True)
+            if args.write:
+                Path(args.write).write_text(json.dumps(records, indent=0))
+    table(records)
+
+
+if __name__ == "__main__":
+    main()
