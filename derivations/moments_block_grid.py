@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from expectations_grid import nonlinearity  # noqa: E402
-from moments_grid import DPS, column_factors, pair_value  # noqa: E402
+from moments_grid import DPS, collect, column_factors, pair_value  # noqa: E402
 
 from symfield.gauss.moments import TOL, nested_moments  # noqa: E402
 
@@ -108,13 +108,8 @@ def main(argv=None):
         records = [r for r in json.loads(Path(args.read).read_text())
                    if r["phi"] in args.phis and r["v"] <= args.max_variance]
     else:
-        records, t0 = [], time.time()
-        for name, geometry, v, rho in cases():
-            records.append({"phi": name, "geometry": geometry, "v": v, "rho": rho,
-                            "ref": reference(name, geometry, v, rho)})
-            print(f"{len(records)} {name} {geometry} v={v:g} rho={rho:g} ({time.time() - t0:.0f} s)", flush=True)
-            if args.write:
-                Path(args.write).write_text(json.dumps(records, indent=0))
+        records = collect(({"phi": n, "geometry": g, "v": v, "rho": rho} for n, g, v, rho in cases()),
+                          lambda phi, geometry, v, rho: reference(phi, geometry, v, rho), args.write)
     table(records)
 
 

@@ -115,6 +115,18 @@ def reference(name, kk, groups, v, rho) -> list[float]:
     return [pair_value(name, fu, fv, v, rho) for fu, fv in column_factors(kk, groups)]
 
 
+def collect(cases, reference_of, write=None) -> list[dict]:
+    """Records {**case, "ref": reference_of(**case)} for each case (a dict), printed and, with ``write`` (a path),
+    stored after every record (a long run that is stopped keeps what it has)."""
+    records, t0 = [], time.time()
+    for case in cases:
+        records.append({**case, "ref": reference_of(**case)})
+        print(len(records), *case.values(), f"({time.time() - t0:.0f} s)", flush=True)
+        if write:
+            Path(write).write_text(json.dumps(records, indent=0))
+    return records
+
+
 def cases(phis=PHIS):
     for name in phis:
         for v in VARIANCES:
@@ -177,14 +189,10 @@ def main(argv=None):
     if args.read:
         records = [r for path in args.read for r in json.loads(Path(path).read_text())]
     else:
-        records = []
-        t0 = time.time()
-        for name, geo, kk, groups, v, rho in cases(args.phis):
-            records.append({"phi": name, "geometry": geo, "kk": list(kk), "groups": list(groups), "v": v,
-                            "rho": rho, "ref": reference(name, kk, groups, v, rho)})
-            print(f"{len(records)} {name} {geo} v={v:g} rho={rho:g} ({time.time() - t0:.0f} s)", flush=True)
-            if args.write:  # after every record: a long run that is stopped keeps what it has
-                Path(args.write).write_text(json.dumps(records, indent=0))
+        records = collect(({"phi": name, "geometry": geo, "kk": list(kk), "groups": list(groups), "v": v, "rho": rho}
+                           for name, geo, kk, groups, v, rho in cases(args.phis)),
+                          lambda phi, geometry, kk, groups, v, rho: reference(phi, tuple(kk), tuple(groups), v, rho),
+                          args.write)
     table(records)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import sympy as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from expectations_grid import nonlinearity  # noqa: E402
+from moments_grid import collect  # noqa: E402
 
 from symfield.gauss.moments import _function_part  # noqa: E402
 from symfield.gauss.reference import expect2, hermite_coefficients, mehler_sum  # noqa: E402
@@ -97,12 +97,8 @@ def main(argv=None):
     if args.read:
         records = json.loads(Path(args.read).read_text())
     else:
-        records, t0 = [], time.time()
-        for name, v, rho in cases():
-            records.append({"phi": name, "v": v, "rho": rho, "ref": reference(name, v, rho)})
-            print(f"{len(records)} {name} v={v:g} rho={rho:g} ({time.time() - t0:.0f} s)", flush=True)
-            if args.write:
-                Path(args.write).write_text(json.dumps(records, indent=0))
+        records = collect(({"phi": n, "v": v, "rho": rho} for n, v, rho in cases()),
+                          lambda phi, v, rho: reference(phi, v, rho), args.write)
     table(records)
 
 
