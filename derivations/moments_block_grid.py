@@ -2,7 +2,8 @@
 symfield.gauss.moments.nested_moments / moments(..., with_error=True)) against mpmath at variances up to 1e4.
 
 Run:  python derivations/moments_block_grid.py [--write tests/data/moments_block_grid.json]
-      python derivations/moments_block_grid.py --read tests/data/moments_block_grid.json   (errors only)
+      python derivations/moments_block_grid.py --read tests/data/moments_block_grid.json   (errors only; a part:
+          --phis gelu --geometries four --max-variance 1: four sites at variance 1e4 take minutes each)
 
 Block-diagonal covariances, so that a 25-digit reference is a product of two-site ones: block A = sites (0, 1) with
 variances v, 2v and correlation ρ (RHOS), block B = site 2 alone (variance 1.5 v, multiplicity 2: "three") or sites
@@ -102,11 +103,12 @@ def main(argv=None):
     ap.add_argument("--write")
     ap.add_argument("--read")
     ap.add_argument("--phis", nargs="+", default=PHIS)
+    ap.add_argument("--geometries", nargs="+", default=list(GEOMETRIES))
     ap.add_argument("--max-variance", type=float, default=max(VARIANCES))
     args = ap.parse_args(argv)
     if args.read:
         records = [r for r in json.loads(Path(args.read).read_text())
-                   if r["phi"] in args.phis and r["v"] <= args.max_variance]
+                   if r["phi"] in args.phis and r["geometry"] in args.geometries and r["v"] <= args.max_variance]
     else:
         records = collect(({"phi": n, "geometry": g, "v": v, "rho": rho} for n, g, v, rho in cases()),
                           lambda phi, geometry, v, rho: reference(phi, geometry, v, rho), args.write)

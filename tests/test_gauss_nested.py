@@ -202,3 +202,18 @@ def test_tabulated_cost_is_bounded_and_a_budget_refuses_before_integrating():
     with pytest.raises(AccuracyError, match="NESTED_BUDGET"):
         nested_moments(phi, S, k, budget=1e3)
     assert NESTED_BUDGET <= 1e8
+
+
+def test_one_loop_for_gelu_at_a_large_input_scale():
+    """RNN(3, GELU) at 10 X (pre-activation variances up to ~5, where Gauss–Hermite cannot certify the three- and
+    four-site moments: before, AccuracyError at 1.06e7 > 1e7 leaves): returns, NΔ PSD, and agrees with the
+    Gauss–Hermite reference (method="reference", nodes growing with the variance, ~1e-4 here) to 1e-3.
+    derivations/gelu_one_loop_large.py checks it against finite-width networks."""
+    phi = _gelu()
+    net = sf.RNN(3, phi=phi)
+    X = 10 * np.random.default_rng(0).standard_normal((2, 3)) / np.sqrt(3)
+    ours = sf.one_loop(net, X)
+    ref = sf.one_loop(net, X, method="reference")
+    scale = np.max(np.abs(ref.NDelta))
+    assert np.max(np.abs(ours.NDelta - ref.NDelta)) <= 1e-3 * scale
+    assert np.min(np.linalg.eigvalsh(ours.NDelta)) >= -1e-9 * scale
