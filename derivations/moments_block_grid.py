@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from expectations_grid import nonlinearity  # noqa: E402
-from moments_grid import DPS, collect, column_factors, pair_value  # noqa: E402
+from moments_grid import DPS, collect, column_factors, markdown, pair_value  # noqa: E402
 
 from symfield.gauss.moments import TOL, nested_moments  # noqa: E402
 
@@ -90,12 +90,10 @@ def table(records):
         row["leaves"], row["sec"] = max(row["leaves"], int(leaves[0])), max(row["sec"], sec)
         row["certified"] += int(np.all(err[0] <= TOL * absval[0]))
         print(r["phi"], r["geometry"], r["v"], r["rho"], f"{leaves[0]:.3g} leaves {sec:.1f} s", flush=True)
-    print("| φ | sites | points | max error / <|Π f|> | max reported / <|Π f|> | max actual/reported | certified to TOL | "
-          "leaves | slowest (s) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for (name, geo), row in rows.items():
-        print(f"| {name} | {geo} | {row['n']} | {row['act']:.1e} | {row['rep']:.1e} | {row['ratio']:.2g} | "
-              f"{row['certified']} | {row['leaves']:.2g} | {row['sec']:.2f} |")
+    markdown(["φ", "sites", "points", "max error / <|Π f|>", "max reported / <|Π f|>", "max actual/reported",
+              "certified to TOL", "leaves", "slowest (s)"],
+             [[name, geo, row["n"], f"{row['act']:.1e}", f"{row['rep']:.1e}", f"{row['ratio']:.2g}", row["certified"],
+               f"{row['leaves']:.2g}", f"{row['sec']:.2f}"] for (name, geo), row in rows.items()])
 
 
 def main(argv=None):

@@ -172,12 +172,16 @@ def table(records):
                                                                     np.where(act > 0, np.inf, 0)))))
             row["used"] |= set(est.method)
             row["sec"] = max(row["sec"], sec)
-    print("| φ | method | points | max error / <|f|> | max reported / <|f|> | max actual/reported | refused | used | "
-          "slowest (s) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for (name, method), row in rows.items():
-        print(f"| {name} | {method} | {row['n']} | {row['act']:.1e} | {row['rep']:.1e} | {row['ratio']:.2g} | "
-              f"{row['refused']} | {', '.join(sorted(row['used']))} | {row['sec']:.2f} |")
+    markdown(["φ", "method", "points", "max error / <|f|>", "max reported / <|f|>", "max actual/reported", "refused",
+              "used", "slowest (s)"],
+             [[name, method, row["n"], f"{row['act']:.1e}", f"{row['rep']:.1e}", f"{row['ratio']:.2g}", row["refused"],
+               ", ".join(sorted(row["used"])), f"{row['sec']:.2f}"] for (name, method), row in rows.items()])
+
+
+def markdown(header, rows):
+    """Print a Markdown table."""
+    for line in ([header, ["---"] * len(header)] + rows):
+        print("| " + " | ".join(str(c) for c in line) + " |")
 
 
 def main(argv=None):

@@ -24,7 +24,7 @@ import sympy as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from expectations_grid import nonlinearity  # noqa: E402
-from moments_grid import collect  # noqa: E402
+from moments_grid import collect, markdown  # noqa: E402
 
 from symfield.gauss.moments import _function_part  # noqa: E402
 from symfield.gauss.reference import expect2, hermite_coefficients, mehler_sum  # noqa: E402
@@ -83,10 +83,8 @@ def table(records):
         row["n"] += 1
         row["ratio"] = max(row["ratio"], float(np.max(act / np.maximum(err[0], 1e-300))))
         row["rel"] = max(row["rel"], float(np.max(act / np.maximum(np.abs(r["ref"]), 1e-300))))
-    print("| φ | points | max actual/reported | max actual/|ref| |")
-    print("| --- | --- | --- | --- |")
-    for name, row in rows.items():
-        print(f"| {name} | {row['n']} | {row['ratio']:.2g} | {row['rel']:.1e} |")
+    markdown(["φ", "points", "max actual/reported", "max actual/|ref|"],
+             [[name, row["n"], f"{row['ratio']:.2g}", f"{row['rel']:.1e}"] for name, row in rows.items()])
 
 
 def main(argv=None):

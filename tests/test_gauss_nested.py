@@ -7,6 +7,7 @@ at high order (an independent rule) for generic three- and four-site covariances
 import importlib.util
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -139,10 +140,8 @@ def test_one_loop_uses_the_certified_moments_for_gelu():
 
 
 # ---------------------------------------------------------------- three and four sites at any variance (tabulated)
-_bspec = importlib.util.spec_from_file_location("moments_block_grid", os.path.join(HERE, "..", "derivations",
-                                                                                  "moments_block_grid.py"))
-block_grid = importlib.util.module_from_spec(_bspec)
-_bspec.loader.exec_module(block_grid)
+sys.path.insert(0, os.path.join(HERE, "..", "derivations"))
+block_grid = importlib.import_module("moments_block_grid")
 with open(os.path.join(HERE, "data", "moments_block_grid.json")) as _fh:
     BLOCK_RECORDS = json.load(_fh)
 

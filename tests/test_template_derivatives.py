@@ -2,9 +2,10 @@
 bounds the actual one: against 25-digit mpmath (derivations/template_grid.py, stored in
 tests/data/template_grid.json: ρ = ±1 as the 1-D integral, else the Mehler sum of mpmath Hermite coefficients) at
 variances 1e-6, 1, 1e4, and its columns against central differences of each other (Price's factors)."""
-import importlib.util
+import importlib
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -13,10 +14,8 @@ from symfield.errors import NotSupportedError
 from symfield.theory.one_loop import HESS, numeric_template_derivatives
 
 HERE = os.path.dirname(__file__)
-_spec = importlib.util.spec_from_file_location("template_grid", os.path.join(HERE, "..", "derivations",
-                                                                              "template_grid.py"))
-grid = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(grid)
+sys.path.insert(0, os.path.join(HERE, "..", "derivations"))
+grid = importlib.import_module("template_grid")
 with open(os.path.join(HERE, "data", "template_grid.json")) as _fh:
     RECORDS = json.load(_fh)
 #: a stored reference is a 25-digit value rounded to a double
