@@ -17,8 +17,15 @@ is exactly the same form in R dimensions (:class:`ReducedAction`):
 with A = A₀ + σ_v² F N Fᵀ (A₀ = A(C₀), F = (m ∘ Φ)_S) inverted by Woodbury.  :class:`Reduction` grows the
 subspace from 𝒦 at the current point until the full gradient (:meth:`Reduction.grad_norm`, congruence
 coordinates as in :mod:`.solver`) is below tolerance: cost O(n² R) per outer step, O(R³) per Newton–CG product.
+
+The observables of a result stay in this representation (:class:`ReducedPoint`, O(n² R) each): Ĉ = Z X Zᵀ +
+σ_v² êêᵀ of rank R + 1 (:meth:`Reduction.backward_factors`), the fixed-point residual from the whitened gradient
+(:meth:`Reduction.fixed_point_residual`), w = A⁻¹y_S by Woodbury (:meth:`Reduction.dual`); a continuation path
+keeps (subspace, N) per step (:class:`KernelPath`).  Hessian spectra: :mod:`.reduced_spectrum`.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.linalg as sla
@@ -106,15 +113,17 @@ class Reduction:
             block = sla.solve_triangular(self.L0, self.bmul(self.L0 @ Q), lower=True)
         return Subspace(self, U)
 
-    def e_hat(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
-        """ê = m ∘ E_S w, w = A⁻¹ y_S = a − A₀⁻¹F σ_v² N u (Woodbury), as an (n, 1) column."""
+    def dual(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
+        """w = A⁻¹ y_S = a − A₀⁻¹F σ_v² N u (Woodbury, O(|S|²))."""
         if sub is None:
-            w = sla.cho_solve(self.A0, s * self.pr.y_S)
-        else:
-            d = sub.data(s)
-            w = d.a - sub.AF @ (self.pr.sigma_v2 * (N @ d.u(N)))
+            return sla.cho_solve(self.A0, s * self.pr.y_S)
+        d = sub.data(s)
+        return d.a - sub.AF @ (self.pr.sigma_v2 * (N @ d.u(N)))
+
+    def e_hat(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
+        """ê = m ∘ E_S w (:meth:`dual`), as an (n, 1) column."""
         e = np.zeros((self.n, 1))
-        e[self.S, 0] = self.m_S * w
+        e[self.S, 0] = self.m_S * self.dual(sub, N, s)
         return e
 
     def directions(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
@@ -175,21 +184,50 @@ class Reduction:
         raise ConvergenceError(f"{label}: the subspace iteration did not reach |grad| <= {gtol:g} "
                                f"(dimension {sub.R} of {self.n})", history)
 
-    def grad_norm(self, sub: "Subspace", N: np.ndarray, s: float) -> float:
-        """‖Lᵀ G L‖_F (C = L Lᵀ) of the full gradient G = ½(C⁻¹ − Σ⁻¹ + Ĉ) at C = C₀ + Φ N Φᵀ, from its
-        low-rank form in whitened coordinates (C̃ = L₀⁻¹ C L₀⁻ᵀ = 1 + Ũ N Ũᵀ, Ũ = L₀⁻¹Φ orthonormal):
-        G̃ = ½[Ũ(c⁻¹ − σ⁻¹)Ũᵀ + Y X Yᵀ + σ_v² ẽẽᵀ], X = σ⁻¹(c − σ)σ⁻¹, Y = L₀ᵀ𝔅ᵀL₀⁻ᵀŨ, ẽ = L₀ᵀê
-        (G̃ = Q g Qᵀ on an orthonormal basis Q of its range; ‖·‖ = ‖L_qᵀ g L_q‖, L_q L_qᵀ = QᵀC̃Q)."""
+    def backward_factors(self, sub: "Subspace", N: np.ndarray, s: float):
+        """(Z, X, ê) with Ĉ = Z X Zᵀ + σ_v² ê êᵀ, the backward equation at C = C₀ + Φ N Φᵀ in low rank: on the
+        subspace Σ = C₀ + Φ(σ − 1)Φᵀ, so Σ⁻¹CΣ⁻¹ − Σ⁻¹ = Ψ X Ψᵀ with Ψ = C₀⁻¹Φ, X = σ⁻¹(c − σ)σ⁻¹, and
+        𝔅ᵀ(·)𝔅 maps it to Z = 𝔅ᵀΨ (O(n² R))."""
         c = np.eye(sub.R) + N
-        sig = sub.sigma(c)
-        ci, si = np.linalg.inv(c), np.linalg.inv(sig)
-        X = si @ (c - sig) @ si
-        Y = self.L0.T @ self.bmul_t(sla.solve_triangular(self.L0.T, sub.U, lower=False))
-        Q, Rz = np.linalg.qr(np.hstack([sub.U, Y, self.L0.T @ self.e_hat(sub, N, s)]))
-        g = 0.5 * Rz @ sla.block_diag(ci - si, X, [[self.pr.sigma_v2]]) @ Rz.T
+        si = np.linalg.inv(sub.sigma(c))
+        Z = self.bmul_t(sla.solve_triangular(self.L0.T, sub.U, lower=False))
+        return Z, si @ (c - sub.sigma(c)) @ si, self.e_hat(sub, N, s)
+
+    def chat(self, sub: "Subspace", N: np.ndarray, s: float) -> np.ndarray:
+        """Ĉ (n, n) from :meth:`backward_factors`."""
+        Z, X, e = self.backward_factors(sub, N, s)
+        out = Z @ X @ Z.T + self.pr.sigma_v2 * (e @ e.T)
+        return 0.5 * (out + out.T)
+
+    def _whitened_gradient(self, sub: "Subspace", N: np.ndarray, s: float):
+        """(Q, g) with L₀ᵀ G L₀ = Q g Qᵀ, Q orthonormal (n, 2R + 1): the full gradient G = ½(C⁻¹ − Σ⁻¹ + Ĉ) at
+        C = C₀ + Φ N Φᵀ in whitened coordinates (C̃ = 1 + Ũ N Ũᵀ, Ũ = L₀⁻¹Φ orthonormal):
+        G̃ = ½[Ũ(c⁻¹ − σ⁻¹)Ũᵀ + Y X Yᵀ + σ_v² ẽẽᵀ], Y = L₀ᵀZ, ẽ = L₀ᵀê (:meth:`backward_factors`)."""
+        c = np.eye(sub.R) + N
+        Z, X, e = self.backward_factors(sub, N, s)
+        Q, Rz = np.linalg.qr(np.hstack([sub.U, self.L0.T @ Z, self.L0.T @ e]))
+        g = 0.5 * Rz @ sla.block_diag(np.linalg.inv(c) - np.linalg.inv(sub.sigma(c)), X, [[self.pr.sigma_v2]]) @ Rz.T
+        return Q, g
+
+    def grad_norm(self, sub: "Subspace", N: np.ndarray, s: float) -> float:
+        """‖Lᵀ G L‖_F (C = L Lᵀ) of the full gradient from :meth:`_whitened_gradient` (‖·‖ = ‖L_qᵀ g L_q‖,
+        L_q L_qᵀ = QᵀC̃Q on the basis Q of its range)."""
+        Q, g = self._whitened_gradient(sub, N, s)
         QU = Q.T @ sub.U
         Lq = np.linalg.cholesky(np.eye(Q.shape[1]) + QU @ N @ QU.T)
         return float(np.linalg.norm(Lq.T @ g @ Lq))
+
+    def fixed_point_residual(self, sub: "Subspace", N: np.ndarray, s: float) -> float:
+        """max |C − (Σ⁻¹ − Ĉ)⁻¹| / max |C| (theory Sec. 5) in O(n² R): Σ⁻¹ − Ĉ = C⁻¹ − 2G, whitened
+        1 + Q h Q ᵀ with h = QᵀŨ(c⁻¹ − 1)ŨᵀQ − 2g (:meth:`_whitened_gradient`), inverted on the basis Q."""
+        Q, g = self._whitened_gradient(sub, N, s)
+        QU = Q.T @ sub.U
+        c = np.eye(sub.R) + N
+        h = QU @ (np.linalg.inv(c) - np.eye(sub.R)) @ QU.T - 2.0 * g
+        k = np.eye(h.shape[0])
+        delta = np.linalg.inv(k + h) - k - QU @ N @ QU.T
+        LQ = self.L0 @ Q
+        return float(np.abs(LQ @ delta @ LQ.T).max() / np.abs(self.dense(sub, N)).max())
 
     def dense(self, sub: "Subspace", N: np.ndarray) -> np.ndarray:
         """C = C₀ + Φ N Φᵀ as an (n, n) array."""
@@ -202,8 +240,8 @@ class Reduction:
     def continuation(self, grid, gtol: float, loose: float | None = None, on_step=None, min_step: float = 1e-4):
         """Follow the (single) branch from C₀ through the scales ``grid`` (increasing, positive), halving a
         step that fails; the last scale is solved to ``gtol``, the others to ``loose`` (default ``gtol``).
-        Returns (ContinuationPath of dense C, (subspace, N) at the last scale)."""
-        path = ContinuationPath([0.0], [self.C0.copy()], [None])
+        Returns (ContinuationPath of C as a :class:`KernelPath`, (subspace, N) at the last scale)."""
+        path = ContinuationPath([0.0], KernelPath(self), [None])
         s_cur, sub, N = 0.0, None, None
         history = []
         for target in grid:
@@ -222,7 +260,7 @@ class Reduction:
                         s_next = 0.5 * (s_cur + s_next)
                 s_cur, sub, N = s_next, sub_n, N_n
                 path.s.append(s_cur)
-                path.x.append(self.dense(sub, N))
+                path.x.append((sub, N))
                 path.info.append(res)
                 if on_step is not None:
                     on_step(s_cur, path.x[-1], res)
@@ -234,6 +272,47 @@ class Reduction:
         from .solver import newton_correction
         dc = newton_correction(ReducedAction(sub, s), np.eye(sub.R) + N)
         return float(np.abs(sub.Phi @ dc @ sub.Phi.T).max() / np.abs(self.dense(sub, N)).max())
+
+
+class KernelPath(Sequence):
+    """The kernels C of a continuation stored as (subspace, N) and rebuilt on access, C = C₀ + Φ N Φᵀ
+    (O(n² R)); a path holds O(n R) numbers per step instead of n².  The first entry is C₀."""
+
+    def __init__(self, red: Reduction):
+        self.red, self.states = red, [None]
+
+    def append(self, state) -> None:
+        self.states.append(state)
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        st = self.states[i]
+        return self.red.C0.copy() if st is None else self.red.dense(*st)
+
+
+class ReducedPoint:
+    """A point C = C₀ + Φ N Φᵀ of the subspace solver at targets s·Y, for the observables of a result."""
+
+    def __init__(self, red: Reduction, sub: "Subspace", N: np.ndarray, s: float):
+        self.red, self.sub, self.N, self.s = red, sub, N, s
+
+    def chat_factors(self):
+        """(U, K) with Ĉ = U K Uᵀ (:meth:`Reduction.backward_factors`), U of n × (R + 1)."""
+        Z, X, e = self.red.backward_factors(self.sub, self.N, self.s)
+        return np.hstack([Z, e]), sla.block_diag(X, [[self.red.pr.sigma_v2]])
+
+    def chat(self) -> np.ndarray:
+        return self.red.chat(self.sub, self.N, self.s)
+
+    def dual(self) -> np.ndarray:
+        return self.red.dual(self.sub, self.N, self.s)
+
+    def fixed_point_residual(self) -> float:
+        return self.red.fixed_point_residual(self.sub, self.N, self.s)
 
 
 class SubspaceData:
