@@ -14,9 +14,14 @@ from symfield.theory.feature_learning.spectrum import sector_hessian
 from test_fl_reduced import NETS, sequential
 
 
+CASES = dict(NETS, untied={"input": "every", "readout": "untied"})
+
+
 def _solve(kw, T=6, P=4, gtol=1e-12):
+    kw = dict(kw)
+    readout = kw.pop("readout", None)
     net, X, Y, sup = sequential(T, P, **kw)
-    fl = feature_learning(net, X, Y, supervised=sup, kappa=0.5, gtol=gtol)
+    fl = feature_learning(net, X, Y, supervised=sup, kappa=0.5, gtol=gtol, readout=readout)
     assert fl.selected.reduced is not None  # solved by the subspace solver
     return fl, LinearAction(fl.problem)
 
@@ -25,7 +30,7 @@ def _close(a, b, rtol=1e-10):
     assert np.abs(np.asarray(a) - b).max() <= rtol * np.abs(b).max()
 
 
-@pytest.mark.parametrize("kw", NETS.values(), ids=NETS.keys())
+@pytest.mark.parametrize("kw", CASES.values(), ids=CASES.keys())
 def test_observables_equal_their_dense_formulas(kw):
     fl, lin = _solve(kw)
     pr, C = fl.problem, fl.C_sites
@@ -56,7 +61,7 @@ def _dense_spectrum(pr, C):
     return np.linalg.eigvalsh(H)
 
 
-@pytest.mark.parametrize("kw", NETS.values(), ids=NETS.keys())
+@pytest.mark.parametrize("kw", CASES.values(), ids=CASES.keys())
 def test_hessian_products_and_top_eigenvalue_equal_the_dense_hessian(kw):
     fl, lin = _solve(kw, T=5, P=3)
     r = fl.selected.reduced

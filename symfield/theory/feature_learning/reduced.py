@@ -1,11 +1,12 @@
 """The linear μP action on a low-dimensional subspace that contains the saddle point (issue 9 part 4).
 
 Applies when Σ(C) = 𝔅 C 𝔅ᵀ + Σ₀ is a congruence — one W group, Wm = γγᵀ, so 𝔅 = A D_γ B (skip
-propagator A, backshift B; nilpotent, 𝔅^T = 0) and Σ₀ = A Σdet Aᵀ — and the readout mask is of rank one,
-M_out = m mᵀ, so that the data part of Ĉ is σ_v² ê êᵀ with ê = m ∘ E_S w, w = A(C)⁻¹ y_S.  Then:
+propagator A, backshift B; nilpotent, 𝔅^T = 0) and Σ₀ = A Σdet Aᵀ — and the readout mask is
+positive semi-definite, M_out = Σ_k m_k m_kᵀ (rank r: one for a shared readout, T for untied ones), so that
+the data part of Ĉ is σ_v² Σ_k ê_k ê_kᵀ with ê_k = m_k ∘ E_S w, w = A(C)⁻¹ y_S.  Then:
 
 * backward equation and C − Σ = Σ Ĉ C (the forward equation) give Ĉ = σ_v² êêᵀ + 𝔅ᵀ Ĉ C Σ⁻¹ 𝔅, so the
-  range of Ĉ lies in V = span{(𝔅ᵀ)^k ê};
+  range of Ĉ lies in V = span{(𝔅ᵀ)^j ê_k};
 * C − C₀ = Σ_k 𝔅^k (C − Σ)(𝔅ᵀ)^k (C₀ = C_GP = Σ(C₀)), so range(C − C₀) ⊆ 𝒦 = span{𝔅^j Σ V}: dimension
   <= T², 2T in the sequential tasks measured, against n = T·P.
 
@@ -14,7 +15,7 @@ is exactly the same form in R dimensions (:class:`ReducedAction`):
 
     S/N = ½ [ln det c − ln det σ(c) − tr(σ⁻¹c) + R − y_Sᵀ A⁻¹ y_S],   σ(c) = B c Bᵀ + 1 − B Bᵀ,  B = ΦᵀC₀⁻¹𝔅Φ,
 
-with A = A₀ + σ_v² F N Fᵀ (A₀ = A(C₀), F = (m ∘ Φ)_S) inverted by Woodbury.  :class:`Reduction` grows the
+with A = A₀ + σ_v² F (1_r ⊗ N) Fᵀ (A₀ = A(C₀), F = [(m_1 ∘ Φ)_S, …, (m_r ∘ Φ)_S]) inverted by Woodbury.  :class:`Reduction` grows the
 subspace from 𝒦 at the current point until the full gradient (:meth:`Reduction.grad_norm`, congruence
 coordinates as in :mod:`.solver`) is below tolerance: cost O(n² R) per outer step, O(R³) per Newton–CG product.
 
@@ -43,17 +44,24 @@ BASIS_TOL = 1e-9
 MAX_OUTER = 12
 
 
-def rank_one_factor(M: np.ndarray) -> np.ndarray | None:
-    """m with M = m mᵀ exactly (to 1e-14), or None."""
+def readout_factor(M: np.ndarray) -> np.ndarray | None:
+    """F (T, r) with M = F Fᵀ exactly (to 1e-14; M positive semi-definite, r its rank), or None."""
     lam, V = np.linalg.eigh(M)
-    m = np.sqrt(max(lam[-1], 0.0)) * V[:, -1]
-    return m if np.abs(np.outer(m, m) - M).max() <= 1e-14 * max(np.abs(M).max(), 1e-300) else None
+    scale = max(np.abs(M).max(), 1e-300)
+    keep = lam > 1e-14 * scale
+    F = V[:, keep] * np.sqrt(lam[keep])
+    return F if np.abs(F @ F.T - M).max() <= 1e-14 * scale else None
+
+
+def blockwise(N: np.ndarray, r: int) -> np.ndarray:
+    """1_r ⊗ N: N acting on each of the r readout factors."""
+    return np.kron(np.eye(r), N)
 
 
 def applicable(pr: FLProblem) -> bool:
     """Is the reduction exact for ``pr`` (module docstring; nonsingular input kernel)?"""
     gam = np.sqrt(np.diag(pr.wmask))
-    return (np.allclose(pr.wmask, np.outer(gam, gam), rtol=1e-14, atol=0) and rank_one_factor(pr.mask_out) is not None
+    return (np.allclose(pr.wmask, np.outer(gam, gam), rtol=1e-14, atol=0) and readout_factor(pr.mask_out) is not None
             and kernel_span(pr) is None and pr.T > 1)
 
 
@@ -66,7 +74,9 @@ class Reduction:
         self.C0 = gp_kernel(pr)
         self.L0, self.cond0 = factor(self.C0, None, "the GP kernel", condition=True)
         self.S = pr.sites_S
-        self.m_S = np.repeat(rank_one_factor(pr.mask_out), pr.P)[self.S]
+        #: readout factors on the supervised sites, (|S|, r): M_out = Σ_k m_k m_kᵀ
+        self.m_S = np.repeat(readout_factor(pr.mask_out), pr.P, axis=0)[self.S]
+        self.r = self.m_S.shape[1]
         self.A0 = sla.cho_factor(data_matrix(restrict(self.C0, self.S), pr.mask_out_SS, pr.kappa, pr.sigma_v2))
 
     # ---------------------------------------------------------------- 𝔅
@@ -118,12 +128,12 @@ class Reduction:
         if sub is None:
             return sla.cho_solve(self.A0, s * self.pr.y_S)
         d = sub.data(s)
-        return d.a - sub.AF @ (self.pr.sigma_v2 * (N @ d.u(N)))
+        return d.a - sub.AF @ (self.pr.sigma_v2 * (blockwise(N, self.r) @ d.u(N)))
 
     def e_hat(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
-        """ê = m ∘ E_S w (:meth:`dual`), as an (n, 1) column."""
-        e = np.zeros((self.n, 1))
-        e[self.S, 0] = self.m_S * self.dual(sub, N, s)
+        """ê_k = m_k ∘ E_S w (:meth:`dual`), the (n, r) columns with data part Σ_k σ_v² ê_k ê_kᵀ of Ĉ."""
+        e = np.zeros((self.n, self.r))
+        e[self.S] = self.m_S * self.dual(sub, N, s)[:, None]
         return e
 
     def directions(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
@@ -206,7 +216,8 @@ class Reduction:
         c = np.eye(sub.R) + N
         Z, X, e = self.backward_factors(sub, N, s)
         Q, Rz = np.linalg.qr(np.hstack([sub.U, self.L0.T @ Z, self.L0.T @ e]))
-        g = 0.5 * Rz @ sla.block_diag(np.linalg.inv(c) - np.linalg.inv(sub.sigma(c)), X, [[self.pr.sigma_v2]]) @ Rz.T
+        g = 0.5 * Rz @ sla.block_diag(np.linalg.inv(c) - np.linalg.inv(sub.sigma(c)), X,
+                                  self.pr.sigma_v2 * np.eye(self.r)) @ Rz.T
         return Q, g
 
     def grad_norm(self, sub: "Subspace", N: np.ndarray, s: float) -> float:
@@ -303,7 +314,7 @@ class ReducedPoint:
     def chat_factors(self):
         """(U, K) with Ĉ = U K Uᵀ (:meth:`Reduction.backward_factors`), U of n × (R + 1)."""
         Z, X, e = self.red.backward_factors(self.sub, self.N, self.s)
-        return np.hstack([Z, e]), sla.block_diag(X, [[self.red.pr.sigma_v2]])
+        return np.hstack([Z, e]), sla.block_diag(X, self.red.pr.sigma_v2 * np.eye(self.red.r))
 
     def chat(self) -> np.ndarray:
         return self.red.chat(self.sub, self.N, self.s)
@@ -327,7 +338,8 @@ class SubspaceData:
 
     def u(self, N: np.ndarray) -> np.ndarray:
         """u = Fᵀ A⁻¹ y_S = (1 + σ_v² G N)⁻¹ b (Woodbury)."""
-        return np.linalg.solve(np.eye(N.shape[0]) + self.sub.red.pr.sigma_v2 * self.sub.G @ N, self.b)
+        red = self.sub.red
+        return np.linalg.solve(np.eye(self.b.size) + red.pr.sigma_v2 * self.sub.G @ blockwise(N, red.r), self.b)
 
 
 class Subspace:
@@ -337,7 +349,7 @@ class Subspace:
         self.red, self.U = red, U
         self.Phi = red.L0 @ U
         self.B = U.T @ sla.solve_triangular(red.L0, red.bmul(self.Phi), lower=True)
-        self.F = red.m_S[:, None] * self.Phi[red.S]
+        self.F = np.hstack([red.m_S[:, k, None] * self.Phi[red.S] for k in range(red.r)])
         self.AF = sla.cho_solve(red.A0, self.F)
         self.G = self.F.T @ self.AF
         self._data = {}
@@ -365,7 +377,7 @@ class ReducedAction(LinearAction):
     the data part by Woodbury; the ln det, trace and Σ-chain terms are those of :class:`LinearAction`."""
 
     def __init__(self, sub: Subspace, s: float):
-        self.pr, self.sub, self.n, self.P = sub.red.pr, sub, sub.R, None
+        self.pr, self.sub, self.n, self.P, self.r = sub.red.pr, sub, sub.R, None, sub.red.r
         self.d = sub.data(s)
         self.sv2 = self.pr.sigma_v2
 
@@ -386,18 +398,22 @@ class ReducedAction(LinearAction):
 
     def dual(self, c):
         """((1 + σ_v² G N)⁻¹ G, u = Fᵀ A⁻¹ y_S) in place of (A⁻¹, w)."""
-        Hm = np.eye(self.n) + self.sv2 * self.sub.G @ (c - np.eye(self.n))
+        Hm = np.eye(self.r * self.n) + self.sv2 * self.sub.G @ blockwise(c - np.eye(self.n), self.r)
         HG = np.linalg.solve(Hm, self.sub.G)
         return HG, np.linalg.solve(Hm, self.d.b)
 
     def data_value(self, p) -> float:
         """y_Sᵀ A⁻¹ y_S = y_Sᵀ A₀⁻¹ y_S − σ_v² bᵀ N u."""
-        return self.d.yAy0 - self.sv2 * float(self.d.b @ ((p.C - np.eye(self.n)) @ p.w))
+        return self.d.yAy0 - self.sv2 * float(self.d.b @ (blockwise(p.C - np.eye(self.n), self.r) @ p.w))
 
     def data_grad(self, p):
-        return self.sv2 * np.outer(p.w, p.w)
+        """σ_v² Σ_k u_k u_kᵀ (u = [u_1, …, u_r])."""
+        U = p.w.reshape(self.r, self.n)
+        return self.sv2 * U.T @ U
 
     def data_hessp(self, p, D):
         """d(σ_v² u uᵀ) along D: du = −σ_v² (1 + σ_v² G N)⁻¹ G D u (batched)."""
-        du = -self.sv2 * (p.Ainv @ (D @ p.w[:, None]))[..., 0]
-        return self.sv2 * (du[..., :, None] * p.w[None, :] + p.w[:, None] * du[..., None, :])
+        U = p.w.reshape(self.r, self.n)
+        DU = np.swapaxes(D @ U.T, -1, -2).reshape(D.shape[:-2] + (-1,))  # (1_r ⊗ D) u
+        dU = (-self.sv2 * (p.Ainv @ DU[..., None])[..., 0]).reshape(D.shape[:-2] + U.shape)
+        return self.sv2 * (np.swapaxes(dU, -1, -2) @ U + U.T @ dU)

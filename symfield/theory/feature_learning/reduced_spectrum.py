@@ -58,16 +58,25 @@ class WhitenedHessian:
         Bt = sla.solve_triangular(red.L0, red.bmul(red.L0), lower=True)
         self.Bt = sps.csr_array(Bt) if np.count_nonzero(Bt) <= SPARSE_FRACTION * Bt.size else Bt
         e = red.e_hat(sub, N, s)
-        self.e_t = (red.L0.T @ e)[:, 0]  # ẽ = L₀ᵀê
+        self.e_t = red.L0.T @ e  # ẽ_k = L₀ᵀê_k, (n, r)
         self.S, self.m_S = red.S, red.m_S
-        # A(C)⁻¹ v = A₀⁻¹v − A₀⁻¹F (1 + K G)⁻¹ K FᵀA₀⁻¹v, K = σ_v² N (Woodbury)
-        K = self.sv2 * N
-        self._wood = (sub.AF, np.linalg.solve(np.eye(R) + K @ sub.G, K))
+        # A(C)⁻¹ v = A₀⁻¹v − A₀⁻¹F (1 + K G)⁻¹ K FᵀA₀⁻¹v, K = σ_v² 1_r ⊗ N (Woodbury)
+        K = self.sv2 * np.kron(np.eye(red.r), N)
+        self._wood = (sub.AF, np.linalg.solve(np.eye(K.shape[0]) + K @ sub.G, K))
 
     def _ainv(self, v: np.ndarray) -> np.ndarray:
         AF, W = self._wood
         a = sla.cho_solve(self.red.A0, v)
         return a - AF @ (W @ (AF.T @ v))
+
+    def data_direction(self, De: np.ndarray) -> np.ndarray:
+        """d̃_k = L₀ᵀ dê_k (n, r) from D̃ẽ (n, r): dw = −A⁻¹ dA w with dA w = σ_v² Σ_k m_k ∘ (D ê_k)_S in original
+        coordinates (D ê_k = L₀ D̃ ẽ_k), and dê_k = m_k ∘ E_S dw."""
+        u = self.red.L0 @ De
+        dw = -self._ainv(self.sv2 * np.sum(self.m_S * u[self.S], axis=1))
+        de = np.zeros((self.n, self.m_S.shape[1]))
+        de[self.S] = self.m_S * dw[:, None]
+        return self.red.L0.T @ de
 
     def apply(self, D: np.ndarray) -> np.ndarray:
         """The whitened Hessian-vector product L₀ᵀ H(L₀ D L₀ᵀ) L₀ (as :meth:`.action.LinearAction.hessp_at`)."""
@@ -79,13 +88,8 @@ class WhitenedHessian:
         M1 = SdS - ((SdS @ U) @ self.a_q) @ U.T  # Σ̃⁻¹ dΣ Q̃
         inner = -M1 - M1.T + _sandwich(U, self.a_s, D, self.a_s) + term_s
         adj = Bt.T @ (Bt.T @ inner.T).T  # 𝔅̃ᵀ (·) 𝔅̃
-        # data: dw = −A⁻¹ dA w, dA w = σ_v² m_S ∘ (D ê)_S in original coordinates, D ê = L₀ D̃ ẽ
-        u = self.red.L0 @ (D @ self.e_t)
-        dw = -self._ainv(self.sv2 * self.m_S * u[self.S])
-        de = np.zeros(self.n)
-        de[self.S] = self.m_S * dw
-        d_t = self.red.L0.T @ de
-        data = self.sv2 * (np.outer(d_t, self.e_t) + np.outer(self.e_t, d_t))
+        d_t = self.data_direction(D @ self.e_t)
+        data = self.sv2 * (d_t @ self.e_t.T + self.e_t @ d_t.T)
         out = 0.5 * (term_c + term_s + adj + data)
         return 0.5 * (out + out.T)
 
@@ -120,7 +124,7 @@ def reducing_basis(H: WhitenedHessian, cap: int) -> np.ndarray | None:
     Krylov, directions below :data:`.reduced.BASIS_TOL` of a block dropped), or None when R_w exceeds ``cap``."""
     from .reduced import BASIS_TOL
     W = np.zeros((H.n, 0))
-    block = np.hstack([H.U, H.e_t[:, None]])
+    block = np.hstack([H.U, H.e_t])
     while block.size:
         scale = np.linalg.norm(block, axis=0).max()
         if not scale > 0:
@@ -174,14 +178,10 @@ class CoupledBlock:
         BtT = H.Bt.T
         terms += [(BtT @ P, BtT @ Q, c) for P, Q, c in inner]  # 𝔅̃ᵀ(dQ + Σ̃⁻¹dΣΣ̃⁻¹)𝔅̃
         WO = sum(c * ((W.T @ P) @ G) @ Q.T for P, Q, c in terms)
-        # data: σ_v²(d̃ẽᵀ + ẽd̃ᵀ), d̃ = L₀ᵀE_S(m_S ∘ dw), dw = −A⁻¹(σ_v² m_S ∘ (L₀ D ẽ)_S)
+        # data: σ_v² Σ_k (d̃_k ẽ_kᵀ + ẽ_k d̃_kᵀ) (:meth:`WhitenedHessian.data_direction`)
         e = H.e_t
-        u = H.red.L0 @ (F @ (G @ (F.T @ e)))
-        dw = -H._ainv(H.sv2 * H.m_S * u[H.S])
-        de = np.zeros(H.n)
-        de[H.S] = H.m_S * dw
-        d = H.red.L0.T @ de
-        WO += H.sv2 * (np.outer(W.T @ d, e) + np.outer(W.T @ e, d))
+        d = H.data_direction(F @ (G @ (F.T @ e)))
+        WO += H.sv2 * ((W.T @ d) @ e.T + (W.T @ e) @ d.T)
         WO *= 0.5
         Aout = WO @ W
         return 0.5 * (Aout + Aout.T), WO - Aout @ W.T

@@ -61,7 +61,9 @@ class Branch:
     @property
     def stable(self) -> bool:
         """Top eigenvalue of the Hessian <= UNSTABLE_TOL; for a subspace point from the coupled block and the
-        bound −½/T² < 0 on the rest (:func:`.reduced_spectrum.stability`) without the rest's exact spectrum."""
+        bound −½/T² < 0 on the rest (:func:`.reduced_spectrum.stability`) without the rest's exact spectrum.
+        Exact, but the Lanczos iteration converges slowly (the top of the spectrum is clustered): 6,625
+        products of 0.05 s at T·P = 400 (T = 20, P = 20) under load 9; long at T·P in the thousands."""
         cert = self._stability() if self._top is None else None
         if cert is not None:
             return max(cert) <= UNSTABLE_TOL
