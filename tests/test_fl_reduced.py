@@ -95,10 +95,35 @@ def test_reduced_error_estimate_matches_the_distance_to_a_tight_solve():
     assert loose.error == pytest.approx(true, rel=0.05)
 
 
-def test_untied_readout_and_dependent_inputs_are_not_reduced():
+def test_dependent_inputs_are_not_reduced_and_untied_readouts_are():
     net, X, Y, sup = sequential(4, 3)
-    assert not reduced.applicable(problem(net, X, Y, sup, 0.5, readout="untied"))
+    assert reduced.applicable(problem(net, X, Y, sup, 0.5, readout="untied"))  # M_out = 1: rank T
+    assert reduced.readout_factor(np.array([[1.0, 2.0], [2.0, 1.0]])) is None  # indefinite mask
     assert not reduced.applicable(problem(net, np.vstack([X[:2], X[:1]]), Y, sup, 0.5))
+
+
+@pytest.mark.parametrize("kw", [{"input": "every"}, {"input": "every", "leak": 0.5, "g": 0.9}],
+                         ids=["input-every-step", "leaky"])
+def test_untied_readout_equals_the_reference_solver(kw):
+    """Untied readouts (M_out = Σ_k m_k m_kᵀ of rank T): the reduced action against the dense one on the subspace
+    and finite differences, the solution against the reference solver (no symmetric sector: input every step)."""
+    net, X, Y, sup = sequential(5, 3, **kw)
+    pr = problem(net, X, Y, sup, 0.5, readout="untied")
+    red = reduced.Reduction(pr)
+    assert red.r == 5
+    sub = red.subspace(red.directions(None, None, 1.0))
+    rng = np.random.default_rng(1)
+    N = 0.05 * rng.standard_normal((sub.R, sub.R))
+    N = N + N.T
+    lin, ra, C = LinearAction(pr), reduced.ReducedAction(sub, 1.0), red.dense(sub, N)
+    assert ra.value(np.eye(sub.R) + N) == pytest.approx(lin.value(C), rel=1e-12)
+    check_gradient_and_hessian(ra, np.eye(sub.R) + N, rng)
+    fast = feature_learning(net, X, Y, supervised=sup, kappa=0.5, readout="untied", gtol=1e-12)
+    ref = feature_learning(net, X, Y, supervised=sup, kappa=0.5, readout="untied", method="reference", gtol=1e-12)
+    assert fast.selected.reduced is not None
+    assert fast.action == pytest.approx(ref.action, abs=1e-10)
+    assert np.abs(fast.C_sites - ref.C_sites).max() <= 1e-8 * np.abs(ref.C_sites).max()
+    assert fast.fixed_point_residual() < 1e-9
 
 
 def test_scan_of_a_sequential_task_equals_the_reference():

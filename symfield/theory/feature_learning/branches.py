@@ -34,7 +34,7 @@ from .blocks import Blocks
 from .problem import FLProblem, problem
 from .span import RANK_TOL, condition
 from .result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, cross_time_size, mirror
-from .reduced import Reduction, applicable as reduced_applicable
+from .reduced import Reduction, ReducedPoint, applicable as reduced_applicable
 from .solver import maximise
 from .spectrum import DENSE_SECTOR_MAX, DENSE_SECTOR_MAX_REFERENCE, embed_sector, sector_spectrum
 
@@ -278,7 +278,8 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
         C1 = path.x[-1]
         lam1, D1 = sv.offlag_eigen(1.0, C1) if sv.sym else (-np.inf, None)
         name = "symmetric" if sv.sym else "continued"
-        branches = [Branch(name, C1, act1.value(C1) if red is None else red.value(sub, N, 1.0), act1)]
+        branches = [Branch(name, C1, act1.value(C1) if red is None else red.value(sub, N, 1.0), act1,
+                           reduced=None if red is None else ReducedPoint(red, sub, N, 1.0))]
         if red is not None:
             fl = FeatureLearning(pr, act1, branches, branches[0], path, None)
             fl._error = red.error(sub, N, 1.0)

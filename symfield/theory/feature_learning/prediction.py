@@ -64,20 +64,22 @@ def joint_sites(pr, X_new):
     return sdet, wm, prop, a, b, Pj
 
 
-def joint_kernel(pr, C: np.ndarray, Chat: np.ndarray, X_new: np.ndarray):
-    """Linear φ: (C on the joint sites, joint index of the training sites, of the new sites) (module docstring)."""
+def joint_kernel(pr, C: np.ndarray, Chat, X_new: np.ndarray):
+    """Linear φ: (C on the joint sites, joint index of the training sites, of the new sites) (module docstring);
+    ``Chat`` an (n, n) array or factors (U, K) of Ĉ = U K Uᵀ (low rank: O(n² rank) instead of O(n³))."""
     sdet, wm, prop, a, b, Pj = joint_sites(pr, X_new)
     T = pr.T
-    M = Chat @ C
+    U, K = Chat if isinstance(Chat, tuple) else (None, None)  # Ĉ = U K Uᵀ given in low rank
+    M = Chat @ C if U is None else K @ (U.T @ C)  # ĈC, or its right factor K UᵀC
     Cj = np.zeros((T * Pj, T * Pj))
     Cj[np.ix_(a, a)] = C
     for _ in range(T):
         Sj = sigma(Cj, wm, sdet, Pj, prop)
         Sba = Sj[np.ix_(b, a)]
-        Cba = Sba + Sba @ M
+        Cba = Sba + (Sba @ M if U is None else (Sba @ U) @ M)
         Cj[np.ix_(b, a)] = Cba
         Cj[np.ix_(a, b)] = Cba.T
-        Cbb = Sj[np.ix_(b, b)] + Sba @ Chat @ Cba.T
+        Cbb = Sj[np.ix_(b, b)] + (Sba @ Chat @ Cba.T if U is None else (Sba @ U) @ K @ (Cba @ U).T)
         Cj[np.ix_(b, b)] = 0.5 * (Cbb + Cbb.T)
     return Cj, a, b
 

@@ -1,11 +1,12 @@
 """The linear μP action on a low-dimensional subspace that contains the saddle point (issue 9 part 4).
 
 Applies when Σ(C) = 𝔅 C 𝔅ᵀ + Σ₀ is a congruence — one W group, Wm = γγᵀ, so 𝔅 = A D_γ B (skip
-propagator A, backshift B; nilpotent, 𝔅^T = 0) and Σ₀ = A Σdet Aᵀ — and the readout mask is of rank one,
-M_out = m mᵀ, so that the data part of Ĉ is σ_v² ê êᵀ with ê = m ∘ E_S w, w = A(C)⁻¹ y_S.  Then:
+propagator A, backshift B; nilpotent, 𝔅^T = 0) and Σ₀ = A Σdet Aᵀ — and the readout mask is
+positive semi-definite, M_out = Σ_k m_k m_kᵀ (rank r: one for a shared readout, T for untied ones), so that
+the data part of Ĉ is σ_v² Σ_k ê_k ê_kᵀ with ê_k = m_k ∘ E_S w, w = A(C)⁻¹ y_S.  Then:
 
 * backward equation and C − Σ = Σ Ĉ C (the forward equation) give Ĉ = σ_v² êêᵀ + 𝔅ᵀ Ĉ C Σ⁻¹ 𝔅, so the
-  range of Ĉ lies in V = span{(𝔅ᵀ)^k ê};
+  range of Ĉ lies in V = span{(𝔅ᵀ)^j ê_k};
 * C − C₀ = Σ_k 𝔅^k (C − Σ)(𝔅ᵀ)^k (C₀ = C_GP = Σ(C₀)), so range(C − C₀) ⊆ 𝒦 = span{𝔅^j Σ V}: dimension
   <= T², 2T in the sequential tasks measured, against n = T·P.
 
@@ -14,11 +15,18 @@ is exactly the same form in R dimensions (:class:`ReducedAction`):
 
     S/N = ½ [ln det c − ln det σ(c) − tr(σ⁻¹c) + R − y_Sᵀ A⁻¹ y_S],   σ(c) = B c Bᵀ + 1 − B Bᵀ,  B = ΦᵀC₀⁻¹𝔅Φ,
 
-with A = A₀ + σ_v² F N Fᵀ (A₀ = A(C₀), F = (m ∘ Φ)_S) inverted by Woodbury.  :class:`Reduction` grows the
+with A = A₀ + σ_v² F (1_r ⊗ N) Fᵀ (A₀ = A(C₀), F = [(m_1 ∘ Φ)_S, …, (m_r ∘ Φ)_S]) inverted by Woodbury.  :class:`Reduction` grows the
 subspace from 𝒦 at the current point until the full gradient (:meth:`Reduction.grad_norm`, congruence
 coordinates as in :mod:`.solver`) is below tolerance: cost O(n² R) per outer step, O(R³) per Newton–CG product.
+
+The observables of a result stay in this representation (:class:`ReducedPoint`, O(n² R) each): Ĉ = Z X Zᵀ +
+σ_v² êêᵀ of rank R + 1 (:meth:`Reduction.backward_factors`), the fixed-point residual from the whitened gradient
+(:meth:`Reduction.fixed_point_residual`), w = A⁻¹y_S by Woodbury (:meth:`Reduction.dual`); a continuation path
+keeps (subspace, N) per step (:class:`KernelPath`).  Hessian spectra: :mod:`.reduced_spectrum`.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.linalg as sla
@@ -36,17 +44,24 @@ BASIS_TOL = 1e-9
 MAX_OUTER = 12
 
 
-def rank_one_factor(M: np.ndarray) -> np.ndarray | None:
-    """m with M = m mᵀ exactly (to 1e-14), or None."""
+def readout_factor(M: np.ndarray) -> np.ndarray | None:
+    """F (T, r) with M = F Fᵀ exactly (to 1e-14; M positive semi-definite, r its rank), or None."""
     lam, V = np.linalg.eigh(M)
-    m = np.sqrt(max(lam[-1], 0.0)) * V[:, -1]
-    return m if np.abs(np.outer(m, m) - M).max() <= 1e-14 * max(np.abs(M).max(), 1e-300) else None
+    scale = max(np.abs(M).max(), 1e-300)
+    keep = lam > 1e-14 * scale
+    F = V[:, keep] * np.sqrt(lam[keep])
+    return F if np.abs(F @ F.T - M).max() <= 1e-14 * scale else None
+
+
+def blockwise(N: np.ndarray, r: int) -> np.ndarray:
+    """1_r ⊗ N: N acting on each of the r readout factors."""
+    return np.kron(np.eye(r), N)
 
 
 def applicable(pr: FLProblem) -> bool:
     """Is the reduction exact for ``pr`` (module docstring; nonsingular input kernel)?"""
     gam = np.sqrt(np.diag(pr.wmask))
-    return (np.allclose(pr.wmask, np.outer(gam, gam), rtol=1e-14, atol=0) and rank_one_factor(pr.mask_out) is not None
+    return (np.allclose(pr.wmask, np.outer(gam, gam), rtol=1e-14, atol=0) and readout_factor(pr.mask_out) is not None
             and kernel_span(pr) is None and pr.T > 1)
 
 
@@ -59,7 +74,9 @@ class Reduction:
         self.C0 = gp_kernel(pr)
         self.L0, self.cond0 = factor(self.C0, None, "the GP kernel", condition=True)
         self.S = pr.sites_S
-        self.m_S = np.repeat(rank_one_factor(pr.mask_out), pr.P)[self.S]
+        #: readout factors on the supervised sites, (|S|, r): M_out = Σ_k m_k m_kᵀ
+        self.m_S = np.repeat(readout_factor(pr.mask_out), pr.P, axis=0)[self.S]
+        self.r = self.m_S.shape[1]
         self.A0 = sla.cho_factor(data_matrix(restrict(self.C0, self.S), pr.mask_out_SS, pr.kappa, pr.sigma_v2))
 
     # ---------------------------------------------------------------- 𝔅
@@ -106,15 +123,17 @@ class Reduction:
             block = sla.solve_triangular(self.L0, self.bmul(self.L0 @ Q), lower=True)
         return Subspace(self, U)
 
-    def e_hat(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
-        """ê = m ∘ E_S w, w = A⁻¹ y_S = a − A₀⁻¹F σ_v² N u (Woodbury), as an (n, 1) column."""
+    def dual(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
+        """w = A⁻¹ y_S = a − A₀⁻¹F σ_v² N u (Woodbury, O(|S|²))."""
         if sub is None:
-            w = sla.cho_solve(self.A0, s * self.pr.y_S)
-        else:
-            d = sub.data(s)
-            w = d.a - sub.AF @ (self.pr.sigma_v2 * (N @ d.u(N)))
-        e = np.zeros((self.n, 1))
-        e[self.S, 0] = self.m_S * w
+            return sla.cho_solve(self.A0, s * self.pr.y_S)
+        d = sub.data(s)
+        return d.a - sub.AF @ (self.pr.sigma_v2 * (blockwise(N, self.r) @ d.u(N)))
+
+    def e_hat(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
+        """ê_k = m_k ∘ E_S w (:meth:`dual`), the (n, r) columns with data part Σ_k σ_v² ê_k ê_kᵀ of Ĉ."""
+        e = np.zeros((self.n, self.r))
+        e[self.S] = self.m_S * self.dual(sub, N, s)[:, None]
         return e
 
     def directions(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
@@ -175,21 +194,51 @@ class Reduction:
         raise ConvergenceError(f"{label}: the subspace iteration did not reach |grad| <= {gtol:g} "
                                f"(dimension {sub.R} of {self.n})", history)
 
-    def grad_norm(self, sub: "Subspace", N: np.ndarray, s: float) -> float:
-        """‖Lᵀ G L‖_F (C = L Lᵀ) of the full gradient G = ½(C⁻¹ − Σ⁻¹ + Ĉ) at C = C₀ + Φ N Φᵀ, from its
-        low-rank form in whitened coordinates (C̃ = L₀⁻¹ C L₀⁻ᵀ = 1 + Ũ N Ũᵀ, Ũ = L₀⁻¹Φ orthonormal):
-        G̃ = ½[Ũ(c⁻¹ − σ⁻¹)Ũᵀ + Y X Yᵀ + σ_v² ẽẽᵀ], X = σ⁻¹(c − σ)σ⁻¹, Y = L₀ᵀ𝔅ᵀL₀⁻ᵀŨ, ẽ = L₀ᵀê
-        (G̃ = Q g Qᵀ on an orthonormal basis Q of its range; ‖·‖ = ‖L_qᵀ g L_q‖, L_q L_qᵀ = QᵀC̃Q)."""
+    def backward_factors(self, sub: "Subspace", N: np.ndarray, s: float):
+        """(Z, X, ê) with Ĉ = Z X Zᵀ + σ_v² ê êᵀ, the backward equation at C = C₀ + Φ N Φᵀ in low rank: on the
+        subspace Σ = C₀ + Φ(σ − 1)Φᵀ, so Σ⁻¹CΣ⁻¹ − Σ⁻¹ = Ψ X Ψᵀ with Ψ = C₀⁻¹Φ, X = σ⁻¹(c − σ)σ⁻¹, and
+        𝔅ᵀ(·)𝔅 maps it to Z = 𝔅ᵀΨ (O(n² R))."""
         c = np.eye(sub.R) + N
-        sig = sub.sigma(c)
-        ci, si = np.linalg.inv(c), np.linalg.inv(sig)
-        X = si @ (c - sig) @ si
-        Y = self.L0.T @ self.bmul_t(sla.solve_triangular(self.L0.T, sub.U, lower=False))
-        Q, Rz = np.linalg.qr(np.hstack([sub.U, Y, self.L0.T @ self.e_hat(sub, N, s)]))
-        g = 0.5 * Rz @ sla.block_diag(ci - si, X, [[self.pr.sigma_v2]]) @ Rz.T
+        si = np.linalg.inv(sub.sigma(c))
+        Z = self.bmul_t(sla.solve_triangular(self.L0.T, sub.U, lower=False))
+        return Z, si @ (c - sub.sigma(c)) @ si, self.e_hat(sub, N, s)
+
+    def chat(self, sub: "Subspace", N: np.ndarray, s: float) -> np.ndarray:
+        """Ĉ (n, n) from :meth:`backward_factors`."""
+        Z, X, e = self.backward_factors(sub, N, s)
+        out = Z @ X @ Z.T + self.pr.sigma_v2 * (e @ e.T)
+        return 0.5 * (out + out.T)
+
+    def _whitened_gradient(self, sub: "Subspace", N: np.ndarray, s: float):
+        """(Q, g) with L₀ᵀ G L₀ = Q g Qᵀ, Q orthonormal (n, 2R + 1): the full gradient G = ½(C⁻¹ − Σ⁻¹ + Ĉ) at
+        C = C₀ + Φ N Φᵀ in whitened coordinates (C̃ = 1 + Ũ N Ũᵀ, Ũ = L₀⁻¹Φ orthonormal):
+        G̃ = ½[Ũ(c⁻¹ − σ⁻¹)Ũᵀ + Y X Yᵀ + σ_v² ẽẽᵀ], Y = L₀ᵀZ, ẽ = L₀ᵀê (:meth:`backward_factors`)."""
+        c = np.eye(sub.R) + N
+        Z, X, e = self.backward_factors(sub, N, s)
+        Q, Rz = np.linalg.qr(np.hstack([sub.U, self.L0.T @ Z, self.L0.T @ e]))
+        g = 0.5 * Rz @ sla.block_diag(np.linalg.inv(c) - np.linalg.inv(sub.sigma(c)), X,
+                                  self.pr.sigma_v2 * np.eye(self.r)) @ Rz.T
+        return Q, g
+
+    def grad_norm(self, sub: "Subspace", N: np.ndarray, s: float) -> float:
+        """‖Lᵀ G L‖_F (C = L Lᵀ) of the full gradient from :meth:`_whitened_gradient` (‖·‖ = ‖L_qᵀ g L_q‖,
+        L_q L_qᵀ = QᵀC̃Q on the basis Q of its range)."""
+        Q, g = self._whitened_gradient(sub, N, s)
         QU = Q.T @ sub.U
         Lq = np.linalg.cholesky(np.eye(Q.shape[1]) + QU @ N @ QU.T)
         return float(np.linalg.norm(Lq.T @ g @ Lq))
+
+    def fixed_point_residual(self, sub: "Subspace", N: np.ndarray, s: float) -> float:
+        """max |C − (Σ⁻¹ − Ĉ)⁻¹| / max |C| (theory Sec. 5) in O(n² R): Σ⁻¹ − Ĉ = C⁻¹ − 2G, whitened
+        1 + Q h Q ᵀ with h = QᵀŨ(c⁻¹ − 1)ŨᵀQ − 2g (:meth:`_whitened_gradient`), inverted on the basis Q."""
+        Q, g = self._whitened_gradient(sub, N, s)
+        QU = Q.T @ sub.U
+        c = np.eye(sub.R) + N
+        h = QU @ (np.linalg.inv(c) - np.eye(sub.R)) @ QU.T - 2.0 * g
+        k = np.eye(h.shape[0])
+        delta = np.linalg.inv(k + h) - k - QU @ N @ QU.T
+        LQ = self.L0 @ Q
+        return float(np.abs(LQ @ delta @ LQ.T).max() / np.abs(self.dense(sub, N)).max())
 
     def dense(self, sub: "Subspace", N: np.ndarray) -> np.ndarray:
         """C = C₀ + Φ N Φᵀ as an (n, n) array."""
@@ -202,8 +251,8 @@ class Reduction:
     def continuation(self, grid, gtol: float, loose: float | None = None, on_step=None, min_step: float = 1e-4):
         """Follow the (single) branch from C₀ through the scales ``grid`` (increasing, positive), halving a
         step that fails; the last scale is solved to ``gtol``, the others to ``loose`` (default ``gtol``).
-        Returns (ContinuationPath of dense C, (subspace, N) at the last scale)."""
-        path = ContinuationPath([0.0], [self.C0.copy()], [None])
+        Returns (ContinuationPath of C as a :class:`KernelPath`, (subspace, N) at the last scale)."""
+        path = ContinuationPath([0.0], KernelPath(self), [None])
         s_cur, sub, N = 0.0, None, None
         history = []
         for target in grid:
@@ -222,7 +271,7 @@ class Reduction:
                         s_next = 0.5 * (s_cur + s_next)
                 s_cur, sub, N = s_next, sub_n, N_n
                 path.s.append(s_cur)
-                path.x.append(self.dense(sub, N))
+                path.x.append((sub, N))
                 path.info.append(res)
                 if on_step is not None:
                     on_step(s_cur, path.x[-1], res)
@@ -234,6 +283,47 @@ class Reduction:
         from .solver import newton_correction
         dc = newton_correction(ReducedAction(sub, s), np.eye(sub.R) + N)
         return float(np.abs(sub.Phi @ dc @ sub.Phi.T).max() / np.abs(self.dense(sub, N)).max())
+
+
+class KernelPath(Sequence):
+    """The kernels C of a continuation stored as (subspace, N) and rebuilt on access, C = C₀ + Φ N Φᵀ
+    (O(n² R)); a path holds O(n R) numbers per step instead of n².  The first entry is C₀."""
+
+    def __init__(self, red: Reduction):
+        self.red, self.states = red, [None]
+
+    def append(self, state) -> None:
+        self.states.append(state)
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        st = self.states[i]
+        return self.red.C0.copy() if st is None else self.red.dense(*st)
+
+
+class ReducedPoint:
+    """A point C = C₀ + Φ N Φᵀ of the subspace solver at targets s·Y, for the observables of a result."""
+
+    def __init__(self, red: Reduction, sub: "Subspace", N: np.ndarray, s: float):
+        self.red, self.sub, self.N, self.s = red, sub, N, s
+
+    def chat_factors(self):
+        """(U, K) with Ĉ = U K Uᵀ (:meth:`Reduction.backward_factors`), U of n × (R + 1)."""
+        Z, X, e = self.red.backward_factors(self.sub, self.N, self.s)
+        return np.hstack([Z, e]), sla.block_diag(X, self.red.pr.sigma_v2 * np.eye(self.red.r))
+
+    def chat(self) -> np.ndarray:
+        return self.red.chat(self.sub, self.N, self.s)
+
+    def dual(self) -> np.ndarray:
+        return self.red.dual(self.sub, self.N, self.s)
+
+    def fixed_point_residual(self) -> float:
+        return self.red.fixed_point_residual(self.sub, self.N, self.s)
 
 
 class SubspaceData:
@@ -248,7 +338,8 @@ class SubspaceData:
 
     def u(self, N: np.ndarray) -> np.ndarray:
         """u = Fᵀ A⁻¹ y_S = (1 + σ_v² G N)⁻¹ b (Woodbury)."""
-        return np.linalg.solve(np.eye(N.shape[0]) + self.sub.red.pr.sigma_v2 * self.sub.G @ N, self.b)
+        red = self.sub.red
+        return np.linalg.solve(np.eye(self.b.size) + red.pr.sigma_v2 * self.sub.G @ blockwise(N, red.r), self.b)
 
 
 class Subspace:
@@ -258,7 +349,7 @@ class Subspace:
         self.red, self.U = red, U
         self.Phi = red.L0 @ U
         self.B = U.T @ sla.solve_triangular(red.L0, red.bmul(self.Phi), lower=True)
-        self.F = red.m_S[:, None] * self.Phi[red.S]
+        self.F = np.hstack([red.m_S[:, k, None] * self.Phi[red.S] for k in range(red.r)])
         self.AF = sla.cho_solve(red.A0, self.F)
         self.G = self.F.T @ self.AF
         self._data = {}
@@ -286,7 +377,7 @@ class ReducedAction(LinearAction):
     the data part by Woodbury; the ln det, trace and Σ-chain terms are those of :class:`LinearAction`."""
 
     def __init__(self, sub: Subspace, s: float):
-        self.pr, self.sub, self.n, self.P = sub.red.pr, sub, sub.R, None
+        self.pr, self.sub, self.n, self.P, self.r = sub.red.pr, sub, sub.R, None, sub.red.r
         self.d = sub.data(s)
         self.sv2 = self.pr.sigma_v2
 
@@ -307,18 +398,22 @@ class ReducedAction(LinearAction):
 
     def dual(self, c):
         """((1 + σ_v² G N)⁻¹ G, u = Fᵀ A⁻¹ y_S) in place of (A⁻¹, w)."""
-        Hm = np.eye(self.n) + self.sv2 * self.sub.G @ (c - np.eye(self.n))
+        Hm = np.eye(self.r * self.n) + self.sv2 * self.sub.G @ blockwise(c - np.eye(self.n), self.r)
         HG = np.linalg.solve(Hm, self.sub.G)
         return HG, np.linalg.solve(Hm, self.d.b)
 
     def data_value(self, p) -> float:
         """y_Sᵀ A⁻¹ y_S = y_Sᵀ A₀⁻¹ y_S − σ_v² bᵀ N u."""
-        return self.d.yAy0 - self.sv2 * float(self.d.b @ ((p.C - np.eye(self.n)) @ p.w))
+        return self.d.yAy0 - self.sv2 * float(self.d.b @ (blockwise(p.C - np.eye(self.n), self.r) @ p.w))
 
     def data_grad(self, p):
-        return self.sv2 * np.outer(p.w, p.w)
+        """σ_v² Σ_k u_k u_kᵀ (u = [u_1, …, u_r])."""
+        U = p.w.reshape(self.r, self.n)
+        return self.sv2 * U.T @ U
 
     def data_hessp(self, p, D):
         """d(σ_v² u uᵀ) along D: du = −σ_v² (1 + σ_v² G N)⁻¹ G D u (batched)."""
-        du = -self.sv2 * (p.Ainv @ (D @ p.w[:, None]))[..., 0]
-        return self.sv2 * (du[..., :, None] * p.w[None, :] + p.w[:, None] * du[..., None, :])
+        U = p.w.reshape(self.r, self.n)
+        DU = np.swapaxes(D @ U.T, -1, -2).reshape(D.shape[:-2] + (-1,))  # (1_r ⊗ D) u
+        dU = (-self.sv2 * (p.Ainv @ DU[..., None])[..., 0]).reshape(D.shape[:-2] + U.shape)
+        return self.sv2 * (np.swapaxes(dU, -1, -2) @ U + U.T @ dU)

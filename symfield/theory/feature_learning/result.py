@@ -21,21 +21,52 @@ SYMMETRIC_TOL = 1e-6
 class Branch:
     """One stationary point: ``name``, site kernel ``C`` (n, n) on sites i = t·P + μ (not (T, T, P, P):
     ``FeatureLearning.C`` is), ``action`` S/N; the top eigenvalue of
-    the Hessian (all lags, congruence coordinates) is computed on first access."""
+    the Hessian (all lags, congruence coordinates) is computed on first access.  ``reduced``: the point as
+    C = C₀ + Φ N Φᵀ of the subspace solver (:class:`.reduced.ReducedPoint`), whose Hessian-vector products
+    cost O(n² R) (:mod:`.reduced_spectrum`)."""
 
-    def __init__(self, name: str, C: np.ndarray, action: float, act=None, top_eigenvalue: float | None = None):
+    def __init__(self, name: str, C: np.ndarray, action: float, act=None, top_eigenvalue: float | None = None,
+                 reduced=None):
         self.name, self.C, self.action, self._act, self._top = name, C, float(action), act, top_eigenvalue
+        self.reduced = reduced
+        self._certificate = None
         #: top eigenvalue of the lag sectors k >= 1 (symmetric solutions only; nan otherwise)
         self.offlag_eigenvalue = float("nan")
+
+    def _stability(self):
+        """(top eigenvalue of the coupled block, bound on the rest) of :func:`.reduced_spectrum.stability`, or
+        None (no subspace point, or the reducing subspace is too large)."""
+        if self.reduced is None:
+            return None
+        if self._certificate is None:
+            from .reduced_spectrum import stability
+            r = self.reduced
+            self._certificate = (stability(r.red, r.sub, r.N, r.s),)
+        return self._certificate[0]
 
     @property
     def top_eigenvalue(self) -> float:
         if self._top is None:
-            self._top = top_eigen(self._act, self.C, lags=None)[0]
+            cert = self._stability()
+            if cert is not None and cert[0] >= cert[1]:  # the coupled block holds the top of the spectrum
+                self._top = cert[0]
+            elif self.reduced is not None:  # Lanczos on the whole Hessian, O(n² R) per product
+                from .reduced_spectrum import top_eigen as reduced_top
+                r = self.reduced
+                self._top = reduced_top(r.red, r.sub, r.N, r.s)[0]
+            else:
+                self._top = top_eigen(self._act, self.C, lags=None)[0]
         return self._top
 
     @property
     def stable(self) -> bool:
+        """Top eigenvalue of the Hessian <= UNSTABLE_TOL; for a subspace point from the coupled block and the
+        bound −½/T² < 0 on the rest (:func:`.reduced_spectrum.stability`) without the rest's exact spectrum.
+        Exact, but the Lanczos iteration converges slowly (the top of the spectrum is clustered): 6,625
+        products of 0.05 s at T·P = 400 (T = 20, P = 20) under load 9; long at T·P in the thousands."""
+        cert = self._stability() if self._top is None else None
+        if cert is not None:
+            return max(cert) <= UNSTABLE_TOL
         return self.top_eigenvalue <= UNSTABLE_TOL
 
     def __repr__(self):
@@ -80,8 +111,11 @@ class FeatureLearning:
 
     @property
     def Chat(self) -> np.ndarray:
-        """Conjugate kernel from the backward equation, shape (T, T, P, P)."""
-        return self.problem.from_sites(self._lin().chat(self._lin().point(self.selected.C)))
+        """Conjugate kernel from the backward equation, shape (T, T, P, P) (low rank at a subspace point,
+        :meth:`.reduced.Reduction.backward_factors`)."""
+        r = self.selected.reduced
+        Ch = r.chat() if r is not None else self._lin().chat(self._lin().point(self.selected.C))
+        return self.problem.from_sites(Ch)
 
     @property
     def Sigma(self) -> np.ndarray:
@@ -123,6 +157,8 @@ class FeatureLearning:
 
     def fixed_point_residual(self) -> float:
         """max |C − (Σ⁻¹ − Ĉ)⁻¹| / max |C| (forward–backward identity of Sec. 5)."""
+        if self.selected.reduced is not None:
+            return self.selected.reduced.fixed_point_residual()
         lin = self._lin()
         p = lin.point(self.selected.C)
         Cf = lin.forward(p, lin.chat(p))
@@ -160,8 +196,12 @@ class FeatureLearning:
 
     def _predict_at(self, C: np.ndarray, X_new) -> np.ndarray:
         lin = self._lin()
+        r = self.selected.reduced if C is self.selected.C else None
         if X_new is None:
-            return lin.predict(C).reshape(self.problem.T, self.problem.P).T
+            w = None if r is None else r.dual()
+            return lin.predict(C, w).reshape(self.problem.T, self.problem.P).T
+        if r is not None:  # Ĉ = U K Uᵀ of rank R + 1 and w by Woodbury: O(n² R)
+            return predict_new(self.problem, C, r.chat_factors(), r.dual(), X_new)
         p = lin.point(C)
         return predict_new(self.problem, C, lin.chat(p), p.w, X_new)
 
@@ -183,17 +223,23 @@ class FeatureLearning:
         One W group (W shared over all steps, e.g. an RNN): eig(C_pp⁻¹ C_pn) over the sites t <= T-1,
         a 1-D array.  Several groups: one array per group, stacked when the groups have the same size
         (fresh W per layer, e.g. a DNN: (T-1, P)).  Needs input at t = 1 only and no bias."""
-        out = learned_eigenvalues(self.problem, self.selected.C)
+        out = self._learned()
         if len(out) == 0:
             return np.zeros(0)
         if len(out) == 1:
             return out[0]
         return np.array(out) if len({v.size for v in out}) == 1 else out
 
+    def _learned(self) -> list:
+        """:func:`.spectrum.learned_eigenvalues` of the selected branch, computed once."""
+        if getattr(self, "_learned_cache", None) is None:
+            self._learned_cache = learned_eigenvalues(self.problem, self.selected.C)
+        return self._learned_cache
+
     def outliers(self):
         """Learned eigenvalues outside the bulk disc of their W group: |λ| > g (theory Sec. 8), in the
         layout of :meth:`learned_eigenvalues` (a list per group when there are several)."""
-        lam = learned_eigenvalues(self.problem, self.selected.C)
+        lam = self._learned()
         g = self.problem.spec.g_values()
         out = [row[np.abs(row) > g[k[0] - 1] * (1 + 1e-12)] for row, (_, _, k) in
                zip(lam, weight_group_sites(self.problem))]

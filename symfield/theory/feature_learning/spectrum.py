@@ -12,6 +12,7 @@ so eigenvalues are comparable across problems; the inertia equals that in C coor
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse.linalg as ssl
 
 from .action import LinearAction
@@ -127,6 +128,23 @@ def weight_group_sites(pr) -> list:
     return out
 
 
+def _overlaps(C, prev, nxt, ak, rk):
+    """(C_pp, C_px) with C_px = (C_pn − C_pp a)/r (columns scaled)."""
+    Cpp, Cpx = C[np.ix_(prev, prev)], C[np.ix_(prev, nxt)]
+    if np.any(ak != 0) or np.any(rk != 1):
+        Cpx = (Cpx - Cpp * ak) / rk
+    return Cpp, Cpx
+
+
+def _solve_pd(Cpp: np.ndarray, Cpx: np.ndarray) -> np.ndarray:
+    """C_pp⁻¹ C_px by one Cholesky factorisation; least squares (SVD, several times the cost) when C_pp is
+    singular (dependent inputs)."""
+    try:
+        return sla.cho_solve(sla.cho_factor(Cpp), Cpx)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(Cpp, Cpx, rcond=None)[0]
+
+
 def learned_eigenvalues(pr, C: np.ndarray) -> list:
     """Non-zero spectrum of the learned part of each W group (theory Sec. 8), linear φ: with
     x_k = (h_k − a_k h_{k−1})/r_k = W_k h_{k−1}, eig(C_pp⁻¹ C_px), C_pp over the previous sites of the
@@ -137,9 +155,6 @@ def learned_eigenvalues(pr, C: np.ndarray) -> list:
     a, r = pr.spec.leak_values(), pr.spec.r_values()
     out = []
     for prev, nxt, ks in weight_group_sites(pr):
-        Cpp, Cpx = C[np.ix_(prev, prev)], C[np.ix_(prev, nxt)]
-        ak, rk = np.repeat(a[ks], pr.P), np.repeat(r[ks], pr.P)
-        if np.any(ak != 0) or np.any(rk != 1):
-            Cpx = (Cpx - Cpp * ak) / rk
-        out.append(np.linalg.eigvals(np.linalg.lstsq(Cpp, Cpx, rcond=None)[0]))
+        Cpp, Cpx = _overlaps(C, prev, nxt, np.repeat(a[ks], pr.P), np.repeat(r[ks], pr.P))
+        out.append(np.linalg.eigvals(_solve_pd(Cpp, Cpx)))
     return out

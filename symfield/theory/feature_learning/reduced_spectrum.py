@@ -1,0 +1,214 @@
+"""Top eigenvalue of the full Hessian of S/N at a point of the subspace solver, by Lanczos with Hessian-vector
+products of cost O(n² R) (issue 9 part 4: no (n²)×(n²) Hessian is formed).
+
+At C = C₀ + Φ N Φᵀ (:mod:`.reduced`), in coordinates whitened by C₀ = L₀L₀ᵀ every matrix of the Hessian is the
+identity plus a term on the orthonormal basis Ũ = L₀⁻¹Φ of the subspace (c = 1 + N, σ = σ(c)):
+
+    C̃ = 1 + Ũ N Ũᵀ,   Σ̃ = 1 + Ũ(σ − 1)Ũᵀ,   Σ̃⁻¹C̃Σ̃⁻¹ = 1 − Ũ(1 − σ⁻¹cσ⁻¹)Ũᵀ,
+
+Σ(C) enters through the congruence 𝔅̃ = L₀⁻¹𝔅L₀ (kept sparse when it is, e.g. for a time-block-diagonal C₀),
+and the data part through ẽ = L₀ᵀê and A(C)⁻¹ by Woodbury.  The Hessian-vector product is that of
+:meth:`.action.LinearAction.hessp_at` written with these factors (:meth:`WhitenedHessian.apply`).  The
+congruence coordinates of :mod:`.solver` at C use a factor C = L Lᵀ; here L = L₀ M, M = 1 + Ũ(c^½ − 1)Ũᵀ
+(every factor gives the same spectrum, L and the Cholesky factor differ by an orthogonal matrix), so a
+product is D̃ = M V M, the whitened product, then M(·)M.  :func:`top_eigen` runs Lanczos (``eigsh``) on it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sps
+import scipy.sparse.linalg as ssl
+
+from .solver import smat, svec
+
+#: 𝔅̃ is stored sparse when at most this fraction of its entries is non-zero
+SPARSE_FRACTION = 0.2
+
+
+def _low(U: np.ndarray, a: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """(1 − U a Uᵀ) X."""
+    return X - U @ (a @ (U.T @ X))
+
+
+def _sandwich(U, a, X, b) -> np.ndarray:
+    """(1 − U a Uᵀ) X (1 − U b Uᵀ)."""
+    Y = _low(U, a, X)
+    return Y - ((Y @ U) @ b) @ U.T
+
+
+def _sqrtm_psd(c: np.ndarray) -> np.ndarray:
+    lam, V = np.linalg.eigh(0.5 * (c + c.T))
+    return (V * np.sqrt(lam)) @ V.T
+
+
+class WhitenedHessian:
+    """The Hessian of S/N at C = C₀ + Φ N Φᵀ (targets s·Y) in the congruence coordinates at C (module docstring)."""
+
+    def __init__(self, red, sub, N: np.ndarray, s: float):
+        self.red, self.n, self.sv2 = red, red.n, red.pr.sigma_v2
+        U = self.U = sub.U
+        R = sub.R
+        c = np.eye(R) + N
+        sig = sub.sigma(c)
+        ci, si = np.linalg.inv(c), np.linalg.inv(sig)
+        self.a_c, self.a_s = np.eye(R) - ci, np.eye(R) - si  # C̃⁻¹ = 1 − Ũ a_c Ũᵀ, Σ̃⁻¹ = 1 − Ũ a_s Ũᵀ
+        self.a_q = np.eye(R) - si @ c @ si  # Σ̃⁻¹C̃Σ̃⁻¹ = 1 − Ũ a_q Ũᵀ
+        self.m = -(_sqrtm_psd(c) - np.eye(R))  # M = 1 − Ũ m Ũᵀ
+        Bt = sla.solve_triangular(red.L0, red.bmul(red.L0), lower=True)
+        self.Bt = sps.csr_array(Bt) if np.count_nonzero(Bt) <= SPARSE_FRACTION * Bt.size else Bt
+        e = red.e_hat(sub, N, s)
+        self.e_t = red.L0.T @ e  # ẽ_k = L₀ᵀê_k, (n, r)
+        self.S, self.m_S = red.S, red.m_S
+        # A(C)⁻¹ v = A₀⁻¹v − A₀⁻¹F (1 + K G)⁻¹ K FᵀA₀⁻¹v, K = σ_v² 1_r ⊗ N (Woodbury)
+        K = self.sv2 * np.kron(np.eye(red.r), N)
+        self._wood = (sub.AF, np.linalg.solve(np.eye(K.shape[0]) + K @ sub.G, K))
+
+    def _ainv(self, v: np.ndarray) -> np.ndarray:
+        AF, W = self._wood
+        a = sla.cho_solve(self.red.A0, v)
+        return a - AF @ (W @ (AF.T @ v))
+
+    def data_direction(self, De: np.ndarray) -> np.ndarray:
+        """d̃_k = L₀ᵀ dê_k (n, r) from D̃ẽ (n, r): dw = −A⁻¹ dA w with dA w = σ_v² Σ_k m_k ∘ (D ê_k)_S in original
+        coordinates (D ê_k = L₀ D̃ ẽ_k), and dê_k = m_k ∘ E_S dw."""
+        u = self.red.L0 @ De
+        dw = -self._ainv(self.sv2 * np.sum(self.m_S * u[self.S], axis=1))
+        de = np.zeros((self.n, self.m_S.shape[1]))
+        de[self.S] = self.m_S * dw[:, None]
+        return self.red.L0.T @ de
+
+    def apply(self, D: np.ndarray) -> np.ndarray:
+        """The whitened Hessian-vector product L₀ᵀ H(L₀ D L₀ᵀ) L₀ (as :meth:`.action.LinearAction.hessp_at`)."""
+        U, Bt = self.U, self.Bt
+        dS = Bt @ (Bt @ D).T  # 𝔅̃ D 𝔅̃ᵀ (D symmetric)
+        SdS = _low(U, self.a_s, dS)  # Σ̃⁻¹ dΣ
+        term_c = -_sandwich(U, self.a_c, D, self.a_c)
+        term_s = SdS - ((SdS @ U) @ self.a_s) @ U.T  # Σ̃⁻¹ dΣ Σ̃⁻¹
+        M1 = SdS - ((SdS @ U) @ self.a_q) @ U.T  # Σ̃⁻¹ dΣ Q̃
+        inner = -M1 - M1.T + _sandwich(U, self.a_s, D, self.a_s) + term_s
+        adj = Bt.T @ (Bt.T @ inner.T).T  # 𝔅̃ᵀ (·) 𝔅̃
+        d_t = self.data_direction(D @ self.e_t)
+        data = self.sv2 * (d_t @ self.e_t.T + self.e_t @ d_t.T)
+        out = 0.5 * (term_c + term_s + adj + data)
+        return 0.5 * (out + out.T)
+
+    def congruence(self, V: np.ndarray) -> np.ndarray:
+        """The product in the congruence coordinates at C: M · apply(M V M) · M."""
+        U, m = self.U, self.m
+        return _sandwich(U, m, self.apply(_sandwich(U, m, V, m)), m)
+
+    def direction(self, V: np.ndarray) -> np.ndarray:
+        """V in congruence coordinates as a perturbation of C: L₀ M V M L₀ᵀ."""
+        L0 = self.red.L0
+        return L0 @ _sandwich(self.U, self.m, V, self.m) @ L0.T
+
+
+def top_eigen(red, sub, N: np.ndarray, s: float, tol: float = 1e-10, seed: int = 0):
+    """(largest eigenvalue of the full Hessian of S/N in congruence coordinates at C = C₀ + Φ N Φᵀ, direction
+    (n, n) in C coordinates, normalised) by Lanczos on :class:`WhitenedHessian` (O(n² R) per product, plus
+    O(n² T P) for a sparse 𝔅̃; the vectors are svec of n × n matrices)."""
+    H = WhitenedHessian(red, sub, N, s)
+    n = red.n
+    dim = n * (n + 1) // 2
+    op = ssl.LinearOperator((dim, dim), matvec=lambda v: svec(H.congruence(smat(np.ravel(v), n))), dtype=float)
+    v0 = np.random.default_rng(seed).standard_normal(dim)
+    lam, vec = ssl.eigsh(op, k=1, which="LA", tol=tol, v0=v0, ncv=min(dim, 24))
+    D = H.direction(smat(vec[:, 0], n))
+    return float(lam[0]), D / np.linalg.norm(D)
+
+
+# ------------------------------------------------------------------ the stability certificate
+def reducing_basis(H: WhitenedHessian, cap: int) -> np.ndarray | None:
+    """Orthonormal W (n, R_w) of the smallest subspace 𝒲 holding Ũ and ẽ and invariant under 𝔅̃ and 𝔅̃ᵀ (block
+    Krylov, directions below :data:`.reduced.BASIS_TOL` of a block dropped), or None when R_w exceeds ``cap``."""
+    from .reduced import BASIS_TOL
+    W = np.zeros((H.n, 0))
+    block = np.hstack([H.U, H.e_t])
+    while block.size:
+        scale = np.linalg.norm(block, axis=0).max()
+        if not scale > 0:
+            break
+        for _ in range(2):
+            block = block - W @ (W.T @ block)
+        Q, sv, _ = np.linalg.svd(block, full_matrices=False)
+        Q = Q[:, sv > BASIS_TOL * scale]
+        if W.shape[1] + Q.shape[1] > cap:
+            return None
+        W = np.hstack([W, Q])
+        block = np.hstack([H.Bt @ Q, H.Bt.T @ Q])
+    return W
+
+
+class CoupledBlock:
+    """The Hessian on the perturbations V = W A Wᵀ + W X + Xᵀ Wᵀ (A symmetric R_w × R_w, rows of X (R_w, n) in
+    𝒲⊥) of the congruence coordinates at C, 𝒲 = range W from :func:`reducing_basis`.
+
+    𝒲 and 𝒲⊥ are invariant under 𝔅̃ and 𝔅̃ᵀ and C̃ = Σ̃ = 1 on 𝒲⊥ (Ũ ⊂ 𝒲), and ẽ ∈ 𝒲, so the Hessian maps these V
+    to themselves and the rest, V on 𝒲⊥ × 𝒲⊥, to itself; there it is that of the GP kernel without data,
+    −½‖V − 𝔅̃V𝔅̃ᵀ‖², whose largest eigenvalue is at most −½/T² (𝔅̃𝔅̃ᵀ ⪯ 1 since C̃₀ = 1 = 𝔅̃𝔅̃ᵀ + Σ̃₀, and
+    𝔅̃^T = 0, so ‖(1 − 𝒯)⁻¹‖ = ‖Σ_{k<T} 𝒯^k‖ <= T for 𝒯V = 𝔅̃V𝔅̃ᵀ).  Products cost O(n R_w²) plus the sparse 𝔅̃."""
+
+    def __init__(self, H: WhitenedHessian, W: np.ndarray):
+        self.H, self.W = H, W
+        Tu = W.T @ H.U
+        self.mu = Tu @ H.m @ Tu.T  # M = 1 − W μ Wᵀ
+        self.k = W.shape[1]
+        self.dim = self.k * (self.k + 1) // 2 + self.k * H.n
+
+    def split(self, z: np.ndarray):
+        k = self.k
+        a = k * (k + 1) // 2
+        return smat(z[:a], k), z[a:].reshape(k, -1) / np.sqrt(2.0)
+
+    def join(self, A: np.ndarray, X: np.ndarray) -> np.ndarray:
+        return np.concatenate([svec(A), np.sqrt(2.0) * X.reshape(-1)])
+
+    def _rows(self, A: np.ndarray, X: np.ndarray):
+        """(WᵀOW, WᵀO − (WᵀOW)Wᵀ) of O = the whitened product of D = F G Fᵀ, F = [W, Xᵀ], G = [[A, 1], [1, 0]]."""
+        H, W = self.H, self.W
+        U, k = H.U, self.k
+        F = np.hstack([W, X.T])
+        G = np.block([[A, np.eye(k)], [np.eye(k), np.zeros((k, k))]])
+        F1 = H.Bt @ F  # dΣ = F1 G F1ᵀ
+        sF1, qF1 = _low(U, H.a_s, F1), _low(U, H.a_q, F1)
+        sF, cF = _low(U, H.a_s, F), _low(U, H.a_c, F)
+        terms = [(-cF, cF, 1.0), (sF1, sF1, 1.0)]  # −C̃⁻¹DC̃⁻¹, Σ̃⁻¹dΣΣ̃⁻¹
+        inner = [(sF1, qF1, -1.0), (qF1, sF1, -1.0), (sF, sF, 1.0), (sF1, sF1, 1.0)]
+        BtT = H.Bt.T
+        terms += [(BtT @ P, BtT @ Q, c) for P, Q, c in inner]  # 𝔅̃ᵀ(dQ + Σ̃⁻¹dΣΣ̃⁻¹)𝔅̃
+        WO = sum(c * ((W.T @ P) @ G) @ Q.T for P, Q, c in terms)
+        # data: σ_v² Σ_k (d̃_k ẽ_kᵀ + ẽ_k d̃_kᵀ) (:meth:`WhitenedHessian.data_direction`)
+        e = H.e_t
+        d = H.data_direction(F @ (G @ (F.T @ e)))
+        WO += H.sv2 * ((W.T @ d) @ e.T + (W.T @ e) @ d.T)
+        WO *= 0.5
+        Aout = WO @ W
+        return 0.5 * (Aout + Aout.T), WO - Aout @ W.T
+
+    def apply(self, z: np.ndarray) -> np.ndarray:
+        """The Hessian in congruence coordinates at C (M(·)M around the whitened product), on z = [svec A, √2 X];
+        a component of X along 𝒲 (round-off) is mapped to −1 × itself (off the block, below its spectrum)."""
+        A, X = self.split(z)
+        P = np.eye(self.k) - self.mu
+        off = X @ self.W
+        X = X - off @ self.W.T
+        Ao, Xo = self._rows(P @ A @ P, P @ X)
+        return self.join(P @ Ao @ P, P @ Xo - off @ self.W.T)
+
+
+def stability(red, sub, N: np.ndarray, s: float, cap: int | None = None, tol: float = 1e-10, seed: int = 0):
+    """(largest eigenvalue of the Hessian on the coupled block of :class:`CoupledBlock`, the bound −½/T² on the
+    rest) at C = C₀ + Φ N Φᵀ, or None when the reducing subspace 𝒲 is larger than ``cap`` (default n/4).  The
+    full Hessian's largest eigenvalue is the first when it is at least the bound, else it lies below the bound."""
+    H = WhitenedHessian(red, sub, N, s)
+    W = reducing_basis(H, red.n // 4 if cap is None else cap)
+    if W is None:
+        return None
+    blk = CoupledBlock(H, W)
+    op = ssl.LinearOperator((blk.dim, blk.dim), matvec=lambda v: blk.apply(np.ravel(v)), dtype=float)
+    A0 = np.random.default_rng(seed).standard_normal((blk.k, blk.k))
+    X0 = np.random.default_rng(seed + 1).standard_normal((blk.k, red.n))
+    v0 = blk.join(A0 + A0.T, X0 - (X0 @ W) @ W.T)
+    lam = ssl.eigsh(op, k=1, which="LA", tol=tol, v0=v0, ncv=min(blk.dim, 24), return_eigenvectors=False)
+    return float(lam[0]), -0.5 / red.T ** 2

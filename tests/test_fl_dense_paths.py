@@ -1,0 +1,101 @@
+"""The observables of a subspace-solver result (symfield/theory/feature_learning/{reduced,reduced_spectrum}.py) in
+O(n² R) against their dense formulas on the same kernel (LinearAction, prediction.joint_kernel) and the Hessian
+spectrum against the dense Hessian's eigenvalues, at small n."""
+import numpy as np
+import pytest
+
+from symfield.theory.feature_learning import feature_learning
+from symfield.theory.feature_learning.action import LinearAction
+from symfield.theory.feature_learning.prediction import predict_new
+from symfield.theory.feature_learning.problem import problem
+from symfield.theory.feature_learning import reduced, reduced_spectrum as rs
+from symfield.theory.feature_learning.spectrum import sector_hessian
+
+from test_fl_reduced import NETS, sequential
+
+
+CASES = dict(NETS, untied={"input": "every", "readout": "untied"})
+
+
+def _solve(kw, T=6, P=4, gtol=1e-12):
+    kw = dict(kw)
+    readout = kw.pop("readout", None)
+    net, X, Y, sup = sequential(T, P, **kw)
+    fl = feature_learning(net, X, Y, supervised=sup, kappa=0.5, gtol=gtol, readout=readout)
+    assert fl.selected.reduced is not None  # solved by the subspace solver
+    return fl, LinearAction(fl.problem)
+
+
+def _close(a, b, rtol=1e-10):
+    assert np.abs(np.asarray(a) - b).max() <= rtol * np.abs(b).max()
+
+
+@pytest.mark.parametrize("kw", CASES.values(), ids=CASES.keys())
+def test_observables_equal_their_dense_formulas(kw):
+    fl, lin = _solve(kw)
+    pr, C = fl.problem, fl.C_sites
+    p = lin.point(C)
+    _close(fl.Chat, pr.from_sites(lin.chat(p)))
+    _close(fl.predict(), (lin.readout_kernel(C)[:, pr.sites_S] @ p.w).reshape(pr.T, pr.P).T)
+    Xn = np.random.default_rng(3).standard_normal((2, fl.problem.X.shape[-1]))
+    _close(fl.predict(Xn), predict_new(pr, C, lin.chat(p), p.w, Xn))
+    K = lin.readout_kernel(C)
+    KS = K[:, pr.sites_S]
+    var = np.diag(K) - np.einsum("ia,ab,ib->i", KS, p.Ainv, KS)
+    _close(fl.predictive_variance(), var.reshape(pr.T, pr.P).T)
+    assert len(fl.path.x) == len(fl.path.s) and np.array_equal(fl.path.x[-1], C)
+    assert all(isinstance(st, tuple) or st is None for st in fl.path.x.states)  # no dense kernel stored
+
+
+def test_fixed_point_residual_of_a_loose_solve_equals_the_dense_one():
+    fl, lin = _solve({}, gtol=1e-5)
+    C = fl.C_sites
+    p = lin.point(C)
+    dense = np.abs(lin.forward(p, lin.chat(p)) - C).max() / np.abs(C).max()
+    assert dense > 1e-9  # measurably off the fixed point
+    assert fl.fixed_point_residual() == pytest.approx(dense, rel=1e-6)
+
+
+def _dense_spectrum(pr, C):
+    H, _ = sector_hessian(LinearAction(pr), C, None)
+    return np.linalg.eigvalsh(H)
+
+
+@pytest.mark.parametrize("kw", CASES.values(), ids=CASES.keys())
+def test_hessian_products_and_top_eigenvalue_equal_the_dense_hessian(kw):
+    fl, lin = _solve(kw, T=5, P=3)
+    r = fl.selected.reduced
+    H = rs.WhitenedHessian(r.red, r.sub, r.N, 1.0)
+    D = np.random.default_rng(0).standard_normal((fl.problem.n,) * 2)
+    D = D + D.T
+    L0 = r.red.L0
+    _close(H.apply(D), L0.T @ lin.hessp(fl.C_sites, L0 @ D @ L0.T) @ L0, 1e-12)
+    lam = _dense_spectrum(fl.problem, fl.C_sites)
+    assert fl.selected.top_eigenvalue == pytest.approx(lam[-1], abs=1e-10)
+    assert fl.stable == (lam[-1] <= 1e-9)
+    assert rs.top_eigen(r.red, r.sub, r.N, 1.0)[0] == pytest.approx(lam[-1], abs=1e-10)
+    block, bound = rs.stability(r.red, r.sub, r.N, 1.0, cap=fl.problem.n)
+    assert np.abs(lam - block).min() < 1e-10  # an eigenvalue of the Hessian
+    assert lam[-1] <= max(block, bound) + 1e-12
+
+
+def test_an_unstable_point_is_found_unstable():
+    """At a point C₀ + Φ N Φᵀ far from the saddle point (the decomposition holds at any such point) the Hessian
+    has positive eigenvalues: the coupled block holds the top one, and Branch.stable / top_eigenvalue see it."""
+    from symfield.theory.feature_learning.result import Branch
+    net, X, Y, sup = sequential(5, 3)
+    pr = problem(net, X, Y, sup, 0.5)
+    red = reduced.Reduction(pr)
+    sub, _, _ = red.solve(1.0, None, None, 1e-10)
+    rng = np.random.default_rng(0)
+    Q = np.linalg.qr(rng.standard_normal((sub.R, sub.R)))[0]
+    N = Q @ np.diag(rng.uniform(-0.9, 10.0, sub.R)) @ Q.T
+    C = red.dense(sub, N)
+    lam = _dense_spectrum(pr, C)
+    assert lam[-1] > 1e-3
+    block, bound = rs.stability(red, sub, N, 1.0, cap=pr.n)
+    assert block == pytest.approx(lam[-1], abs=1e-10)
+    br = Branch("far", C, 0.0, LinearAction(pr), reduced=reduced.ReducedPoint(red, sub, N, 1.0))
+    br._certificate = ((block, bound),)  # the cap of n/4 refuses this small problem; use the computed block
+    assert not br.stable
+    assert br.top_eigenvalue == pytest.approx(lam[-1], abs=1e-10)
