@@ -205,12 +205,11 @@ def spectrum_summary(Ws, g: float) -> dict:
 
 def sample_cell(kind, T, phi, Y, sup, N, sampler, seed, checkpoint, eig, **hmc):
     """Posterior samples of one cell at width N: 'trajectory' (hidden weights integrated out, O(N) per
-    step; symfield.simulate.trajectory) or 'weights' (sf.simulate.posterior, O(N²))."""
-    if sampler == "trajectory":
-        return posterior_trajectory(net(kind, T, phi), X1, Y, supervised=sup, N=N, seed=seed, checkpoint=checkpoint,
-                                    eig_samples=1 if eig else 0, **hmc)
-    return sf.simulate.posterior(net(kind, T, phi), X1, Y, supervised=sup, N=N, seed=seed, checkpoint=checkpoint,
-                                 eig_samples=1 if eig else 0, **hmc)
+    step; symfield.simulate.trajectory) or 'weights' (sf.simulate.posterior, O(N²)); ``eig``: diagonalised
+    W draws per chain (True: one)."""
+    fn = posterior_trajectory if sampler == "trajectory" else sf.simulate.posterior
+    return fn(net(kind, T, phi), X1, Y, supervised=sup, N=N, seed=seed, checkpoint=checkpoint,
+              eig_samples=int(eig), **hmc)
 
 
 def finite_n(cells, Ns, samples, burn, chains, seed, progress, sampler="weights", checkpoint=None,
@@ -261,6 +260,47 @@ def finite_n(cells, Ns, samples, burn, chains, seed, progress, sampler="weights"
             if spectra:
                 rows[-1]["spectra"] = {**spectra, "theory_learned_W": theory.get("learned_W"), "g": 1.0}
     return rows
+
+
+def outlier_widths(cells, Ns, samples, burn, chains, eig_samples, seed, progress, sampler="trajectory",
+                   checkpoint=None) -> list:
+    """The RNN outlier across widths (theory Sec. 8): top |λ(W)| of ``eig_samples`` W draws per chain at each
+    width N, mean ± standard error over the draws, extrapolated to order 1 in 1/N (the outlier of a
+    finite-rank perturbation of the circular-law bulk is a smooth function of the sampled kernel and the
+    bulk: a regular expansion where it lies outside the disc), z against the theory's |λ| of the learned
+    part H_n G_φ⁻¹ Φ_pᵀ/N (``fl.learned_eigenvalues()``)."""
+    rows = []
+    cells = [c for c in cells if c["kind"] == "rnn" and "task" not in c]
+    with progress_bar(len(cells) * len(Ns), f"outlier of W across widths ({sampler})", progress) as bar:
+        for cell in cells:
+            phi, y = cell["phi"], cell["y"]
+            th = theory_point("rnn", 3, phi, y)
+            tops, errs = [], []
+            for N in Ns:
+                ck = None if checkpoint is None else Path(checkpoint) / f"rnn-{phi}-{y:g}-N{N}"
+                post = sample_cell("rnn", 3, phi, endpoint(3, y), None, N, sampler, seed + 7 * N, ck, eig_samples,
+                                   samples=samples, burn=burn, chains=chains)
+                tops.append(float(post.W_top[:, 0].mean()))
+                errs.append(float(post.sem("W_top")[0]))
+                bar.update()
+            row = {"phi": phi, "y": y, "theory_learned_W": th["learned_W"], "N": list(Ns), "top": tops,
+                   "top_sem": errs, "draws": int(post.W_top.shape[0]), "edge": [1 + 3 / np.sqrt(n) for n in Ns]}
+            if len(Ns) >= 2 and th["learned_W"] > 1.0:   # an outlier only where |λ| > g = 1
+                ext = extrapolate(Ns, tops, errs)
+                row.update(extrapolated=ext.value, extrapolated_error=ext.error, chi2=ext.chi2, dof=ext.dof,
+                           z=float((ext.value - th["learned_W"]) / ext.error))
+            rows.append(row)
+    return rows
+
+
+def print_outliers(rows):
+    print(f"{'cell':<22} {'theory λ':>9} " + " ".join(f"{'N=' + str(n):>17}" for n in rows[0]["N"])
+          + f" {'N->inf':>9} {'±':>7} {'z':>6}")
+    for r in rows:
+        per_n = " ".join(f"{v:9.5f}±{e:7.5f}" for v, e in zip(r["top"], r["top_sem"]))
+        ext = (f"{r['extrapolated']:9.5f} {r['extrapolated_error']:7.5f} {r['z']:6.2f}" if "z" in r
+               else f"{'(inside the bulk: no outlier)':>24}")
+        print(f"rnn {r['phi']} y={r['y']:<10g} {r['theory_learned_W']:9.5f} {per_n} {ext}")
 
 
 def cells_for(phis, kinds, y_factors, sequential: bool) -> list:
@@ -379,12 +419,13 @@ def figure(data: dict, path: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ main
-PART_KEYS = {"thresholds": "thresholds", "order": "order_parameter", "phase": "phase_diagram", "finite": "finite_n"}
+PART_KEYS = {"thresholds": "thresholds", "order": "order_parameter", "phase": "phase_diagram", "finite": "finite_n",
+             "outlier": "outlier"}
 
 
 def run(out: Path, quick: bool, seed: int, progress, widths=None, parts=tuple(PART_KEYS), sampler="trajectory",
         fn_samples=None, fn_burn=None, fn_chains=None, spectra_N=None, reuse=False, kinds=None, phis=None,
-        y_factors=None, sequential=None) -> dict:
+        y_factors=None, sequential=None, outlier_N=None, outlier_samples=None, eig_samples=None) -> dict:
     """The derivation; ``parts``: which sections run (a run of only some writes only those, to
     feature_learning_nonlinear_<part>.json); ``reuse``: take a section from that file when it exists
     (sections computed by separate, concurrent runs); ``widths``: the widths N of the finite-N check
@@ -425,6 +466,16 @@ def run(out: Path, quick: bool, seed: int, progress, widths=None, parts=tuple(PA
         data["finite_n"] = finite_n(cells, Ns, seed=seed, progress=progress, sampler=sampler,
                                     checkpoint=ckpt / f"finite-{sampler}",
                                     spectra_N=spectra_N if spectra_N else Ns[-1] if q else 1024, **fin)
+    if "outlier" in parts:
+        data["outlier"] = outlier_widths(cells_for(phis or (["erf"] if q else ["erf", "tanh"]), ["rnn"],
+                                                   [f for f in (y_factors or ([1.5] if q else [1.3, 1.8])) if f > 1],
+                                                   False),
+                                         list(outlier_N or ([32, 64] if q else [512, 1024, 2048])),
+                                         samples=outlier_samples or (10 if q else 100), burn=fin["burn"],
+                                         chains=fin["chains"], eig_samples=eig_samples or (2 if q else 5), seed=seed,
+                                         progress=progress, sampler=sampler, checkpoint=ckpt / f"outlier-{sampler}")
+    if "outlier" in data:
+        print_outliers(data["outlier"])
     if "finite_n" in data:
         print_table(data["finite_n"])
         print_spectra(data["finite_n"])
@@ -449,6 +500,9 @@ PARAMETERS = {"seed": Param(1, "random seed of the HMC chains"),
               "chains": Param(4, "finite-N chains per width", quick=2),
               "spectra_width": Param(1024, "width N at which the sampled W are diagonalised", quick=32),
               "parts": Param(tuple(PART_KEYS), "sections to run"),
+              "outlier_widths": Param((512, 1024, 2048), "widths of the W-outlier check", quick=(32, 64)),
+              "outlier_samples": Param(100, "samples per chain of the W-outlier check", quick=10),
+              "eig_samples": Param(5, "diagonalised W draws per chain of the W-outlier check", quick=2),
               "kinds": Param(("rnn", "dnn"), "architectures of the finite-N cells", quick=("rnn",)),
               "phis": Param(("erf", "tanh"), "nonlinearities of the finite-N cells", quick=("erf",)),
               "y_factors": Param((0.7, 1.3, 1.8), "signals y / y_c of the finite-N endpoint cells", quick=(1.5,)),
@@ -461,7 +515,8 @@ def main(argv=None) -> dict:
     return run(args.out, args.quick, v["seed"], args.progress, widths=v["widths"], parts=tuple(v["parts"]),
                sampler=v["sampler"], fn_samples=v["samples"], fn_burn=v["burn"], fn_chains=v["chains"],
                spectra_N=v["spectra_width"], reuse=v["reuse"], kinds=list(v["kinds"]), phis=list(v["phis"]),
-               y_factors=list(v["y_factors"]), sequential=v["sequential"])
+               y_factors=list(v["y_factors"]), sequential=v["sequential"], outlier_N=v["outlier_widths"],
+               outlier_samples=v["outlier_samples"], eig_samples=v["eig_samples"])
 
 
 if __name__ == "__main__":

@@ -129,3 +129,25 @@ def test_extrapolate_refuses_bad_arguments():
         extrapolate([100, 200], [1, 2], [1, 0])
     with pytest.raises(SpecError, match="powers"):
         extrapolate([100, 200, 300], [1, 2, 3], [1, 1, 1], powers=(1, 1))
+
+
+def test_subthreshold_learned_eigenvalue_has_an_N_to_the_minus_5_4_term():
+    """The expansion behind the derived fit powers of derivations/feature_learning_nonlinear.py (fit_powers):
+    with M = [[0, b], [1, d]] (the companion form of C_pp⁻¹C_pn at T = 3) and b, d = O(N^(-1/2)),
+    N^(5/4) (E|λ_max|⁴ − E b²) → 2 E[|δ| β_+^(3/2)] (b = β/√N, d = δ/√N), approached like N^(-1/4);
+    and tr M⁴ = 2b² + 4b d² + d⁴ exactly (a polynomial: a regular 1/N expansion)."""
+    rng = np.random.default_rng(2)
+    beta, delta = rng.standard_normal((2, 100_000)) * np.array([[1.0], [2.3]])
+    limit = 2 * np.mean(np.abs(delta) * np.clip(beta, 0, None) ** 1.5)
+    gaps = []
+    for N in (1e4, 1e6, 1e8):
+        b, d = beta / np.sqrt(N), delta / np.sqrt(N)
+        M = np.zeros((beta.size, 2, 2))
+        M[:, 0, 1], M[:, 1, 0], M[:, 1, 1] = b, 1.0, d
+        lam = np.linalg.eigvals(M)
+        top4 = np.abs(lam).max(axis=1) ** 4
+        gaps.append(N ** 1.25 * np.mean(top4 - b ** 2) / limit - 1)
+        assert np.allclose(np.sum(lam ** 4, axis=1).real, 2 * b ** 2 + 4 * b * d ** 2 + d ** 4, rtol=1e-6, atol=0)
+    assert abs(gaps[-1]) < 0.05
+    assert abs(gaps[1] / gaps[2] / 10 ** 0.5 - 1) < 0.1     # the remainder falls like N^(-1/4): 10^(1/2) per 100x
+    assert gaps[0] / gaps[1] > gaps[1] / gaps[2] > 1
