@@ -3,8 +3,9 @@ finite-width check (arXiv:2602.15593; theory Secs. 4, 6, 7, 12).
 
 Run:  python derivations/feature_learning_nonlinear.py [--out DIR] [--quick] [--no-progress] [--widths 256 512 ...]
       [--sampler trajectory|weights] [--samples S] [--burn B] [--chains C] [--spectra-width N]
-      [--parts thresholds order phase finite] [--reuse] [--scheduler local:2]
+      [--parts thresholds order phase finite outlier] [--reuse] [--scheduler local:2]
       [--kinds rnn dnn] [--phis erf tanh] [--y-factors 0.7 1.3 1.8] [--sequential true|false]
+      [--outlier-widths 512 1024 2048] [--outlier-samples S] [--eig-samples E]
       (also part of: symfield reproduce feature-learning)
 
 1. threshold y_c against T for linear (closed form), erf and tanh RNNs (endpoint task, lag-sector Hessian
@@ -20,6 +21,8 @@ Run:  python derivations/feature_learning_nonlinear.py [--out DIR] [--quick] [--
    order-1 and order-2 fits beside) and compared with the theory (z-scores, standard errors from batch
    means, symfield.simulate.batch_means); spectra of the sampled W at --spectra-width: the
    RNN's outlier against the learned eigenvalue of the theory, the DNN layers inside the bulk;
+5. the RNN outlier across widths: top |λ(W)| of conditionally drawn W at --outlier-widths, extrapolated in
+   1/N against the theory's learned eigenvalue (cells above threshold; outlier_widths);
 --parts runs some sections (written to feature_learning_nonlinear_<parts>.json); --reuse assembles those.
 writes feature_learning_nonlinear.{json,png,pdf,svg} into the output directory.
 """
@@ -265,9 +268,9 @@ def finite_n(cells, Ns, samples, burn, chains, seed, progress, sampler="weights"
 def outlier_widths(cells, Ns, samples, burn, chains, eig_samples, seed, progress, sampler="trajectory",
                    checkpoint=None) -> list:
     """The RNN outlier across widths (theory Sec. 8): top |λ(W)| of ``eig_samples`` W draws per chain at each
-    width N, mean ± standard error over the draws, extrapolated to order 1 in 1/N (the outlier of a
-    finite-rank perturbation of the circular-law bulk is a smooth function of the sampled kernel and the
-    bulk: a regular expansion where it lies outside the disc), z against the theory's |λ| of the learned
+    width N, mean ± standard error over the draws, extrapolated to order 1 in 1/N (an outlier of a
+    finite-rank perturbation of the circular-law bulk, well outside the disc, fluctuates by O(N^(-1/2))
+    about a mean expected to shift by O(1/N)), z against the theory's |λ| of the learned
     part H_n G_φ⁻¹ Φ_pᵀ/N (``fl.learned_eigenvalues()``)."""
     rows = []
     cells = [c for c in cells if c["kind"] == "rnn" and "task" not in c]
