@@ -169,6 +169,6 @@ def test_finite_width_derivation_cell_runs(tmp_path):
     spec.loader.exec_module(mod)
     rows = mod.finite_n([{"kind": "rnn", "phi": "tanh", "y": 5.0}], [8, 16], samples=6, burn=6, chains=2, seed=3,
                         progress=False)
-    assert {r["observable"] for r in rows} == {"cT", "C12C23", "f", "learned"}
+    assert {r["observable"] for r in rows} == {"cT", "C12C23", "f", "learned", "learned_psum"}
     for r in rows:
         assert np.isfinite(r["z"]) and np.isfinite(r["theory"]) and len(r["values"]) == 2

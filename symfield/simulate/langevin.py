@@ -37,7 +37,8 @@ from ..resources import check_memory, check_steps, check_time
 from ..task import problem
 from . import posterior_hmc
 from .draws import root_seed
-from .posterior import _batch_sem, layout, reduced_inputs
+from .batch_means import batch_sem
+from .posterior import layout, reduced_inputs
 
 SGLD_TEMPLATE = '''
 @njit(cache=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
@@ -252,12 +253,7 @@ class LangevinSamples:
 
     def sem(self, name: str = "f") -> np.ndarray:
         """Standard error from the spread of per-chain means (batch means for one chain)."""
-        obs = self.observable(name)
-        chains = np.unique(self.chain)
-        if chains.size < 2:
-            return _batch_sem(obs)
-        means = np.stack([obs[self.chain == c].mean(axis=0) for c in chains])
-        return means.std(axis=0, ddof=1) / np.sqrt(chains.size)
+        return batch_sem(self.observable(name), self.chain, 1 if np.unique(self.chain).size > 1 else 5)
 
 
 def default_step(mod, theta, lay, xr, sup, kappa, sigma_v2) -> float:

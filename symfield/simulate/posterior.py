@@ -25,6 +25,7 @@ from ..resources import check_memory, check_steps, check_time
 from ..spec import SpecError
 from ..task import problem
 from . import posterior_hmc
+from .batch_means import batch_sem
 from .draws import group_scales, root_seed
 
 Layout = namedtuple("Layout", "T N u_off u_layer su w_off w_layer gw leak b_off b_layer sb v_off v_layer sv")
@@ -133,22 +134,14 @@ class PosteriorSamples:
         return labelled(self.spec, self.N, self.C, self.f, self.chain, self.W_top, self.acceptance, self.step,
                         self.seed, self.seconds)
 
-    def sem(self, name: str = "C") -> np.ndarray:
-        """Standard error from the spread of per-chain means (chains are independent)."""
+    def sem(self, name: str = "C", batches: int = 5) -> np.ndarray:
+        """Standard error of :meth:`mean`: batch means, ``batches`` contiguous batches per chain
+        (:func:`symfield.simulate.batch_means.batch_sem`; ``batches=1``: the spread of the chain means,
+        the robust choice when chains may sit in different branches); 'W_top': the spread of the draws."""
         obs = self.observable(name)
         if name == "W_top":
             return obs.std(axis=0, ddof=1) / np.sqrt(max(obs.shape[0], 2))
-        chains = np.unique(self.chain)
-        if chains.size < 2:
-            return _batch_sem(obs)
-        means = np.stack([obs[self.chain == c].mean(axis=0) for c in chains])
-        return means.std(axis=0, ddof=1) / np.sqrt(chains.size)
-
-
-def _batch_sem(obs: np.ndarray, batches: int = 10) -> np.ndarray:
-    k = obs.shape[0] // batches
-    means = np.stack([obs[i * k:(i + 1) * k].mean(axis=0) for i in range(batches)])
-    return means.std(axis=0, ddof=1) / np.sqrt(batches)
+        return batch_sem(obs, self.chain, batches)
 
 
 def learned_eigenvalues(C: np.ndarray) -> np.ndarray:
