@@ -1,16 +1,22 @@
 """μP feature learning with nonlinear φ: time of one solve at T·P = 200, and the cost of the Monte Carlo path.
 
-    python benchmarks/bench_feature_learning_nonlinear.py [--quick] [--samples 4000]
+    python benchmarks/bench_feature_learning_nonlinear.py [--quick] [--samples 4000] [--check]
 
 * ``large``: erf RNN, sequential task, T = 20 steps × P = 10 sequences (T·P = 200 sites; input at t = 1,
   supervised at even steps and the last one, targets sin(0.3 t + phase)): one ``sf.feature_learning`` solve on
   the full 200-dimensional tilted measure (importance sampling, ``--samples`` points), against the linear
-  solver on the same problem in the same process (reference);
+  solver on the same problem in the same process (reference).  Reports wall and CPU time, ``fl.error``, the
+  effective sample size of the importance weights at the solution, the map evaluations, and the load.
+* ``--check``: the same solve with 4× the points and another seed; z-scores (C₁ − C₂)/√(e₁² + e₂²) of the
+  entries of C with the per-entry batch errors of both runs (independent check of ``fl.error``).
 * ``accuracy``: erf RNN, sequential task T = 4, P = 1 (Monte Carlo path, T·P = 4): ``fl.error`` and time against
   the number of points — what the Monte Carlo path costs for a given accuracy.
+* ``--quick``: T = 6, P = 2 (T·P = 12) and two accuracy rows (run by tests/test_feature_learning_nonlinear.py).
 
-Reports wall times (one run each after a warm-up of the compiled kernels on a small problem), the ratio to the
-linear solve, and the load average (``os.getloadavg()``; the machine is shared).
+Measured (2-core machine shared by five sessions; numbers as seen, with the load average):
+
+    T·P = 200 (T = 20, P = 10), 4000 points: see the final report of the nl200 session / docs/scaling.md
+    (the map evaluation alone costs 0.7 s at load 6; a solve needs hundreds of evaluations).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import time
 import numpy as np
 
 import symfield as sf
+from symfield.theory.feature_learning.nonlinear import batch_error
 
 
 def large_problem(T: int, P: int, phi: str):
@@ -34,19 +41,33 @@ def large_problem(T: int, P: int, phi: str):
 
 
 def timed(fn):
-    """(wall seconds, CPU seconds of this process, result): on a shared machine the CPU time is the cost."""
+    """(wall seconds, result); ``timed.cpu``: CPU seconds of this process (on a shared machine, the cost)."""
     t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
     timed.cpu = time.process_time() - c0
     return time.perf_counter() - t0, out
 
 
+def entry_errors(fl) -> np.ndarray:
+    """Per-entry standard errors of C (site layout) from the batch deviations of the solution."""
+    return batch_error(fl.selected.deviations)[0]
+
+
+def z_scores(fl1, fl2) -> np.ndarray:
+    """(C₁ − C₂)/√(e₁² + e₂²) over the upper triangle of the site kernels."""
+    i, j = np.triu_indices(fl1.selected.C.shape[0])
+    e = np.hypot(entry_errors(fl1), entry_errors(fl2))[i, j]
+    return (fl1.selected.C - fl2.selected.C)[i, j] / np.maximum(e, 1e-300)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="T·P = 40 instead of 200")
+    ap.add_argument("--quick", action="store_true", help="T·P = 12 instead of 200")
     ap.add_argument("--samples", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--check", action="store_true", help="also solve with 4x the points and another seed")
     args = ap.parse_args(argv)
-    T, P = (8, 5) if args.quick else (20, 10)
+    T, P = (6, 2) if args.quick else (20, 10)
     net, X, Y, sup = large_problem(4, 2, "erf")
     sf.feature_learning(net, X, Y, supervised=sup, estimator=dict(samples=500))  # warm-up (compilation)
     print(f"load average before: {os.getloadavg()}")
@@ -54,11 +75,24 @@ def main(argv=None):
     lin = sf.RNN(T, phi="linear", bias="none", scaling="mean_field")
     t_lin, fl_lin = timed(lambda: sf.feature_learning(lin, X, Y, supervised=sup))
     c_lin = timed.cpu
-    t_nl, fl = timed(lambda: sf.feature_learning(net, X, Y, supervised=sup, estimator=dict(samples=args.samples),
-                                                 steps=4, progress=True))
-    print(f"large: erf RNN T={T} P={P} (T·P = {T * P}), {args.samples} points: {t_nl:.1f} s wall, {timed.cpu:.1f} s "
+
+    def solve(samples, seed):
+        return sf.feature_learning(net, X, Y, supervised=sup, estimator=dict(samples=samples, seed=seed),
+                                   steps=args.steps, progress=not args.quick)
+    t_nl, fl = timed(lambda: solve(args.samples, 0))
+    c_nl = timed.cpu
+    print(f"large: erf RNN T={T} P={P} (T·P = {T * P}), {args.samples} points: {t_nl:.1f} s wall, {c_nl:.1f} s "
           f"CPU (linear solver on the same task: {t_lin:.2f} s wall, {c_lin:.2f} s CPU; CPU ratio "
-          f"{timed.cpu / c_lin:.0f}); error {fl.error:.3g}, phase {fl.phase}; load {os.getloadavg()}")
+          f"{c_nl / max(c_lin, 1e-9):.0f}); error {fl.error:.3g}, ESS {fl.selected.moments.ess:.0f} of "
+          f"{args.samples}, {fl.evaluations} corrector map evaluations, branch {fl.selected.name}, "
+          f"load {os.getloadavg()}")
+    if args.check:
+        t4, fl4 = timed(lambda: solve(4 * args.samples, 1))
+        z = z_scores(fl, fl4)
+        print(f"check: {4 * args.samples} points, seed 1: {t4:.1f} s wall, error {fl4.error:.3g}, ESS "
+              f"{fl4.selected.moments.ess:.0f}; z-scores of C: rms {np.sqrt(np.mean(z ** 2)):.2f}, "
+              f"max |z| {np.abs(z).max():.2f} over {z.size} entries; max |ΔC| / max |C| "
+              f"{np.abs(fl.selected.C - fl4.selected.C).max() / np.abs(fl4.selected.C).max():.3g}")
     net = sf.RNN(4, phi="erf", bias="none", scaling="mean_field")
     Y, sup = np.ones((1, 4)), np.array([1, 1, 0, 1], bool)
     print("accuracy: erf RNN T=4 P=1 sequential (Monte Carlo path)")
