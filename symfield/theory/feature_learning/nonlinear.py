@@ -445,10 +445,17 @@ class NonlinearSolver:
         return tol if getattr(measure, "exact", True) else max(tol, MC_TOL / np.sqrt(self.samples))
 
     def _adapt(self, fp, x):
-        """Monte Carlo proposal: the tilted ⟨hhᵀ⟩ at x, widened (heavier tails than the measure)."""
+        """Monte Carlo proposal: the statistically linearised tilted Gaussian (the estimator's rule) or the
+        tilted ⟨hhᵀ⟩ at x, widened (heavier tails than the measure) — whichever has the larger effective
+        sample size at x (the estimated ⟨hhᵀ⟩ is noisy in high dimension, the linearisation crude where
+        the tilt is strong)."""
         if isinstance(fp.measure, TiltedMC):
+            fp.measure.adapt(None)
             try:
-                fp.measure.adapt((1 + PROPOSAL_WIDENING / np.sqrt(self.pr.n)) * fp.evaluate(x)[2].hh)
+                m = fp.evaluate(x)[2]
+                fp.measure.adapt((1 + PROPOSAL_WIDENING / np.sqrt(self.pr.n)) * m.hh)
+                if fp.evaluate(x)[2].ess < m.ess:
+                    fp.measure.adapt(None)
             except NotPositiveDefinite:
                 fp.measure.adapt(None)
 
