@@ -11,7 +11,7 @@
   entries of C with the per-entry batch errors of both runs (independent check of ``fl.error``).
 * ``accuracy``: erf RNN, sequential task T = 4, P = 1 (Monte Carlo path, T·P = 4): ``fl.error`` and time against
   the number of points — what the Monte Carlo path costs for a given accuracy.
-* ``--quick``: T = 6, P = 2 (T·P = 12) and two accuracy rows (run by tests/test_feature_learning_nonlinear.py).
+* ``--quick``: T = 3, P = 2 (T·P = 6) and two accuracy rows (run by tests/test_feature_learning_nonlinear.py).
 
 Measured (2-core machine shared by five sessions; numbers as seen, with the load average):
 
@@ -62,12 +62,12 @@ def z_scores(fl1, fl2) -> np.ndarray:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="T·P = 12 instead of 200")
+    ap.add_argument("--quick", action="store_true", help="T·P = 6 instead of 200")
     ap.add_argument("--samples", type=int, default=4000)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--check", action="store_true", help="also solve with 4x the points and another seed")
     args = ap.parse_args(argv)
-    T, P = (6, 2) if args.quick else (20, 10)
+    T, P = (3, 2) if args.quick else (20, 10)
     net, X, Y, sup = large_problem(4, 2, "erf")
     sf.feature_learning(net, X, Y, supervised=sup, estimator=dict(samples=500))  # warm-up (compilation)
     print(f"load average before: {os.getloadavg()}")
@@ -97,10 +97,14 @@ def main(argv=None):
     Y, sup = np.ones((1, 4)), np.array([1, 1, 0, 1], bool)
     print("accuracy: erf RNN T=4 P=1 sequential (Monte Carlo path)")
     print(f"{'points':>8} {'wall s':>8} {'CPU s':>8} {'fl.error':>9} {'f(t=3)':>8}")
-    for n in ([2000, 8000] if args.quick else [2000, 8000, 32000, 128000]):
-        t, fl = timed(lambda: sf.feature_learning(net, np.ones((1, 1)), Y, supervised=sup, estimator=dict(samples=n)))
-        print(f"{n:8d} {t:8.1f} {timed.cpu:8.1f} {fl.error:9.2e} {fl.predict()[0, 2]:8.4f}")
+    table = []
+    for n in ([1000, 4000] if args.quick else [2000, 8000, 32000, 128000]):
+        t, fl_n = timed(lambda: sf.feature_learning(net, np.ones((1, 1)), Y, supervised=sup,
+                                                    estimator=dict(samples=n)))
+        table.append((n, t, timed.cpu, fl_n.error))
+        print(f"{n:8d} {t:8.1f} {timed.cpu:8.1f} {fl_n.error:9.2e} {fl_n.predict()[0, 2]:8.4f}")
     print(f"load average after: {os.getloadavg()}")
+    return fl, table
 
 
 if __name__ == "__main__":

@@ -172,3 +172,17 @@ def test_finite_width_derivation_cell_runs(tmp_path):
     assert {r["observable"] for r in rows} == {"cT", "C12C23", "f", "learned"}
     for r in rows:
         assert np.isfinite(r["z"]) and np.isfinite(r["theory"]) and len(r["values"]) == 2
+
+
+def test_benchmark_quick_mode_runs_with_a_useful_effective_sample_size(capsys):
+    """benchmarks/bench_feature_learning_nonlinear.py --quick (erf RNN, T·P = 6, importance sampling): the
+    linearised proposal keeps most points effective, and the Monte Carlo error falls with the points."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "bench_feature_learning_nonlinear.py"
+    spec = importlib.util.spec_from_file_location("bench_fl_nl", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    fl, table = bench.main(["--quick", "--samples", "2000"])
+    assert fl.selected.moments.ess > 0.5 * 2000
+    assert 0 < table[1][3] < table[0][3]  # 4000 points: smaller error than 1000

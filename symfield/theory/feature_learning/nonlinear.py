@@ -4,7 +4,8 @@
     S/N = −½ tr(ĈC) + ln Z(Σ(C), Ĉ) − ½ y_Sᵀ A(C)⁻¹ y_S                                     (:func:`action`)
 
 averages over p(h) ∝ N(h; 0, Σ(C)) e^{½φᵀĈφ}.  Solved by Anderson-accelerated fixed-point iteration on
-(C, Ĉ) (:func:`anderson`) with continuation in the signal scale s (targets s·Y).  Measures:
+(C, Ĉ) (:func:`anderson`), and Newton–Krylov where that stalls (:func:`newton_krylov`: the map is not
+contractive at strong signal), with continuation in the signal scale s (targets s·Y).  Measures:
 
 - linear φ: the exact Gaussian measure (:class:`~.tilted_quadrature.GaussianMeasure`);
 - factorised (Σ, Ĉ time-block-diagonal: no cross-time W, input or readout terms, or an odd φ on the
@@ -14,7 +15,9 @@ averages over p(h) ∝ N(h; 0, Σ(C)) e^{½φᵀĈφ}.  Solved by Anderson-accel
 
 Where the symmetric branch exists and loses stability in a lag sector (:mod:`.threshold`), the broken
 branch is seeded along the unstable direction and solved with the full measure; the branch of largest
-action — evaluated by the same (full) estimator for every candidate — is selected.
+action — evaluated by the same (full) estimator for every candidate — is selected.  Without a symmetric
+sector, a real eigenvalue of the map's Jacobian above 1 marks a bifurcation of the continued branch: the path
+moves to the stationary point of largest action found along that mode (:meth:`NonlinearSolver.symmetric`).
 """
 from __future__ import annotations
 

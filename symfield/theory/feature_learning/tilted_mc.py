@@ -25,7 +25,7 @@ import numpy as np
 from ...resources import check_memory
 from .span import span
 from .tilted_quadrature import (Moments, OnSpan, _chol, apply_phi, base_covariance, phi_derivatives, restrict,
-                                weighted_moments)
+                                tilted_gaussian, weighted_moments)
 
 
 #: Gauss–Hermite nodes of the one-dimensional averages ⟨φ'⟩ of :func:`linearised_covariance`
@@ -44,13 +44,7 @@ def linearised_covariance(Sigma, U, Su, Chat, phi) -> np.ndarray:
     if der is None:  # kinked φ: the rule of the quadrature estimators
         return base_covariance(Su, restrict(U, Chat), phi)
     D = (w / w.sum()) @ der[0]
-    K = restrict(U, D[:, None] * Chat * D[None, :])
-    try:
-        L = np.linalg.cholesky(np.linalg.inv(Su) - K)
-    except np.linalg.LinAlgError:
-        return Su
-    Li = np.linalg.inv(L)
-    return Li.T @ Li
+    return tilted_gaussian(Su, restrict(U, D[:, None] * Chat * D[None, :]))
 
 
 class TiltedMC(OnSpan):
