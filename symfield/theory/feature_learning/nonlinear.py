@@ -509,10 +509,10 @@ class NonlinearSolver:
         return b
 
     def symmetric(self, steps):
-        """The branch continued from the prior kernel to s = 1.  Without a symmetric sector the stability of
-        every accepted point is checked (:meth:`unstable_modes`): past a bifurcation the path switches to the
-        stationary point of largest action reached along the unstable mode (:meth:`other_branches`), as the
-        linear solver's maximisation does."""
+        """The branch continued from the prior kernel to s = 1.  Without a symmetric sector every accepted
+        point is checked for a real eigenvalue of J above 1 (:meth:`unstable_modes`, a bifurcation
+        indicator): the path then keeps, of that point and the stationary points reached along the mode
+        (:meth:`other_branches`), the one of largest action — as the linear solver's maximisation does."""
         grid = np.linspace(0.0, 1.0, steps + 1)
         measure = self.block if self.sym else self.full
         x0, _ = self.solve(0.0, self.start(), measure, label="prior kernel", final=False)
@@ -525,17 +525,18 @@ class NonlinearSolver:
             x = seg.x[-1]
             fp = seg.info[-1][0]
             modes = self.unstable_modes(fp, x)
-            if modes:
+            if modes:  # a bifurcation indicator: keep the stationary point of largest action in reach
+                _, p, m = fp.evaluate(x)
                 found = self.other_branches(s, x, modes)
-                if not found:
-                    raise ConvergenceError(
-                        f"{label}: the branch continued from s = 0 is unstable at s = {s:.4g} (the forward–backward "
-                        f"map's Jacobian has the real eigenvalue {modes[0][0]:.4g} > 1: a bifurcation), and no "
-                        "other stationary point was reached along the unstable direction; the continued branch is "
-                        "a saddle of the action, not its maximum (more continuation steps may find it)")
-                x = max(found, key=lambda c: c[1])[0]
-                seg.x[-1] = x
-                seg.switches = [(s, modes[0][0])]
+                best = max([(x, fp.action(x, p, m))] + found, key=lambda c: c[1])
+                if best[0] is not x:
+                    seg.x[-1] = x = best[0]
+                    seg.switches = [(s, modes[0][0])]
+                elif not found:
+                    warnings.warn(f"{label}: the map's Jacobian has the real eigenvalue {modes[0][0]:.4g} > 1 at "
+                                  f"s = {s:.4g} (a bifurcation on the way) and no other stationary point was "
+                                  "reached along that mode: the branch kept may be a saddle of the action",
+                                  stacklevel=4)
             whole = seg if whole is None else _joined(whole, seg)
             s0 = s
         return whole
@@ -558,7 +559,9 @@ class NonlinearSolver:
         """Real eigenvalues λ > 1 + UNSTABLE_MAP of the map's Jacobian J at the fixed point x, largest first,
         with their unit eigenvectors (shape x.shape), by Arnoldi (ARPACK) on the finite-difference J·v.
         det(1 − J) changes sign where a real eigenvalue crosses 1: a bifurcation of the branch continued
-        from s = 0, beyond which that branch is a saddle of the action, not the maximum."""
+        from s = 0 (T = 8, P = 5, linear φ: at s ≈ 0.36, past which it is a saddle of the action).  Not a
+        stability test by itself: the branch of largest action has such eigenvalues too (2.96 at s = 0.75
+        there), so the caller compares actions."""
         g0 = fp.evaluate(x)[0]
         op = fixed_point_operator(fp, x, g0)
         J = LinearOperator(op.shape, matvec=lambda v: v - op.matvec(v), dtype=float)
