@@ -186,3 +186,15 @@ def test_benchmark_quick_mode_runs_with_a_useful_effective_sample_size(capsys):
     fl, table = bench.main(["--quick", "--samples", "2000"])
     assert fl.selected.moments.ess > 0.5 * 2000
     assert 0 < table[1][3] < table[0][3]  # 4000 points: smaller error than 1000
+
+
+def test_outliers_of_linear_phi_through_the_nonlinear_solver_are_those_of_the_linear_solver():
+    """Sec. 8: learned eigenvalues outside the bulk |λ| <= g; linear φ, T = 3, y = 6 (an outlier) and y = 4.5
+    (none): the nonlinear result's outliers() against the closed-form solver's."""
+    net = sf.RNN(3, phi="linear", bias="none", scaling="mean_field")
+    for y, count in ((6.0, 1), (4.5, 0)):
+        Y = np.array([[0.0, 0.0, y]])
+        ref = feature_learning(net, X1, Y).outliers()
+        got = nl.feature_learning(problem(net, X1, Y)).outliers()
+        assert got.size == ref.size == count
+        assert np.allclose(np.sort(np.abs(got)), np.sort(np.abs(ref)), atol=1e-7)

@@ -39,7 +39,7 @@ from .threshold import top_lag
 from .tilted_mc import TiltedMC
 from .tilted_quadrature import MAX_QUADRATURE_DIM, BlockMeasure, GaussianMeasure, TiltedQuadrature
 
-#: the Monte Carlo proposal covariance is (1 + PROPOSAL_WIDENING/√d) × the tilted ⟨hhᵀ⟩: tails heavier than the
+#: the sampled-moment proposal covariance is (1 + PROPOSAL_WIDENING/√d) × the tilted ⟨hhᵀ⟩: tails heavier than the
 #: measure, by less in high dimension d (the log-weight spread of a widened Gaussian grows like √d)
 PROPOSAL_WIDENING = 0.5
 #: a lag-sector Hessian eigenvalue above this counts as an instability
@@ -424,9 +424,9 @@ class NonlinearSolver:
 
     Corrector (:meth:`solve`): Anderson iteration while it keeps halving the residual, then Newton–Krylov
     (:func:`newton_krylov`) from its best point (the map is not contractive at strong signal).  Intermediate
-    continuation points are solved to ``PATH_TOL``, the last target of a path to ``tol``; with Monte Carlo estimators never
-    below ``MC_TOL``/√samples (the sampled map differs from the exact one by ~1/√ESS: a smaller residual
-    buys no accuracy).  ``evaluations`` counts the corrector's map evaluations."""
+    continuation points are solved to ``PATH_TOL``, the last target of a path to ``tol``; with Monte Carlo
+    estimators never below ``MC_TOL``/√samples (the sampled map differs from the exact one by ~1/√ESS: a
+    smaller residual buys no accuracy).  ``evaluations`` counts the corrector's map evaluations."""
 
     def __init__(self, pr: FLProblem, samples: int = 20000, seed: int = 0, tol: float = 1e-10, nodes=None,
                  progress: bool = False):
@@ -462,10 +462,9 @@ class NonlinearSolver:
             except NotPositiveDefinite:
                 fp.measure.adapt(None)
 
-    def solve(self, s, x, measure, picard=0, label="forward-backward iteration", final=True, adapt=True):
+    def solve(self, s, x, measure, picard=0, label="forward-backward iteration", final=True):
         fp = FixedPoint(self.pr, s, measure)
-        if adapt:
-            self._adapt(fp, x)
+        self._adapt(fp, x)
         tol = self.tolerance(measure, final)
         try:
             xs, p, m, ev = anderson(fp, x, tol=tol, picard=picard, stall=ANDERSON_STALL, label=label)
@@ -485,8 +484,8 @@ class NonlinearSolver:
                 if s in s_values:
                     bar.update(1)
                 bar.set_postfix_str(f"s = {s:.4g}, {self.evaluations} map evaluations")
-            return continue_in(lambda s, x: self.solve(s, x, measure, label=label, final=s == s_values[-1]), s_start, x0,
-                               list(s_values), min_step=1e-4 * span, callback=on_step, label=label)
+            return continue_in(lambda s, x: self.solve(s, x, measure, label=label, final=s == s_values[-1]),
+                               s_start, x0, list(s_values), min_step=1e-4 * span, callback=on_step, label=label)
 
     def branch(self, name, s, x, measure, fine) -> NLBranch:
         """The stationary point near x with ``measure`` (re-solved to ``tol`` with the proposal adapted at x),
@@ -648,7 +647,7 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
     top = max(b.action for b in candidates)
     best = next(b for b in candidates if b.action >= top - 1e-12 * (1 + abs(top)))
     out = NonlinearFeatureLearning(pr, branches, best, s_branch, path)
-    out.evaluations = sv.evaluations
+    out.evaluations = sv.evaluations  # map evaluations of the corrector (benchmarks)
     return out
 
 

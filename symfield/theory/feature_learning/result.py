@@ -195,7 +195,8 @@ class FeatureLearning:
         layout of :meth:`learned_eigenvalues` (a list per group when there are several)."""
         lam = learned_eigenvalues(self.problem, self.selected.C)
         g = self.problem.spec.g_values()
-        out = [outside_bulk(row, g[k[0] - 1]) for row, (_, _, k) in zip(lam, weight_group_sites(self.problem))]
+        groups = weight_group_sites(self.problem)
+        out = [outside_bulk(row, g[k[0] - 1]) for row, (_, _, k) in zip(lam, groups)]
         return out[0] if len(out) == 1 else out
 
 

@@ -35,10 +35,10 @@ SLOPE_NODES = 40
 def linearised_covariance(Sigma, U, Su, Chat, phi) -> np.ndarray:
     """The proposal of the statistically linearised tilt: φ(h) ≈ D h with D_ii = E_{N(0, Σ_ii)}[φ'] gives
     ½φᵀĈφ ≈ ½hᵀDĈDh and the Gaussian N(0, (Σ⁻¹ − DĈD)⁻¹) (on the span: Σ_u, UᵀDĈDU); Σ where that is not
-    positive definite; for kinked φ the rule of the quadrature (:func:`.tilted_quadrature.base_covariance`).  A smooth, deterministic function of (Σ, Ĉ): the sampled
-    map stays smooth (common random numbers), it is exact for linear φ and equals Σ at Ĉ = 0 — unlike a
-    covariance estimated from the weighted points, whose sampling noise (∝ √(d / ESS)) spoils the weights
-    in high dimension d."""
+    positive definite; for kinked φ the rule of the quadrature (:func:`.tilted_quadrature.base_covariance`).
+    A smooth, deterministic function of (Σ, Ĉ): the sampled map stays smooth (common random numbers), it is
+    exact for linear φ and equals Σ at Ĉ = 0 — unlike a covariance estimated from the weighted points, whose
+    sampling noise (∝ √(d / ESS)) spoils the weights in high dimension d."""
     x, w = np.polynomial.hermite_e.hermegauss(SLOPE_NODES)
     der = phi_derivatives(phi, np.sqrt(np.clip(np.diag(Sigma), 0, None))[None, :] * x[:, None])
     if der is None:  # kinked φ: the rule of the quadrature estimators
