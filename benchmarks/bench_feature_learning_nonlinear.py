@@ -15,8 +15,12 @@
 
 Measured (2-core machine shared by five sessions; numbers as seen, with the load average):
 
-    T·P = 200 (T = 20, P = 10), 4000 points: see the final report of the nl200 session / docs/scaling.md
-    (the map evaluation alone costs 0.7 s at load 6; a solve needs hundreds of evaluations).
+    T·P = 200 (T = 20, P = 10): not solved within 5 minutes (docs/scaling.md, "Nonlinear feature learning at
+    T·P = 200"): one map evaluation 0.70 s with 4000 points (load 6); ESS 2000 / 2000 at the prior kernel and
+    ≈ 1980 / 2000 at s = 0.25 (2000 points); Newton–Krylov at s = 0.25 reduced the residual 0.31 -> 0.055 in
+    350 evaluations (280 s, load 10) and was stopped.
+    --quick (T·P = 6, 2000 points, load 10): 21 s wall / 3.3 s CPU, linear solver 1.3 s / 0.2 s; ESS 1977 of
+    2000; accuracy rows 2000 points: fl.error 2.4e-2 (9.1 s wall, 1.5 s CPU), 8000: 1.4e-2 (17.7 s, 2.9 s).
 """
 from __future__ import annotations
 
