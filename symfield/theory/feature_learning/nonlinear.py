@@ -52,6 +52,9 @@ DENSE_JACOBIAN = 128
 PATH_TOL = 1e-6
 #: Monte Carlo estimators: the end point's residual tolerance is at least MC_TOL / √samples
 MC_TOL = 1e-3
+#: Newton steps allowed from a point displaced along an unstable mode (a seed that does not converge
+#: quickly is dropped: at T·P = 40 one cost ~2500 map evaluations with the general limit of 40)
+SEED_NEWTON_STEPS = 10
 #: Anderson iterations without halving the residual before the corrector switches to Newton–Krylov
 ANDERSON_STALL = 25
 
@@ -462,7 +465,7 @@ class NonlinearSolver:
             except NotPositiveDefinite:
                 fp.measure.adapt(None)
 
-    def solve(self, s, x, measure, picard=0, label="forward-backward iteration", final=True):
+    def solve(self, s, x, measure, picard=0, label="forward-backward iteration", final=True, newton_steps=40):
         fp = FixedPoint(self.pr, s, measure)
         self._adapt(fp, x)
         tol = self.tolerance(measure, final)
@@ -472,7 +475,7 @@ class NonlinearSolver:
             if getattr(err, "best", None) is None:
                 raise
             self.evaluations += len(err.history)
-            xs, p, m, ev = newton_krylov(fp, err.best, tol=tol, label=label)
+            xs, p, m, ev = newton_krylov(fp, err.best, tol=tol, maxiter=newton_steps, label=label)
         self.evaluations += ev
         return xs, (fp, p, m, ev)
 
@@ -587,7 +590,7 @@ class NonlinearSolver:
             for amp in (0.2, 0.4):
                 try:
                     xb, (fp, p, m, _) = self.solve(s, x + sign * amp * v, self.full, label="other branch",
-                                                   final=False)
+                                                   final=False, newton_steps=SEED_NEWTON_STEPS)
                 except ConvergenceError:
                     continue
                 if all(np.abs(xb - y).max() > 1e-3 * scale for y in [x] + [f[0] for f in found]):
