@@ -172,3 +172,29 @@ def test_finite_width_derivation_cell_runs(tmp_path):
     assert {r["observable"] for r in rows} == {"cT", "C12C23", "f", "learned", "learned_psum"}
     for r in rows:
         assert np.isfinite(r["z"]) and np.isfinite(r["theory"]) and len(r["values"]) == 2
+
+
+def test_benchmark_quick_mode_runs_with_a_useful_effective_sample_size(capsys):
+    """benchmarks/bench_feature_learning_nonlinear.py --quick (erf RNN, T·P = 6, importance sampling): the
+    linearised proposal keeps most points effective, and the Monte Carlo error falls with the points."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "bench_feature_learning_nonlinear.py"
+    spec = importlib.util.spec_from_file_location("bench_fl_nl", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    fl, table = bench.main(["--quick", "--samples", "2000"])
+    assert fl.selected.moments.ess > 0.5 * 2000
+    assert 0 < table[1][3] < table[0][3]  # 4000 points: smaller error than 1000
+
+
+def test_outliers_of_linear_phi_through_the_nonlinear_solver_are_those_of_the_linear_solver():
+    """Sec. 8: learned eigenvalues outside the bulk |λ| <= g; linear φ, T = 3, y = 6 (an outlier) and y = 4.5
+    (none): the nonlinear result's outliers() against the closed-form solver's."""
+    net = sf.RNN(3, phi="linear", bias="none", scaling="mean_field")
+    for y, count in ((6.0, 1), (4.5, 0)):
+        Y = np.array([[0.0, 0.0, y]])
+        ref = feature_learning(net, X1, Y).outliers()
+        got = nl.feature_learning(problem(net, X1, Y)).outliers()
+        assert got.size == ref.size == count
+        assert np.allclose(np.sort(np.abs(got)), np.sort(np.abs(ref)), atol=1e-7)

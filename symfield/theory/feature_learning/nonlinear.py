@@ -4,7 +4,8 @@
     S/N = −½ tr(ĈC) + ln Z(Σ(C), Ĉ) − ½ y_Sᵀ A(C)⁻¹ y_S                                     (:func:`action`)
 
 averages over p(h) ∝ N(h; 0, Σ(C)) e^{½φᵀĈφ}.  Solved by Anderson-accelerated fixed-point iteration on
-(C, Ĉ) (:func:`anderson`) with continuation in the signal scale s (targets s·Y).  Measures:
+(C, Ĉ) (:func:`anderson`), and Newton–Krylov where that stalls (:func:`newton_krylov`: the map is not
+contractive at strong signal), with continuation in the signal scale s (targets s·Y).  Measures:
 
 - linear φ: the exact Gaussian measure (:class:`~.tilted_quadrature.GaussianMeasure`);
 - factorised (Σ, Ĉ time-block-diagonal: no cross-time W, input or readout terms, or an odd φ on the
@@ -14,33 +15,48 @@ averages over p(h) ∝ N(h; 0, Σ(C)) e^{½φᵀĈφ}.  Solved by Anderson-accel
 
 Where the symmetric branch exists and loses stability in a lag sector (:mod:`.threshold`), the broken
 branch is seeded along the unstable direction and solved with the full measure; the branch of largest
-action — evaluated by the same (full) estimator for every candidate — is selected.
+action — evaluated by the same (full) estimator for every candidate — is selected.  Without a symmetric
+sector, a real eigenvalue of the map's Jacobian above 1 marks a bifurcation of the continued branch: the path
+moves to the stationary point of largest action found along that mode (:meth:`NonlinearSolver.symmetric`).
 """
 from __future__ import annotations
 
-import sys
 import warnings
 from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.sparse.linalg import LinearOperator, gmres
+from scipy.sparse.linalg import LinearOperator, eigs, gmres
 
 from ...errors import NotPositiveDefinite, SpecError
+from ...progress import progress_bar
 from ...solve import ConvergenceError, continue_in
 from .action import LinearAction, gp_kernel
 from .prediction import FINE_INNER_NODES, INNER_NODES, joint_kernel, joint_mirror, readout, tilted_joint_kernel
 from .problem import FLProblem
-from .result import SYMMETRIC_TOL, cross_time_size, mirror
+from .result import SYMMETRIC_TOL, cross_time_size, mirror, outside_bulk
 from .threshold import top_lag
 from .tilted_mc import TiltedMC
 from .tilted_quadrature import MAX_QUADRATURE_DIM, BlockMeasure, GaussianMeasure, TiltedQuadrature
 
-#: the Monte Carlo proposal covariance is (1 + PROPOSAL_WIDENING/√d) × the tilted ⟨hhᵀ⟩: tails heavier than the
+#: the sampled-moment proposal covariance is (1 + PROPOSAL_WIDENING/√d) × the tilted ⟨hhᵀ⟩: tails heavier than the
 #: measure, by less in high dimension d (the log-weight spread of a widened Gaussian grows like √d)
 PROPOSAL_WIDENING = 0.5
 #: a lag-sector Hessian eigenvalue above this counts as an instability
 UNSTABLE_TOL = 1e-9
+#: a real eigenvalue of the map's Jacobian above 1 + this counts as an instability (no symmetric sector)
+UNSTABLE_MAP = 1e-6
+#: the map's Jacobian is formed densely (one evaluation per unknown) up to this many unknowns
+DENSE_JACOBIAN = 128
+#: relative residual of the intermediate continuation points (only the end point is reported)
+PATH_TOL = 1e-6
+#: Monte Carlo estimators: the end point's residual tolerance is at least MC_TOL / √samples
+MC_TOL = 1e-3
+#: Newton steps allowed from a point displaced along an unstable mode (a seed that does not converge
+#: quickly is dropped: at T·P = 40 one cost ~2500 map evaluations with the general limit of 40)
+SEED_NEWTON_STEPS = 10
+#: Anderson iterations without halving the residual before the corrector switches to Newton–Krylov
+ANDERSON_STALL = 25
 
 
 # --------------------------------------------------------------------------- measures
@@ -123,14 +139,16 @@ class FixedPoint:
 
 
 def anderson(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: int = 400, memory: int = 6,
-             beta: float = 1.0, picard: int = 0, label: str = "forward-backward iteration"):
+             beta: float = 1.0, picard: int = 0, stall: int | None = None,
+             label: str = "forward-backward iteration"):
     """Anderson-accelerated iteration x <- G(x) of :class:`FixedPoint` (``picard`` plain damped steps first);
-    returns (x, point, moments, iterations).  Residual: max |G(x) − x| / max |x|.  A step leaving the domain
-    (C or Σ not positive definite) is halved back; ConvergenceError after ``maxiter``."""
+    returns (x, point, moments, map evaluations).  Residual: max |G(x) − x| / max |x|.  A step leaving the
+    domain (C or Σ not positive definite) is halved back; ConvergenceError after ``maxiter`` iterations, or
+    after ``stall`` iterations without halving the residual (the error's ``best``: the point of smallest residual)."""
     x = x0.copy()
     dX, dF, hist = [], [], []
     x_prev = f_prev = None
-    best = (np.inf, None)
+    best, mark, it_best = (np.inf, None), np.inf, 0
     for it in range(maxiter):
         try:
             gx, p, m = fp.evaluate(x)
@@ -146,7 +164,11 @@ def anderson(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: int = 
         if not np.isfinite(r):
             raise ConvergenceError(f"{label}: non-finite residual", hist)
         if r < tol:
-            return x, p, m, it
+            return x, p, m, it + 1
+        if r < 0.5 * mark:
+            mark, it_best = r, it
+        if stall is not None and it - it_best > stall:
+            break
         if r < best[0]:
             best = (r, x)
         elif r > 1e3 * best[0]:  # diverging: restart from the best point, damped
@@ -164,14 +186,78 @@ def anderson(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: int = 
         else:
             x = x + (beta if it >= picard else 0.5 * beta) * f
         x = 0.5 * (x + np.swapaxes(x, -1, -2))
-    raise ConvergenceError(f"{label}: no convergence in {maxiter} iterations", hist)
+    err = ConvergenceError(f"{label}: no convergence in {it + 1} iterations", hist)
+    err.best = best[1]
+    raise err
+
+
+def fixed_point_operator(fp: FixedPoint, x: np.ndarray, g0: np.ndarray, rel_step: float = 1e-7) -> LinearOperator:
+    """v -> (1 − J) v with J = ∂G/∂x at x (G(x) = ``g0``), by forward differences of the (smooth) map along
+    the symmetrised v; the step is ``rel_step`` × max |x| / max |v|."""
+    scale = np.abs(x).max()
+
+    def matvec(v):
+        v = np.asarray(v).ravel()
+        eps = rel_step * scale / max(np.abs(v).max(), 1e-300)
+        xv = x + eps * v.reshape(x.shape)
+        return v - (fp.evaluate(0.5 * (xv + np.swapaxes(xv, -1, -2)))[0] - g0).ravel() / eps
+
+    return LinearOperator((x.size, x.size), matvec=matvec, dtype=float)
+
+
+def newton_krylov(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: int = 40, krylov: int = 60,
+                  label: str = "forward-backward iteration"):
+    """Newton's method on F(x) = G(x) − x of :class:`FixedPoint`: (1 − J) δx = F by GMRES
+    (:func:`fixed_point_operator`; relative residual η = min(0.1, ‖F‖/‖x‖) (Eisenstat–Walker), at most
+    ``krylov`` products), then a backtracking line search on max |F| that also halves steps leaving the
+    domain (C or Σ not positive definite).  Returns (x, point, moments, map evaluations); residual as in
+    :func:`anderson`.  Converges where the plain or Anderson iteration of G does not (G need not be
+    contractive: its Jacobian has eigenvalues beyond 1 at strong signal, even for linear φ)."""
+    x, hist, evals = x0.copy(), [], 0
+    try:
+        gx, p, m = fp.evaluate(x)
+    except NotPositiveDefinite:
+        raise ConvergenceError(f"{label}: the starting point is outside the domain") from None
+    f = gx - x
+    r = float(np.abs(f).max() / max(np.abs(x).max(), 1e-300))
+    counter = [1]
+    for _ in range(maxiter):
+        hist.append(r)
+        if not np.isfinite(r):
+            raise ConvergenceError(f"{label}: non-finite residual", hist)
+        if r < tol:
+            return x, p, m, counter[0]
+        op = fixed_point_operator(fp, x, gx)
+        counted = LinearOperator(op.shape, matvec=lambda v: (counter.__setitem__(0, counter[0] + 1), op.matvec(v))[1],
+                                 dtype=float)
+        dx = gmres(counted, f.ravel(), rtol=min(0.1, max(r, 1e-6)), restart=krylov, maxiter=1)[0].reshape(x.shape)
+        dx = 0.5 * (dx + np.swapaxes(dx, -1, -2))
+        t = 1.0
+        for _ in range(12):
+            xt = x + t * dx
+            try:
+                gt, pt, mt = fp.evaluate(xt)
+                counter[0] += 1
+            except NotPositiveDefinite:
+                t *= 0.5
+                continue
+            ft = gt - xt
+            rt = float(np.abs(ft).max() / max(np.abs(xt).max(), 1e-300))
+            if rt < (1 - 1e-4 * t) * r or t < 1e-3:
+                break
+            t *= 0.5
+        else:
+            raise ConvergenceError(f"{label}: no step along the Newton direction stays in the domain", hist)
+        x, gx, p, m, f, r = xt, gt, pt, mt, ft, rt
+    raise ConvergenceError(f"{label}: no convergence in {maxiter} Newton steps", hist)
 
 
 def solution_deviations(fp: FixedPoint, x: np.ndarray, batches: int = 4, rtol: float = 0.05) -> np.ndarray:
     """Deviations δx_k of the solution x* of x = G(x) (entries of C and Ĉ) when only the k-th of ``batches``
     disjoint batches of the common random numbers is used: δx_k = (1 − J)⁻¹ δG_k, with δG_k the deviation of
-    the map on batch k and J·v by finite differences of the (smooth) sampled map, solved by GMRES.
-    Shape (batches,) + x.shape; the standard error of x* is their std / √batches (:func:`batch_error`)."""
+    the map on batch k and J·v by finite differences of the (smooth) sampled map (:func:`fixed_point_operator`),
+    solved by GMRES.  Shape (batches,) + x.shape; the standard error of x* is their std / √batches
+    (:func:`batch_error`)."""
     mc = fp.measure.inner if isinstance(fp.measure, BlockMeasure) else fp.measure
     g0 = fp.evaluate(x)[0]
     devs = []
@@ -181,14 +267,7 @@ def solution_deviations(fp: FixedPoint, x: np.ndarray, batches: int = 4, rtol: f
             devs.append((fp.evaluate(x)[0] - g0).ravel())
     finally:
         mc.batch = None
-    scale = np.abs(x).max()
-
-    def jv(v):
-        eps = 1e-6 * scale / max(np.abs(v).max(), 1e-300)
-        xv = x + eps * v.reshape(x.shape)
-        return v - (fp.evaluate(0.5 * (xv + np.swapaxes(xv, -1, -2)))[0] - g0).ravel() / eps
-
-    op = LinearOperator((x.size, x.size), matvec=jv, dtype=float)
+    op = fixed_point_operator(fp, x, g0, rel_step=1e-6)
     dx = []
     for d in devs:
         sol, _ = gmres(op, d, rtol=rtol, maxiter=40, restart=40)
@@ -207,8 +286,10 @@ class NLBranch:
 
     def __init__(self, name, x, action, error, moments):
         self.name, self.C, self.Chat, self.action, self.error, self.moments = name, x[0], x[1], action, error, moments
-        self.offlag_eigenvalue = float("nan")
+        self.offlag_eigenvalue = float("nan")  # lag-sector Hessian (symmetric) / J − 1 (continued) eigenvalue
         self.fixed_point = self.deviations = self.proposal = None  # set by NonlinearSolver.branch
+
+    C_Chat = property(lambda self: np.stack([self.C, self.Chat]))
 
     def __repr__(self):
         return f"NLBranch({self.name!r}, action={self.action:.8g}, error={self.error:.2g})"
@@ -328,6 +409,10 @@ class NonlinearFeatureLearning:
         M = self.selected.moments.phih[np.ix_(pp, nn)]
         return np.linalg.eigvals(np.linalg.lstsq(G, M, rcond=None)[0])
 
+    def outliers(self) -> np.ndarray:
+        """Learned eigenvalues (:meth:`learned_eigenvalues`) outside the bulk disc |λ| <= g (theory Sec. 8)."""
+        return outside_bulk(self.learned_eigenvalues(), float(self.spec.g_values()[0]))
+
     def fixed_point_residual(self) -> float:
         return self.selected.extra_residual
 
@@ -338,53 +423,77 @@ class NonlinearFeatureLearning:
 
 # --------------------------------------------------------------------------- solver
 class NonlinearSolver:
-    """Continuation in s of the forward–backward fixed point (module docstring)."""
+    """Continuation in s of the forward–backward fixed point (module docstring).
+
+    Corrector (:meth:`solve`): Anderson iteration while it keeps halving the residual, then Newton–Krylov
+    (:func:`newton_krylov`) from its best point (the map is not contractive at strong signal).  Intermediate
+    continuation points are solved to ``PATH_TOL``, the last target of a path to ``tol``; with Monte Carlo
+    estimators never below ``MC_TOL``/√samples (the sampled map differs from the exact one by ~1/√ESS: a
+    smaller residual buys no accuracy).  ``evaluations`` counts the corrector's map evaluations."""
 
     def __init__(self, pr: FLProblem, samples: int = 20000, seed: int = 0, tol: float = 1e-10, nodes=None,
                  progress: bool = False):
-        self.pr, self.tol, self.progress = pr, tol, progress
+        self.pr, self.tol, self.progress, self.samples = pr, tol, progress, samples
         self.sym = factorised(pr)
         self.full = measure_for(pr, pr.n, samples, seed, nodes)
         self.block = BlockMeasure(measure_for(pr, pr.P, samples, seed, nodes), pr.T, pr.P,
                                   odd=odd(pr.spec.phi_fn)) if self.sym else None
         self._fine = (measure_for(pr, pr.n, samples, seed, None if nodes is None else int(1.5 * nodes)),
                       measure_for(pr, pr.P, samples, seed, None if nodes is None else int(1.5 * nodes)))
-
-    def log(self, msg):
-        if self.progress:
-            print(msg, file=sys.stderr, flush=True)
+        self.evaluations = 0
 
     def start(self) -> np.ndarray:
         C0 = gp_kernel(self.pr)
         return np.stack([C0, np.zeros_like(C0)])
 
+    def tolerance(self, measure, final: bool = True) -> float:
+        tol = self.tol if final else max(self.tol, PATH_TOL)
+        return tol if getattr(measure, "exact", True) else max(tol, MC_TOL / np.sqrt(self.samples))
+
     def _adapt(self, fp, x):
-        """Monte Carlo proposal: the tilted ⟨hhᵀ⟩ at x, widened (heavier tails than the measure)."""
+        """Monte Carlo proposal: the statistically linearised tilted Gaussian (the estimator's rule) or the
+        tilted ⟨hhᵀ⟩ at x, widened (heavier tails than the measure) — whichever has the larger effective
+        sample size at x (the estimated ⟨hhᵀ⟩ is noisy in high dimension, the linearisation crude where
+        the tilt is strong)."""
         if isinstance(fp.measure, TiltedMC):
+            fp.measure.adapt(None)
             try:
-                fp.measure.adapt((1 + PROPOSAL_WIDENING / np.sqrt(self.pr.n)) * fp.evaluate(x)[2].hh)
+                m = fp.evaluate(x)[2]
+                fp.measure.adapt((1 + PROPOSAL_WIDENING / np.sqrt(self.pr.n)) * m.hh)
+                if fp.evaluate(x)[2].ess < m.ess:
+                    fp.measure.adapt(None)
             except NotPositiveDefinite:
                 fp.measure.adapt(None)
 
-    def solve(self, s, x, measure, picard=0, label="forward-backward iteration"):
+    def solve(self, s, x, measure, picard=0, label="forward-backward iteration", final=True, newton_steps=40):
         fp = FixedPoint(self.pr, s, measure)
         self._adapt(fp, x)
-        xs, p, m, it = anderson(fp, x, tol=self.tol, picard=picard, label=label)
-        return xs, (fp, p, m, it)
+        tol = self.tolerance(measure, final)
+        try:
+            xs, p, m, ev = anderson(fp, x, tol=tol, picard=picard, stall=ANDERSON_STALL, label=label)
+        except ConvergenceError as err:
+            if getattr(err, "best", None) is None:
+                raise
+            self.evaluations += len(err.history)
+            xs, p, m, ev = newton_krylov(fp, err.best, tol=tol, maxiter=newton_steps, label=label)
+        self.evaluations += ev
+        return xs, (fp, p, m, ev)
 
     def path(self, s_values, x0, measure, s_start=0.0, label="continuation"):
         span = max(abs(s_values[-1] - s_start), 1e-12) if len(s_values) else 1.0
-
-        def step(s, x):
-            xs, info = self.solve(s, x, measure, label=label)
-            self.log(f"feature_learning ({self.pr.spec.phi_fn.name}): s = {s:.4f}, {info[3]} iterations")
-            return xs, info
-        return continue_in(step, s_start, x0, list(s_values), min_step=1e-4 * span, label=label)
+        with progress_bar(len(s_values), f"feature_learning ({self.pr.spec.phi_fn.name}): {label}",
+                          self.progress) as bar:
+            def on_step(s, x, info):
+                if s in s_values:
+                    bar.update(1)
+                bar.set_postfix_str(f"s = {s:.4g}, {self.evaluations} map evaluations")
+            return continue_in(lambda s, x: self.solve(s, x, measure, label=label, final=s == s_values[-1]),
+                               s_start, x0, list(s_values), min_step=1e-4 * span, callback=on_step, label=label)
 
     def branch(self, name, s, x, measure, fine) -> NLBranch:
-        """Evaluate the action at x with ``measure`` and the error estimate (finer rule or MC errors)."""
-        fp = FixedPoint(self.pr, s, measure)
-        self._adapt(fp, x)
+        """The stationary point near x with ``measure`` (re-solved to ``tol`` with the proposal adapted at x),
+        its action and error estimate (finer rule or MC errors)."""
+        x, (fp, _, _, _) = self.solve(s, x, measure, label=f"{name} branch")
         gx, p, m = fp.evaluate(x, errors=True)
         scale = np.abs(x[0]).max()
         err = float(np.abs(gx[0] - x[0]).max() / scale)
@@ -402,11 +511,37 @@ class NonlinearSolver:
         return b
 
     def symmetric(self, steps):
+        """The branch continued from the prior kernel to s = 1.  Without a symmetric sector every accepted
+        point is checked for a real eigenvalue of J above 1 (:meth:`unstable_modes`, a bifurcation
+        indicator): the path then keeps, of that point and the stationary points reached along the mode
+        (:meth:`other_branches`), the one of largest action — as the linear solver's maximisation does."""
         grid = np.linspace(0.0, 1.0, steps + 1)
-        x0, _ = self.solve(0.0, self.start(), self.block if self.sym else self.full, label="prior kernel")
-        return self.path(grid[1:], x0, self.block if self.sym else self.full,
-                         label="symmetric branch" if self.sym else "continuation")
-
+        measure = self.block if self.sym else self.full
+        x0, _ = self.solve(0.0, self.start(), measure, label="prior kernel", final=False)
+        label = "symmetric branch" if self.sym else "continuation"
+        if self.sym:
+            return self.path(grid[1:], x0, measure, label=label)
+        whole, s0, x = None, 0.0, x0
+        for s in grid[1:]:
+            seg = self.path([s], x, measure, s_start=s0, label=label)
+            x = seg.x[-1]
+            fp = seg.info[-1][0]
+            modes = self.unstable_modes(fp, x)
+            if modes:  # a bifurcation indicator: keep the stationary point of largest action in reach
+                _, p, m = fp.evaluate(x)
+                found = self.other_branches(s, x, modes)
+                best = max([(x, fp.action(x, p, m))] + found, key=lambda c: c[1])
+                if best[0] is not x:
+                    seg.x[-1] = x = best[0]
+                    seg.switches = [(s, modes[0][0])]
+                elif not found:
+                    warnings.warn(f"{label}: the map's Jacobian has the real eigenvalue {modes[0][0]:.4g} > 1 at "
+                                  f"s = {s:.4g} (a bifurcation on the way) and no other stationary point was "
+                                  "reached along that mode: the branch kept may be a saddle of the action",
+                                  stacklevel=4)
+            whole = seg if whole is None else _joined(whole, seg)
+            s0 = s
+        return whole
     def seed_broken(self, s, x_sym, p, m):
         """Solve with the full measure from the symmetric solution displaced along the unstable direction."""
         act = FixedPoint(self.pr, s, self.block).act
@@ -421,6 +556,56 @@ class NonlinearSolver:
             if cross_time_size(self.pr, xb[0]) > max(SYMMETRIC_TOL, 1e-3 if not self.full.exact else 0):
                 return xb
         raise ConvergenceError("the displaced symmetric solution did not converge to a broken branch")
+
+    def unstable_modes(self, fp: FixedPoint, x: np.ndarray, k: int = 6):
+        """Real eigenvalues λ > 1 + UNSTABLE_MAP of the map's Jacobian J at the fixed point x, largest first,
+        with their unit eigenvectors (shape x.shape), by Arnoldi (ARPACK) on the finite-difference J·v.
+        det(1 − J) changes sign where a real eigenvalue crosses 1: a bifurcation of the branch continued
+        from s = 0 (T = 8, P = 5, linear φ: at s ≈ 0.36, past which it is a saddle of the action).  Not a
+        stability test by itself: the branch of largest action has such eigenvalues too (2.96 at s = 0.75
+        there), so the caller compares actions."""
+        g0 = fp.evaluate(x)[0]
+        op = fixed_point_operator(fp, x, g0)
+        J = LinearOperator(op.shape, matvec=lambda v: v - op.matvec(v), dtype=float)
+        if x.size <= DENSE_JACOBIAN:
+            vals, vecs = np.linalg.eig(J.matmat(np.eye(x.size)))
+        else:
+            vals, vecs = eigs(J, k=k, which="LR", ncv=min(x.size, max(3 * k, 30)), tol=1e-6)
+        real = (np.abs(vals.imag) <= 1e-6 * np.abs(vals)) & (vals.real > 1 + UNSTABLE_MAP)
+        order = np.argsort(-vals.real[real])
+        modes = []
+        for lam, v in zip(vals.real[real][order], vecs[:, real][:, order].T):
+            v = v.real.reshape(x.shape)
+            v = 0.5 * (v + np.swapaxes(v, -1, -2))
+            modes.append((float(lam), v / np.abs(v).max()))
+        return modes
+
+    def other_branches(self, s, x, modes):
+        """[(x, action)] of the stationary points reached from x displaced along the top unstable mode (both
+        signs; the C part of the displacement 20 % or 40 % of max |C|), distinct from x and from each other."""
+        found = []
+        scale = np.abs(x).max()
+        v = modes[0][1] * np.abs(x[0]).max() / np.abs(modes[0][1][0]).max()
+        for sign in (1.0, -1.0):
+            for amp in (0.2, 0.4):
+                try:
+                    xb, (fp, p, m, _) = self.solve(s, x + sign * amp * v, self.full, label="other branch",
+                                                   final=False, newton_steps=SEED_NEWTON_STEPS)
+                except ConvergenceError:
+                    continue
+                if all(np.abs(xb - y).max() > 1e-3 * scale for y in [x] + [f[0] for f in found]):
+                    found.append((xb, fp.action(xb, p, m)))
+                    break
+        return found
+
+
+def _joined(a, b):
+    """Two continuation paths, the second starting at the end of the first."""
+    for key in ("s", "x", "info"):
+        getattr(a, key).extend(getattr(b, key)[1:])
+    a.jumps.extend(b.jumps)
+    a.switches = getattr(a, "switches", []) + getattr(b, "switches", [])
+    return a
 
 
 def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: int = 0, tol: float = 1e-10,
@@ -440,17 +625,17 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
     branches, s_branch = [first], None
     if sv.sym and coupled(pr) and pr.T >= 3:
         fp = FixedPoint(pr, 1.0, sv.block)
-        _, p, m = fp.evaluate(x1)
+        _, p, m = fp.evaluate(first.C_Chat)
         lam = top_lag(fp.act, p, m)[0]
         first.offlag_eigenvalue = lam
         if lam > UNSTABLE_TOL:
             s_branch = 1.0
-            xb = sv.seed_broken(1.0, x1, p, m)
+            xb = sv.seed_broken(1.0, first.C_Chat, p, m)
             if np.sum(xb[0][pr.lag() == 1]) < 0:
                 xb = np.stack([mirror(pr, xb[0]), mirror(pr, xb[1])])
             # actions of all candidates by the same (full-measure) estimator
             if not sv.full.exact:
-                first = sv.branch("symmetric", 1.0, x1, sv.full, None)
+                first = sv.branch("symmetric", 1.0, first.C_Chat, sv.full, None)
                 first.offlag_eigenvalue = lam
                 branches = [first]
             branches.append(sv.branch("broken+", 1.0, xb, sv.full, sv._fine[0]))
@@ -459,12 +644,14 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
                 br = sv.branch("broken-", 1.0, xm, sv.full, sv._fine[0])
                 br.action = branches[-1].action  # the Z2 image: the same action (exact symmetry)
                 branches.append(br)
-    # an unstable symmetric branch (exact lag-sector test) is a saddle of S, never the maximum: the action
-    # comparison (noisy for Monte Carlo estimates near the threshold) is among the remaining candidates
+    # an unstable symmetric / continued branch is a saddle of S, never the maximum: the action comparison
+    # (noisy for Monte Carlo estimates near the threshold) is among the remaining candidates
     candidates = branches[1:] if s_branch is not None else branches
     top = max(b.action for b in candidates)
     best = next(b for b in candidates if b.action >= top - 1e-12 * (1 + abs(top)))
-    return NonlinearFeatureLearning(pr, branches, best, s_branch, path)
+    out = NonlinearFeatureLearning(pr, branches, best, s_branch, path)
+    out.evaluations = sv.evaluations  # map evaluations of the corrector (benchmarks)
+    return out
 
 
 def critical_signal(pr: FLProblem, samples: int = 20000, seed: int = 0, tol: float = 1e-11, nodes=None,
@@ -487,16 +674,18 @@ def critical_signal(pr: FLProblem, samples: int = 20000, seed: int = 0, tol: flo
         return top_lag(fp.act, p, m)[0], xs
 
     s_prev, x_prev, s = 0.0, x, 0.25
-    while s <= s_max:
-        xs = sv.path([s], x_prev, sv.block, s_start=s_prev, label="symmetric branch").x[-1]
-        lam, xs = top(s, xs)
-        sv.log(f"critical_signal: |y| = {s * norm:.6g}  top lag-sector eigenvalue = {lam:.3g}")
-        if lam > 0:
-            break
-        s_prev, x_prev = s, xs
-        s = s * 1.25 if s >= 1 else s + 0.25
-    else:
-        return float("inf")
+    with progress_bar(None, f"critical_signal ({pr.spec.phi_fn.name}): scan", progress) as bar:
+        while s <= s_max:
+            xs = sv.path([s], x_prev, sv.block, s_start=s_prev, label="symmetric branch").x[-1]
+            lam, xs = top(s, xs)
+            bar.update(1)
+            bar.set_postfix_str(f"|y| = {s * norm:.6g}, top lag-sector eigenvalue {lam:.3g}")
+            if lam > 0:
+                break
+            s_prev, x_prev = s, xs
+            s = s * 1.25 if s >= 1 else s + 0.25
+        else:
+            return float("inf")
     lo = s_prev if s_prev > 0 else 1e-6
     return brentq(lambda q: top(q, sv.path([q], x_prev, sv.block, s_start=s_prev).x[-1])[0], lo, s,
                   xtol=xtol, rtol=1e-13) * norm

@@ -241,9 +241,14 @@ class FeatureLearning:
         layout of :meth:`learned_eigenvalues` (a list per group when there are several)."""
         lam = self._learned()
         g = self.problem.spec.g_values()
-        out = [row[np.abs(row) > g[k[0] - 1] * (1 + 1e-12)] for row, (_, _, k) in
-               zip(lam, weight_group_sites(self.problem))]
+        groups = weight_group_sites(self.problem)
+        out = [outside_bulk(row, g[k[0] - 1]) for row, (_, _, k) in zip(lam, groups)]
         return out[0] if len(out) == 1 else out
+
+
+def outside_bulk(eigenvalues: np.ndarray, g: float) -> np.ndarray:
+    """The eigenvalues outside the bulk disc |λ| <= g of a W group (theory Sec. 8)."""
+    return eigenvalues[np.abs(eigenvalues) > g * (1 + 1e-12)]
 
     def __repr__(self):
         return (f"FeatureLearning({self.problem.spec.label}, T={self.problem.T}, P={self.problem.P}, "

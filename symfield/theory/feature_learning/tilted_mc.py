@@ -8,8 +8,9 @@ defensive mixture q = α N(0, Σ) + (1 − α) N(0, Q):
 with the standard normals behind h_k drawn once per dimension (common random numbers), so that
 for a fixed proposal the estimate is a smooth, deterministic function of (Σ, Ĉ) and the fixed-point
 iteration converges to the solution of the sampled equations.  The Σ component bounds the weights
-for saturating φ (w <= e^{½ max φᵀĈφ}/α); Q is set by the solver to the tilted ⟨hhᵀ⟩ of the previous
-solution (:meth:`TiltedMC.adapt`), so that the sampled points follow the measure.  Statistical errors:
+for saturating φ (w <= e^{½ max φᵀĈφ}/α); Q is the statistically linearised tilted Gaussian
+(:func:`linearised_covariance`) unless set by :meth:`TiltedMC.adapt` (the solver keeps whichever of the two
+gives the larger effective sample size at the point it starts from).  Statistical errors:
 delta-method standard errors of ⟨φφᵀ⟩ (``Moments.stderr``) and the effective sample size.
 
 For twice-differentiable φ the backward equation's Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ is estimated by the Stein identity
@@ -24,7 +25,26 @@ import numpy as np
 from ...resources import check_memory
 from .span import span
 from .tilted_quadrature import (Moments, OnSpan, _chol, apply_phi, base_covariance, phi_derivatives, restrict,
-                                weighted_moments)
+                                tilted_gaussian, weighted_moments)
+
+
+#: Gauss–Hermite nodes of the one-dimensional averages ⟨φ'⟩ of :func:`linearised_covariance`
+SLOPE_NODES = 40
+
+
+def linearised_covariance(Sigma, U, Su, Chat, phi) -> np.ndarray:
+    """The proposal of the statistically linearised tilt: φ(h) ≈ D h with D_ii = E_{N(0, Σ_ii)}[φ'] gives
+    ½φᵀĈφ ≈ ½hᵀDĈDh and the Gaussian N(0, (Σ⁻¹ − DĈD)⁻¹) (on the span: Σ_u, UᵀDĈDU); Σ where that is not
+    positive definite; for kinked φ the rule of the quadrature (:func:`.tilted_quadrature.base_covariance`).
+    A smooth, deterministic function of (Σ, Ĉ): the sampled map stays smooth (common random numbers), it is
+    exact for linear φ and equals Σ at Ĉ = 0 — unlike a covariance estimated from the weighted points, whose
+    sampling noise (∝ √(d / ESS)) spoils the weights in high dimension d."""
+    x, w = np.polynomial.hermite_e.hermegauss(SLOPE_NODES)
+    der = phi_derivatives(phi, np.sqrt(np.clip(np.diag(Sigma), 0, None))[None, :] * x[:, None])
+    if der is None:  # kinked φ: the rule of the quadrature estimators
+        return base_covariance(Su, restrict(U, Chat), phi)
+    D = (w / w.sum()) @ der[0]
+    return tilted_gaussian(Su, restrict(U, D[:, None] * Chat * D[None, :]))
 
 
 class TiltedMC(OnSpan):
@@ -57,7 +77,7 @@ class TiltedMC(OnSpan):
             if span(Q) is not None:  # adapted where Σ had a smaller range (e.g. the linear prior kernel)
                 Q = None
         if Q is None:
-            Q = base_covariance(Su, restrict(U, Chat), self.phi)
+            Q = linearised_covariance(Sigma, U, Su, Chat, self.phi)
         Z = self.normals(d)
         m = int(round(self.defensive * self.samples))
         if self.batch is not None:  # the same mixture proportions in every batch

@@ -136,11 +136,16 @@ def base_covariance(Sigma: np.ndarray, Chat: np.ndarray, phi) -> np.ndarray:
     (Σ⁻¹ − Ĉ)⁻¹ for growing φ when positive definite (exact for linear φ: r ≡ const), else Σ."""
     if not unbounded(phi):
         return Sigma
+    return tilted_gaussian(Sigma, Chat)
+
+
+def tilted_gaussian(Sigma: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """(Σ⁻¹ − K)⁻¹ where Σ⁻¹ − K is positive definite, else Σ."""
     try:
-        Lq = np.linalg.cholesky(np.linalg.inv(Sigma) - Chat)
+        L = np.linalg.cholesky(np.linalg.inv(Sigma) - K)
     except np.linalg.LinAlgError:
         return Sigma
-    Li = np.linalg.inv(Lq)
+    Li = np.linalg.inv(L)
     return Li.T @ Li
 
 
