@@ -209,7 +209,7 @@ def newton_krylov(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: i
                   label: str = "forward-backward iteration"):
     """Newton's method on F(x) = G(x) − x of :class:`FixedPoint`: (1 − J) δx = F by GMRES
     (:func:`fixed_point_operator`; relative residual η = min(0.1, ‖F‖/‖x‖) (Eisenstat–Walker), at most
-    ``krylov`` products), then a backtracking line search on max |F| that also halves steps leaving the
+    ``krylov`` products), then backtracking along the Newton direction on max |F| that also halves steps leaving the
     domain (C or Σ not positive definite).  Returns (x, point, moments, map evaluations); residual as in
     :func:`anderson`.  Converges where the plain or Anderson iteration of G does not (G need not be
     contractive: its Jacobian has eigenvalues beyond 1 at strong signal, even for linear φ)."""
