@@ -20,6 +20,7 @@ def test_issue_example_api():
     assert fl.C.shape == fl.Chat.shape == (3, 3, 1, 1)
     assert fl.predict().shape == (1, 3)
     assert isinstance(fl.action, float) and fl.phase == "broken"
+    assert repr(fl).startswith("FeatureLearning(") and "phase='broken'" in repr(fl)
     assert fl.learned_eigenvalues().shape == (2,)
     yc = critical_signal(net, X1, Y, supervised=sup, kappa=1.0)
     assert yc == pytest.approx(np.sqrt(81 / 8), rel=1e-8)  # theory 13.1 #3

@@ -85,6 +85,11 @@ def mirror(pr: FLProblem, C: np.ndarray) -> np.ndarray:
     return C * np.outer(j, j)
 
 
+def outside_bulk(eigenvalues: np.ndarray, g: float) -> np.ndarray:
+    """The eigenvalues outside the bulk disc |λ| <= g of a W group (theory Sec. 8)."""
+    return eigenvalues[np.abs(eigenvalues) > g * (1 + 1e-12)]
+
+
 class FeatureLearning:
     """Result of :func:`feature_learning` (kernels on (t, s, μ, ν), branches, predictions)."""
 
@@ -244,11 +249,6 @@ class FeatureLearning:
         groups = weight_group_sites(self.problem)
         out = [outside_bulk(row, g[k[0] - 1]) for row, (_, _, k) in zip(lam, groups)]
         return out[0] if len(out) == 1 else out
-
-
-def outside_bulk(eigenvalues: np.ndarray, g: float) -> np.ndarray:
-    """The eigenvalues outside the bulk disc |λ| <= g of a W group (theory Sec. 8)."""
-    return eigenvalues[np.abs(eigenvalues) > g * (1 + 1e-12)]
 
     def __repr__(self):
         return (f"FeatureLearning({self.problem.spec.label}, T={self.problem.T}, P={self.problem.P}, "
