@@ -172,26 +172,27 @@ class LinearAction:
                           "A(C)")[0]
         return Ainv, Ainv @ pr.y_S
 
+    def data_cholesky(self, C: np.ndarray) -> np.ndarray:
+        """Lower Cholesky factor of A(C) = σ_v² (M_out ∘ C)_SS + κ 1 (NotPositiveDefinite if it has none)."""
+        pr = self.pr
+        try:
+            return np.linalg.cholesky(data_matrix(restrict(C, pr.sites_S), pr.mask_out_SS, pr.kappa, pr.sigma_v2))
+        except np.linalg.LinAlgError:
+            raise NotPositiveDefinite("A(C) is not positive definite") from None
+
     def predict(self, C: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
         """Mean output at every site: f̄ = σ_v² (M_out ∘ C)_{·S} A⁻¹ y_S (theory Sec. 4), shape (n,);
         ``w`` = A(C)⁻¹ y_S if known (else one Cholesky solve)."""
         pr = self.pr
         if w is None:
-            A = data_matrix(restrict(C, pr.sites_S), pr.mask_out_SS, pr.kappa, pr.sigma_v2)
-            w = sla.cho_solve(sla.cho_factor(A), pr.y_S)
+            w = sla.cho_solve((self.data_cholesky(C), True), pr.y_S)
         return self.readout_kernel(C)[:, pr.sites_S] @ w
 
     def predictive_variance(self, C: np.ndarray) -> np.ndarray:
         """N × Var f at every site: σ_v²(M∘C)_** − σ_v⁴ (M∘C)_*S A⁻¹ (M∘C)_S* (diagonal, shape (n,)), with
         one Cholesky factor A = L Lᵀ: the second term is the row norms of L⁻¹ (M∘C)_S*."""
-        pr = self.pr
         K = self.readout_kernel(C)
-        A = data_matrix(restrict(C, pr.sites_S), pr.mask_out_SS, pr.kappa, pr.sigma_v2)
-        try:
-            L = np.linalg.cholesky(A)
-        except np.linalg.LinAlgError:
-            raise NotPositiveDefinite("A(C) is not positive definite") from None
-        Y = sla.solve_triangular(L, K[pr.sites_S], lower=True)
+        Y = sla.solve_triangular(self.data_cholesky(C), K[self.pr.sites_S], lower=True)
         return np.diag(K) - np.sum(Y * Y, axis=0)
 
 
