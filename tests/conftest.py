@@ -18,3 +18,7 @@ def pytest_configure(config):
     # read by the fuzz and sweep modules when they are imported (collected) after this hook
     if config.getoption("--fuzz-long", default=False):
         os.environ["SYMFIELD_FUZZ_SCALE"] = str(FUZZ_LONG_FACTOR)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # the README runs two pytest-xdist workers on two cores: one BLAS thread each, not two spinning
+        from threadpoolctl import threadpool_limits
+        config._symfield_blas_limit = threadpool_limits(1, user_api="blas")
