@@ -149,3 +149,37 @@ def test_stability_flips_at_the_threshold():
         lam = _dense_spectrum(pr, sym.C)
         assert (lam[-1] <= 0) == stable == (cert.positive() == 0)
         assert cert.positive(1e-10) == np.sum(lam > 1e-10)
+
+
+@pytest.mark.parametrize("kw", [{}, {"leak": 0.5, "g": 0.9}], ids=["rnn", "leaky"])
+def test_learned_eigenvalues_from_the_companion_matrix_equal_the_dense_eig(kw):
+    """spectrum.perturbed_nilpotent_spectrum at a subspace point against the dense eig(C_pp⁻¹C_px): the eigenvalues
+    above a tenth of the largest one by one (to 1e-10), all of them through the power sums tr (C_pp⁻¹C_px)^j (the
+    small ones form rings around 0 of near-Jordan chains that neither eig resolves, and with exact zeros (P > 2T)
+    the dense eig spreads each chain of zeros by round-off)."""
+    from symfield.theory.feature_learning.spectrum import (_overlaps, _solve_pd, perturbed_nilpotent_spectrum,
+                                                          weight_group_sites)
+    for T, P, zeros in ((5, 10, False), (4, 8, True)):
+        fl, _ = _solve(kw, T=T, P=P)
+        lam = fl.learned_eigenvalues()
+        r = fl.selected.reduced
+        assert r is not None and lam.shape == ((T - 1) * P,)
+        pr = fl.problem
+        prev, nxt, ks = weight_group_sites(pr)[0]
+        a, rr = pr.spec.leak_values(), pr.spec.r_values()
+        M = _solve_pd(*_overlaps(fl.C_sites, prev, nxt, np.repeat(a[ks], P), np.repeat(rr[ks], P)))
+        dense = np.linalg.eigvals(M)
+        Phi, ak = r.sub.Phi, np.repeat(a[ks], P)[:, None]
+        C0pp, C0px = _overlaps(r.red.C0, prev, nxt, ak[:, 0], np.repeat(rr[ks], P))
+        direct = perturbed_nilpotent_spectrum(C0pp, C0px, Phi[prev], (Phi[nxt] - ak * Phi[prev]) / rr[ks[0]], r.N,
+                                              ks.size + 1)
+        np.testing.assert_array_equal(direct, lam)  # the companion path, not the dense fallback
+        assert (np.sum(lam == 0) > 0) == zeros
+        big = 0.1 * np.abs(dense).max()
+        top, top_dense = lam[np.abs(lam) > big], dense[np.abs(dense) > big]
+        assert top.size == top_dense.size >= 2
+        assert max(np.abs(top_dense - v).min() for v in top) <= 1e-10 * np.abs(dense).max()
+        Mj = np.eye(M.shape[0])
+        for j in range(1, 2 * T + 1):
+            Mj = Mj @ M
+            assert np.sum(lam ** j).real == pytest.approx(np.trace(Mj), rel=1e-9, abs=1e-12)

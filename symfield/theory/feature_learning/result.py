@@ -239,7 +239,9 @@ class FeatureLearning:
     def _learned(self) -> list:
         """:func:`.spectrum.learned_eigenvalues` of the selected branch, computed once."""
         if getattr(self, "_learned_cache", None) is None:
-            self._learned_cache = learned_eigenvalues(self.problem, self.selected.C)
+            r = self.selected.reduced
+            low = None if r is None else (r.red.C0, r.sub.Phi, r.N)  # C = C₀ + Φ N Φᵀ: an R × R eigenproblem
+            self._learned_cache = learned_eigenvalues(self.problem, self.selected.C, low)
         return self._learned_cache
 
     def outliers(self):
