@@ -98,7 +98,7 @@ def test_an_unstable_point_is_found_unstable():
     cert = rs.certificate(red, sub, N, 1.0, cap=pr.n)
     assert cert.positive(1e-10) == np.sum(lam > 1e-10) >= 1  # exact inertia
     br = Branch("far", C, 0.0, LinearAction(pr), reduced=reduced.ReducedPoint(red, sub, N, 1.0))
-    br._certificate = (cert,)  # the cap of n/4 refuses this small problem; use the computed certificate
+    br._certificate = (cert,)
     assert not br.stable
     assert br.top_eigenvalue == pytest.approx(lam[-1], abs=1e-10)
 

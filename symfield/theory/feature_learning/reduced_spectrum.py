@@ -321,9 +321,13 @@ class SchurCertificate:
         return int(np.sum(self.eigenvalues > tol))
 
 
+#: largest dimension k of 𝒲 for the certificate: the Schur complement is k(k+1)/2 square (3,916 at k = 88)
+CERTIFICATE_MAX_K = 88
+
+
 def certificate(red, sub, N: np.ndarray, s: float, cap: int | None = None) -> SchurCertificate | None:
     """:class:`SchurCertificate` at C = C₀ + Φ N Φᵀ, or None when the reducing subspace 𝒲 is larger than ``cap``
-    (default n/4)."""
+    (default :data:`CERTIFICATE_MAX_K`)."""
     H = WhitenedHessian(red, sub, N, s)
-    W = reducing_basis(H, red.n // 4 if cap is None else cap)
+    W = reducing_basis(H, CERTIFICATE_MAX_K if cap is None else cap)
     return None if W is None else SchurCertificate(CoupledBlock(H, W))

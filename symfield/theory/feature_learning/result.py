@@ -35,7 +35,7 @@ class Branch:
 
     def _schur(self):
         """The exact inertia certificate :func:`.reduced_spectrum.certificate` of a subspace point, or None (no
-        subspace point, or its reducing subspace is larger than n/4)."""
+        subspace point, or its reducing subspace is larger than :data:`.reduced_spectrum.CERTIFICATE_MAX_K`)."""
         if self.reduced is None:
             return None
         if self._certificate is None:
