@@ -46,6 +46,10 @@ class Branch:
 
     @property
     def top_eigenvalue(self) -> float:
+        """Largest eigenvalue of the Hessian (congruence coordinates).  At a subspace point by Lanczos: on the
+        coupled block when it holds the top (:func:`.reduced_spectrum.stability`; always so at an unstable point),
+        else on the whole Hessian, O(n² R) per product — slow where the top is clustered (minutes at T·P = 400,
+        not reached at 2000); :attr:`stable` does not need it."""
         if self._top is None:
             if self.reduced is not None:  # Lanczos, O(n² R) per product (slow where the top is clustered)
                 from .reduced_spectrum import stability, top_eigen as reduced_top
