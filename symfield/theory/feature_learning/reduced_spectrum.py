@@ -21,6 +21,7 @@ import scipy.sparse as sps
 import scipy.sparse.linalg as ssl
 
 from .solver import smat, svec
+from .terms import data_matrix, restrict
 
 #: 𝔅̃ is stored sparse when at most this fraction of its entries is non-zero
 SPARSE_FRACTION = 0.2
@@ -308,16 +309,18 @@ class SchurCertificate:
             YW = np.asarray(Y.T @ LW)
             Q += Ql - YW @ YW.T
         self.Q = 0.5 * (Q + Q.T)
-        C = red.dense(blk.H.sub_state[0], blk.H.sub_state[1])
-        from .terms import data_matrix, restrict
+        C = red.dense(*blk.H.sub_state)
         self.A = data_matrix(restrict(C, S), pr.mask_out_SS, pr.kappa, pr.sigma_v2)
-        cap = sla.cho_factor(self.A / pr.sigma_v2 ** 2 + self.Q)
-        Sc = self.NA - JA.T @ sla.cho_solve(cap, JA)
+        if pr.sigma_v2 > 0:
+            Sc = self.NA - JA.T @ sla.cho_solve(sla.cho_factor(self.A / pr.sigma_v2 ** 2 + self.Q), JA)
+        else:  # no data term (G = 0)
+            Sc = self.NA
         self.schur = 0.5 * (Sc + Sc.T)
         self.eigenvalues = np.linalg.eigvalsh(self.schur)
 
     def positive(self, tol: float = 0.0) -> int:
-        """The number of eigenvalues of the Hessian above 0 (those of 𝒮 above ``tol``)."""
+        """The number of eigenvalues of 𝒮 above ``tol``; with tol = 0 exactly the number of positive eigenvalues
+        of the Hessian."""
         return int(np.sum(self.eigenvalues > tol))
 
 

@@ -68,7 +68,7 @@ class Branch:
         """Top eigenvalue of the Hessian <= UNSTABLE_TOL.  At a subspace point, without iteration, from the
         Schur complement of :class:`.reduced_spectrum.SchurCertificate` (k(k+1)/2 × k(k+1)/2, k = dim 𝒲): it has
         as many positive eigenvalues as the Hessian, so the sign is exact; the margin UNSTABLE_TOL is applied to
-        its top eigenvalue (5 s at T·P = 2000).  Else from :attr:`top_eigenvalue`."""
+        its top eigenvalue (5–10 s at T·P = 2000, load 2–8).  Else from :attr:`top_eigenvalue`."""
         cert = self._schur() if self._top is None else None
         if cert is not None:
             return bool(cert.eigenvalues[-1] <= UNSTABLE_TOL)

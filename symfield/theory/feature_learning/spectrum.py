@@ -147,7 +147,7 @@ def _solve_pd(Cpp: np.ndarray, Cpx: np.ndarray) -> np.ndarray:
 
 def perturbed_nilpotent_spectrum(Cpp0, Cpx0, Phi_p, Phi_x, N, order: int):
     """All eigenvalues of C_pp⁻¹C_px for C_pp = C₀_pp + Φ_p N Φ_pᵀ, C_px = C₀_px + Φ_p N Φ_xᵀ when the GP part
-    Z = C₀_pp⁻¹C₀_px is nilpotent (Z^order = 0, checked on a probe vector; else None).
+    Z = C₀_pp⁻¹C₀_px is nilpotent (Z^order = 0, checked on a probe vector; else None, as when dR > n_p).
 
     By Woodbury C_pp⁻¹C_px = Z + U Vᵀ, U = C₀_pp⁻¹Φ_p, Vᵀ = (1 + N ΦₚᵀU)⁻¹N(Φ_xᵀ − UᵀC₀_px), so
     det(λ − Z − UVᵀ) = λ^{n_p} det(1 − Σ_{j<d} VᵀZ^jU λ^{−j−1}) (d: the first j with Z^jU = 0): the eigenvalues are
