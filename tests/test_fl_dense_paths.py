@@ -95,7 +95,91 @@ def test_an_unstable_point_is_found_unstable():
     assert lam[-1] > 1e-3
     block, bound = rs.stability(red, sub, N, 1.0, cap=pr.n)
     assert block == pytest.approx(lam[-1], abs=1e-10)
+    cert = rs.certificate(red, sub, N, 1.0, cap=pr.n)
+    assert cert.positive(1e-10) == np.sum(lam > 1e-10) >= 1  # exact inertia
     br = Branch("far", C, 0.0, LinearAction(pr), reduced=reduced.ReducedPoint(red, sub, N, 1.0))
-    br._certificate = ((block, bound),)  # the cap of n/4 refuses this small problem; use the computed block
+    br._certificate = (cert,)
     assert not br.stable
     assert br.top_eigenvalue == pytest.approx(lam[-1], abs=1e-10)
+
+
+def _dense_coupled_block(blk):
+    Hd = np.array([blk.apply(e) for e in np.eye(blk.dim)]).T
+    return 0.5 * (Hd + Hd.T)
+
+
+@pytest.mark.parametrize("kw", CASES.values(), ids=CASES.keys())
+def test_schur_certificate_equals_the_dense_schur_complement(kw):
+    """SchurCertificate (closed-form X block −½KᵀK and Q by sparse propagation) against the Schur complement of
+    the coupled block built densely from its Hessian-vector products, and its inertia against the dense Hessian."""
+    fl, lin = _solve(kw, T=5, P=3)
+    r = fl.selected.reduced
+    H = rs.WhitenedHessian(r.red, r.sub, r.N, 1.0)
+    blk = rs.CoupledBlock(H, rs.reducing_basis(H, fl.problem.n))
+    Hd = _dense_coupled_block(blk)
+    m = blk.k * (blk.k + 1) // 2
+    assert np.linalg.eigvalsh(Hd[m:, m:])[-1] < 0  # the X block is negative definite
+    ref = Hd[:m, :m] - Hd[:m, m:] @ np.linalg.solve(Hd[m:, m:], Hd[m:, :m])
+    cert = rs.SchurCertificate(blk)
+    _close(cert.schur, ref, 1e-12)
+    lam = _dense_spectrum(fl.problem, fl.C_sites)
+    assert cert.positive() == np.sum(lam > 0) == 0 and fl.stable
+
+
+def test_stability_flips_at_the_threshold():
+    """The symmetric branch of an endpoint task at 0.98 and 1.02 × critical_signal (the lag-sector threshold
+    of the dense solver): the certificate at its subspace form says stable, then unstable, as the dense
+    Hessian's top eigenvalue does."""
+    import symfield as sf
+    from symfield.theory.feature_learning import critical_signal
+    T = 5
+    net = sf.RNN(T, phi="linear", bias="none", scaling="mean_field")
+    X = np.array([[1.0, 0.2], [0.1, 0.9]])
+    Y = np.zeros((2, T))
+    Y[:, -1] = [1.0, -0.6]
+    yc = critical_signal(net, X, Y)
+    for f, stable in ((0.98, True), (1.02, False)):
+        fl = feature_learning(net, X, Y * f * yc / np.linalg.norm(Y[:, -1]), gtol=1e-12)
+        sym = fl.branches[0]
+        assert sym.name == "symmetric"
+        pr = fl.problem
+        red = reduced.Reduction(pr)
+        sub, N = red.state(sym.C)
+        cert = rs.certificate(red, sub, N, 1.0, cap=pr.n)
+        lam = _dense_spectrum(pr, sym.C)
+        assert (lam[-1] <= 0) == stable == (cert.positive() == 0)
+        assert cert.positive(1e-10) == np.sum(lam > 1e-10)
+
+
+@pytest.mark.parametrize("kw", [{}, {"leak": 0.5, "g": 0.9}], ids=["rnn", "leaky"])
+def test_learned_eigenvalues_from_the_companion_matrix_equal_the_dense_eig(kw):
+    """spectrum.perturbed_nilpotent_spectrum at a subspace point against the dense eig(C_pp⁻¹C_px): the eigenvalues
+    above a tenth of the largest one by one (to 1e-10), all of them through the power sums tr (C_pp⁻¹C_px)^j (the
+    small ones form rings around 0 of near-Jordan chains that neither eig resolves, and with exact zeros (P > 2T)
+    the dense eig spreads each chain of zeros by round-off)."""
+    from symfield.theory.feature_learning.spectrum import (_overlaps, _solve_pd, perturbed_nilpotent_spectrum,
+                                                          weight_group_sites)
+    for T, P, zeros in ((5, 10, False), (4, 8, True)):
+        fl, _ = _solve(kw, T=T, P=P)
+        lam = fl.learned_eigenvalues()
+        r = fl.selected.reduced
+        assert r is not None and lam.shape == ((T - 1) * P,)
+        pr = fl.problem
+        prev, nxt, ks = weight_group_sites(pr)[0]
+        a, rr = pr.spec.leak_values(), pr.spec.r_values()
+        M = _solve_pd(*_overlaps(fl.C_sites, prev, nxt, np.repeat(a[ks], P), np.repeat(rr[ks], P)))
+        dense = np.linalg.eigvals(M)
+        Phi, ak = r.sub.Phi, np.repeat(a[ks], P)[:, None]
+        C0pp, C0px = _overlaps(r.red.C0, prev, nxt, ak[:, 0], np.repeat(rr[ks], P))
+        direct = perturbed_nilpotent_spectrum(C0pp, C0px, Phi[prev], (Phi[nxt] - ak * Phi[prev]) / rr[ks[0]], r.N,
+                                              ks.size + 1)
+        np.testing.assert_array_equal(direct, lam)  # the companion path, not the dense fallback
+        assert (np.sum(lam == 0) > 0) == zeros
+        big = 0.1 * np.abs(dense).max()
+        top, top_dense = lam[np.abs(lam) > big], dense[np.abs(dense) > big]
+        assert top.size == top_dense.size >= 2
+        assert max(np.abs(top_dense - v).min() for v in top) <= 1e-10 * np.abs(dense).max()
+        Mj = np.eye(M.shape[0])
+        for j in range(1, 2 * T + 1):
+            Mj = Mj @ M
+            assert np.sum(lam ** j).real == pytest.approx(np.trace(Mj), rel=1e-9, abs=1e-12)

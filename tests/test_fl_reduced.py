@@ -135,3 +135,35 @@ def test_scan_of_a_sequential_task_equals_the_reference():
     for a, b in zip(fast.selected(), ref.selected()):
         assert a.action == pytest.approx(b.action, abs=1e-10)
         assert np.abs(a.C - b.C).max() <= 1e-8 * np.abs(b.C).max()
+
+
+def _grouped_or_singular(case, T=4, P=3):
+    net, X, Y, sup = sequential(T, P)
+    if case == "grouped":  # W of steps 1..2 and W of step 3: two W groups
+        net = sf.NetworkSpec(T=T, phi="linear", bias="none", scaling="mean_field",
+                             share={"W": [[1, 2], [3]], "U": "shared", "v": "shared"})
+    else:  # the third pattern is the sum of the first two: a singular input kernel on D = P inputs
+        X = X.copy()
+        X[2] = (X[0] + X[1]) / np.sqrt(2)
+    return net, X, Y, sup
+
+
+@pytest.mark.parametrize("case,why", [("grouped", "several W groups"), ("singular", "singular")])
+def test_grouped_w_and_singular_inputs_go_to_the_dense_solver_with_a_true_message(case, why):
+    """The subspace solver does not cover several W groups or a singular input kernel: feature_learning solves
+    them densely (equal to the reference solver), and a size refusal names the reason."""
+    from symfield.errors import ResourceError
+    net, X, Y, sup = _grouped_or_singular(case)
+    pr = problem(net, X, Y, sup, 0.5)
+    assert why in reduced.not_applicable(pr)
+    fl = feature_learning(net, X, Y, supervised=sup, kappa=0.5, gtol=1e-12)
+    ref = feature_learning(net, X, Y, supervised=sup, kappa=0.5, method="reference", gtol=1e-12)
+    assert fl.selected.reduced is None and fl.fixed_point_residual() < 1e-9
+    assert fl.action == pytest.approx(ref.action, abs=1e-10)
+    assert np.abs(fl.C_sites - ref.C_sites).max() <= 1e-8 * np.abs(ref.C_sites).max()
+    sf.set_time_limit(1e-6)
+    try:
+        with pytest.raises(ResourceError, match=why):
+            feature_learning(net, X, Y, supervised=sup, kappa=0.5)
+    finally:
+        sf.set_time_limit(None)

@@ -112,3 +112,21 @@ def test_error_of_a_loose_solve_matches_its_distance_to_a_tight_one():
         true = np.abs(fl.C_sites - tight.C_sites).max() / np.abs(tight.C_sites).max()
         assert true > 1e-9  # the loose solve is measurably off
         assert fl.error == pytest.approx(true, rel=0.02)
+
+
+def test_benchmark_properties_quick_mode(tmp_path, monkeypatch):
+    """benchmarks/bench_fl_scale.py --properties at a small size: every property timed, the replaced
+    implementations (stable: Lanczos on the coupled block; learned eigenvalues: dense eig) agree."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import bench_fl_scale
+    # to_xarray: its first call imports xarray (10-20 s on the shared machine), timed by the full benchmark
+    monkeypatch.setattr(bench_fl_scale, "PROPERTIES",
+                        {k: v for k, v in bench_fl_scale.PROPERTIES.items() if k != "to_xarray"})
+    out = bench_fl_scale.main(["--properties", "4x7", "--cap", "60", "--out", str(tmp_path / "p.json")])
+    props = out["properties"]["T4-P7"]
+    assert all(np.isfinite(props[name]["seconds"]) for name in bench_fl_scale.PROPERTIES)
+    assert props["stable (reference)"]["agree"]
+    assert props["learned_eigenvalues (reference)"]["max_diff_top"] < 1e-10
+    assert (tmp_path / "p.json").exists()

@@ -35,6 +35,7 @@ from .problem import FLProblem, problem
 from .span import RANK_TOL, condition
 from .result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, cross_time_size, mirror
 from .reduced import Reduction, ReducedPoint, applicable as reduced_applicable
+from .reduced import not_applicable as reduced_not_applicable
 from .solver import maximise
 from .spectrum import DENSE_SECTOR_MAX, DENSE_SECTOR_MAX_REFERENCE, embed_sector, sector_spectrum
 
@@ -247,9 +248,14 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     check_choice(backend, name, METHODS)
     reference = backend == "reference"
     # the subspace solver (:mod:`.reduced`): O(n² T²) per outer step instead of Newton-CG steps of O(n³)
-    reducible = backend == "matrix" and not pr.block_diagonal_invariant() and reduced_applicable(pr)
+    dense_why = (None if backend != "matrix" or pr.block_diagonal_invariant() else reduced_not_applicable(pr))
+    reducible = backend == "matrix" and not pr.block_diagonal_invariant() and dense_why is None
     check_time((steps + 4) * (1e3 * pr.T ** 2 * n ** 2 if reducible else 1e3 * n ** 3),
-               f"feature_learning (T P = {n}, steps = {steps})", "P, T or steps")
+               f"feature_learning (T P = {n}, steps = {steps}" +
+               ("" if dense_why is None else f"; dense O((T P)³) solver: the subspace solver does not cover "
+                                             f"{dense_why}") + ")", "P, T or steps")
+    if dense_why is not None:
+        _log(progress, f"feature_learning: dense solver, the subspace solver does not cover {dense_why}")
     with _conditioning_hint(pr):
         sv = _Solver(pr, "matrix" if reference else backend, gtol, progress, reference)
         C0 = gp_kernel(pr)

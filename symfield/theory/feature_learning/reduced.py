@@ -58,11 +58,23 @@ def blockwise(N: np.ndarray, r: int) -> np.ndarray:
     return np.kron(np.eye(r), N)
 
 
-def applicable(pr: FLProblem) -> bool:
-    """Is the reduction exact for ``pr`` (module docstring; nonsingular input kernel)?"""
+def not_applicable(pr: FLProblem) -> str | None:
+    """Why the reduction is not exact for ``pr`` (module docstring), or None when it is."""
     gam = np.sqrt(np.diag(pr.wmask))
-    return (np.allclose(pr.wmask, np.outer(gam, gam), rtol=1e-14, atol=0) and readout_factor(pr.mask_out) is not None
-            and kernel_span(pr) is None and pr.T > 1)
+    if pr.T < 2:
+        return "T = 1 (no recurrence)"
+    if not np.allclose(pr.wmask, np.outer(gam, gam), rtol=1e-14, atol=0):
+        return "several W groups (Σ(C) is not one congruence 𝔅 C 𝔅ᵀ)"
+    if readout_factor(pr.mask_out) is None:
+        return "the readout mask is not positive semi-definite"
+    if kernel_span(pr) is not None:
+        return "the input kernel is singular (D < P or dependent inputs: C lives on the span of the inputs)"
+    return None
+
+
+def applicable(pr: FLProblem) -> bool:
+    """Is the reduction exact for ``pr`` (:func:`not_applicable` is None)?"""
+    return not_applicable(pr) is None
 
 
 class Reduction:

@@ -21,6 +21,7 @@ import scipy.sparse as sps
 import scipy.sparse.linalg as ssl
 
 from .solver import smat, svec
+from .terms import data_matrix, restrict
 
 #: 𝔅̃ is stored sparse when at most this fraction of its entries is non-zero
 SPARSE_FRACTION = 0.2
@@ -47,6 +48,7 @@ class WhitenedHessian:
 
     def __init__(self, red, sub, N: np.ndarray, s: float):
         self.red, self.n, self.sv2 = red, red.n, red.pr.sigma_v2
+        self.sub_state = (sub, N)
         U = self.U = sub.U
         R = sub.R
         c = np.eye(R) + N
@@ -78,8 +80,10 @@ class WhitenedHessian:
         de[self.S] = self.m_S * dw[:, None]
         return self.red.L0.T @ de
 
-    def apply(self, D: np.ndarray) -> np.ndarray:
-        """The whitened Hessian-vector product L₀ᵀ H(L₀ D L₀ᵀ) L₀ (as :meth:`.action.LinearAction.hessp_at`)."""
+    def nondata(self, D: np.ndarray) -> np.ndarray:
+        """The whitened product without the data term: ½[−C̃⁻¹DC̃⁻¹ + Σ̃⁻¹dΣΣ̃⁻¹ + 𝔅̃ᵀ(dQ + Σ̃⁻¹dΣΣ̃⁻¹)𝔅̃], dΣ = 𝔅̃D𝔅̃ᵀ,
+        Q = Σ̃⁻¹C̃Σ̃⁻¹.  Uses only U, Bt and a_c, a_s, a_q, so on a subspace invariant under 𝔅̃, 𝔅̃ᵀ that holds Ũ it
+        is the same formula in that subspace's coordinates (:class:`SchurCertificate`)."""
         U, Bt = self.U, self.Bt
         dS = Bt @ (Bt @ D).T  # 𝔅̃ D 𝔅̃ᵀ (D symmetric)
         SdS = _low(U, self.a_s, dS)  # Σ̃⁻¹ dΣ
@@ -88,10 +92,15 @@ class WhitenedHessian:
         M1 = SdS - ((SdS @ U) @ self.a_q) @ U.T  # Σ̃⁻¹ dΣ Q̃
         inner = -M1 - M1.T + _sandwich(U, self.a_s, D, self.a_s) + term_s
         adj = Bt.T @ (Bt.T @ inner.T).T  # 𝔅̃ᵀ (·) 𝔅̃
-        d_t = self.data_direction(D @ self.e_t)
-        data = self.sv2 * (d_t @ self.e_t.T + self.e_t @ d_t.T)
-        out = 0.5 * (term_c + term_s + adj + data)
+        out = 0.5 * (term_c + term_s + adj)
         return 0.5 * (out + out.T)
+
+    def apply(self, D: np.ndarray) -> np.ndarray:
+        """The whitened Hessian-vector product L₀ᵀ H(L₀ D L₀ᵀ) L₀ (as :meth:`.action.LinearAction.hessp_at`):
+        :meth:`nondata` plus the data term ½σ_v² Σ_k (d̃_k ẽ_kᵀ + ẽ_k d̃_kᵀ) (:meth:`data_direction`)."""
+        d_t = self.data_direction(D @ self.e_t)
+        data = 0.5 * self.sv2 * (d_t @ self.e_t.T + self.e_t @ d_t.T)
+        return self.nondata(D) + data
 
     def congruence(self, V: np.ndarray) -> np.ndarray:
         """The product in the congruence coordinates at C: M · apply(M V M) · M."""
@@ -212,3 +221,116 @@ def stability(red, sub, N: np.ndarray, s: float, cap: int | None = None, tol: fl
     v0 = blk.join(A0 + A0.T, X0 - (X0 @ W) @ W.T)
     lam = ssl.eigsh(op, k=1, which="LA", tol=tol, v0=v0, ncv=min(blk.dim, 24), return_eigenvectors=False)
     return float(lam[0]), -0.5 / red.T ** 2
+
+
+# ------------------------------------------------------------------ the exact certificate by inertia
+class _OnSubspace:
+    """:meth:`WhitenedHessian.nondata` in the coordinates of an orthonormal W whose range holds Ũ and is invariant
+    under 𝔅̃ and 𝔅̃ᵀ: Ũ → WᵀŨ, 𝔅̃ → β = Wᵀ𝔅̃W (exact, the k × k blocks of the same formula)."""
+
+    nondata = WhitenedHessian.nondata
+
+    def __init__(self, H: WhitenedHessian, W: np.ndarray):
+        self.U, self.Bt = W.T @ H.U, W.T @ (H.Bt @ W)
+        self.a_c, self.a_s, self.a_q = H.a_c, H.a_s, H.a_q
+
+
+class SchurCertificate:
+    """The inertia of the Hessian from a k(k+1)/2-dimensional Schur complement (k = dim 𝒲), without iteration.
+
+    On the coupled block of :class:`CoupledBlock` (congruence coordinates at C, z = [svec A, √2 X]) the quadratic
+    form of the Hessian is
+
+        q(A, X) = ⟨A, 𝒩_A A⟩ − |K X|² − σ_v⁴ jᵀ A(C)⁻¹ j,   j = J_A A + J_X X,   K X = X − a X 𝔅̃ᵀ,
+
+    with 𝒩_A the non-data part on 𝒲 × 𝒲 (a k × k computation, :class:`_OnSubspace`), a = P s_W β P (P = (WᵀC̃W)^-½,
+    s_W = WᵀΣ̃⁻¹W, β = Wᵀ𝔅̃W), j_i = Σ_k m_k,i (L₀ D ẽ_k)_{S_i} the data direction of D = the perturbation: the
+    non-data part does not couple A and X (𝒲 and 𝒲⊥ are invariant under 𝔅̃, 𝔅̃ᵀ, and C̃ = Σ̃ = 1 on 𝒲⊥), and on X it
+    is −½KᵀK (the non-data part of a chain whose transition is a; checked against :meth:`CoupledBlock.apply`
+    in tests/test_fl_dense_paths.py).  K is invertible (𝔅̃^T = 0: K⁻¹X = Σ_{j<T} a^j X 𝔅̃ᵀ^j), so the X block
+    is negative definite and by Haynsworth's inertia additivity the Hessian has exactly as many positive
+    (zero) eigenvalues on the coupled block as the Schur complement
+
+        𝒮 = 𝒩_A − J_Aᵀ (A(C)/σ_v⁴ + Q)⁻¹ J_A,   Q = J_X K⁻¹K⁻ᵀ J_Xᵀ  (|S| × |S|),
+
+    (maximising q over Y = K X: sup_Y [−|Y|² − (u + J_X K⁻¹ Y)ᵀ G (u + …)] = −uᵀ(G⁻¹ + Q)⁻¹u, G = σ_v⁴A⁻¹).  The
+    rest of the Hessian (𝒲⊥ × 𝒲⊥) is negative definite (:class:`CoupledBlock`), so the saddle point is stable
+    exactly when 𝒮 is negative semi-definite.  Q = Σ_l Y_lᵀ C₀⊥ Y_l with C₀⊥ = L₀(1 − WWᵀ)L₀ᵀ and
+    Y_l = Σ_j 𝔅ᵀ^j E_S diag(c_jl) (𝔅̃ᵀ^j L₀ᵀ = L₀ᵀ𝔅ᵀ^j; c from a factor of the Gram matrix of the vectors
+    (aᵀ)^j P Wᵀẽ_k): sparse when 𝔅 is (no skip connections), O(ρ n |S| T) with ρ <= min(T r, k)."""
+
+    def __init__(self, blk: CoupledBlock):
+        H, W, k = blk.H, blk.W, blk.k
+        red, pr = H.red, H.red.pr
+        self.k = k
+        P = np.eye(k) - blk.mu
+        on = _OnSubspace(H, W)
+        m = k * (k + 1) // 2
+        basis = smat(np.eye(m), k)
+        NA = np.array([svec(P @ on.nondata(P @ E @ P) @ P) for E in basis])
+        self.NA = 0.5 * (NA + NA.T)
+        # J_A: the data direction of D = W (PAP) Wᵀ on the svec basis
+        S, mS = red.S, red.m_S
+        LW = red.L0 @ W
+        Gs = LW[S] @ P
+        pe = P @ (W.T @ H.e_t)  # P Wᵀẽ (k, r)
+        JA = np.zeros((S.size, m))
+        for kk in range(mS.shape[1]):
+            JA += mS[:, kk, None] * (Gs @ (basis @ pe[:, kk]).T)
+        self.JA = JA
+        # Q from the Gram factor of the vectors (aᵀ)^j P Wᵀẽ_k, j < T
+        sW = np.eye(k) - on.U @ H.a_s @ on.U.T
+        a = P @ sW @ on.Bt @ P
+        Ucols = [pe]
+        for _ in range(red.T - 1):
+            Ucols.append(a.T @ Ucols[-1])
+        Ucat = np.hstack(Ucols)  # columns (j, k)
+        lam, V = np.linalg.eigh(Ucat.T @ Ucat)
+        keep = lam > 1e-14 * max(lam.max(), 1e-300)
+        F = (V[:, keep] * np.sqrt(lam[keep])).reshape(red.T, mS.shape[1], -1)  # (j, k, l)
+        c = np.einsum("jkl,sk->jls", F, mS)  # (j, l, |S|)
+        Bmat = red.bmul(np.eye(red.n))
+        dense_b = np.count_nonzero(Bmat) > SPARSE_FRACTION * Bmat.size
+        BT = Bmat.T if dense_b else sps.csr_array(Bmat.T)
+        ES = sps.csr_array((np.ones(S.size), (S, np.arange(S.size))), shape=(red.n, S.size))
+        R = [ES.toarray() if dense_b else ES]  # 𝔅ᵀ^j E_S
+        for _ in range(red.T - 1):
+            R.append(BT @ R[-1])
+        Q = np.zeros((S.size, S.size))
+        for l in range(c.shape[1]):
+            if dense_b:
+                Y = sum(R[j] * c[j, l] for j in range(red.T))
+                YC = Y.T @ red.C0
+                Ql = YC @ Y
+            else:
+                Y = sum(R[j] @ sps.diags_array(c[j, l]) for j in range(red.T))
+                YC = np.asarray(Y.T @ red.C0)  # (|S|, n)
+                Ql = np.asarray(Y.T @ YC.T).T
+            YW = np.asarray(Y.T @ LW)
+            Q += Ql - YW @ YW.T
+        self.Q = 0.5 * (Q + Q.T)
+        C = red.dense(*blk.H.sub_state)
+        self.A = data_matrix(restrict(C, S), pr.mask_out_SS, pr.kappa, pr.sigma_v2)
+        if pr.sigma_v2 > 0:
+            Sc = self.NA - JA.T @ sla.cho_solve(sla.cho_factor(self.A / pr.sigma_v2 ** 2 + self.Q), JA)
+        else:  # no data term (G = 0)
+            Sc = self.NA
+        self.schur = 0.5 * (Sc + Sc.T)
+        self.eigenvalues = np.linalg.eigvalsh(self.schur)
+
+    def positive(self, tol: float = 0.0) -> int:
+        """The number of eigenvalues of 𝒮 above ``tol``; with tol = 0 exactly the number of positive eigenvalues
+        of the Hessian."""
+        return int(np.sum(self.eigenvalues > tol))
+
+
+#: largest dimension k of 𝒲 for the certificate: the Schur complement is k(k+1)/2 square (3,916 at k = 88)
+CERTIFICATE_MAX_K = 88
+
+
+def certificate(red, sub, N: np.ndarray, s: float, cap: int | None = None) -> SchurCertificate | None:
+    """:class:`SchurCertificate` at C = C₀ + Φ N Φᵀ, or None when the reducing subspace 𝒲 is larger than ``cap``
+    (default :data:`CERTIFICATE_MAX_K`)."""
+    H = WhitenedHessian(red, sub, N, s)
+    W = reducing_basis(H, CERTIFICATE_MAX_K if cap is None else cap)
+    return None if W is None else SchurCertificate(CoupledBlock(H, W))

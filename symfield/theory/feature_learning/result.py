@@ -33,40 +33,45 @@ class Branch:
         #: top eigenvalue of the lag sectors k >= 1 (symmetric solutions only; nan otherwise)
         self.offlag_eigenvalue = float("nan")
 
-    def _stability(self):
-        """(top eigenvalue of the coupled block, bound on the rest) of :func:`.reduced_spectrum.stability`, or
-        None (no subspace point, or the reducing subspace is too large)."""
+    def _schur(self):
+        """The exact inertia certificate :func:`.reduced_spectrum.certificate` of a subspace point, or None (no
+        subspace point, or its reducing subspace is larger than :data:`.reduced_spectrum.CERTIFICATE_MAX_K`)."""
         if self.reduced is None:
             return None
         if self._certificate is None:
-            from .reduced_spectrum import stability
+            from .reduced_spectrum import certificate
             r = self.reduced
-            self._certificate = (stability(r.red, r.sub, r.N, r.s),)
+            self._certificate = (certificate(r.red, r.sub, r.N, r.s),)
         return self._certificate[0]
 
     @property
     def top_eigenvalue(self) -> float:
+        """Largest eigenvalue of the Hessian (congruence coordinates).  At a subspace point by Lanczos: on the
+        coupled block when it holds the top (:func:`.reduced_spectrum.stability`; always so at an unstable point),
+        else on the whole Hessian, O(n² R) per product — slow where the top is clustered (minutes at T·P = 400,
+        not reached at 2000); :attr:`stable` does not need it."""
         if self._top is None:
-            cert = self._stability()
-            if cert is not None and cert[0] >= cert[1]:  # the coupled block holds the top of the spectrum
-                self._top = cert[0]
-            elif self.reduced is not None:  # Lanczos on the whole Hessian, O(n² R) per product
-                from .reduced_spectrum import top_eigen as reduced_top
+            if self.reduced is not None:  # Lanczos, O(n² R) per product (slow where the top is clustered)
+                from .reduced_spectrum import stability, top_eigen as reduced_top
                 r = self.reduced
-                self._top = reduced_top(r.red, r.sub, r.N, r.s)[0]
+                blk = stability(r.red, r.sub, r.N, r.s)
+                if blk is not None and blk[0] >= blk[1]:  # the coupled block holds the top of the spectrum
+                    self._top = blk[0]
+                else:
+                    self._top = reduced_top(r.red, r.sub, r.N, r.s)[0]
             else:
                 self._top = top_eigen(self._act, self.C, lags=None)[0]
         return self._top
 
     @property
     def stable(self) -> bool:
-        """Top eigenvalue of the Hessian <= UNSTABLE_TOL; for a subspace point from the coupled block and the
-        bound −½/T² < 0 on the rest (:func:`.reduced_spectrum.stability`) without the rest's exact spectrum.
-        Exact, but the Lanczos iteration converges slowly (the top of the spectrum is clustered): 6,625
-        products of 0.05 s at T·P = 400 (T = 20, P = 20) under load 9; long at T·P in the thousands."""
-        cert = self._stability() if self._top is None else None
+        """Top eigenvalue of the Hessian <= UNSTABLE_TOL.  At a subspace point, without iteration, from the
+        Schur complement of :class:`.reduced_spectrum.SchurCertificate` (k(k+1)/2 × k(k+1)/2, k = dim 𝒲): it has
+        as many positive eigenvalues as the Hessian, so the sign is exact; the margin UNSTABLE_TOL is applied to
+        its top eigenvalue (5–10 s at T·P = 2000, load 2–8).  Else from :attr:`top_eigenvalue`."""
+        cert = self._schur() if self._top is None else None
         if cert is not None:
-            return max(cert) <= UNSTABLE_TOL
+            return bool(cert.eigenvalues[-1] <= UNSTABLE_TOL)
         return self.top_eigenvalue <= UNSTABLE_TOL
 
     def __repr__(self):
@@ -238,7 +243,9 @@ class FeatureLearning:
     def _learned(self) -> list:
         """:func:`.spectrum.learned_eigenvalues` of the selected branch, computed once."""
         if getattr(self, "_learned_cache", None) is None:
-            self._learned_cache = learned_eigenvalues(self.problem, self.selected.C)
+            r = self.selected.reduced
+            low = None if r is None else (r.red.C0, r.sub.Phi, r.N)  # C = C₀ + Φ N Φᵀ: an R × R eigenproblem
+            self._learned_cache = learned_eigenvalues(self.problem, self.selected.C, low)
         return self._learned_cache
 
     def outliers(self):

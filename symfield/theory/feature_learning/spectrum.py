@@ -145,16 +145,67 @@ def _solve_pd(Cpp: np.ndarray, Cpx: np.ndarray) -> np.ndarray:
         return np.linalg.lstsq(Cpp, Cpx, rcond=None)[0]
 
 
-def learned_eigenvalues(pr, C: np.ndarray) -> list:
+def perturbed_nilpotent_spectrum(Cpp0, Cpx0, Phi_p, Phi_x, N, order: int):
+    """All eigenvalues of C_pp⁻¹C_px for C_pp = C₀_pp + Φ_p N Φ_pᵀ, C_px = C₀_px + Φ_p N Φ_xᵀ when the GP part
+    Z = C₀_pp⁻¹C₀_px is nilpotent (Z^order = 0, checked on a probe vector; else None, as when dR > n_p).
+
+    By Woodbury C_pp⁻¹C_px = Z + U Vᵀ, U = C₀_pp⁻¹Φ_p, Vᵀ = (1 + N ΦₚᵀU)⁻¹N(Φ_xᵀ − UᵀC₀_px), so
+    det(λ − Z − UVᵀ) = λ^{n_p} det(1 − Σ_{j<d} VᵀZ^jU λ^{−j−1}) (d: the first j with Z^jU = 0): the eigenvalues are
+    those of the block companion matrix of the monic λ^d − Σ_j λ^{d−1−j} VᵀZ^jU (size dR) and n_p − dR exact
+    zeros.  The dense eig of the n_p × n_p matrix instead spreads each zero of a Jordan chain of length d to a
+    circle of radius ~ε^{1/d} (0.14 at d = 19): those values are round-off."""
+    n_p, R = Phi_p.shape
+    fac = sla.cho_factor(Cpp0)
+
+    def Z(X):
+        return sla.cho_solve(fac, Cpx0 @ X)
+
+    probe = np.random.default_rng(0).standard_normal(n_p)
+    x = probe
+    for _ in range(order):
+        x = Z(x)
+    if np.abs(x).max() > 1e-12 * np.abs(probe).max():
+        return None
+    U = sla.cho_solve(fac, Phi_p)
+    Vt = np.linalg.solve(np.eye(R) + N @ (Phi_p.T @ U), N @ (Phi_x.T - U.T @ Cpx0))
+    blocks, ZU, scale = [], U, np.abs(U).max()
+    for _ in range(order):
+        if np.abs(ZU).max() <= 1e-12 * scale:
+            break
+        blocks.append(Vt @ ZU)
+        ZU = Z(ZU)
+    d = len(blocks)
+    if d * R > n_p:
+        return None
+    comp = np.zeros((d * R, d * R))
+    comp[:R] = np.hstack(blocks)
+    comp[R:, :-R] = np.eye((d - 1) * R)
+    return np.concatenate([np.linalg.eigvals(comp), np.zeros(n_p - d * R)])
+
+
+def learned_eigenvalues(pr, C: np.ndarray, low_rank=None) -> list:
     """Non-zero spectrum of the learned part of each W group (theory Sec. 8), linear φ: with
     x_k = (h_k − a_k h_{k−1})/r_k = W_k h_{k−1}, eig(C_pp⁻¹ C_px), C_pp over the previous sites of the
     group's applications and (C_px) their overlaps with x at the next sites.  Needs input at t = 1 only
-    and no bias (then W H_p = X_n exactly).  Returns one array per W group."""
+    and no bias (then W H_p = X_n exactly).  Returns one array per W group (all n_p eigenvalues).
+
+    ``low_rank`` = (C₀, Φ, N) with C = C₀ + Φ N Φᵀ (C₀ the GP kernel, a subspace-solver point): the GP part
+    C₀_pp⁻¹C₀_px is nilpotent, so :func:`perturbed_nilpotent_spectrum` gives the spectrum from a (d R)-dimensional
+    companion matrix (d <= the group's applications), exact zeros for the rest."""
     if pr.spec.input != "first" or np.any(pr.sigma_det[pr.P:]) or np.any(pr.sigma_det[:, pr.P:]):
         raise NotImplementedError("learned eigenvalues need input at t = 1 only and no bias (W H_p = H_n)")
     a, r = pr.spec.leak_values(), pr.spec.r_values()
     out = []
     for prev, nxt, ks in weight_group_sites(pr):
-        Cpp, Cpx = _overlaps(C, prev, nxt, np.repeat(a[ks], pr.P), np.repeat(r[ks], pr.P))
+        ak, rk = np.repeat(a[ks], pr.P), np.repeat(r[ks], pr.P)
+        if low_rank is not None:
+            C0, Phi, N = low_rank
+            Cpp0, Cpx0 = _overlaps(C0, prev, nxt, ak, rk)
+            Phi_x = (Phi[nxt] - ak[:, None] * Phi[prev]) / rk[:, None]
+            lam = perturbed_nilpotent_spectrum(Cpp0, Cpx0, Phi[prev], Phi_x, N, ks.size + 1)
+            if lam is not None:
+                out.append(lam)
+                continue
+        Cpp, Cpx = _overlaps(C, prev, nxt, ak, rk)
         out.append(np.linalg.eigvals(_solve_pd(Cpp, Cpx)))
     return out
