@@ -292,7 +292,7 @@ def _feature_table(phi: Nonlinearity) -> tuple[np.ndarray, np.ndarray, np.ndarra
 #: largest predicted leaf count (:func:`symfield.gauss.nested.predicted_leaves`; three or four sites: without the
 #: tabulated innermost level) of one covariance in the nested rule (~0.4-2 µs per leaf on one core of the shared
 #: machine: 1e8 leaves ≈ 1-4 min); above it "auto" raises AccuracyError instead of running longer.  GELU, generic
-#: covariances: four sites 1.7e6 (variance 1e-6) ... 6.4e7 (1e4), three sites <= 1.6e5
+#: covariances: four sites 1.7e6 (variance 1e-6) ... 6.9e7 (1e4), three sites <= 1.8e5 (nested.GRADE_MAX = 2)
 NESTED_BUDGET = 1e8
 #: largest predicted leaf count summed over all covariances of one call (the number of site sets grows with the
 #: patterns and steps; ~2 µs per leaf: 1e10 ≈ 6 h on one core); above it ResourceError before integrating.
