@@ -7,10 +7,10 @@ Run:  python derivations/moments_block_grid.py [--write tests/data/moments_block
 
 Block-diagonal covariances, so that a 25-digit reference is a product of two-site ones: block A = sites (0, 1) with
 variances v, 2v and correlation ρ (RHOS), block B = site 2 alone (variance 1.5 v, multiplicity 2: "three") or sites
-(2, 3) with variances v/2, v and correlation 0.5 ("four").  Every column (value, ∂/∂Σ_ij, including the cross-block
+(2, 3) with variances v/2, v and correlation 0.5 ("four") or 1 ("four_rank3": rank 3, three levels).  Every column (value, ∂/∂Σ_ij, including the cross-block
 ones) is <F_A> <F_B> for the factors g, g', ½g'' of each site (``moments_grid.column_factors``), each block's
 expectation by ``moments_grid.pair_value`` (the 1-D graded rule or the Mehler sum of mpmath Hermite coefficients).
-The covariance has full rank: all three or four levels of the nested rule are integrated, the innermost from its
+"three" and "four" have full rank: all three or four levels of the nested rule are integrated, the innermost from its
 table.
 """
 from __future__ import annotations
@@ -34,14 +34,17 @@ PHIS = ("gelu", "softplus20", "softsign")
 VARIANCES = (1e-6, 1.0, 1e2, 1e4)
 RHOS = (-0.6, 0.3)
 #: name -> (multiplicities, block of each site)
-GEOMETRIES = {"three": ((1, 1, 2), (0, 0, 1)), "four": ((1, 1, 1, 1), (0, 0, 1, 1))}
-RHO_B = 0.5
+GEOMETRIES = {"three": ((1, 1, 2), (0, 0, 1)), "four": ((1, 1, 1, 1), (0, 0, 1, 1)),
+              "four_rank3": ((1, 1, 1, 1), (0, 0, 1, 1))}
+#: correlation of block B (four sites): 0.5, or 1 ("four_rank3": sites 2 and 3 collinear, a rank-3 covariance whose
+#: nested rule has three levels, the last tabulated: seconds at every variance, checked by the tests up to 1e4)
+RHO_B = {"four": 0.5, "four_rank3": 1.0}
 
 
 def covariance(geometry, v, rho):
     A = np.array([[v, rho * np.sqrt(2) * v], [rho * np.sqrt(2) * v, 2 * v]])
-    B = np.array([[1.5 * v]]) if geometry == "three" else np.array([[v / 2, RHO_B * v / np.sqrt(2)],
-                                                                      [RHO_B * v / np.sqrt(2), v]])
+    B = np.array([[1.5 * v]]) if geometry == "three" else np.array([[v / 2, RHO_B[geometry] * v / np.sqrt(2)],
+                                                                      [RHO_B[geometry] * v / np.sqrt(2), v]])
     S = np.zeros((len(A) + len(B),) * 2)
     S[:2, :2], S[2:, 2:] = A, B
     return S
@@ -56,7 +59,7 @@ def reference(name, geometry, v, rho) -> list[float]:
         if geometry == "three":
             eb = pair_value(name, fb, (), 1.5 * v, 1.0)
         else:
-            eb = pair_value(name, fb[:1], fb[1:], v / 2, RHO_B)
+            eb = pair_value(name, fb[:1], fb[1:], v / 2, RHO_B[geometry])
         with mp.workdps(DPS):
             out.append(float(mp.mpf(ea) * mp.mpf(eb)))
     return out
@@ -105,12 +108,16 @@ def main(argv=None):
     ap.add_argument("--max-variance", type=float, default=max(VARIANCES))
     args = ap.parse_args(argv)
     if args.read:
-        records = [r for r in json.loads(Path(args.read).read_text())
-                   if r["phi"] in args.phis and r["geometry"] in args.geometries and r["v"] <= args.max_variance]
+        records = json.loads(Path(args.read).read_text())
     else:
+        stored = {}  # references already in the file are kept (a new geometry costs only its own points)
+        if args.write and Path(args.write).exists():
+            stored = {(r["phi"], r["geometry"], r["v"], r["rho"]): r["ref"] for r in json.loads(Path(args.write).read_text())}
         records = collect(({"phi": n, "geometry": g, "v": v, "rho": rho} for n, g, v, rho in cases()),
-                          lambda phi, geometry, v, rho: reference(phi, geometry, v, rho), args.write)
-    table(records)
+                          lambda phi, geometry, v, rho: stored.get((phi, geometry, v, rho))
+                          or reference(phi, geometry, v, rho), args.write)
+    table([r for r in records if r["phi"] in args.phis and r["geometry"] in args.geometries
+           and r["v"] <= args.max_variance])
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ from numba import njit, prange
 
 from ..codegen import load_module, module_text, scalar_source
 from ..codegen.builder import IMPORTS
+from ..resources import check_time
 from ..errors import AccuracyError, ConvergenceError, NonFiniteError, NotPositiveDefinite, NotSupportedError, ResourceError
 from . import nested
 from .price import _gaussian_derivative
@@ -187,7 +188,10 @@ def _function_part(expr: sp.Expr) -> sp.Expr:
             kept.append(term)
             continue
         (delta,) = deltas if len(deltas) == 1 else (None,)
-        roots = sp.solve(delta.args[0], _x) if delta is not None and len(delta.args) == 1 else None
+        try:  # a δ whose root SymPy cannot locate (hardtanh's δ(Min(1, x) + 1)) is kept: refused below
+            roots = sp.solve(delta.args[0], _x) if delta is not None and len(delta.args) == 1 else None
+        except NotImplementedError:
+            roots = None
         if not roots or any(sp.simplify(term.subs(delta, 1).subs(_x, r)) != 0 for r in roots):
             raise NotSupportedError(f"the moments need phi, phi' and phi'' as functions; {expr} contains the "
                                     f"distribution {term} (a kink of phi or a jump of phi')")
@@ -288,18 +292,28 @@ def _feature_table(phi: Nonlinearity) -> tuple[np.ndarray, np.ndarray, np.ndarra
 #: largest predicted leaf count (:func:`symfield.gauss.nested.predicted_leaves`; three or four sites: without the
 #: tabulated innermost level) of one covariance in the nested rule (~0.4-2 µs per leaf on one core of the shared
 #: machine: 1e8 leaves ≈ 1-4 min); above it "auto" raises AccuracyError instead of running longer.  GELU, generic
-#: covariances: four sites 1.7e6 (variance 1e-6) ... 6.4e7 (1e4), three sites <= 1.6e5
+#: covariances: four sites 1.7e6 (variance 1e-6) ... 6.9e7 (1e4), three sites <= 1.8e5 (nested.GRADE_MAX = 2)
 NESTED_BUDGET = 1e8
+#: largest predicted leaf count summed over all covariances of one call (the number of site sets grows with the
+#: patterns and steps; ~2 µs per leaf: 1e10 ≈ 6 h on one core); above it ResourceError before integrating.
+#: Configurable: ``moments(..., total_budget=)``, this constant, and the time limit (``symfield.set_time_limit``,
+#: SYMFIELD_TIME_LIMIT; checked with LEAF_OPERATIONS per leaf)
+NESTED_TOTAL_BUDGET = 1e10
+#: floating-point operations per leaf of the nested rule for the time limit (~2 µs at resources.RATE = 1e9/s)
+LEAF_OPERATIONS = 2000.0
 
 
 def nested_moments(phi, covs: np.ndarray, kk: np.ndarray, base=nested.BASE, grade_max=nested.GRADE_MAX,
-                   budget: float | None = None, tabled: bool | None = None):
+                   budget: float | None = None, tabled: bool | None = None, total_budget: float | None = None,
+                   argument: str = "X"):
     """(values, error estimates, absolute moments <|Π f|>, leaf evaluations) of the columns of :func:`moments`
     by nested conditional integration on graded panels (:mod:`symfield.gauss.nested`), for (B, m, m)
     covariances (validated) and (B, m) multiplicities.  ``tabled`` (default: three or four sites): the innermost
     level from a per-covariance Chebyshev table of its integral (:func:`symfield.gauss.nested.tabulated_level`),
     one level fewer in the tensor product.  ``budget``: refuse (AccuracyError) covariances whose predicted leaf
-    count exceeds it, before integrating."""
+    count exceeds it, before integrating; ``total_budget``: refuse (ResourceError naming ``argument``) a call whose
+    predicted leaves summed over the covariances exceed it or whose time estimate exceeds the time limit
+    (``resources.check_time``)."""
     phi = get_phi(phi)
     B, m = covs.shape[:2]
     ncol = 1 + m * (m + 1) // 2
@@ -315,8 +329,17 @@ def nested_moments(phi, covs: np.ndarray, kk: np.ndarray, base=nested.BASE, grad
     fp, fw, fkink = _feature_table(phi)
     xk, wk, wg = nested.rule()
     base, nbrk = np.array(base, float), nested.max_breaks(m, len(fp))
-    if budget is not None:
+    if budget is not None or total_budget is not None:
         need = nested.predicted_leaves(Lp, S, fp, fw, fkink, base, float(grade_max), xk, nbrk, tab)
+        total = float(np.sum(need))
+        what = (f"the {m}-site moments of phi {phi.name!r} at {B} covariances ({total:.3g} predicted nested-rule "
+                f"evaluations in total, at most {np.max(need):.3g} per covariance)")
+        if total_budget is not None and not total <= total_budget:
+            raise ResourceError(f"{what} exceed the total budget {total_budget:.3g} (moments(total_budget=...), "
+                                f"symfield.gauss.moments.NESTED_TOTAL_BUDGET); the number of site sets grows with the "
+                                f"patterns and steps: reduce {argument} (fewer patterns) or T, or rescale {argument}")
+        check_time(total * LEAF_OPERATIONS, what, argument)
+    if budget is not None:
         if np.any(need > budget):
             b = int(np.argmax(need))
             raise AccuracyError(f"the {m}-site moments of phi {phi.name!r} at the covariance with variances "
@@ -380,12 +403,13 @@ def _hermite_resolves(phi, covs, n_lo: int) -> np.ndarray:
     return top <= GH_RESOLUTION * np.min(widths) * np.sqrt(2 * n_lo) / np.pi
 
 
-def _auto_moments(phi, covs, kk, tol: float):
+def _auto_moments(phi, covs, kk, tol: float, total_budget: float = NESTED_TOTAL_BUDGET, argument: str = "X"):
     """Self-choosing method for φ without a closed form: two sites, the nested rule; three or four, Gauss–Hermite
     checked against a lower order, and the nested rule (within NESTED_BUDGET) where the check fails."""
     m = covs.shape[1]
     if m <= 2:
-        out, err, absval, _ = nested_moments(phi, covs, kk, budget=NESTED_BUDGET)
+        out, err, absval, _ = nested_moments(phi, covs, kk, budget=NESTED_BUDGET, total_budget=total_budget,
+                                             argument=argument)
         method = np.full(len(covs), "nested", dtype=object)
     else:
         out, err, absval = _hermite_checked(phi, covs, kk, *CHECK_NODES[m])
@@ -393,7 +417,8 @@ def _auto_moments(phi, covs, kk, tol: float):
         bad = np.nonzero(np.any(err > tol * absval, axis=1) | ~np.all(np.isfinite(out), axis=1) |
                          ~_hermite_resolves(phi, covs, CHECK_NODES[m][1]))[0]
         if len(bad):
-            out[bad], err[bad], absval[bad], _ = nested_moments(phi, covs[bad], kk[bad], budget=NESTED_BUDGET)
+            out[bad], err[bad], absval[bad], _ = nested_moments(phi, covs[bad], kk[bad], budget=NESTED_BUDGET,
+                                                                total_budget=total_budget, argument=argument)
             method[bad] = "nested"
     worst = np.max(np.where(absval > 0, err / np.maximum(absval, 1e-300), err), axis=1, initial=0.0)
     if np.any(~(worst <= tol)):
@@ -613,7 +638,7 @@ def _closed_moments(form, covs: np.ndarray, kk: np.ndarray) -> np.ndarray:
 
 
 def moments(phi, covs, multiplicities, n: int | None = None, method: str = "auto", with_error: bool = False,
-            tol: float = TOL):
+            tol: float = TOL, total_budget: float | None = None, argument: str = "X"):
     """Value and Price gradient of <Π_i φ(z_i)^{k_i}> for a stack of (B, m, m) covariances.
 
     ``multiplicities``: (B, m) integers 1..4.  Returns (B, 1 + m(m+1)/2); see :func:`pair_columns`.
@@ -621,7 +646,9 @@ def moments(phi, covs, multiplicities, n: int | None = None, method: str = "auto
     nodes if given; else the self-choosing rule :func:`_auto_moments`: every column within ``tol`` of its absolute
     moment or AccuracyError), "closed", "quadrature" (Gauss–Hermite, ``n`` or DEFAULT_NODES) or "nested"
     (graded panels, :mod:`symfield.gauss.nested`).  ``with_error``: a :class:`MomentEstimate` (values, absolute
-    error estimates, method per covariance) instead of the values.
+    error estimates, method per covariance) instead of the values.  ``total_budget`` (default NESTED_TOTAL_BUDGET):
+    the nested rule's predicted evaluations summed over the covariances, checked before integrating (ResourceError
+    naming ``argument``, the input whose size and scale set the covariances), as is the time limit.
     """
     phi = get_phi(phi)
     covs = np.asarray(covs, dtype=float)
@@ -653,7 +680,8 @@ def moments(phi, covs, multiplicities, n: int | None = None, method: str = "auto
         err = np.full(out.shape, CLOSED_ACCEPT * float(np.sum(np.abs(form[1]))) ** 4)
         return MomentEstimate(out, err, np.full(len(out), "closed", dtype=object)) if with_error else out
     if method == "nested":
-        out, err, _, _ = nested_moments(phi, covs, kk)
+        out, err, _, _ = nested_moments(phi, covs, kk, argument=argument,
+                                        total_budget=NESTED_TOTAL_BUDGET if total_budget is None else total_budget)
         return MomentEstimate(out, err, np.full(len(out), "nested", dtype=object)) if with_error else out
     if method == "quadrature" or n is not None:
         nq = int(n or DEFAULT_NODES[covs.shape[1]])
@@ -661,5 +689,6 @@ def moments(phi, covs, multiplicities, n: int | None = None, method: str = "auto
             return _quadrature_moments(phi, covs, kk, nq)
         out, err, _ = _hermite_checked(phi, covs, kk, nq, max(1, (2 * nq) // 3))
         return MomentEstimate(out, err, np.full(len(out), "quadrature", dtype=object))
-    out, err, used = _auto_moments(phi, covs, kk, tol)
+    out, err, used = _auto_moments(phi, covs, kk, tol, NESTED_TOTAL_BUDGET if total_budget is None else total_budget,
+                                   argument)
     return MomentEstimate(out, err, used) if with_error else out

@@ -9,8 +9,8 @@ mean-field recursion (docs/theory.md, "Residual networks"):
     δX_ts = a_t δX_{t-1,s} + δD_ts,     δC_ts = a_s δC_{t,s-1} + δX_ts,     δC_11 = the perturbation,
 
 with E(c11, c22, c12) = <φ(u)φ(v)> and its derivatives at the mean-field kernel (the action's derived
-F' = m g² ∂E, compiled, as in the one loop; Gauss-Hermite quadrature by Price's theorem for φ without a
-closed form).  The readout kernel K^out = σ_out² + g_out² E(C̄_TT) (readout='h': g_out² C̄_TT)
+F' = m g² ∂E, compiled, as in the one loop; for φ without a closed form Price's theorem by the certified 2-site
+moments, :func:`pair_slopes`).  The readout kernel K^out = σ_out² + g_out² E(C̄_TT) (readout='h': g_out² C̄_TT)
 answers with δK^out = g_out² ∂E·δC_TT.  Everything is read from the declaration (skip coefficients,
 branch mask, g): the same code gives DNN, RNN, ResNet and any custom network.
 
@@ -22,32 +22,90 @@ of :func:`large_depth_optimum` gives r* → sqrt(S*/(T-1))/g.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
+import sympy as sp
 from scipy.integrate import solve_ivp
 from scipy.optimize import minimize_scalar
 
 from ..api import check_index_pair, check_mean_field, check_positive_int, check_real
-from ..errors import SpecError, SpecTypeError
+from ..errors import NonFiniteError, NotSupportedError, SpecError, SpecTypeError
 from ..resources import check_steps
-from ..gauss import Nonlinearity, expect2_block
+from ..gauss import Nonlinearity, dual_kernel
+from ..gauss.moments import closed_form
+from ..gauss.registry import x as phi_arg
 from ..spec import NetworkSpec
 from .mean_field import MeanField, mean_field
-from .one_loop import template_derivatives
+from .one_loop import numeric_template_derivatives, template_derivatives
 
 
-def pair_slopes(phi: Nonlinearity, c11, c22, c12) -> np.ndarray:
-    """(3, *c12.shape): ∂E/∂c11, ∂E/∂c22, ∂E/∂c12 of E = <φ(u)φ(v)> at variances c11 (rows), c22
-    (columns) and covariances c12.  Closed form: derivatives of the registered <φφ>; otherwise Price's
-    theorem ∂E/∂c12 = <φ'φ'>, ∂E/∂c11 = ½<φ''φ>, ∂E/∂c22 = ½<φφ''> by Gauss-Hermite quadrature."""
+def pair_slopes(phi: Nonlinearity, c11, c22, c12, with_error: bool = False):
+    """(3, *c12.shape): ∂E/∂c11, ∂E/∂c22, ∂E/∂c12 of E = <φ(u)φ(v)> at variances c11 (rows), c22 (columns) and
+    covariances c12 — exact, or certified, or refused:
+
+    * a smooth closed form of <φφ> or a sum of erfs: the compiled template derivatives
+      (:func:`one_loop.template_derivatives`), error 0 (rounding);
+    * φ positively homogeneous of degree 1 (ReLU, leaky ReLU; φ'' = δ is no function): ⟨φ(su)φ(v)⟩ = s E gives
+      2 c11 ∂E/∂c11 + c12 ∂E/∂c12 = E, so ∂E/∂c11 = (E - c12 <φ'φ'>)/(2 c11) with E and <φ'φ'> from
+      ``DualKernel.pair(with_error=True)`` (certified to ``dual.TOL`` of its scale, else AccuracyError);
+    * otherwise Price's theorem ∂E/∂c12 = <φ'φ'>, ∂E/∂c11 = ½<φ''φ> by the certified 2-site moments
+      (:func:`one_loop.numeric_template_derivatives`, ``hessian=False``: AccuracyError where a column misses
+      ``moments.TOL`` of its absolute moment); NotSupportedError where φ'' is a distribution (a jump of φ',
+      e.g. hardtanh), naming why.
+
+    ``with_error``: (slopes, absolute error estimates of the same shape)."""
     c11, c22, c12 = (np.asarray(a, dtype=float) for a in (c11, c22, c12))
-    if phi.has_closed_form:  # F' of the action's derived equations (compiled, shared with the one loop)
-        a11, a22, a12 = np.broadcast_arrays(c11[:, None], c22[None, :], c12)
-        d = template_derivatives(phi, a11.ravel(), a22.ravel(), a12.ravel())
-        return np.stack([d[:, 1 + i].reshape(c12.shape) for i in range(3)])
-    return np.stack([0.5 * expect2_block(phi, c11, c22, c12, orders=(2, 0)),
-                     0.5 * expect2_block(phi, c11, c22, c12, orders=(0, 2)),
-                     expect2_block(phi, c11, c22, c12, orders=(1, 1))])
+    a11, a22, a12 = (np.ascontiguousarray(a).ravel() for a in np.broadcast_arrays(c11[:, None], c22[None, :], c12))
+    if (phi.has_closed_form and not (phi.kinks(0) or phi.kinks(1))) or _is_erf_sum(phi):
+        d = template_derivatives(phi, a11, a22, a12)[:, 1:4]
+        err = np.zeros_like(d)
+    elif _homogeneous(phi):
+        d, err = _homogeneous_slopes(phi, a11, a22, a12)
+    else:
+        try:
+            d, err = numeric_template_derivatives(phi, a11, a22, a12, with_error=True, hessian=False)
+        except NotSupportedError as exc:
+            raise NotSupportedError(f"the response needs ∂<phi phi>/∂c11 = ½<phi''(u) phi(v)> (Price's theorem) "
+                                    f"for phi={phi.name!r}, whose phi'' is not a function (a jump of phi': "
+                                    f"phi' jumps at x = {list(phi.kinks(1))}); only positively homogeneous "
+                                    f"phi (ReLU) have a distribution-free form here: {exc}") from None
+        d, err = d[:, 1:4], err[:, 1:4]
+    shape = (3,) + c12.shape
+    slopes, errors = d.T.reshape(shape), err.T.reshape(shape)
+    return (slopes, errors) if with_error else slopes
+
+
+def _is_erf_sum(phi: Nonlinearity) -> bool:
+    form = closed_form(phi)
+    return form is not None and form[0] == "erf"
+
+
+def _homogeneous(phi: Nonlinearity) -> bool:
+    """φ(s x) = s φ(x) for every s > 0 (ReLU, leaky ReLU, c·x)."""
+    return _homogeneous_expr(phi.expr)
+
+
+@lru_cache(maxsize=None)
+def _homogeneous_expr(expr: sp.Expr) -> bool:
+    """On each half-line φ(±p) = c± p (p > 0): φ - p dφ/dp vanishes identically there."""
+    p = sp.Symbol("p", positive=True)
+    return all(sp.simplify(e - p * sp.diff(e, p)) == 0 for e in (expr.subs(phi_arg, p), expr.subs(phi_arg, -p)))
+
+
+def _homogeneous_slopes(phi: Nonlinearity, c11, c22, c12):
+    """(n, 3) slopes and errors of a degree-1 homogeneous φ by the scaling identity (:func:`pair_slopes`):
+    ∂E/∂c11 = (E - c12 <φ'φ'>)/(2 c11), ∂E/∂c22 alike, ∂E/∂c12 = <φ'φ'>; a zero variance refuses
+    (E ~ √c11 there: the slope is infinite)."""
+    if np.any(c11 <= 0) or np.any(c22 <= 0):
+        raise NonFiniteError(f"∂<phi phi>/∂c11 of phi={phi.name!r} is infinite at a zero pre-activation variance "
+                             "(<phi phi> grows like its square root): the response needs non-zero input patterns")
+    kernel = dual_kernel(phi)
+    E = kernel.pair(c11, c22, c12, with_error=True)
+    dE = kernel.pair(c11, c22, c12, orders=(1, 1), with_error=True)
+    d = np.stack([(E.value - c12 * dE.value) / (2 * c11), (E.value - c12 * dE.value) / (2 * c22), dE.value], 1)
+    spread = E.error + np.abs(c12) * dE.error
+    return d, np.stack([spread / (2 * c11), spread / (2 * c22), dE.error], 1)
 
 
 def _directed(slopes: np.ndarray, dvar_row: np.ndarray, dvar_col: np.ndarray, dc12: np.ndarray) -> np.ndarray:
@@ -218,7 +276,6 @@ def large_depth_optimum(phi: Nonlinearity, c11: float, c12: float, S_max: float 
     Needs a closed form of E and of ∂₃E (``phi.pair``, ``phi.dpair``)."""
     if not (phi.has_closed_form and phi.dpair_form is not None):
         raise NotImplementedError(f"large_depth_optimum needs closed forms of <phi phi> and <phi' phi'> (phi={phi.name!r})")
-    import sympy as sp
     c, k = sp.symbols("c k")
     E = sp.lambdify((c, k), phi.pair(c, c, k), "numpy")
     dE = sp.lambdify((c, k), phi.dpair(c, c, k), "numpy")
