@@ -82,6 +82,20 @@ def test_linear_phi_through_the_nonlinear_solver_reproduces_the_linear_solver(ca
         assert np.allclose(got.predict()[0], [0.674, 0.772, 0.569, 0.677, 0.925, 0.962], atol=6e-4)
 
 
+@pytest.mark.parametrize("y", [8.0, 12.0])
+def test_linear_phi_far_above_threshold_is_seeded_along_the_path(y):
+    """T = 3 endpoint task far above the threshold (y_c ≈ 4): the symmetric solution displaced at s = 1 lies
+    outside the broken branch's basin (ConvergenceError before); seeded where the lag sector first turns
+    unstable and continued, the branch is the linear solver's (same sign convention C₁₂ > 0)."""
+    net = sf.RNN(3, phi="linear", bias="none", scaling="mean_field")
+    Y = np.array([[0.0, 0.0, y]])
+    ref = feature_learning(net, X1, Y)
+    got = nl.feature_learning(problem(net, X1, Y, None))
+    assert ref.phase == got.phase == "broken"
+    assert np.abs(got.C_sites - ref.C_sites).max() < 1e-8
+    assert got.action == pytest.approx(ref.action, abs=1e-8)
+
+
 @pytest.mark.parametrize("phi", ["erf", "tanh"])
 def test_factorised_solution_satisfies_the_equations_with_adaptive_quadrature_moments(phi):
     net = sf.DNN(3, phi=phi, bias="none", scaling="mean_field")

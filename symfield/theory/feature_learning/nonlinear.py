@@ -550,12 +550,51 @@ class NonlinearSolver:
         for amp in (0.3, 0.1, 0.6):
             x = x_sym + amp * scale * np.stack([D, dChat])
             try:
-                xb, _ = self.solve(s, x, self.full, picard=20, label="broken branch")
+                xb, _ = self.solve(s, x, self.full, picard=20, label="broken branch", final=s == 1.0)
             except ConvergenceError:
                 continue
             if cross_time_size(self.pr, xb[0]) > max(SYMMETRIC_TOL, 1e-3 if not self.full.exact else 0):
                 return xb
         raise ConvergenceError("the displaced symmetric solution did not converge to a broken branch")
+
+    def broken_branch(self, path, x_sym, p, m):
+        """The broken branch at s = 1: seeded at s = 1 (:meth:`seed_broken`); where that fails (far above the
+        threshold the displaced symmetric point lies outside the basin: linear φ, T = 3, y = 8 and 12), seeded
+        at the first point of the symmetric ``path`` whose lag sector is unstable — halving towards the last
+        stable point while the seed fails — and continued with the full measure to s = 1."""
+        try:
+            return self.seed_broken(1.0, x_sym, p, m)
+        except ConvergenceError as err:
+            first_error = err
+        lams = []
+        for s, x in zip(path.s, path.x):
+            fp = FixedPoint(self.pr, s, self.block)
+            _, ps, ms = fp.evaluate(x)
+            lams.append(top_lag(fp.act, ps, ms)[0])
+        k = next((i for i, lam in enumerate(lams) if lam > UNSTABLE_TOL), None)
+        if k is None or k == 0:
+            raise first_error
+        s_lo, s_hi, x_hi = path.s[k - 1], path.s[k], path.x[k]
+        for _ in range(8):
+            fp = FixedPoint(self.pr, s_hi, self.block)
+            _, ps, ms = fp.evaluate(x_hi)
+            try:
+                xb = self.seed_broken(s_hi, x_hi, ps, ms)
+                break
+            except ConvergenceError:
+                pass
+            s_mid = 0.5 * (s_lo + s_hi)
+            x_mid = self.path([s_mid], path.x[k - 1], self.block, s_start=s_lo, label="symmetric branch").x[-1]
+            fp = FixedPoint(self.pr, s_mid, self.block)
+            xm, (_, ps, ms, _) = self.solve(s_mid, x_mid, self.block, label="symmetric branch")
+            if top_lag(fp.act, ps, ms)[0] > UNSTABLE_TOL:
+                s_hi, x_hi = s_mid, xm
+            else:  # the threshold lies above s_mid: seeding at s_hi failed for another reason
+                raise first_error
+        else:
+            raise first_error
+        targets = [s for s in path.s if s > s_hi]
+        return self.path(targets, xb, self.full, s_start=s_hi, label="broken branch").x[-1]
 
     def unstable_modes(self, fp: FixedPoint, x: np.ndarray, k: int = 6):
         """Real eigenvalues λ > 1 + UNSTABLE_MAP of the map's Jacobian J at the fixed point x, largest first,
@@ -630,7 +669,7 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
         first.offlag_eigenvalue = lam
         if lam > UNSTABLE_TOL:
             s_branch = 1.0
-            xb = sv.seed_broken(1.0, first.C_Chat, p, m)
+            xb = sv.broken_branch(path, first.C_Chat, p, m)
             if np.sum(xb[0][pr.lag() == 1]) < 0:
                 xb = np.stack([mirror(pr, xb[0]), mirror(pr, xb[1])])
             # actions of all candidates by the same (full-measure) estimator
