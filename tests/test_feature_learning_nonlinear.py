@@ -96,6 +96,27 @@ def test_linear_phi_far_above_threshold_is_seeded_along_the_path(y):
     assert got.action == pytest.approx(ref.action, abs=1e-8)
 
 
+def test_linear_phi_sequential_tp40_past_the_bifurcation_reaches_the_linear_solvers_maximum():
+    """T = 8, P = 5 sequential task (the benchmark's problem with φ linear; no symmetric sector): the continued
+    branch crosses a bifurcation (real eigenvalue of J above 1 from s = 0.5) and becomes a saddle of lower
+    action (−1.416 against −1.270); the stationary point reached along the unstable mode is the linear
+    solver's maximum (measured: C to 3e-9, action to 4e-15)."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "bench_feature_learning_nonlinear.py"
+    spec = importlib.util.spec_from_file_location("bench_fl_nl", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    _, X, Y, sup = bench.large_problem(8, 5, "erf")
+    net = sf.RNN(8, phi="linear", bias="none", scaling="mean_field")
+    from threadpoolctl import threadpool_limits
+    ref = feature_learning(net, X, Y, supervised=sup)
+    with threadpool_limits(1, user_api="blas"):  # as sf.feature_learning (40 × 40 matrices: 10× faster)
+        got = nl.feature_learning(problem(net, X, Y, sup), steps=4)
+    assert got.action == pytest.approx(ref.action, abs=1e-8)
+    assert np.abs(got.C_sites - ref.C_sites).max() < 1e-7
+
+
 @pytest.mark.parametrize("phi", ["erf", "tanh"])
 def test_factorised_solution_satisfies_the_equations_with_adaptive_quadrature_moments(phi):
     net = sf.DNN(3, phi=phi, bias="none", scaling="mean_field")
