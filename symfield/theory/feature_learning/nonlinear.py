@@ -715,7 +715,8 @@ class NonlinearSolver:
         if x.size <= DENSE_JACOBIAN:
             vals, vecs = np.linalg.eig(J.matmat(np.eye(x.size)))
         else:
-            vals, vecs = eigs(J, k=k, which="LR", ncv=min(x.size, max(3 * k, 30)), tol=1e-6)
+            v0 = np.random.default_rng(0).standard_normal(x.size)  # reproducible (ARPACK's default start is random)
+            vals, vecs = eigs(J, k=k, which="LR", ncv=min(x.size, max(3 * k, 30)), tol=1e-6, v0=v0)
         real = (np.abs(vals.imag) <= 1e-6 * np.abs(vals)) & (vals.real > 1 + UNSTABLE_MAP)
         order = np.argsort(-vals.real[real])
         modes = []
@@ -766,6 +767,17 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
                       f"{path.jumps}: the solution reported is on the branch reached after the jump, other "
                       "coexisting branches at s = 1 are not looked for (nonlinear φ)", stacklevel=3)
     x1 = path.x[-1]
+    if not sv.sym and sv.full.exact and np.sum(x1[0][pr.lag() == 1]) < 0:
+        # where the Z2 mirror J x J (odd lags change sign) is an exact symmetry of this task (e.g. all supervised
+        # steps of one parity, input at one step) both images are stationary with the same action; report the one
+        # with Σ C(lag 1) > 0, as the symmetric-sector case and the linear solver do
+        xm = np.stack([mirror(pr, x1[0]), mirror(pr, x1[1])])
+        try:
+            gm = FixedPoint(pr, 1.0, sv.full).evaluate(xm)[0]
+            if np.abs(gm - xm).max() <= max(1e3 * sv.tol, 1e-8) * np.abs(xm).max():
+                x1 = xm
+        except NotPositiveDefinite:
+            pass
     fine_sym = BlockMeasure(sv._fine[1], pr.T, pr.P, odd(pr.spec.phi_fn)) if sv.sym else sv._fine[0]
     first = sv.branch("symmetric" if sv.sym else "continued", 1.0, x1, sv.block if sv.sym else sv.full, fine_sym)
     branches, s_branch = [first], None
