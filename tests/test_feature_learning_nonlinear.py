@@ -82,6 +82,47 @@ def test_linear_phi_through_the_nonlinear_solver_reproduces_the_linear_solver(ca
         assert np.allclose(got.predict()[0], [0.674, 0.772, 0.569, 0.677, 0.925, 0.962], atol=6e-4)
 
 
+@pytest.mark.parametrize("y", [8.0, 12.0])
+def test_linear_phi_far_above_threshold_is_seeded_along_the_path(y):
+    """T = 3 endpoint task far above the threshold (y_c ≈ 4): the symmetric solution displaced at s = 1 lies
+    outside the broken branch's basin (ConvergenceError before); seeded where the lag sector first turns
+    unstable and continued, the branch is the linear solver's (same sign convention C₁₂ > 0)."""
+    net = sf.RNN(3, phi="linear", bias="none", scaling="mean_field")
+    Y = np.array([[0.0, 0.0, y]])
+    ref = feature_learning(net, X1, Y)
+    got = nl.feature_learning(problem(net, X1, Y, None))
+    assert ref.phase == got.phase == "broken"
+    assert np.abs(got.C_sites - ref.C_sites).max() < 1e-8
+    assert got.action == pytest.approx(ref.action, abs=1e-8)
+
+
+def test_linear_phi_sequential_tp40_past_the_bifurcation_reaches_the_linear_solvers_maximum():
+    """T = 8, P = 5 sequential task (the benchmark's problem with φ linear; no symmetric sector): the continued
+    branch crosses a bifurcation (real eigenvalue of J above 1 from s = 0.5) and becomes a saddle of lower
+    action (−1.416 against −1.270); the stationary point reached along the unstable mode is the linear
+    solver's maximum (measured: C to 3e-9, action to 4e-15) or its Z2 mirror image, reported with the linear
+    solver's sign convention."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "bench_feature_learning_nonlinear.py"
+    spec = importlib.util.spec_from_file_location("bench_fl_nl", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    _, X, Y, sup = bench.large_problem(8, 5, "erf")
+    net = sf.RNN(8, phi="linear", bias="none", scaling="mean_field")
+    from threadpoolctl import threadpool_limits
+    ref = feature_learning(net, X, Y, supervised=sup)
+    with threadpool_limits(1, user_api="blas"):  # as sf.feature_learning (40 × 40 matrices: 10× faster)
+        got = nl.feature_learning(problem(net, X, Y, sup), steps=4)
+    assert got.action == pytest.approx(ref.action, abs=1e-8)
+    # all supervised steps even, input at t = 1: the Z2 mirror J C J (odd lags flip) is an exact symmetry and
+    # both images are maxima (measured: C and J C_ref J equal to 3e-9, C − C_ref up to 5.8); the reported one has
+    # Σ C(lag 1) > 0, as the linear solver's
+    from symfield.theory.feature_learning.result import mirror
+    assert np.abs(mirror(got.problem, ref.C_sites) - ref.C_sites).max() > 1.0  # the images differ
+    assert np.abs(got.C_sites - ref.C_sites).max() < 1e-7
+
+
 @pytest.mark.parametrize("phi", ["erf", "tanh"])
 def test_factorised_solution_satisfies_the_equations_with_adaptive_quadrature_moments(phi):
     net = sf.DNN(3, phi=phi, bias="none", scaling="mean_field")
@@ -198,3 +239,24 @@ def test_outliers_of_linear_phi_through_the_nonlinear_solver_are_those_of_the_li
         got = nl.feature_learning(problem(net, X1, Y)).outliers()
         assert got.size == ref.size == count
         assert np.allclose(np.sort(np.abs(got)), np.sort(np.abs(ref)), atol=1e-7)
+
+
+def test_linearised_preconditioner_inverts_the_gaussian_map_for_linear_phi():
+    """For linear φ (D = 1) the linearised measure is the Gaussian one (closed form K = (Σ⁻¹ − Ĉ)⁻¹) and the
+    dense preconditioner is (1 − J)⁻¹ of the map: M(1 − J)v = v, J·v by finite differences of the exact map."""
+    from symfield.theory.feature_learning.linearised import LinearisedMeasure
+    net = sf.RNN(3, phi="linear", bias="none", scaling="mean_field")
+    pr = problem(net, np.array([[1.0, 0.3], [0.2, 1.1]]), np.array([[0.0, 0.0, 3.0], [0.0, 0.0, -2.5]]))
+    S = LinearAction(pr).point(nl.NonlinearSolver(pr).start()[0], kernel=False).Sigma
+    Ch = 0.05 * np.eye(pr.n) + 0.02
+    lin, ref = LinearisedMeasure(net.phi_fn).tilted(S, Ch), GaussianMeasure().tilted(S, Ch)
+    assert np.abs(lin.phiphi - ref.phiphi).max() < 1e-12 and np.abs(lin.hh - ref.hh).max() < 1e-12
+    Si = np.linalg.inv(S)
+    assert np.abs(lin.tilt - (Si @ ref.hh @ Si - Si)).max() < 1e-10
+    x = np.stack([ref.phiphi, Ch])
+    fp = nl.FixedPoint(pr, 1.0, GaussianMeasure())
+    M = nl.dense_preconditioner(nl.FixedPoint(pr, 1.0, LinearisedMeasure(net.phi_fn)), x)
+    op = nl.fixed_point_operator(fp, x, fp.evaluate(x)[0])
+    v = np.random.default_rng(0).standard_normal(x.shape)
+    v = 0.5 * (v + np.swapaxes(v, -1, -2))
+    assert np.abs(M.matvec(op.matvec(v.ravel())) - v.ravel()).max() < 1e-5 * np.abs(v).max()

@@ -25,6 +25,7 @@ import warnings
 from functools import lru_cache
 
 import numpy as np
+from scipy.linalg import lu_factor, lu_solve
 from scipy.optimize import brentq
 from scipy.sparse.linalg import LinearOperator, eigs, gmres
 
@@ -35,6 +36,7 @@ from .action import LinearAction, gp_kernel
 from .prediction import FINE_INNER_NODES, INNER_NODES, joint_kernel, joint_mirror, readout, tilted_joint_kernel
 from .problem import FLProblem
 from .result import SYMMETRIC_TOL, cross_time_size, mirror, outside_bulk
+from .linearised import LinearisedMeasure
 from .threshold import top_lag
 from .tilted_mc import TiltedMC
 from .tilted_quadrature import MAX_QUADRATURE_DIM, BlockMeasure, GaussianMeasure, TiltedQuadrature
@@ -52,6 +54,18 @@ DENSE_JACOBIAN = 128
 PATH_TOL = 1e-6
 #: Monte Carlo estimators: the end point's residual tolerance is at least MC_TOL / √samples
 MC_TOL = 1e-3
+#: Monte Carlo estimators: intermediate continuation points to this many times the end point's tolerance
+MC_PATH_FACTOR = 10
+#: the Newton–Krylov corrector is preconditioned by the dense linearised Jacobian up to this many unknowns
+#: (2 n², n = T·P <= 41; one factorisation costs n(n+1) cheap map evaluations and O(n⁶) flops)
+DENSE_PRECONDITIONER = 3400
+#: a seeded solution with a smaller cross-time size (relative) counts as the symmetric one (exact measures)
+SEED_TOL = 1e-4
+#: Newton steps without a 10 % decrease of the residual after which the corrector gives up (at T·P = 40 near a
+#: fold it stalled at a constant residual 0.006–0.04 for all 40 allowed steps, 15 s each time)
+NEWTON_STALL = 5
+#: the Newton–Krylov Jacobian-vector products use one of this many batches of the Monte Carlo points
+JACOBIAN_BATCHES = 4
 #: Newton steps allowed from a point displaced along an unstable mode (a seed that does not converge
 #: quickly is dropped: at T·P = 40 one cost ~2500 map evaluations with the general limit of 40)
 SEED_NEWTON_STEPS = 10
@@ -191,27 +205,77 @@ def anderson(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: int = 
     raise err
 
 
-def fixed_point_operator(fp: FixedPoint, x: np.ndarray, g0: np.ndarray, rel_step: float = 1e-7) -> LinearOperator:
+def fixed_point_operator(fp: FixedPoint, x: np.ndarray, g0: np.ndarray, rel_step: float = 1e-7,
+                         batch=None) -> LinearOperator:
     """v -> (1 − J) v with J = ∂G/∂x at x (G(x) = ``g0``), by forward differences of the (smooth) map along
-    the symmetrised v; the step is ``rel_step`` × max |x| / max |v|."""
+    the symmetrised v; the step is ``rel_step`` × max |x| / max |v|.  ``batch`` = (k, B): the Jacobian of the
+    map sampled with the k-th of B batches of the Monte Carlo points (``g0`` is then recomputed on it): B
+    times cheaper, and still J up to its sampling error — a Newton direction, not the residual."""
     scale = np.abs(x).max()
+    mc = sampler(fp.measure) if batch is not None else None
+    if mc is not None:
+        g0 = _on_batch(mc, batch, lambda: fp.evaluate(x)[0])
 
     def matvec(v):
         v = np.asarray(v).ravel()
         eps = rel_step * scale / max(np.abs(v).max(), 1e-300)
         xv = x + eps * v.reshape(x.shape)
-        return v - (fp.evaluate(0.5 * (xv + np.swapaxes(xv, -1, -2)))[0] - g0).ravel() / eps
+        xv = 0.5 * (xv + np.swapaxes(xv, -1, -2))
+        gv = fp.evaluate(xv)[0] if mc is None else _on_batch(mc, batch, lambda: fp.evaluate(xv)[0])
+        return v - (gv - g0).ravel() / eps
 
     return LinearOperator((x.size, x.size), matvec=matvec, dtype=float)
 
 
+def sampler(measure):
+    """The Monte Carlo estimator behind ``measure`` (None for deterministic rules)."""
+    inner = measure.inner if isinstance(measure, BlockMeasure) else measure
+    return inner if isinstance(inner, TiltedMC) else None
+
+
+def _on_batch(mc, batch, fn):
+    saved, mc.batch = mc.batch, batch
+    try:
+        return fn()
+    finally:
+        mc.batch = saved
+
+
+def dense_preconditioner(surrogate: FixedPoint, x: np.ndarray) -> LinearOperator:
+    """M ≈ (1 − J)⁻¹: the LU factors of 1 − J_s of the linearised surrogate map (:mod:`.linearised`; J_s by
+    forward differences, one cheap evaluation per symmetric unit direction E_ij + E_ji) on the upper-triangle
+    coordinates of (C, Ĉ).  Exact for linear φ; for erf (T = 5, P = 4, s = 0.75) the eigenvalues of
+    M(1 − J) lie within 0.72 of 1 (median 0.015), those of 1 − J between 0 and 1.34."""
+    n = x.shape[-1]
+    i, j = np.triu_indices(n)
+    base = np.arange(x.size // (n * n))[:, None] * n * n
+    up, low = (base + i * n + j).ravel(), (base + j * n + i).ravel()
+    op = fixed_point_operator(surrogate, x, surrogate.evaluate(x)[0])
+    cols = np.empty((len(up), len(up)))
+    for k in range(len(up)):
+        e = np.zeros(x.size)
+        e[up[k]] = e[low[k]] = 1.0
+        cols[:, k] = op.matvec(e)[up]
+    lu = lu_factor(cols)
+
+    def apply(v):
+        v = np.asarray(v).ravel()
+        out = np.zeros(x.size)
+        out[up] = out[low] = lu_solve(lu, 0.5 * (v[up] + v[low]))
+        return out
+
+    return LinearOperator((x.size, x.size), matvec=apply, dtype=float)
+
+
 def newton_krylov(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: int = 40, krylov: int = 60,
-                  label: str = "forward-backward iteration"):
+                  label: str = "forward-backward iteration", preconditioner=None, batches: int = 1):
     """Newton's method on F(x) = G(x) − x of :class:`FixedPoint`: (1 − J) δx = F by GMRES
     (:func:`fixed_point_operator`; relative residual η = min(0.1, ‖F‖/‖x‖) (Eisenstat–Walker), at most
     ``krylov`` products), then backtracking along the Newton direction on max |F| that also halves steps leaving the
     domain (C or Σ not positive definite).  Returns (x, point, moments, map evaluations); residual as in
-    :func:`anderson`.  Converges where the plain or Anderson iteration of G does not (G need not be
+    :func:`anderson`.  ``preconditioner``: M ≈ (1 − J)⁻¹ (:func:`dense_preconditioner`); ``batches`` > 1: J·v
+    on one of that many batches of the Monte Carlo points (:func:`fixed_point_operator`), counted as
+    1/``batches`` evaluation.  Converges where the plain or Anderson iteration of G does not (G need not be
     contractive: its Jacobian has eigenvalues beyond 1 at strong signal, even for linear φ)."""
     x, hist, evals = x0.copy(), [], 0
     try:
@@ -226,11 +290,17 @@ def newton_krylov(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: i
         if not np.isfinite(r):
             raise ConvergenceError(f"{label}: non-finite residual", hist)
         if r < tol:
-            return x, p, m, counter[0]
-        op = fixed_point_operator(fp, x, gx)
-        counted = LinearOperator(op.shape, matvec=lambda v: (counter.__setitem__(0, counter[0] + 1), op.matvec(v))[1],
+            return x, p, m, int(round(counter[0]))
+        if len(hist) > NEWTON_STALL and r > 0.9 * hist[-1 - NEWTON_STALL]:
+            raise ConvergenceError(f"{label}: Newton stalled (residual {r:.3g}, {NEWTON_STALL} steps without a 10 % "
+                                   "decrease: no root nearby, e.g. past a fold)", hist)
+        sub = batches > 1 and sampler(fp.measure) is not None
+        op = fixed_point_operator(fp, x, gx, batch=(0, batches) if sub else None)
+        cost = 1.0 / batches if sub else 1.0
+        counted = LinearOperator(op.shape, matvec=lambda v: (counter.__setitem__(0, counter[0] + cost), op.matvec(v))[1],
                                  dtype=float)
-        dx = gmres(counted, f.ravel(), rtol=min(0.1, max(r, 1e-6)), restart=krylov, maxiter=1)[0].reshape(x.shape)
+        dx = gmres(counted, f.ravel(), rtol=min(0.1, max(r, 1e-6)), restart=krylov, maxiter=1,
+                   M=preconditioner)[0].reshape(x.shape)
         dx = 0.5 * (dx + np.swapaxes(dx, -1, -2))
         t = 1.0
         for _ in range(12):
@@ -267,7 +337,8 @@ def solution_deviations(fp: FixedPoint, x: np.ndarray, batches: int = 4, rtol: f
             devs.append((fp.evaluate(x)[0] - g0).ravel())
     finally:
         mc.batch = None
-    op = fixed_point_operator(fp, x, g0, rel_step=1e-6)
+    # J on one batch of the points (a quarter of the cost): an error estimate needs J only roughly
+    op = fixed_point_operator(fp, x, g0, rel_step=1e-6, batch=(0, batches))
     dx = []
     for d in devs:
         sol, _ = gmres(op, d, rtol=rtol, maxiter=40, restart=40)
@@ -299,8 +370,9 @@ class NonlinearFeatureLearning:
     """Result of :func:`feature_learning` for any φ: kernels on (t, s, μ, ν), branches, predictions.
 
     ``error``: the solver's accuracy estimate of C, relative to max |C|: iteration residual + quadrature
-    difference at a finer rule, or the Monte Carlo standard error of ⟨φφᵀ⟩ at the solution (the
-    amplification through the fixed-point map is not included)."""
+    difference at a finer rule, or the largest Monte Carlo standard error of the entries of C at the solution,
+    propagated through the fixed point (:func:`solution_deviations`, four batches: the estimate itself scatters
+    by tens of per cent, and its maximum over the entries lies above the typical entry's error)."""
 
     def __init__(self, pr: FLProblem, branches: list, selected: NLBranch, s_branch=None, path=None):
         self.problem, self.branches, self.selected, self.s_branch, self.path = pr, branches, selected, s_branch, path
@@ -441,6 +513,7 @@ class NonlinearSolver:
         self._fine = (measure_for(pr, pr.n, samples, seed, None if nodes is None else int(1.5 * nodes)),
                       measure_for(pr, pr.P, samples, seed, None if nodes is None else int(1.5 * nodes)))
         self.evaluations = 0
+        self._pre = None  # (s, M): the dense preconditioner and where it was factorised
 
     def start(self) -> np.ndarray:
         C0 = gp_kernel(self.pr)
@@ -448,7 +521,8 @@ class NonlinearSolver:
 
     def tolerance(self, measure, final: bool = True) -> float:
         tol = self.tol if final else max(self.tol, PATH_TOL)
-        return tol if getattr(measure, "exact", True) else max(tol, MC_TOL / np.sqrt(self.samples))
+        floor = MC_TOL / np.sqrt(self.samples) * (1 if final else MC_PATH_FACTOR)
+        return tol if getattr(measure, "exact", True) else max(tol, floor)
 
     def _adapt(self, fp, x):
         """Monte Carlo proposal: the statistically linearised tilted Gaussian (the estimator's rule) or the
@@ -465,7 +539,8 @@ class NonlinearSolver:
             except NotPositiveDefinite:
                 fp.measure.adapt(None)
 
-    def solve(self, s, x, measure, picard=0, label="forward-backward iteration", final=True, newton_steps=40):
+    def solve(self, s, x, measure, picard=0, label="forward-backward iteration", final=True, newton_steps=40,
+              precondition=True):
         fp = FixedPoint(self.pr, s, measure)
         self._adapt(fp, x)
         tol = self.tolerance(measure, final)
@@ -475,11 +550,36 @@ class NonlinearSolver:
             if getattr(err, "best", None) is None:
                 raise
             self.evaluations += len(err.history)
-            xs, p, m, ev = newton_krylov(fp, err.best, tol=tol, maxiter=newton_steps, label=label)
+            batches = max(1, min(JACOBIAN_BATCHES, self.samples // 1000))
+            pre = self.preconditioner(s, err.best) if precondition else None
+            try:
+                xs, p, m, ev = newton_krylov(fp, err.best, tol=tol, maxiter=newton_steps, label=label,
+                                             preconditioner=pre, batches=batches)
+            except ConvergenceError:
+                if pre is None or self._pre[0] == s:
+                    raise
+                # a preconditioner factorised at another s: refactorise here and retry once
+                xs, p, m, ev = newton_krylov(fp, err.best, tol=tol, maxiter=newton_steps, label=label,
+                                             preconditioner=self.preconditioner(s, err.best, fresh=True),
+                                             batches=batches)
         self.evaluations += ev
         return xs, (fp, p, m, ev)
 
-    def path(self, s_values, x0, measure, s_start=0.0, label="continuation"):
+    def preconditioner(self, s, x, fresh=False):
+        """:func:`dense_preconditioner` for problems up to ``DENSE_PRECONDITIONER`` unknowns (else None), factorised
+        once and reused along the path (refactorised with ``fresh``); None where the linearised measure is
+        not normalisable."""
+        if x.size > DENSE_PRECONDITIONER:
+            return None
+        if fresh or self._pre is None:
+            try:
+                M = dense_preconditioner(FixedPoint(self.pr, s, LinearisedMeasure(self.pr.spec.phi_fn)), x)
+            except NotPositiveDefinite:
+                M = None
+            self._pre = (s, M)
+        return self._pre[1]
+
+    def path(self, s_values, x0, measure, s_start=0.0, label="continuation", previous=None):
         span = max(abs(s_values[-1] - s_start), 1e-12) if len(s_values) else 1.0
         with progress_bar(len(s_values), f"feature_learning ({self.pr.spec.phi_fn.name}): {label}",
                           self.progress) as bar:
@@ -488,7 +588,8 @@ class NonlinearSolver:
                     bar.update(1)
                 bar.set_postfix_str(f"s = {s:.4g}, {self.evaluations} map evaluations")
             return continue_in(lambda s, x: self.solve(s, x, measure, label=label, final=s == s_values[-1]),
-                               s_start, x0, list(s_values), min_step=1e-4 * span, callback=on_step, label=label)
+                               s_start, x0, list(s_values), min_step=1e-4 * span, callback=on_step, label=label,
+                               previous=previous)
 
     def branch(self, name, s, x, measure, fine) -> NLBranch:
         """The stationary point near x with ``measure`` (re-solved to ``tol`` with the proposal adapted at x),
@@ -521,9 +622,10 @@ class NonlinearSolver:
         label = "symmetric branch" if self.sym else "continuation"
         if self.sym:
             return self.path(grid[1:], x0, measure, label=label)
-        whole, s0, x = None, 0.0, x0
+        whole, s0, x, previous = None, 0.0, x0, None
         for s in grid[1:]:
-            seg = self.path([s], x, measure, s_start=s0, label=label)
+            seg = self.path([s], x, measure, s_start=s0, label=label, previous=previous)
+            previous = (s0, x)  # the secant predictor of the next segment
             x = seg.x[-1]
             fp = seg.info[-1][0]
             modes = self.unstable_modes(fp, x)
@@ -534,6 +636,7 @@ class NonlinearSolver:
                 if best[0] is not x:
                     seg.x[-1] = x = best[0]
                     seg.switches = [(s, modes[0][0])]
+                    previous = None  # another branch: no secant across the switch
                 elif not found:
                     warnings.warn(f"{label}: the map's Jacobian has the real eigenvalue {modes[0][0]:.4g} > 1 at "
                                   f"s = {s:.4g} (a bifurcation on the way) and no other stationary point was "
@@ -550,12 +653,53 @@ class NonlinearSolver:
         for amp in (0.3, 0.1, 0.6):
             x = x_sym + amp * scale * np.stack([D, dChat])
             try:
-                xb, _ = self.solve(s, x, self.full, picard=20, label="broken branch")
+                # unpreconditioned: a good Newton direction returns to the (nearby, unstable) symmetric root
+                xb, _ = self.solve(s, x, self.full, picard=20, label="broken branch", final=s == 1.0,
+                                   precondition=False)
             except ConvergenceError:
                 continue
-            if cross_time_size(self.pr, xb[0]) > max(SYMMETRIC_TOL, 1e-3 if not self.full.exact else 0):
+            if cross_time_size(self.pr, xb[0]) > max(SYMMETRIC_TOL, 1e-3 if not self.full.exact else SEED_TOL):
                 return xb
         raise ConvergenceError("the displaced symmetric solution did not converge to a broken branch")
+
+    def broken_branch(self, path, x_sym, p, m):
+        """The broken branch at s = 1: seeded at s = 1 (:meth:`seed_broken`); where that fails (far above the
+        threshold the displaced symmetric point lies outside the basin: linear φ, T = 3, y = 8 and 12), seeded
+        at the first point of the symmetric ``path`` whose lag sector is unstable — halving towards the last
+        stable point while the seed fails — and continued with the full measure to s = 1."""
+        try:
+            return self.seed_broken(1.0, x_sym, p, m)
+        except ConvergenceError as err:
+            first_error = err
+        lams = []
+        for s, x in zip(path.s, path.x):
+            fp = FixedPoint(self.pr, s, self.block)
+            _, ps, ms = fp.evaluate(x)
+            lams.append(top_lag(fp.act, ps, ms)[0])
+        k = next((i for i, lam in enumerate(lams) if lam > UNSTABLE_TOL), None)
+        if k is None or k == 0:
+            raise first_error
+        s_lo, s_hi, x_hi = path.s[k - 1], path.s[k], path.x[k]
+        for _ in range(8):
+            fp = FixedPoint(self.pr, s_hi, self.block)
+            _, ps, ms = fp.evaluate(x_hi)
+            try:
+                xb = self.seed_broken(s_hi, x_hi, ps, ms)
+                break
+            except ConvergenceError:
+                pass
+            s_mid = 0.5 * (s_lo + s_hi)
+            x_mid = self.path([s_mid], path.x[k - 1], self.block, s_start=s_lo, label="symmetric branch").x[-1]
+            fp = FixedPoint(self.pr, s_mid, self.block)
+            xm, (_, ps, ms, _) = self.solve(s_mid, x_mid, self.block, label="symmetric branch")
+            if top_lag(fp.act, ps, ms)[0] > UNSTABLE_TOL:
+                s_hi, x_hi = s_mid, xm
+            else:  # the threshold lies above s_mid: seeding at s_hi failed for another reason
+                raise first_error
+        else:
+            raise first_error
+        targets = [s for s in path.s if s > s_hi]
+        return self.path(targets, xb, self.full, s_start=s_hi, label="broken branch").x[-1]
 
     def unstable_modes(self, fp: FixedPoint, x: np.ndarray, k: int = 6):
         """Real eigenvalues λ > 1 + UNSTABLE_MAP of the map's Jacobian J at the fixed point x, largest first,
@@ -565,12 +709,14 @@ class NonlinearSolver:
         stability test by itself: the branch of largest action has such eigenvalues too (2.96 at s = 0.75
         there), so the caller compares actions."""
         g0 = fp.evaluate(x)[0]
-        op = fixed_point_operator(fp, x, g0)
+        batches = max(1, min(JACOBIAN_BATCHES, self.samples // 1000))
+        op = fixed_point_operator(fp, x, g0, batch=(0, batches) if sampler(fp.measure) is not None else None)
         J = LinearOperator(op.shape, matvec=lambda v: v - op.matvec(v), dtype=float)
         if x.size <= DENSE_JACOBIAN:
             vals, vecs = np.linalg.eig(J.matmat(np.eye(x.size)))
         else:
-            vals, vecs = eigs(J, k=k, which="LR", ncv=min(x.size, max(3 * k, 30)), tol=1e-6)
+            v0 = np.random.default_rng(0).standard_normal(x.size)  # reproducible (ARPACK's default start is random)
+            vals, vecs = eigs(J, k=k, which="LR", ncv=min(x.size, max(3 * k, 30)), tol=1e-6, v0=v0)
         real = (np.abs(vals.imag) <= 1e-6 * np.abs(vals)) & (vals.real > 1 + UNSTABLE_MAP)
         order = np.argsort(-vals.real[real])
         modes = []
@@ -590,7 +736,8 @@ class NonlinearSolver:
             for amp in (0.2, 0.4):
                 try:
                     xb, (fp, p, m, _) = self.solve(s, x + sign * amp * v, self.full, label="other branch",
-                                                   final=False, newton_steps=SEED_NEWTON_STEPS)
+                                                   final=False, newton_steps=SEED_NEWTON_STEPS,
+                                                   precondition=False)
                 except ConvergenceError:
                     continue
                 if all(np.abs(xb - y).max() > 1e-3 * scale for y in [x] + [f[0] for f in found]):
@@ -620,6 +767,17 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
                       f"{path.jumps}: the solution reported is on the branch reached after the jump, other "
                       "coexisting branches at s = 1 are not looked for (nonlinear φ)", stacklevel=3)
     x1 = path.x[-1]
+    if not sv.sym and sv.full.exact and np.sum(x1[0][pr.lag() == 1]) < 0:
+        # where the Z2 mirror J x J (odd lags change sign) is an exact symmetry of this task (e.g. all supervised
+        # steps of one parity, input at one step) both images are stationary with the same action; report the one
+        # with Σ C(lag 1) > 0, as the symmetric-sector case and the linear solver do
+        xm = np.stack([mirror(pr, x1[0]), mirror(pr, x1[1])])
+        try:
+            gm = FixedPoint(pr, 1.0, sv.full).evaluate(xm)[0]
+            if np.abs(gm - xm).max() <= max(1e3 * sv.tol, 1e-8) * np.abs(xm).max():
+                x1 = xm
+        except NotPositiveDefinite:
+            pass
     fine_sym = BlockMeasure(sv._fine[1], pr.T, pr.P, odd(pr.spec.phi_fn)) if sv.sym else sv._fine[0]
     first = sv.branch("symmetric" if sv.sym else "continued", 1.0, x1, sv.block if sv.sym else sv.full, fine_sym)
     branches, s_branch = [first], None
@@ -630,7 +788,7 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
         first.offlag_eigenvalue = lam
         if lam > UNSTABLE_TOL:
             s_branch = 1.0
-            xb = sv.seed_broken(1.0, first.C_Chat, p, m)
+            xb = sv.broken_branch(path, first.C_Chat, p, m)
             if np.sum(xb[0][pr.lag() == 1]) < 0:
                 xb = np.stack([mirror(pr, xb[0]), mirror(pr, xb[1])])
             # actions of all candidates by the same (full-measure) estimator

@@ -20,6 +20,8 @@ amplification of the sampling noise by the conditioning of Σ) and exactly 0 at 
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ...resources import check_memory
@@ -39,12 +41,23 @@ def linearised_covariance(Sigma, U, Su, Chat, phi) -> np.ndarray:
     A smooth, deterministic function of (Σ, Ĉ): the sampled map stays smooth (common random numbers), it is
     exact for linear φ and equals Σ at Ĉ = 0 — unlike a covariance estimated from the weighted points, whose
     sampling noise (∝ √(d / ESS)) spoils the weights in high dimension d."""
-    x, w = np.polynomial.hermite_e.hermegauss(SLOPE_NODES)
-    der = phi_derivatives(phi, np.sqrt(np.clip(np.diag(Sigma), 0, None))[None, :] * x[:, None])
-    if der is None:  # kinked φ: the rule of the quadrature estimators
+    D = slopes(phi, Sigma)
+    if D is None:  # kinked φ: the rule of the quadrature estimators
         return base_covariance(Su, restrict(U, Chat), phi)
-    D = (w / w.sum()) @ der[0]
     return tilted_gaussian(Su, restrict(U, D[:, None] * Chat * D[None, :]))
+
+
+@lru_cache(maxsize=4)
+def _hermite(n: int):
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    return x, w / w.sum()
+
+
+def slopes(phi, Sigma) -> np.ndarray | None:
+    """D_ii = E_{N(0, Σ_ii)}[φ'] by Gauss–Hermite (``SLOPE_NODES``); None for φ that is not twice differentiable."""
+    x, w = _hermite(SLOPE_NODES)
+    der = phi_derivatives(phi, np.sqrt(np.clip(np.diag(Sigma), 0, None))[None, :] * x[:, None])
+    return None if der is None else w @ der[0]
 
 
 class TiltedMC(OnSpan):
