@@ -18,12 +18,11 @@ import pytest
 import symfield as sf
 from symfield.cli import _load_derivation, main
 from symfield.gauss import expect2_block
-from symfield.gp import output_kernel
-from symfield.theory.response import large_depth_optimum, optimal_r, pair_slopes, response
+from symfield.theory.response import large_depth_optimum, optimal_r, pair_slopes
+
+from response_checks import V3, X3, response_and_differences
 
 resnet = _load_derivation("resnet")
-X3 = np.array([[1.0, 0.3, -0.5], [0.2, -1.0, 0.7], [0.4, 0.4, 0.9]])
-V3 = np.array([[0.3, -0.2, 0.1], [0.0, 0.5, -0.4], [-0.6, 0.1, 0.2]])  # direction of the input path
 
 SPECS = {
     "resnet": sf.ResNet(6, r=0.7, phi="erf", g=1.3, sigma_b2=0.1),
@@ -40,16 +39,10 @@ SPECS = {
 def test_response_is_the_derivative_of_the_mean_field(name):
     """d/dε of C̄_tt and K^out along X + εV equals Σ_{κ<=λ} response[κλ] · dC̄_11[κλ]/dε."""
     spec = SPECS[name]
-    res = response(spec, X3)
-    dC11 = spec.g_in ** 2 * (X3 @ V3.T + V3 @ X3.T) / X3.shape[1]
-    coef = dC11[res.pairs[:, 0], res.pairs[:, 1]]
-    h = 1e-5
-    plus, minus = sf.mean_field(spec, X3 + h * V3), sf.mean_field(spec, X3 - h * V3)
-    fd_hidden = (plus.equal_time() - minus.equal_time()) / (2 * h)
-    fd_out = (output_kernel(spec, X3 + h * V3, mf=plus) - output_kernel(spec, X3 - h * V3, mf=minus)) / (2 * h)
+    res, ours_hidden, fd_hidden, ours_out, fd_out = response_and_differences(spec, X3, V3, h=1e-5)
     tol = 1e-5 if spec.phi_fn.has_closed_form else 1e-4  # tanh: quadrature in the mean field and the slopes
-    np.testing.assert_allclose(np.einsum("k,ktpq->tpq", coef, res.hidden), fd_hidden, rtol=tol, atol=tol)
-    np.testing.assert_allclose(np.einsum("k,kpq->pq", coef, res.output), fd_out, rtol=tol, atol=tol)
+    np.testing.assert_allclose(ours_hidden, fd_hidden, rtol=tol, atol=tol)
+    np.testing.assert_allclose(ours_out, fd_out, rtol=tol, atol=tol)
     assert res.chi(0, 1)[0] == 1.0 and res.spec is spec
 
 

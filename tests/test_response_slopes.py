@@ -6,27 +6,16 @@
 - hardtanh (φ' jumps: ½<φ''φ> is no function integral) refuses, saying why;
 - the response against central differences of sf.mean_field along an input path (GELU, ReLU).
 """
-import importlib
-import json
-import os
-import sys
-
 import numpy as np
 import pytest
 import sympy as sp
 
 import symfield as sf
 from symfield.errors import NotSupportedError
-from symfield.gp import output_kernel
 from symfield.gauss.registry import x
-from symfield.theory.response import pair_slopes, response
+from symfield.theory.response import pair_slopes
 
-HERE = os.path.dirname(__file__)
-sys.path.insert(0, os.path.join(HERE, "..", "derivations"))
-grid = importlib.import_module("template_grid")
-with open(os.path.join(HERE, "data", "template_grid.json")) as _fh:
-    RECORDS = json.load(_fh)
-REF_FLOOR = 1e-15
+from response_checks import REF_FLOOR, RECORDS, V3, X3, grid, response_and_differences
 
 
 @pytest.mark.parametrize("name", list(grid.PHIS))
@@ -64,10 +53,6 @@ def test_a_jump_of_phi_prime_refuses_saying_why():
         pair_slopes(sf.get_phi("hardtanh_response_test"), [1.0], [1.0], [[0.5]])
 
 
-X3 = np.array([[1.0, 0.3, -0.5], [0.2, -1.0, 0.7], [0.4, 0.4, 0.9]])
-V3 = np.array([[0.3, -0.2, 0.1], [0.0, 0.5, -0.4], [-0.6, 0.1, 0.2]])
-
-
 @pytest.mark.parametrize("name, scale", [("gelu", 1.0), ("gelu", 10.0), ("relu", 1.0)])
 def test_response_is_the_derivative_of_the_mean_field(name, scale):
     """d/dε of C̄_tt and K^out along X + εV equals Σ_{κ<=λ} response[κλ] · dC̄_11[κλ]/dε (central differences,
@@ -75,15 +60,7 @@ def test_response_is_the_derivative_of_the_mean_field(name, scale):
     phi = sf.get_phi("relu") if name == "relu" else grid.nonlinearity(name)
     spec = sf.DNN(4, phi=phi, g=1.2, sigma_b2=0.1)
     X, V = scale * X3, scale * V3
-    res = response(spec, X)
-    dC11 = spec.g_in ** 2 * (X @ V.T + V @ X.T) / X.shape[1]
-    coef = dC11[res.pairs[:, 0], res.pairs[:, 1]]
-    h = 1e-4
-    plus, minus = sf.mean_field(spec, X + h * V), sf.mean_field(spec, X - h * V)
-    fd_hidden = (plus.equal_time() - minus.equal_time()) / (2 * h)
-    fd_out = (output_kernel(spec, X + h * V, mf=plus) - output_kernel(spec, X - h * V, mf=minus)) / (2 * h)
-    ours_hidden = np.einsum("k,ktpq->tpq", coef, res.hidden)
-    ours_out = np.einsum("k,kpq->pq", coef, res.output)
+    _, ours_hidden, fd_hidden, ours_out, fd_out = response_and_differences(spec, X, V, h=1e-4)
     tol = 1e-5 * max(np.abs(fd_hidden).max(), np.abs(fd_out).max())
     np.testing.assert_allclose(ours_hidden, fd_hidden, rtol=0, atol=tol)
     np.testing.assert_allclose(ours_out, fd_out, rtol=0, atol=tol)

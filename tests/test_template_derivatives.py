@@ -2,24 +2,13 @@
 bounds the actual one: against 25-digit mpmath (derivations/template_grid.py, stored in
 tests/data/template_grid.json: ρ = ±1 as the 1-D integral, else the Mehler sum of mpmath Hermite coefficients) at
 variances 1e-6, 1, 1e4, and its columns against central differences of each other (Price's factors)."""
-import importlib
-import json
-import os
-import sys
-
 import numpy as np
 import pytest
 
 from symfield.errors import NotSupportedError
 from symfield.theory.one_loop import HESS, numeric_template_derivatives
 
-HERE = os.path.dirname(__file__)
-sys.path.insert(0, os.path.join(HERE, "..", "derivations"))
-grid = importlib.import_module("template_grid")
-with open(os.path.join(HERE, "data", "template_grid.json")) as _fh:
-    RECORDS = json.load(_fh)
-#: a stored reference is a 25-digit value rounded to a double
-REF_FLOOR = 1e-15
+from response_checks import REF_FLOOR, RECORDS, grid
 
 
 def test_stored_grid_covers_the_derivation():
