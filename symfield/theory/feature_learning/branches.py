@@ -248,8 +248,9 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     check_choice(backend, name, METHODS)
     reference = backend == "reference"
     # the subspace solver (:mod:`.reduced`): O(n² T²) per outer step instead of Newton-CG steps of O(n³)
-    dense_why = (None if backend != "matrix" or pr.block_diagonal_invariant() else reduced_not_applicable(pr))
-    reducible = backend == "matrix" and not pr.block_diagonal_invariant() and dense_why is None
+    candidate = backend == "matrix" and not pr.block_diagonal_invariant()
+    dense_why = reduced_not_applicable(pr) if candidate else None
+    reducible = candidate and dense_why is None
     check_time((steps + 4) * (1e3 * pr.T ** 2 * n ** 2 if reducible else 1e3 * n ** 3),
                f"feature_learning (T P = {n}, steps = {steps}" +
                ("" if dense_why is None else f"; dense O((T P)³) solver: the subspace solver does not cover "
