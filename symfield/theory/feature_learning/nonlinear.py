@@ -539,6 +539,12 @@ class NonlinearSolver:
             except NotPositiveDefinite:
                 fp.measure.adapt(None)
 
+    @property
+    def jacobian_batches(self) -> int:
+        """Batches of the Monte Carlo points of which one samples the Jacobian-vector products (at least ~1000
+        points in it, at most JACOBIAN_BATCHES batches)."""
+        return max(1, min(JACOBIAN_BATCHES, self.samples // 1000))
+
     def solve(self, s, x, measure, picard=0, label="forward-backward iteration", final=True, newton_steps=40,
               precondition=True):
         fp = FixedPoint(self.pr, s, measure)
@@ -550,7 +556,7 @@ class NonlinearSolver:
             if getattr(err, "best", None) is None:
                 raise
             self.evaluations += len(err.history)
-            batches = max(1, min(JACOBIAN_BATCHES, self.samples // 1000))
+            batches = self.jacobian_batches
             pre = self.preconditioner(s, err.best) if precondition else None
             try:
                 xs, p, m, ev = newton_krylov(fp, err.best, tol=tol, maxiter=newton_steps, label=label,
@@ -709,8 +715,8 @@ class NonlinearSolver:
         stability test by itself: the branch of largest action has such eigenvalues too (2.96 at s = 0.75
         there), so the caller compares actions."""
         g0 = fp.evaluate(x)[0]
-        batches = max(1, min(JACOBIAN_BATCHES, self.samples // 1000))
-        op = fixed_point_operator(fp, x, g0, batch=(0, batches) if sampler(fp.measure) is not None else None)
+        op = fixed_point_operator(fp, x, g0, batch=(0, self.jacobian_batches) if sampler(fp.measure) is not None
+                                  else None)
         J = LinearOperator(op.shape, matvec=lambda v: v - op.matvec(v), dtype=float)
         if x.size <= DENSE_JACOBIAN:
             vals, vecs = np.linalg.eig(J.matmat(np.eye(x.size)))
