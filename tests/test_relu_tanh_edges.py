@@ -137,3 +137,21 @@ def test_one_loop_relu_refused_with_reason(spec):
     X = np.random.default_rng(0).normal(size=(2, 3))
     with pytest.raises(sf.NotSupportedError, match="needs a smooth phi.*not smooth at x"):
         sf.one_loop(spec, X)
+
+
+# -- huge inputs: exact by homogeneity where doubles hold them, else refused naming the scale ------------------
+
+def test_relu_kernel_homogeneous_up_to_huge_inputs():
+    """ReLU without bias is degree-1 homogeneous: C(λX) = λ² C(X), exactly, while λ² C stays a double."""
+    X = np.array([[1.0, 0.3], [-0.5, 0.2]])
+    ref = sf.mean_field(sf.RNN(3, phi="relu"), X).C
+    for lam in (1e3, 1e40, 1e70):
+        np.testing.assert_allclose(sf.mean_field(sf.RNN(3, phi="relu"), lam * X).C, lam ** 2 * ref, rtol=1e-13)
+
+
+@pytest.mark.parametrize("phi, scale", [("relu", 1e100), ("tanh", 1e20), ("erf", 1e160)])
+def test_overflowing_inputs_refused_naming_the_scale(phi, scale):
+    """A kernel that cannot be represented (ReLU: c11 c22 overflows; tanh: beyond the panel rule's 1e30;
+    erf: the input Gram overflows) raises NonFiniteKernel saying to rescale X, not a bare numerical error."""
+    with np.errstate(over="ignore"), pytest.raises(sf.NonFiniteKernel, match="rescale X"):
+        sf.mean_field(sf.RNN(2, phi=phi), [[scale, 0.3 * scale], [-0.5 * scale, 0.2 * scale]])

@@ -17,6 +17,7 @@ from ..codegen import hoist
 from ..action import GPAction
 from ..action import template as tp
 from ..gauss import Nonlinearity
+from ..gauss.panels import MAX_VARIANCE
 
 _EMPTY = np.zeros((1, 1))
 
@@ -214,6 +215,10 @@ class KernelMap:
             if sblock.shape != c12.shape:
                 raise ValueError(f"sdet has shape {sblock.shape}, expected {c12.shape}")
         if not self.closed:  # the compiled map takes E = <φφ> from the dual kernel
+            top = max(d1.max(initial=0.0), d2.max(initial=0.0))
+            if not top <= MAX_VARIANCE:  # (also nan) the panel rule's range, checked here to say which variance
+                raise FloatingPointError(f"pre-activation variance {top:.3g} is above {MAX_VARIANCE:g}, the "
+                                         f"largest the numeric dual kernel of phi={self.phi.name} integrates")
             if triangle:
                 self.module.mirror_upper(c12 := c12.copy())
             c12 = np.ascontiguousarray(self.dual.pair_block(d1, d2, c12, symmetric=symmetric)) if m else \

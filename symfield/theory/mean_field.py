@@ -23,6 +23,7 @@ import numpy as np
 from ..api import check_choice, check_flag, check_positive_int, check_spec, legacy_positional
 from ..blas import single_threaded
 from ..errors import NonFiniteKernel, SpecError
+from ..gauss.panels import MAX_VARIANCE
 from ..progress import progress_bar
 from ..resources import check_memory, check_time
 from ..spec import NetworkSpec, input_gram
@@ -315,6 +316,16 @@ class _Sides:
         return self.cache[t]
 
 
+def _scale_hint(variances: np.ndarray) -> str:
+    """The hint of a NonFiniteKernel: the largest pre-activation variance so far, if it is above the numeric
+    rules' range (``gauss.panels.MAX_VARIANCE``) or not finite (products c11 c22 overflow doubles from ~1e154)."""
+    v = np.asarray(variances, dtype=float)
+    top = np.nanmax(np.where(np.isfinite(v), v, np.inf)) if v.size else 0.0
+    if top <= MAX_VARIANCE:
+        return ""
+    return f"; the largest pre-activation variance was {top:.3g} (overflow): rescale X (or g_in, sigma_b2, g)"
+
+
 def _bar(spec, progress):
     return progress_bar(spec.T, "mean_field shells", progress)
 
@@ -336,7 +347,8 @@ def _shells(spec, X, km, dense, progress, sdet, bar) -> MeanField:
     bias, mask, g2 = spec.bias_part(), spec.branch_mask(), spec.g_values() ** 2
     for lo, end in ([(hi, hi + 1) for hi in range(1, T)] if progress else [(1, T)]):
         if km.shells(lo, end, dense, variances, R, Q, bias, mask, g2):
-            raise NonFiniteKernel(f"non-finite kernel in shells {lo}..{end - 1} (phi={spec.phi_fn.name})")
+            raise NonFiniteKernel(f"non-finite kernel in shells {lo}..{end - 1} (phi={spec.phi_fn.name})"
+                                  + _scale_hint(variances[:lo]))
         bar.update(end - lo)
     blocks = {(a, b): dense[a, b] for b in range(T) for a in range(b + 1)}
     return MeanField(spec, X, blocks, set(), variances, "all", dense)
@@ -382,7 +394,8 @@ def _with_skip(spec, X, km, keep, progress, sdet) -> MeanField:
             return km.block(variances[t - 1], variances[hi - 1], C[t - 1, hi - 1], s_th, mask[t, hi],
                             g2[hi - 1], symmetric=(t == hi))
         except FloatingPointError as err:
-            raise NonFiniteKernel(f"non-finite kernel in block ({t}, {hi}): {err}") from None
+            raise NonFiniteKernel(f"non-finite kernel in block ({t}, {hi}): {err}"
+                                  + _scale_hint(variances[:hi])) from None
 
     def on_shell(hi, C):
         variances[hi] = np.diag(C[hi, hi])
@@ -391,7 +404,7 @@ def _with_skip(spec, X, km, keep, progress, sdet) -> MeanField:
     C = skip_recursion(spec.leak_values(), drive, T, (P, P), on_shell)
     bar.close()
     if not np.all(np.isfinite(variances)):
-        raise NonFiniteKernel("non-finite kernel (the skip recursion overflowed)")
+        raise NonFiniteKernel("non-finite kernel (the skip recursion overflowed)" + _scale_hint(variances))
     blocks = {(t, s): C[t, s] for s in range(T) for t in range(s + 1)
               if spec.block_exists(t, s) and (keep == "all" or s == T - 1)}
     return MeanField(spec, X, blocks, set(), variances, keep, C if keep == "all" else None)
@@ -424,7 +437,8 @@ def _by_blocks(spec, X, km, keep, progress=False, sdet=None, sides=None) -> Mean
                                            sdet(a, hi), mask[a, hi], g2[hi - 1], symmetric=(a == hi),
                                            triangle=(a == hi), out=spare.pop() if spare else None, sides=hoisted)
             except FloatingPointError as err:
-                raise NonFiniteKernel(f"non-finite kernel in block ({a}, {hi}): {err}") from None
+                raise NonFiniteKernel(f"non-finite kernel in block ({a}, {hi}): {err}"
+                                      + _scale_hint(variances[:hi])) from None
             if a == hi:
                 upper.add((a, hi))
         variances[hi] = np.diag(blocks[(hi, hi)])
