@@ -180,3 +180,20 @@ def test_with_error_reports_value_error_and_method():
     assert abs(big.value[1] - single_reference("tanh", 300.0, (0, 0))) <= big.error[1]
     odd_even = dk.pair(1.0, 2.0, 0.4, orders=(0, 1), with_error=True)
     assert odd_even == (0.0, 0.0, "parity")
+
+
+
+#: <tanh(u) tanh(v)>, Var u = v, Var v = 0.7 v, correlation ρ: 20-digit mpmath on graded panels, computed once
+#: (60-260 s each) by  pair_reference("tanh", v, 0.7 * v, ρ √(0.7) v, grade=GRADE, dps=20)  (gauss.reference)
+TANH_LARGE_VARIANCE = [(25.0, -0.4, -0.2514739308297399), (25.0, 0.95, 0.734897068164356),
+                       (100.0, 0.6, 0.4049745154153571), (900.0, 0.8, 0.5893950419973708)]
+
+
+@pytest.mark.parametrize("v, rho, ref", TANH_LARGE_VARIANCE)
+def test_tanh_at_aliasing_variances_stays_on_the_mehler_sum(v, rho, ref):
+    """tanh(√v x) from variance ~16 on is aliased by the 640 Gauss–Hermite nodes; its c_k are then tabulated by
+    panels, so pairs away from ρ = ±1 keep the Mehler sum (before: every pair at such a variance went to the 2-D
+    panel rule, ~70 ms a pair) — within their reported error of mpmath."""
+    r = DualKernel("tanh").pair(v, 0.7 * v, rho * np.sqrt(0.7) * v, with_error=True)
+    assert r.method == "mehler"
+    assert abs(r.value - ref) <= r.error <= 1e-10

@@ -20,7 +20,8 @@ stops once the bound is below ``tol``·1e-4 of it; a pair whose bound is still a
 terms (slow Hermite decay: kinks, large variance — tanh(a x) → sign(x) —, |ρ| → 1, or φ overflowing on
 the nodes) is computed by the graded panel rule (:mod:`symfield.gauss.panels`) instead, which must
 certify ``tol`` by its own error estimate or raise AccuracyError.  ρ = ±1 exactly is fine.
-For φ with a kink or a feature narrower than GH_MIN_WIDTH standard deviations the c_k come from graded
+For φ with a kink or a feature narrower than GH_MIN_WIDTH standard deviations, and at variances where the
+Gauss–Hermite node sum <φ²> misses the panel rule's (aliasing: tanh from variance ~16 on), the c_k come from graded
 panels instead of the Gauss–Hermite nodes (:meth:`DualKernel._panel_table`); ``pair(..., with_error=True)``
 reports the error estimate and the method of every pair.
 """
@@ -54,6 +55,11 @@ ALIAS_RTOL = 1e-2
 GH_MIN_WIDTH = 1 / 64
 #: widest panel (in standard deviations) when c_k is tabulated by panels: h_k, k <= KMAX, oscillates on ~π/√(2k)
 HERMITE_PANEL = 0.25
+#: variances whose Gauss–Hermite node sum aliases are tabulated again by panels (False: their pairs all go to the 2-D
+#: panel rule, as before; benchmarks/bench_tanh_large_variance.py times the two in one process)
+RETABULATE = True
+#: panel-tabulated rows c_k(√v) kept per (φ, order) for reuse (~2.6 kB each; the store is emptied when full)
+PANEL_ROWS = 4096
 #: rounding of the Mehler sum in the reported error, relative to √(<φ²>_a <φ²>_b) (KMAX terms of it)
 ROUNDING = KMAX * np.finfo(float).eps
 
@@ -156,6 +162,12 @@ class HermiteTable:
     coef_err: np.ndarray
 
 
+def _alias(total, exact):
+    """|node sum − panel rule's <φ²>| / <φ²> per variance (0 where they agree exactly)."""
+    with np.errstate(all="ignore"):
+        return np.where(exact == total, 0.0, np.abs(total - exact) / np.abs(exact))
+
+
 class DualKernel:
     """<φ^(o1)(u) φ^(o2)(v)> by the Mehler expansion; one instance per (phi.key, kmax, nodes, tol).
 
@@ -239,16 +251,23 @@ class DualKernel:
             by_panels[:] = True
         coef, total = np.zeros((variances.size, self.kmax + 1)), np.zeros(variances.size)
         coef_err, lost = np.zeros(variances.size), np.zeros(variances.size, dtype=bool)
-        for rows, table in ((by_panels, self._panel_table), (~by_panels, self._hermite_table)):
-            if rows.any():
-                coef[rows], total[rows], coef_err[rows], lost[rows] = table(variances[rows], order, parity)
+        # the node sum must match <φ²> of the panel rule: else the nodes alias φ(√v x) (tanh from variance ~16 on,
+        # kinks, sin at large v) and the coefficients are wrong although Parseval holds on the nodes; such
+        # variances are tabulated again by panels (before, every pair at them went to the 2-D panel rule:
+        # tanh at variance 16-4096, ~70 ms a pair)
+        exact = panel_pair(self.phi, variances, variances, variances, (order, order))[0]
+        hermite = ~by_panels
+        if hermite.any():
+            coef[hermite], total[hermite], coef_err[hermite], lost[hermite] = \
+                self._hermite_table(variances[hermite], order, parity)
+            if RETABULATE:
+                by_panels |= hermite & ~(_alias(total, exact) <= ALIAS_RTOL * self.tol)
+        if by_panels.any():
+            coef[by_panels], total[by_panels], coef_err[by_panels], lost[by_panels] = \
+                self._panel_table(variances[by_panels], order, parity)
+        alias = _alias(total, exact)
         miss = total - np.sum(coef * coef, axis=1)
         miss = np.maximum(miss, 0.0) + 1e-15 * total
-        # the node sum must match <φ²> of the panel rule: else the nodes alias φ(√v x) (tanh, kinks, sin at
-        # large v) and the coefficients are wrong although Parseval holds on the nodes
-        exact = panel_pair(self.phi, variances, variances, variances, (order, order))[0]
-        with np.errstate(all="ignore"):
-            alias = np.where(exact == total, 0.0, np.abs(total - exact) / np.abs(exact))
         lost |= ~(alias <= ALIAS_RTOL * self.tol)
         miss[lost], total[lost] = np.inf, np.nan  # nan scale: every pair of it is refused by the Mehler sum
         return HermiteTable(coef, miss, parity, variances, total, alias, coef_err)
@@ -288,7 +307,13 @@ class DualKernel:
         coef, total, err = np.zeros((variances.size, K + 1)), np.zeros(variances.size), np.zeros(variances.size)
         lost = np.zeros(variances.size, dtype=bool)
         roots = np.sqrt(np.arange(K + 2))
+        rows = self._cache.setdefault(("panel rows", order), {})
         for u, v in enumerate(variances):
+            if float(v) in rows:  # an RNN reads the variances of each time in ~T blocks
+                coef[u], total[u], err[u], lost[u] = rows[float(v)]
+                continue
+            if len(rows) >= PANEL_ROWS:
+                rows.clear()
             a = np.sqrt(v)
             p, w = (pts / a, ws / a) if a > 0 else (pts[:0], ws[:0])
             z, wk, wg, _ = _panel_rule(0.0, 1.0, np.concatenate([p, grid]),
@@ -307,6 +332,7 @@ class DualKernel:
             coef[u] = H @ (wk * fz)
             err[u] = np.linalg.norm(coef[u] - H @ (wg * fz))
             total[u] = wk @ (fz * fz)
+            rows[float(v)] = (coef[u].copy(), total[u], err[u], False)
         return coef, total, err, lost
 
     @staticmethod
