@@ -12,9 +12,8 @@ import sympy as sp
 
 import symfield as sf
 from symfield.errors import NotSupportedError
-from symfield.gauss import nested
-from symfield.gauss.moments import (NESTED_BUDGET, TOL, _feature_table, _pivoted_stack, delta_atoms, moments,
-                                    nested_moments, pair_columns)
+from symfield.gauss.moments import (NESTED_BUDGET, TOL, _feature_table, delta_atoms, moments, nested_moments,
+                                    pair_columns, predicted_leaves)
 from symfield.gauss.registry import x
 
 from test_gauss_nested import grid
@@ -73,12 +72,5 @@ def test_hardtanh_four_site_leaves_are_bounded():
     phi = _hardtanh()
     fp, fw, fkink = _feature_table(phi)
     assert fp.tolist() == [-1.0, 1.0] and np.all(np.isinf(fw)) and np.all(fkink)
-    need = []
-    for v in (1e-6, 1.0, 1e4):
-        S = _generic(4, v)[None]
-        Lp, _, _ = _pivoted_stack(S, np.ones((1, 4), np.int64))
-        tail = np.cumsum((Lp ** 2)[:, :, ::-1], axis=2)[:, :, ::-1]
-        Sd = np.sqrt(np.concatenate([tail[:, :, 1:], np.zeros((1, 4, 1))], axis=2))
-        need.append(nested.predicted_leaves(Lp, Sd, fp, fw, fkink, np.array(nested.BASE), nested.GRADE_MAX,
-                                            nested.rule()[0], nested.max_breaks(4, len(fp)), True)[0])
+    need = [predicted_leaves(phi, _generic(4, v)[None], np.ones((1, 4), np.int64))[0] for v in (1e-6, 1.0, 1e4)]
     assert max(need) <= 1e8 <= NESTED_BUDGET, need

@@ -390,15 +390,9 @@ def nested_moments(phi, covs: np.ndarray, kk: np.ndarray, base=nested.BASE, grad
     leaves = np.zeros(B, np.int64)
     if not B:
         return np.empty((B, ncol)), np.empty((B, ncol)), np.empty((B, ncol)), leaves
-    cholesky_factors(covs)  # validation: finite, symmetric, PSD
-    Lp, kp, back = _pivoted_stack(covs, kk)
-    main = _NestedProblem(Lp, kp, np.zeros((B, m)), m >= 3 if tabled is None else bool(tabled) and m >= 2)
-    atoms = _atom_problems(phi, covs, kk, delta_atoms(phi), tabled)
-    rule = (*_feature_table(phi), np.array(base, float), float(grade_max), *nested.rule())
+    main, atoms, rule, back = _problems(phi, covs, kk, base, grade_max, tabled)
     if budget is not None or total_budget is not None:
-        need = main.predicted(rule)
-        if atoms is not None and len(atoms.owner):
-            need = need + np.bincount(atoms.owner, atoms.problem.predicted(rule), minlength=B)
+        need = _need(main, atoms, rule)
         total = float(np.sum(need))
         what = (f"the {m}-site moments of phi {phi.name!r} at {B} covariances ({total:.3g} predicted nested-rule "
                 f"evaluations in total, at most {np.max(need):.3g} per covariance)")
@@ -420,6 +414,32 @@ def nested_moments(phi, covs: np.ndarray, kk: np.ndarray, base=nested.BASE, grad
     if atoms is not None:
         atoms.add_to(module, phi, rule, out, err, absval, leaves)
     return out, err, absval, leaves
+
+
+def _problems(phi, covs, kk, base, grade_max, tabled):
+    """(main problem, δ-term problems or None, rule, column map back to the site order) of :func:`nested_moments`."""
+    B, m = covs.shape[:2]
+    cholesky_factors(covs)  # validation: finite, symmetric, PSD
+    Lp, kp, back = _pivoted_stack(covs, kk)
+    main = _NestedProblem(Lp, kp, np.zeros((B, m)), m >= 3 if tabled is None else bool(tabled) and m >= 2)
+    atoms = _atom_problems(phi, covs, kk, delta_atoms(phi), tabled)
+    return main, atoms, (*_feature_table(phi), np.array(base, float), float(grade_max), *nested.rule()), back
+
+
+def _need(main, atoms, rule) -> np.ndarray:
+    need = main.predicted(rule)
+    if atoms is not None and len(atoms.owner):
+        need = need + np.bincount(atoms.owner, atoms.problem.predicted(rule), minlength=len(need))
+    return need
+
+
+def predicted_leaves(phi, covs, kk, tabled: bool | None = None) -> np.ndarray:
+    """Predicted leaf evaluations of :func:`nested_moments` per covariance (the main integral and the δ-term
+    problems; :func:`symfield.gauss.nested.predicted_leaves`), as checked against NESTED_BUDGET."""
+    phi = get_phi(phi)
+    covs, kk = np.asarray(covs, float), np.ascontiguousarray(kk, np.int64)
+    main, atoms, rule, _ = _problems(phi, covs, kk, nested.BASE, nested.GRADE_MAX, tabled)
+    return _need(main, atoms, rule)
 
 
 @dataclass(frozen=True)
