@@ -43,6 +43,9 @@ Methods (``moments(..., method=)``; "auto" chooses: the closed form where there 
   estimate from the embedded Gauss rule, the absolute moment <|Π f|> with it.  Three or four sites: the innermost
   level from a per-covariance Chebyshev table of its integral in its mean (``nested.tabulated_level``, with an
   interpolation error estimate), so the tensor product has one level fewer: (nodes per level)^(m-1) leaves.
+  A jump of φ' (hardtanh, ReLU) puts δ terms c δ(x - a) into φ'' (:func:`delta_atoms`): each adds to the diagonal
+  column ½<g_i'' Π g_j> the (m-1)-site conditional integral ½ c k φ(a)^(k-1) N(a; 0, Σ_ii) <Π_{j≠i} g_j | z_i = a>
+  (:func:`_atom_problems`); Gauss–Hermite refuses such φ.
 * "auto" without a closed form (:func:`_auto_moments`): one or two sites, the nested rule; three or four,
   Gauss–Hermite at CHECK_NODES (value and check order) where φ has no kink and its nodes resolve φ's features
   (GH_RESOLUTION), and the nested rule where not or where the check fails, if its predicted cost is within
@@ -359,7 +362,7 @@ def _feature_table(phi: Nonlinearity) -> tuple[np.ndarray, np.ndarray, np.ndarra
 #: largest predicted leaf count (:func:`symfield.gauss.nested.predicted_leaves`; three or four sites: without the
 #: tabulated innermost level) of one covariance in the nested rule (~0.4-2 µs per leaf on one core of the shared
 #: machine: 2e8 leaves ≈ 2-7 min); above it "auto" raises AccuracyError instead of running longer.  Generic
-#: covariances, four sites at variance 1e4: GELU 6.9e7, hardtanh 4.9e7, softplus β = 20 1.75e8 (measured: 2.5e8 leaves
+#: covariances, four sites at variance 1e4: GELU 6.9e7-7.9e7, hardtanh 5e7-1.15e8, softplus β = 20 1.75e8 (measured: 2.5e8 leaves
 #: in 276 s at load 5-7, certified to 2e-11; the time estimate LEAF_OPERATIONS / RATE per leaf gave 350 s); 2e8,
 #: not 1e8, so that the last returns; three sites <= 3.1e5 (nested.GRADE_MAX = 2)
 NESTED_BUDGET = 2e8

@@ -51,8 +51,8 @@ def pair_slopes(phi: Nonlinearity, c11, c22, c12, with_error: bool = False):
       ``DualKernel.pair(with_error=True)`` (certified to ``dual.TOL`` of its scale, else AccuracyError);
     * otherwise Price's theorem ∂E/∂c12 = <φ'φ'>, ∂E/∂c11 = ½<φ''φ> by the certified 2-site moments
       (:func:`one_loop.numeric_template_derivatives`, ``hessian=False``: AccuracyError where a column misses
-      ``moments.TOL`` of its absolute moment); NotSupportedError where φ'' is a distribution (a jump of φ',
-      e.g. hardtanh), naming why.
+      ``moments.TOL`` of its absolute moment); a jump of φ' (hardtanh) puts δ terms into φ'', integrated as
+      conditional integrals (``moments.delta_atoms``); NotSupportedError where φ itself jumps, naming why.
 
     ``with_error``: (slopes, absolute error estimates of the same shape)."""
     c11, c22, c12 = (np.asarray(a, dtype=float) for a in (c11, c22, c12))
@@ -67,9 +67,7 @@ def pair_slopes(phi: Nonlinearity, c11, c22, c12, with_error: bool = False):
             d, err = numeric_template_derivatives(phi, a11, a22, a12, with_error=True, hessian=False)
         except NotSupportedError as exc:
             raise NotSupportedError(f"the response needs ∂<phi phi>/∂c11 = ½<phi''(u) phi(v)> (Price's theorem) "
-                                    f"for phi={phi.name!r}, whose phi'' is not a function (a jump of phi': "
-                                    f"phi' jumps at x = {list(phi.kinks(1))}); only positively homogeneous "
-                                    f"phi (ReLU) have a distribution-free form here: {exc}") from None
+                                    f"for phi={phi.name!r}, whose moments are refused: {exc}") from None
         d, err = d[:, 1:4], err[:, 1:4]
     shape = (3,) + c12.shape
     slopes, errors = d.T.reshape(shape), err.T.reshape(shape)
