@@ -70,7 +70,7 @@ from ..errors import AccuracyError, ConvergenceError, NonFiniteError, NotPositiv
 from . import nested
 from .price import _gaussian_derivative
 from .quadrature import cholesky_factors, hermite_nodes
-from .registry import Nonlinearity, _derivative, get_phi, x as _x
+from .registry import Nonlinearity, _derivative, _kinks, get_phi, x as _x
 
 #: Gauss-Hermite nodes per dimension for unit variance; the 3-site integrals carry the K' vertex and
 #: need the most (erf, g = 2, C ≈ 2.6: mean shift within 0.3 % of 150/100/64/20 nodes)
@@ -224,7 +224,6 @@ def _one_sided(expr: sp.Expr, points: tuple, k: int, side: int):
 
 @lru_cache(maxsize=None)
 def _delta_atoms(expr: sp.Expr) -> tuple[tuple[float, float], ...]:
-    from .registry import _kinks
     d1 = _derivative(expr, 1)
     for f, what in ((expr, "phi"), (d1, "phi'")):
         pts = _kinks(f)

@@ -397,7 +397,7 @@ def table_breaks(a: float, reach: float, fp, fw, fkink, center: float = 0.0) -> 
         h = (a if a > 0 else w) if kink else max(w, a)
         if lo < p < hi:
             pts.add(float(p))
-        while h < 2 * reach + abs(p - center):
+        while h < 2 * reach:
             pts.update(v for v in (p - h, p + h) if lo < v < hi)
             h *= 2.0
     return np.array(sorted(pts))
