@@ -30,7 +30,7 @@ from moments_grid import DPS, collect, column_factors, markdown, pair_value  # n
 
 from symfield.gauss.moments import TOL, nested_moments  # noqa: E402
 
-PHIS = ("gelu", "softplus20", "softsign")
+PHIS = ("gelu", "softplus20", "softsign", "hardtanh")
 VARIANCES = (1e-6, 1.0, 1e2, 1e4)
 RHOS = (-0.6, 0.3)
 #: name -> (multiplicities, block of each site)

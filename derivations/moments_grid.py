@@ -10,7 +10,9 @@ geometries: one site with multiplicity 4 (<φ⁴>, ½<(φ⁴)''>), two sites (u,
 (2, 2), and four sites (u, u, v, v) (a rank-2 4×4 covariance: the four-point moment of identical pairs).  Every
 column (value, then ∂/∂Σ_ij) is <F(u) G(v)> for products F, G of φ, φ', ½φ'' on u and on v; the reference
 (symfield.gauss.reference, 25-30 digits) is the 1-D graded rule (``expect1``; ``expect2`` at ρ = ±1) or the
-Mehler sum of mpmath Hermite coefficients of F and G (``hermite_coefficients``, ``mehler_sum``).  Compared:
+Mehler sum of mpmath Hermite coefficients of F and G (``hermite_coefficients``, ``mehler_sum``).  φ whose φ' jumps
+(hardtanh): the δ terms w δ(u - a) of a ½g'' factor (w from the jumps of φ' evaluated in mpmath, :func:`_atoms`) add
+w N(a; 0, c11) <G(v) | u = a>, a 1-D integral over the conditional Gaussian; the graded rules break at the kinks.  Compared:
 ``moments(..., with_error=True)`` (the self-choosing method) and ``method="nested"``.  Errors are relative to
 the absolute moment <|F G|> (the scale of ``moments.TOL``); err/rep is the largest actual / reported error.
 """
@@ -34,7 +36,7 @@ from symfield.gauss.moments import _function_part, moments, pair_columns  # noqa
 from symfield.gauss.reference import expect1, expect2, hermite_coefficients, mehler_sum  # noqa: E402
 from symfield.gauss.registry import x  # noqa: E402
 
-PHIS = ("softsign", "gelu", "silu", "elu", "softplus20")
+PHIS = ("softsign", "gelu", "silu", "elu", "softplus20", "hardtanh")
 VARIANCES = (1e-6, 1e-2, 1.0, 1e2, 1e4)
 RHOS = (-1.0, -0.6, 0.3, 1.0)
 #: (name, multiplicities, group of each site: 0 = u, 1 = v)
@@ -46,13 +48,31 @@ DPS = 25
 
 @lru_cache(maxsize=None)
 def _mp_derivatives(name: str):
+    """φ, φ', and the function part of φ'' (its δ terms dropped: :func:`_atoms`) as mpmath callables."""
     phi = nonlinearity(name)
-    return tuple(sp.lambdify(x, _function_part(phi.derivative(o) if o else phi.expr), modules="mpmath")
-                 for o in range(3))
+    d2 = phi.derivative(2)
+    d2 = d2.subs({d: 0 for d in d2.atoms(sp.DiracDelta)})
+    return tuple(sp.lambdify(x, e, modules="mpmath") for e in (phi.expr, _function_part(phi.derivative(1)), d2))
+
+
+@lru_cache(maxsize=None)
+def _atoms(name: str) -> tuple:
+    """The δ terms c δ(x - a) of φ'': c = φ'(a + ε) - φ'(a - ε) (ε = 1e-20, at DPS digits) at every point a of
+    ``expectations_grid.PHIS[name][1]`` (the kinks) where it is not 0 — evaluated in mpmath, independently of
+    ``moments.delta_atoms``."""
+    _, p1, _ = _mp_derivatives(name)
+    eps = mp.mpf(10) ** -20
+    with mp.workdps(DPS):
+        jumps = ((mp.mpf(a), p1(mp.mpf(a) + eps) - p1(mp.mpf(a) - eps)) for a in ALL_PHIS[name][1])
+        return tuple((a, c) for a, c in jumps if abs(c) > mp.mpf(10) ** -15)
+
+
+def _points(name) -> tuple:
+    return tuple(ALL_PHIS[name][1])
 
 
 def _site_factor(name, k: int, kind: int):
-    """g, g' or ½g'' of g = φ^k as an mpmath callable."""
+    """g, g' or ½g'' of g = φ^k as an mpmath callable (½g'' without its δ terms: :func:`_group_atoms`)."""
     p0, p1, p2 = _mp_derivatives(name)
     if kind == 0:
         return lambda z: p0(z) ** k
@@ -72,10 +92,36 @@ def _group_function(name, factors):
     return f
 
 
+def _group_atoms(name, factors) -> list:
+    """(a, w): the δ terms w δ(z - a) of the product of ``factors``: a ½g'' = ½ k φ^(k-1) φ'' factor contributes
+    ½ c k φ(a)^(k-1) times the other factors at a, for each δ term c δ(x - a) of φ''."""
+    p0 = _mp_derivatives(name)[0]
+    out = []
+    for s, (k, kind) in enumerate(factors):
+        if kind != 2:
+            continue
+        rest = _group_function(name, factors[:s] + factors[s + 1:])
+        out += [(a, c * k * p0(a) ** (k - 1) / 2 * rest(a)) for a, c in _atoms(name)]
+    return out
+
+
+def _density(a, c):
+    return mp.exp(-a * a / (2 * c)) / mp.sqrt(2 * mp.pi * c)
+
+
+def _conditional(name, g, c, points):
+    """<g(z)>, z ~ N(mean, c) — the 1-D graded rule around the shifted points (c = 0: g(mean))."""
+    def at(mean):
+        if c <= 0:
+            return g(mean)
+        return expect1(lambda z: g(mean + z), c, DPS, points=tuple(p - mean for p in points))
+    return at
+
+
 @lru_cache(maxsize=None)
 def _hermite(name, factors, c):
     with mp.workdps(DPS):
-        return hermite_coefficients(_group_function(name, factors), c, KMAX, DPS)
+        return hermite_coefficients(_group_function(name, factors), c, KMAX, DPS, points=_points(name))
 
 
 def column_factors(kk, groups):
@@ -102,13 +148,33 @@ def pair_value(name, fu, fv, v, rho) -> float:
     """<F(u) G(v)> for (u, v) with variances v, 2v and correlation ρ, F, G the products of the (k, kind) factors
     ``fu``, ``fv`` (``fv`` empty: <F(u)>): the 1-D graded rule, or the Mehler sum of mpmath Hermite coefficients."""
     c11, c22, c12 = v, 2 * v, rho * np.sqrt(2) * v
+    return float(_smooth_value(name, fu, fv, c11, c22, c12, rho) + _atom_value(name, fu, fv, c11, c22, c12)
+                 + _atom_value(name, fv, fu, c22, c11, c12))
+
+
+def _smooth_value(name, fu, fv, c11, c22, c12, rho):
+    """<F(u) G(v)> of the function parts (module docstring)."""
+    pts = _points(name)
     if not fv:
-        return float(expect1(_group_function(name, fu), c11, DPS))
+        return expect1(_group_function(name, fu), c11, DPS, points=pts)
     if abs(rho) == 1:
-        return float(expect2(_group_function(name, fu), _group_function(name, fv), c11, c22, c12, DPS))
+        return expect2(_group_function(name, fu), _group_function(name, fv), c11, c22, c12, DPS, points=pts)
     (ca, na), (cb, nb) = _hermite(name, tuple(fu), c11), _hermite(name, tuple(fv), c22)
     with mp.workdps(DPS):
-        return mehler_sum(ca, na, cb, nb, c11, c22, c12)
+        return mp.mpf(mehler_sum(ca, na, cb, nb, c11, c22, c12))
+
+
+def _atom_value(name, fu, fv, c11, c22, c12):
+    """The δ terms w δ(u - a) of F: Σ w N(a; 0, c11) <G(v) | u = a>, v | u = a ~ N(c12 a / c11, c22 - c12²/c11)."""
+    atoms = _group_atoms(name, tuple(fu))
+    if not atoms:
+        return mp.mpf(0)
+    with mp.workdps(DPS):
+        c11, c22, c12 = mp.mpf(c11), mp.mpf(c22), mp.mpf(c12)
+        g = _group_function(name, fv)
+        var = c22 - c12 ** 2 / c11
+        rest = _conditional(name, g, var if var > mp.mpf(10) ** -12 * c22 else mp.mpf(0), _points(name))
+        return mp.fsum(w * _density(a, c11) * rest(c12 * a / c11) for a, w in atoms)
 
 
 def reference(name, kk, groups, v, rho) -> list[float]:

@@ -43,6 +43,9 @@ Methods (``moments(..., method=)``; "auto" chooses: the closed form where there 
   estimate from the embedded Gauss rule, the absolute moment <|Π f|> with it.  Three or four sites: the innermost
   level from a per-covariance Chebyshev table of its integral in its mean (``nested.tabulated_level``, with an
   interpolation error estimate), so the tensor product has one level fewer: (nodes per level)^(m-1) leaves.
+  A jump of φ' (hardtanh, ReLU) puts δ terms c δ(x - a) into φ'' (:func:`delta_atoms`): each adds to the diagonal
+  column ½<g_i'' Π g_j> the (m-1)-site conditional integral ½ c k φ(a)^(k-1) N(a; 0, Σ_ii) <Π_{j≠i} g_j | z_i = a>
+  (:func:`_atom_problems`); Gauss–Hermite refuses such φ.
 * "auto" without a closed form (:func:`_auto_moments`): one or two sites, the nested rule; three or four,
   Gauss–Hermite at CHECK_NODES (value and check order) where φ has no kink and its nodes resolve φ's features
   (GH_RESOLUTION), and the nested rule where not or where the check fails, if its predicted cost is within
@@ -67,7 +70,7 @@ from ..errors import AccuracyError, ConvergenceError, NonFiniteError, NotPositiv
 from . import nested
 from .price import _gaussian_derivative
 from .quadrature import cholesky_factors, hermite_nodes
-from .registry import Nonlinearity, get_phi, x as _x
+from .registry import Nonlinearity, _derivative, _kinks, get_phi, x as _x
 
 #: Gauss-Hermite nodes per dimension for unit variance; the 3-site integrals carry the K' vertex and
 #: need the most (erf, g = 2, C ≈ 2.6: mean shift within 0.3 % of 150/100/64/20 nodes)
@@ -169,18 +172,23 @@ def _kernel_source(m: int) -> str:
 def moments_source(phi: Nonlinearity) -> str:
     """The generated module of φ: φ, φ', φ'' in their overflow-free form (``Nonlinearity.numeric``), ``site``,
     the Gauss–Hermite kernels ``moments1`` .. ``moments4`` and the nested graded-panel kernel ``nested``."""
-    funcs = [scalar_source(f"phi{k}", ["x"], _function_part(phi.numeric(k)), inline=True) for k in range(3)]
+    funcs = [scalar_source(f"phi{k}", ["x"], _function_part(phi.numeric(k), atoms=k == 2), inline=True)
+             for k in range(3)]
     return module_text("symfield.gauss.moments", f"phi(x) = {phi.expr}",
                        [("phi", "\n\n".join(funcs)), ("site", _SITE)] +
                        [(f"moments{m}", _kernel_source(m)) for m in range(1, 5)] + [("nested", nested.KERNEL)],
                        imports=IMPORTS + nested.IMPORTS)
 
 
-def _function_part(expr: sp.Expr) -> sp.Expr:
+def _function_part(expr: sp.Expr, atoms: bool = False) -> sp.Expr:
     """``expr`` without its terms c(x)·δ(a(x)) whose coefficient vanishes where a = 0 (softsign's φ'' has
-    x·δ(x) = 0); a δ with a non-zero weight (ReLU's φ'' = δ(x)) is a distribution: NotSupportedError."""
+    x·δ(x) = 0); a δ with a non-zero weight (ReLU's φ'' = δ(x)) is a distribution: NotSupportedError, unless
+    ``atoms`` (φ'' of a φ whose φ' jumps): then every δ term is dropped, its weight being the jump of φ' that
+    :func:`delta_atoms` returns and the nested rule integrates on its own."""
     if not expr.has(sp.DiracDelta):
         return expr
+    if atoms:
+        return expr.subs({d: 0 for d in expr.atoms(sp.DiracDelta)})
     kept = []
     for term in sp.Add.make_args(sp.expand(expr)):
         deltas = term.atoms(sp.DiracDelta)
@@ -198,6 +206,57 @@ def _function_part(expr: sp.Expr) -> sp.Expr:
     return sp.Add(*kept)
 
 
+def _one_sided(expr: sp.Expr, points: tuple, k: int, side: int):
+    """The value at points[k] of the branch of ``expr`` (as a Piecewise) active just right (side +1) or left (-1)
+    of it: the branch holding at the midpoint to the neighbouring point (or ±1/2 past the last), evaluated at the
+    point itself; None if no branch holds or its value is not finite."""
+    p = points[k]
+    q = (p + points[k + side]) / 2 if 0 <= k + side < len(points) else p + side / 2
+    pw = sp.piecewise_fold(expr.rewrite(sp.Piecewise)) if expr.has(sp.Max, sp.Min, sp.Abs, sp.Heaviside,
+                                                                     sp.sign, sp.Piecewise) else expr
+    branches = pw.args if isinstance(pw, sp.Piecewise) else ((pw, sp.true),)
+    for branch, cond in branches:
+        if sp.sympify(cond).subs(_x, q) == sp.true:
+            value = complex(sp.N(branch.subs(_x, p), 20))
+            return value.real if np.isfinite(value.real) and value.imag == 0 else None
+    return None
+
+
+@lru_cache(maxsize=None)
+def _delta_atoms(expr: sp.Expr) -> tuple[tuple[float, float], ...]:
+    d1 = _derivative(expr, 1)
+    for f, what in ((expr, "phi"), (d1, "phi'")):
+        pts = _kinks(f)
+        jumps = [(p, _one_sided(f, pts, k, 1), _one_sided(f, pts, k, -1)) for k, p in enumerate(pts)]
+        if any(r is None or l is None for _, r, l in jumps):
+            raise NotSupportedError(f"cannot evaluate the one-sided limits of {what} = {f} at its kinks {list(pts)}: "
+                                    "the moments need its jumps (the delta terms of phi'')")
+        if what == "phi":
+            if any(abs(r - l) > 1e-15 * max(1.0, abs(r), abs(l)) for _, r, l in jumps):
+                raise NotSupportedError(f"phi = {expr} jumps at x = {[p for p, r, l in jumps if r != l]}: phi' is a "
+                                        "distribution, the moments need phi and phi' as functions")
+            continue
+        return tuple((float(p), float(r - l)) for p, r, l in jumps if r != l)
+    return ()
+
+
+def delta_atoms(phi: Nonlinearity) -> tuple[tuple[float, float], ...]:
+    """The δ terms of φ'' as (a, c) pairs, φ'' = (function) + Σ c δ(x - a): the jumps c = φ'(a+) - φ'(a-) of φ' at
+    its kinks a (hardtanh: (-1, 1), (1, -1); ReLU: (0, 1); softsign: none, φ' is continuous).  NotSupportedError
+    where φ itself jumps or a one-sided limit cannot be evaluated."""
+    return _delta_atoms(phi.expr)
+
+
+@lru_cache(maxsize=None)
+def _piecewise_polynomial(expr: sp.Expr) -> bool:
+    """φ is a polynomial between its kinks (hardtanh, ReLU, leaky ReLU): its kinks are its only features."""
+    if not expr.has(sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise):
+        return False
+    pw = sp.piecewise_fold(expr.rewrite(sp.Piecewise))
+    pieces = [e for e, _ in pw.args] if isinstance(pw, sp.Piecewise) else [pw]
+    return all(e.is_polynomial(_x) for e in pieces)
+
+
 _MODULES: dict = {}  #: generated modules by φ content (``phi.key``), not by φ object: a new spec re-derives nothing
 
 
@@ -213,22 +272,23 @@ NULL_TOL = 1e-12
 PSD_TOL = 1e-9
 
 
-def _pivoted(cov: np.ndarray, null_tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """(order, L) of one covariance: pivots by largest residual variance, L (m, m) lower triangular in
-    the permuted order, columns of pivots below null_tol·max Σ_ii set to zero."""
+def _pivoted(cov: np.ndarray, null_tol: float, first: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(order, L) of one covariance: pivots by largest residual variance (site ``first`` first, if given), L (m, m)
+    lower triangular in the permuted order, columns of pivots below null_tol·max Σ_ii set to zero."""
     A = np.array(cov, dtype=float)
     m = len(A)
     scale = max(float(np.max(np.diag(A))), 0.0)
     order = np.arange(m)
     L = np.zeros((m, m))
     for k in range(m):
-        j = k + int(np.argmax(np.diag(A)[k:]))
+        forced = k == 0 and first is not None
+        j = first if forced else k + int(np.argmax(np.diag(A)[k:]))
         A[[k, j]] = A[[j, k]]
         A[:, [k, j]] = A[:, [j, k]]
         L[[k, j]] = L[[j, k]]
         order[[k, j]] = order[[j, k]]
         piv = A[k, k]
-        if piv <= null_tol * scale:
+        if piv <= null_tol * scale and not (forced and piv > 0):  # a forced first pivot is kept while positive
             rest = A[k:, k:]
             if np.max(np.abs(rest), initial=0.0) > PSD_TOL * max(scale, 1e-300) and scale > 0:
                 raise NotPositiveDefinite(f"covariance is not positive semi-definite (residual "
@@ -244,6 +304,10 @@ def _quadrature_moments(phi: Nonlinearity, covs: np.ndarray, kk: np.ndarray, n: 
     """The Gauss–Hermite method; (near-)singular Σ by the pivoted factor with dropped null pivots.
     ``absolute``: also the absolute moments <|Π f|> of the rule (returns (values, absolute moments))."""
     m = covs.shape[1]
+    if delta_atoms(phi):
+        raise NotSupportedError(f"phi'' of phi {phi.name!r} has delta terms (phi' jumps at "
+                                f"{[a for a, _ in delta_atoms(phi)]}): Gauss-Hermite cannot integrate them; use "
+                                "method='nested' or 'auto'")
     x, w = hermite_nodes(int(n))
     out = np.empty((covs.shape[0], 1 + m * (m + 1) // 2))
     absout = np.empty_like(out)
@@ -279,21 +343,28 @@ def _pivoted_stack(covs: np.ndarray, kk: np.ndarray):
 
 def _feature_table(phi: Nonlinearity) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(points, widths, kink flags) of φ, φ', φ'' together (the factors g, g', g'' of a site): the narrowest
-    width at each point (``Nonlinearity.features``), flagged where one of them has a kink."""
+    width at each point (``Nonlinearity.features``), flagged where one of them has a kink.  A piecewise polynomial
+    φ (hardtanh, ReLU) has its kinks only, of infinite width: a site's own factor is a polynomial between them (one
+    breakpoint, no grading), an inner site's is graded over the smoothing width s/8 only (nested.level_rule)."""
+    kinks = {p for order in range(3) for p in phi.kinks(order)}
+    if _piecewise_polynomial(phi.expr):
+        pts = np.array(sorted(kinks), float)
+        return pts, np.full(len(pts), np.inf), np.ones(len(pts), bool)
     found: dict = {}
     for order in range(3):
         for p, w in phi.features(order):
             found[p] = min(found.get(p, w), w)
-    kinks = {p for order in range(3) for p in phi.kinks(order)}
     pts = np.array(sorted(found), float)
     return pts, np.array([found[p] for p in pts]), np.array([p in kinks for p in pts])
 
 
 #: largest predicted leaf count (:func:`symfield.gauss.nested.predicted_leaves`; three or four sites: without the
 #: tabulated innermost level) of one covariance in the nested rule (~0.4-2 µs per leaf on one core of the shared
-#: machine: 1e8 leaves ≈ 1-4 min); above it "auto" raises AccuracyError instead of running longer.  GELU, generic
-#: covariances: four sites 1.7e6 (variance 1e-6) ... 6.9e7 (1e4), three sites <= 1.8e5 (nested.GRADE_MAX = 2)
-NESTED_BUDGET = 1e8
+#: machine: 2e8 leaves ≈ 2-7 min); above it "auto" raises AccuracyError instead of running longer.  Generic
+#: covariances, four sites at variance 1e4: GELU 6.9e7-7.9e7, hardtanh 5e7-1.15e8, softplus β = 20 1.75e8 (measured: 2.5e8 leaves
+#: in 276 s at load 5-7, certified to 2e-11; the time estimate LEAF_OPERATIONS / RATE per leaf gave 350 s); 2e8,
+#: not 1e8, so that the last returns; three sites <= 3.1e5 (nested.GRADE_MAX = 2)
+NESTED_BUDGET = 2e8
 #: largest predicted leaf count summed over all covariances of one call (the number of site sets grows with the
 #: patterns and steps; ~2 µs per leaf: 1e10 ≈ 6 h on one core); above it ResourceError before integrating.
 #: Configurable: ``moments(..., total_budget=)``, this constant, and the time limit (``symfield.set_time_limit``,
@@ -310,27 +381,20 @@ def nested_moments(phi, covs: np.ndarray, kk: np.ndarray, base=nested.BASE, grad
     by nested conditional integration on graded panels (:mod:`symfield.gauss.nested`), for (B, m, m)
     covariances (validated) and (B, m) multiplicities.  ``tabled`` (default: three or four sites): the innermost
     level from a per-covariance Chebyshev table of its integral (:func:`symfield.gauss.nested.tabulated_level`),
-    one level fewer in the tensor product.  ``budget``: refuse (AccuracyError) covariances whose predicted leaf
-    count exceeds it, before integrating; ``total_budget``: refuse (ResourceError naming ``argument``) a call whose
-    predicted leaves summed over the covariances exceed it or whose time estimate exceeds the time limit
-    (``resources.check_time``)."""
+    one level fewer in the tensor product.  The δ terms of φ'' (:func:`delta_atoms`) enter the diagonal columns as
+    the lower-dimensional integrals of :func:`_atom_problems`.  ``budget``: refuse (AccuracyError) covariances whose
+    predicted leaf count exceeds it, before integrating; ``total_budget``: refuse (ResourceError naming ``argument``)
+    a call whose predicted leaves summed over the covariances exceed it or whose time estimate exceeds the time
+    limit (``resources.check_time``)."""
     phi = get_phi(phi)
     B, m = covs.shape[:2]
     ncol = 1 + m * (m + 1) // 2
     leaves = np.zeros(B, np.int64)
     if not B:
         return np.empty((B, ncol)), np.empty((B, ncol)), np.empty((B, ncol)), leaves
-    tab = m >= 3 if tabled is None else bool(tabled) and m >= 2
-    cholesky_factors(covs)  # validation: finite, symmetric, PSD
-    Lp, kp, back = _pivoted_stack(covs, kk)
-    # S[b, d, l]: residual standard deviation of z_d given x_0 .. x_l
-    tail = np.cumsum((Lp ** 2)[:, :, ::-1], axis=2)[:, :, ::-1]
-    S = np.ascontiguousarray(np.sqrt(np.concatenate([tail[:, :, 1:], np.zeros((B, m, 1))], axis=2)))
-    fp, fw, fkink = _feature_table(phi)
-    xk, wk, wg = nested.rule()
-    base, nbrk = np.array(base, float), nested.max_breaks(m, len(fp))
+    main, atoms, rule, back = _problems(phi, covs, kk, base, grade_max, tabled)
     if budget is not None or total_budget is not None:
-        need = nested.predicted_leaves(Lp, S, fp, fw, fkink, base, float(grade_max), xk, nbrk, tab)
+        need = _need(main, atoms, rule)
         total = float(np.sum(need))
         what = (f"the {m}-site moments of phi {phi.name!r} at {B} covariances ({total:.3g} predicted nested-rule "
                 f"evaluations in total, at most {np.max(need):.3g} per covariance)")
@@ -347,15 +411,146 @@ def nested_moments(phi, covs: np.ndarray, kk: np.ndarray, base=nested.BASE, grad
                                 f"its check and the scale-free nested rule would need {need[b]:.3g} evaluations "
                                 f"(budget NESTED_BUDGET = {budget:.3g}); rescale X (or the weight/bias variances)")
     module = _module(phi.key, phi)
-    if tab:
-        table = nested.tabulated_level(module, Lp, S, kp, fp, fw, fkink, base, float(grade_max), xk, wk, wg, nbrk)[:5]
-    else:
-        table = (np.zeros((B, 2)), np.zeros(B, np.int64), np.zeros((B, 1, 3)), np.zeros((B, 1, 3)), np.zeros((B, 1, 3)))
-    parts = [np.empty((B, ncol)) for _ in range(3)]
-    module.nested(Lp, S, kp, nested.column_kinds(m), fp, fw, fkink, base, float(grade_max), xk, wk, wg, nbrk, tab,
-                  *table, *parts, leaves)
+    parts, leaves = main.run(module, phi, rule)
     out, err, absval = (np.take_along_axis(a, back, axis=1) for a in parts)
+    if atoms is not None:
+        atoms.add_to(module, phi, rule, out, err, absval, leaves)
     return out, err, absval, leaves
+
+
+def _problems(phi, covs, kk, base, grade_max, tabled):
+    """(main problem, δ-term problems or None, rule, column map back to the site order) of :func:`nested_moments`."""
+    B, m = covs.shape[:2]
+    cholesky_factors(covs)  # validation: finite, symmetric, PSD
+    Lp, kp, back = _pivoted_stack(covs, kk)
+    main = _NestedProblem(Lp, kp, np.zeros((B, m)), m >= 3 if tabled is None else bool(tabled) and m >= 2)
+    atoms = _atom_problems(phi, covs, kk, delta_atoms(phi), tabled)
+    return main, atoms, (*_feature_table(phi), np.array(base, float), float(grade_max), *nested.rule()), back
+
+
+def _need(main, atoms, rule) -> np.ndarray:
+    need = main.predicted(rule)
+    if atoms is not None and len(atoms.owner):
+        need = need + np.bincount(atoms.owner, atoms.problem.predicted(rule), minlength=len(need))
+    return need
+
+
+def predicted_leaves(phi, covs, kk, tabled: bool | None = None) -> np.ndarray:
+    """Predicted leaf evaluations of :func:`nested_moments` per covariance (the main integral and the δ-term
+    problems; :func:`symfield.gauss.nested.predicted_leaves`), as checked against NESTED_BUDGET."""
+    phi = get_phi(phi)
+    covs, kk = np.asarray(covs, float), np.ascontiguousarray(kk, np.int64)
+    main, atoms, rule, _ = _problems(phi, covs, kk, nested.BASE, nested.GRADE_MAX, tabled)
+    return _need(main, atoms, rule)
+
+
+@dataclass(frozen=True)
+class _NestedProblem:
+    """Integrals <Π_l f_l(z_l)>, z = mu + L x (L pivoted, lower triangular), by the nested kernel; ``tab``: the
+    innermost level tabulated."""
+
+    L: np.ndarray
+    kk: np.ndarray
+    mu: np.ndarray
+    tab: bool
+
+    @property
+    def S(self) -> np.ndarray:
+        """S[b, d, l]: residual standard deviation of z_d given x_0 .. x_l."""
+        B, m = self.L.shape[:2]
+        tail = np.cumsum((self.L ** 2)[:, :, ::-1], axis=2)[:, :, ::-1]
+        return np.ascontiguousarray(np.sqrt(np.concatenate([tail[:, :, 1:], np.zeros((B, m, 1))], axis=2)))
+
+    def predicted(self, rule) -> np.ndarray:
+        fp, fw, fkink, base, grade_max, xk, _, _ = rule
+        return nested.predicted_leaves(self.L, self.S, fp, fw, fkink, base, grade_max, xk,
+                                       nested.max_breaks(self.L.shape[1], len(fp)), self.tab, self.mu)
+
+    def run(self, module, phi, rule):
+        """((values, errors, absolute moments) in pivot order (B, columns), leaves (B,))."""
+        fp, fw, fkink, base, grade_max, xk, wk, wg = rule
+        B, m = self.L.shape[:2]
+        nbrk, S = nested.max_breaks(m, len(fp)), self.S
+        if self.tab:
+            table = nested.tabulated_level(module, self.L, S, self.kk, fp, fw, fkink, base, grade_max, xk, wk, wg,
+                                           nbrk, self.mu)[:5]
+        else:
+            table = (np.zeros((B, 2)), np.zeros(B, np.int64), np.zeros((B, 1, 3)), np.zeros((B, 1, 3)),
+                     np.zeros((B, 1, 3)))
+        parts = [np.empty((B, 1 + m * (m + 1) // 2)) for _ in range(3)]
+        leaves = np.zeros(B, np.int64)
+        module.nested(self.L, S, self.mu, self.kk, nested.column_kinds(m), fp, fw, fkink, base, grade_max, xk, wk, wg,
+                      nbrk, self.tab, *table, *parts, leaves)
+        return parts, leaves
+
+
+@dataclass(frozen=True)
+class _AtomProblems:
+    """The δ terms of the diagonal columns: ``problem`` (the other sites given z_i = a), its row's covariance
+    ``owner``, output ``column`` and ``weight`` ½ c k φ(a)^(k-1) N(a; 0, Σ_ii); rows without other sites (m = 1) in
+    ``alone`` (owner, column, weight)."""
+
+    problem: _NestedProblem | None
+    owner: np.ndarray
+    column: np.ndarray
+    weight: np.ndarray
+    alone: tuple
+
+    def add_to(self, module, phi, rule, out, err, absval, leaves):
+        """Add the δ terms to the nested rule's columns (in place): value w·<Π_{j≠i} g_j | z_i = a>, error
+        |w|·its error, absolute moment |w|·<|Π_{j≠i} g_j| | z_i = a>."""
+        if self.problem is not None and len(self.owner):
+            (val, e, ab), n = self.problem.run(module, phi, rule)
+            for arr, part, scale in ((out, val, self.weight), (err, e, np.abs(self.weight)),
+                                     (absval, ab, np.abs(self.weight))):
+                np.add.at(arr, (self.owner, self.column), scale * part[:, 0])
+            np.add.at(leaves, self.owner, n)
+        owner, column, weight = self.alone
+        np.add.at(out, (owner, column), weight)
+        np.add.at(err, (owner, column), ROUNDING_ATOM * np.abs(weight))
+        np.add.at(absval, (owner, column), np.abs(weight))
+
+
+#: relative rounding of a δ term's weight ½ c k φ(a)^(k-1) N(a; 0, Σ_ii) (a few operations and an exp)
+ROUNDING_ATOM = 64 * np.finfo(float).eps
+
+
+def _atom_problems(phi, covs, kk, atoms, tabled) -> _AtomProblems | None:
+    """The δ terms c δ(x - a) of φ'' at every site i of every covariance: ½<g_i'' Π_{j≠i} g_j> gains
+    ½ c k_i φ(a)^(k_i - 1) N(a; 0, Σ_ii) <Π_{j≠i} g_j | z_i = a>, the conditional expectation over the other
+    sites: Σ pivoted with site i first (``_pivoted(first=i)``), x_0 = a / L_00 fixed, so z_j = mu_j + (L[1:, 1:] x)_j
+    with mu = L[1:, 0] a / L_00 — an (m-1)-site nested integral with means.  A site of variance 0 has no density
+    at a ≠ 0 (no term) and an infinite one at a = 0 (NonFiniteError)."""
+    if not atoms:
+        return None
+    B, m = covs.shape[:2]
+    cols = {c: i for i, c in enumerate(pair_columns(m))}
+    f0 = phi.numeric_function(0)
+    rows, alone = ([], [], [], [], [], []), ([], [], [])
+    for b in range(B):
+        for i in range(m):
+            var = float(covs[b, i, i])
+            for a, c in atoms:
+                if var <= 0.0:
+                    if a == 0.0:
+                        raise NonFiniteError(f"phi {phi.name!r} has phi'' = {c:g} δ(x) and a site of the moments has "
+                                             "variance 0: the gradient column ½<phi'' ...> is infinite there")
+                    continue
+                k = int(kk[b, i])
+                w = 0.5 * c * k * float(f0(a)) ** (k - 1) * np.exp(-0.5 * a * a / var) / np.sqrt(2 * np.pi * var)
+                if m == 1:
+                    alone[0].append(b), alone[1].append(1 + cols[(i, i)]), alone[2].append(w)
+                    continue
+                order, L = _pivoted(covs[b], NULL_TOL, first=i)
+                for lst, v in zip(rows, (b, 1 + cols[(i, i)], w, L[1:, 1:], kk[b, order[1:]], L[1:, 0] * a / L[0, 0])):
+                    lst.append(v)
+    alone = tuple(np.array(v, dtype=t) for v, t in zip(alone, (np.int64, np.int64, float)))
+    owner, column, weight, Ls, ks, mus = rows
+    if not owner:
+        return _AtomProblems(None, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), alone)
+    problem = _NestedProblem(np.ascontiguousarray(Ls, float), np.ascontiguousarray(ks, np.int64),
+                             np.ascontiguousarray(mus, float), m - 1 >= 3 if tabled is None else bool(tabled) and m >= 3)
+    return _AtomProblems(problem, np.array(owner, np.int64), np.array(column, np.int64), np.array(weight), alone)
 
 
 #: accuracy of the self-choosing method: every column within TOL of its absolute moment <|Π f|> (else AccuracyError)
@@ -412,10 +607,13 @@ def _auto_moments(phi, covs, kk, tol: float, total_budget: float = NESTED_TOTAL_
                                              argument=argument)
         method = np.full(len(covs), "nested", dtype=object)
     else:
-        out, err, absval = _hermite_checked(phi, covs, kk, *CHECK_NODES[m])
+        trusted = _hermite_resolves(phi, covs, CHECK_NODES[m][1])
+        if np.any(trusted):
+            out, err, absval = _hermite_checked(phi, covs, kk, *CHECK_NODES[m])
+        else:  # a kinked φ (and δ terms in φ''): the nested rule for every covariance
+            out, err, absval = (np.empty((len(covs), 1 + m * (m + 1) // 2)) for _ in range(3))
         method = np.full(len(covs), "hermite", dtype=object)
-        bad = np.nonzero(np.any(err > tol * absval, axis=1) | ~np.all(np.isfinite(out), axis=1) |
-                         ~_hermite_resolves(phi, covs, CHECK_NODES[m][1]))[0]
+        bad = np.nonzero(np.any(err > tol * absval, axis=1) | ~np.all(np.isfinite(out), axis=1) | ~trusted)[0]
         if len(bad):
             out[bad], err[bad], absval[bad], _ = nested_moments(phi, covs[bad], kk[bad], budget=NESTED_BUDGET,
                                                                 total_budget=total_budget, argument=argument)

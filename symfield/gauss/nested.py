@@ -177,10 +177,11 @@ def panel_error(lev, pV, pW, pG, pn, aD, scale, power):
 #: the φ-specific kernel, a template of the generated moments module (it calls that module's ``site``)
 KERNEL = '''
 @njit(cache=True, error_model="numpy", parallel=True)
-def nested(L, S, kk, kind, fp, fw, fkink, base, gmax, xk, wk, wg, nbrk, tab, tbrk, tnb, tval, tabs, tperr, out, err,
+def nested(L, S, mu, kk, kind, fp, fw, fkink, base, gmax, xk, wk, wg, nbrk, tab, tbrk, tnb, tval, tabs, tperr, out, err,
            absval, leaves):
-    """Nested graded-panel moments of every covariance b (symfield.gauss.nested): out, err, absval (B, columns);
-    ``tab``: the innermost level from the tables of ``nested_table`` (symfield.gauss.nested.tabulated_level)."""
+    """Nested graded-panel moments of every covariance b (symfield.gauss.nested): out, err, absval (B, columns),
+    z = mu[b] + L[b] x; ``tab``: the innermost level from the tables of ``nested_table``
+    (symfield.gauss.nested.tabulated_level)."""
     B, m, ncol = L.shape[0], L.shape[1], kind.shape[0]
     maxn = (nbrk - 1) * xk.shape[0]
     for b in prange(B):
@@ -206,6 +207,8 @@ def nested(L, S, kk, kind, fp, fw, fkink, base, gmax, xk, wk, wg, nbrk, tab, tbr
         aD = np.zeros((m, ncol))      # Σ over the level's finished panels of their sharpened |K - G| (panel_error)
         count = 0
         lev = 0
+        for r in range(m):
+            Q[0, r] = mu[b, r]
         n[0] = level_rule(0, L[b], S[b], Q[0], fp, fw, fkink, base, gmax, xk, wk, wg, brk, cen, wid, X[0], WK[0], WG[0])
         while True:
             i = idx[lev]
@@ -343,21 +346,23 @@ IMPORTS = "from symfield.gauss.nested import level_rule, panel_error, table_inte
 def rule() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The per-panel rule on [-1, 1]: the Gauss–Kronrod 7/15 nodes, Kronrod weights and embedded Gauss weights
     (0 off the Gauss nodes) of :mod:`symfield.gauss.panels` (a 3/7 pair was tried: its |K7 - G3| estimate is
-    ~1e5 times the actual error, so certifying 1e-6 took more nodes)."""
+    ~1e5 times the actual error, so certifying 1e-6 took more nodes; for hardtanh at four sites it cut the leaves
+    tenfold with an actual error of 1e-9 but reported 2.4e-4)."""
     return _kronrod()
 
 
 @njit(cache=True)
-def predicted_leaves(L, S, fp, fw, fkink, base, gmax, xk, nbrk, tab=False):
+def predicted_leaves(L, S, fp, fw, fkink, base, gmax, xk, nbrk, tab=False, mu=None):
     """Leaf evaluations of :data:`KERNEL` predicted per covariance: the product over levels of the level's node
-    count at x = 0 (where the features of every site are: the largest count), before integrating; ``tab``: without
-    the innermost level (a table lookup per leaf, :func:`tabulated_level`)."""
+    count at x = 0 (z = mu: where the features of every site are for a zero mean, the largest count), before
+    integrating; ``tab``: without the innermost level (a table lookup per leaf, :func:`tabulated_level`)."""
     B, m = L.shape[0], L.shape[1]
     out = np.ones(B)
     maxn = (nbrk - 1) * xk.shape[0]
     brk, cen, wid = np.empty(nbrk), np.empty(m * fp.shape[0]), np.empty(m * fp.shape[0])
-    X, WK, WG, q = np.empty(maxn), np.empty(maxn), np.empty(maxn), np.zeros(m)
+    X, WK, WG = np.empty(maxn), np.empty(maxn), np.empty(maxn)
     for b in range(B):
+        q = np.zeros(m) if mu is None else mu[b].copy()
         for l in range(m - 1 if tab else m):
             out[b] *= level_rule(l, L[b], S[b], q, fp, fw, fkink, base, gmax, xk, xk, xk, brk, cen, wid, X, WK, WG)
     return out
@@ -381,18 +386,19 @@ def chebyshev(n: int = TABLE_POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray
 _NODES, _WEIGHTS, _ = chebyshev()
 
 
-def table_breaks(a: float, reach: float, fp, fw, fkink) -> np.ndarray:
-    """Panels of the table of H_j(q) = <f_j(q + a x)> over |q| <= reach: the ends, and for each feature (p, w) of
-    the site p and p ± h 2^j inside, h = max(w, a) (a kink: a; H is f smoothed over a), so every panel sees H
-    analytic on the panel's own scale."""
+def table_breaks(a: float, reach: float, fp, fw, fkink, center: float = 0.0) -> np.ndarray:
+    """Panels of the table of H_j(q) = <f_j(q + a x)> over |q - center| <= reach: the ends, and for each feature
+    (p, w) of the site p and p ± h 2^j inside, h = max(w, a) (a kink: a; H is f smoothed over a), so every panel
+    sees H analytic on the panel's own scale."""
     reach = max(reach, a, 1e-300)
-    pts = {-reach, reach}
+    lo, hi = center - reach, center + reach
+    pts = {lo, hi}
     for p, w, kink in zip(fp, fw, fkink):
         h = (a if a > 0 else w) if kink else max(w, a)
-        if -reach < p < reach:
+        if lo < p < hi:
             pts.add(float(p))
         while h < 2 * reach:
-            pts.update(v for v in (p - h, p + h) if -reach < v < reach)
+            pts.update(v for v in (p - h, p + h) if lo < v < hi)
             h *= 2.0
     return np.array(sorted(pts))
 
@@ -430,18 +436,19 @@ def table_interpolate(z, brk, nb, tval, tabs, tperr, V):
         V[6 + j] = tperr[p, j]
 
 
-def tabulated_level(module, Lp, S, kp, fp, fw, fkink, base, grade_max, xk, wk, wg, nbrk):
+def tabulated_level(module, Lp, S, kp, fp, fw, fkink, base, grade_max, xk, wk, wg, nbrk, mu=None):
     """Tables of the innermost level m - 1 of every covariance (pivot order): H_j(q) = <f_j(q + L_{m-1,m-1} x)>
     (f_j = g, g', ½g'' of the site), on the panels of :func:`table_breaks` over the reach
-    |q| <= ZMAX Σ_{l<m-1} |L_{m-1,l}| of the outer levels, TABLE_POINTS Chebyshev points each, by the level's own
+    |q - mu_{m-1}| <= ZMAX Σ_{l<m-1} |L_{m-1,l}| of the outer levels (``mu``: the means of z, default 0),
+    TABLE_POINTS Chebyshev points each, by the level's own
     graded rule (``module.nested_table``).  Error per panel and j: TABLE_SAFETY · max |interpolant - integral| at
     the check points plus the largest quadrature estimate of the panel's values.
     Returns (tbrk, tnb, tval, tabs, tperr, table evaluations) for the kernel ``nested(..., tab=True, ...)``."""
     B, m = Lp.shape[:2]
     nodes, weights, checks = chebyshev()
     n, nc = len(nodes), len(checks)
-    breaks = [table_breaks(Lp[b, m - 1, m - 1], ZMAX * np.sum(np.abs(Lp[b, m - 1, :m - 1])), fp, fw, fkink)
-              for b in range(B)]
+    breaks = [table_breaks(Lp[b, m - 1, m - 1], ZMAX * np.sum(np.abs(Lp[b, m - 1, :m - 1])), fp, fw, fkink,
+                           0.0 if mu is None else float(mu[b, m - 1])) for b in range(B)]
     P = max(len(br) for br in breaks) - 1
     tbrk, tnb = np.zeros((B, P + 1)), np.array([len(br) for br in breaks], np.int64)
     tz = np.zeros((B, P * (n + nc)))

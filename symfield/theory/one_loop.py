@@ -102,7 +102,8 @@ def numeric_template_derivatives(phi: Nonlinearity, c11, c22, c12, with_error: b
 
     * E and ∂E (columns 0-3): the self-choosing 2-site moments ``moments(phi, Σ, (1, 1), with_error=True)``
       (graded nested panels: every column within ``moments.TOL`` of its absolute moment, else AccuracyError);
-      they need φ'' only as a function (softsign's x δ(x) dropped), so a kink of φ' is fine;
+      a kink of φ' is fine, and so is a jump (hardtanh): the δ terms of φ'' are conditional integrals
+      (``moments.delta_atoms``);
     * ∂²E (columns 4-9, ``hessian``): ``DualKernel(phi).pair(..., orders, with_error=True)`` (Mehler sum or graded
       panels: within ``dual.TOL`` of √(<φ^(o1)²> <φ^(o2)²>), else AccuracyError); NotSupportedError where the
       third or fourth derivative of φ is a distribution (a kink of φ' or φ'').

@@ -51,8 +51,8 @@ def pair_slopes(phi: Nonlinearity, c11, c22, c12, with_error: bool = False):
       ``DualKernel.pair(with_error=True)`` (certified to ``dual.TOL`` of its scale, else AccuracyError);
     * otherwise Price's theorem ∂E/∂c12 = <φ'φ'>, ∂E/∂c11 = ½<φ''φ> by the certified 2-site moments
       (:func:`one_loop.numeric_template_derivatives`, ``hessian=False``: AccuracyError where a column misses
-      ``moments.TOL`` of its absolute moment); NotSupportedError where φ'' is a distribution (a jump of φ',
-      e.g. hardtanh), naming why.
+      ``moments.TOL`` of its absolute moment); a jump of φ' (hardtanh) puts δ terms into φ'', integrated as
+      conditional integrals (``moments.delta_atoms``); NotSupportedError where φ itself jumps, naming why.
 
     ``with_error``: (slopes, absolute error estimates of the same shape)."""
     c11, c22, c12 = (np.asarray(a, dtype=float) for a in (c11, c22, c12))
@@ -67,9 +67,7 @@ def pair_slopes(phi: Nonlinearity, c11, c22, c12, with_error: bool = False):
             d, err = numeric_template_derivatives(phi, a11, a22, a12, with_error=True, hessian=False)
         except NotSupportedError as exc:
             raise NotSupportedError(f"the response needs ∂<phi phi>/∂c11 = ½<phi''(u) phi(v)> (Price's theorem) "
-                                    f"for phi={phi.name!r}, whose phi'' is not a function (a jump of phi': "
-                                    f"phi' jumps at x = {list(phi.kinks(1))}); only positively homogeneous "
-                                    f"phi (ReLU) have a distribution-free form here: {exc}") from None
+                                    f"for phi={phi.name!r}, whose moments are refused: {exc}") from None
         d, err = d[:, 1:4], err[:, 1:4]
     shape = (3,) + c12.shape
     slopes, errors = d.T.reshape(shape), err.T.reshape(shape)
@@ -192,12 +190,16 @@ def response(spec: NetworkSpec, X, *, pairs=None, mf: MeanField | None = None) -
             dD = 0.0
             if t >= 1 and w[t, hi] != 0:
                 s = pair_slopes(phi, var[t - 1], var[hi - 1], C[t - 1, hi - 1])
-                dD = w[t, hi] * g2[hi] * _directed(s, dvar[:, t - 1], dvar[:, hi - 1], prev[:, t - 1])
-            dX = a[t] * dX + dD
-            before = prev[:, t] if t < hi else np.swapaxes(cur[:, hi - 1], 1, 2)
-            cur[:, t] = dX + a[hi] * before
+                with np.errstate(over="ignore", invalid="ignore"):
+                    dD = w[t, hi] * g2[hi] * _directed(s, dvar[:, t - 1], dvar[:, hi - 1], prev[:, t - 1])
+            with np.errstate(over="ignore", invalid="ignore"):  # a non-finite step is reported below
+                dX = a[t] * dX + dD
+                before = prev[:, t] if t < hi else np.swapaxes(cur[:, hi - 1], 1, 2)
+                cur[:, t] = dX + a[hi] * before
         cur[:, hi] = 0.5 * (cur[:, hi] + np.swapaxes(cur[:, hi], 1, 2))
         hidden[:, hi] = cur[:, hi]
+        if not np.all(np.isfinite(cur[:, hi])):
+            _non_finite(hi + 1)
         dvar[:, hi] = _diag(cur[:, hi])
         prev = cur
     last = hidden[:, T - 1]
@@ -205,10 +207,19 @@ def response(spec: NetworkSpec, X, *, pairs=None, mf: MeanField | None = None) -
         output = spec.g_out ** 2 * last
     else:
         s = pair_slopes(phi, var[T - 1], var[T - 1], C[T - 1, T - 1])
-        output = spec.g_out ** 2 * _directed(s, dvar[:, T - 1], dvar[:, T - 1], last)
+        with np.errstate(over="ignore", invalid="ignore"):
+            output = spec.g_out ** 2 * _directed(s, dvar[:, T - 1], dvar[:, T - 1], last)
     if not (np.all(np.isfinite(hidden)) and np.all(np.isfinite(output))):
-        raise FloatingPointError("non-finite response (the kernel or its derivative overflowed)")
+        _non_finite("the readout")
     return Response(spec, mf, pairs, hidden, output)
+
+
+def _non_finite(where) -> None:
+    """NonFiniteError for a response that overflowed at step ``where`` (1-based t, or "the readout")."""
+    at = f"step t = {where}" if isinstance(where, int) else where
+    raise NonFiniteError(f"the response is not finite at {at}: ∂C̄_tt/∂C̄_11 grows like the product of the slopes "
+                         "g² ∂E over the steps and overflowed (or the slopes did); reduce the weight variances (g) or "
+                         "the depth T of spec, or rescale X (the slopes grow as the pre-activation variances shrink)")
 
 
 # --------------------------------------------------------------------------- optimal residual scale
