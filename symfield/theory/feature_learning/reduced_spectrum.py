@@ -262,7 +262,7 @@ class SchurCertificate:
     def __init__(self, blk: CoupledBlock):
         H, W, k = blk.H, blk.W, blk.k
         red, pr = H.red, H.red.pr
-        self.k = k
+        self.blk, self.k = blk, k
         P = np.eye(k) - blk.mu
         on = _OnSubspace(H, W)
         m = k * (k + 1) // 2
@@ -281,6 +281,7 @@ class SchurCertificate:
         # Q from the Gram factor of the vectors (aᵀ)^j P Wᵀẽ_k, j < T
         sW = np.eye(k) - on.U @ H.a_s @ on.U.T
         a = P @ sW @ on.Bt @ P
+        self.a, self.pe = a, pe  # K X = X − a X 𝔅̃ᵀ; J_X X = Σ_k m_k ∘ (L₀ Xᵀ pe_k)_S
         Ucols = [pe]
         for _ in range(red.T - 1):
             Ucols.append(a.T @ Ucols[-1])

@@ -46,19 +46,23 @@ class Branch:
 
     @property
     def top_eigenvalue(self) -> float:
-        """Largest eigenvalue of the Hessian (congruence coordinates).  At a subspace point by Lanczos: on the
-        coupled block when it holds the top (:func:`.reduced_spectrum.stability`; always so at an unstable point),
-        else on the whole Hessian, O(n² R) per product — slow where the top is clustered (minutes at T·P = 400,
-        not reached at 2000); :attr:`stable` does not need it."""
+        """Largest eigenvalue of the Hessian (congruence coordinates).  At a subspace point from inertia counts of
+        an |S| × |S| matrix (:func:`.reduced_top.top_eigenvalue`, exact to its bracket 1e-13 plus round-off; 𝔅̃ one
+        chain b ⊗ 1_P); where that does not apply by Lanczos, on the coupled block when it holds the top
+        (:func:`.reduced_spectrum.stability`) else on the whole Hessian, O(n² R) per product — slow where the top
+        is clustered (minutes at T·P = 400).  Else from the dense Hessian or Lanczos (:func:`.spectrum.top_eigen`)."""
         if self._top is None:
-            if self.reduced is not None:  # Lanczos, O(n² R) per product (slow where the top is clustered)
-                from .reduced_spectrum import stability, top_eigen as reduced_top
-                r = self.reduced
-                blk = stability(r.red, r.sub, r.N, r.s)
-                if blk is not None and blk[0] >= blk[1]:  # the coupled block holds the top of the spectrum
-                    self._top = blk[0]
-                else:
-                    self._top = reduced_top(r.red, r.sub, r.N, r.s)[0]
+            if self.reduced is not None:
+                from .reduced_top import top_eigenvalue
+                r, cert = self.reduced, self._schur()
+                self._top = None if cert is None else top_eigenvalue(r.red, r.sub, r.N, r.s, cert=cert)
+                if self._top is None:  # Lanczos, O(n² R) per product (slow where the top is clustered)
+                    from .reduced_spectrum import stability, top_eigen as reduced_top
+                    blk = stability(r.red, r.sub, r.N, r.s)
+                    if blk is not None and blk[0] >= blk[1]:  # the coupled block holds the top of the spectrum
+                        self._top = blk[0]
+                    else:
+                        self._top = reduced_top(r.red, r.sub, r.N, r.s)[0]
             else:
                 self._top = top_eigen(self._act, self.C, lags=None)[0]
         return self._top
