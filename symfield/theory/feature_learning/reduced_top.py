@@ -180,6 +180,8 @@ class ShiftedSchur:
             return poles.max() if poles.max() > lo else None
         xi = -0.5 * float(self.omega[0])
         a = max(lo, xi + XI_MARGIN * max(1.0, abs(xi)))
+        if a > lo and np.isfinite(lo) and self.count(lo) < 1:  # first the common case: nothing above lo
+            return None
         top = self.newton_top(a, tol)
         if top is not None or a <= lo:
             return top
@@ -188,8 +190,6 @@ class ShiftedSchur:
             lo = poles.min() - 1.0
             while self.count(lo) < 1:
                 lo = hi - 2.0 * (hi - lo)
-        elif self.count(lo) < 1:
-            return None
         eps = 0.25 * tol
         for _ in range(MAX_STEPS):  # the median pole p inside: is the top above p + ε, or below p − ε?
             inside = poles[(poles > lo) & (poles < hi)]
