@@ -19,6 +19,10 @@ with A = A₀ + σ_v² F (1_r ⊗ N) Fᵀ (A₀ = A(C₀), F = [(m_1 ∘ Φ)_S, 
 subspace from 𝒦 at the current point until the full gradient (:meth:`Reduction.grad_norm`, congruence
 coordinates as in :mod:`.solver`) is below tolerance: cost O(n² R) per outer step, O(R³) per Newton–CG product.
 
+Several W groups (Wm = Σ_g γ_g γ_gᵀ, :func:`weight_factors`): Σ(C) = Σ_g 𝔅_g C 𝔅_gᵀ + Σ₀ with 𝔅_g = A D_γg B, and all of
+the above holds with the words in the 𝔅_g in place of the powers of 𝔅 (σ(c) = Σ_g B_g c B_gᵀ + 1 − Σ_g B_g B_gᵀ;
+the Krylov steps take every 𝔅_g; Ĉ's low-rank part has one factor per group).
+
 The observables of a result stay in this representation (:class:`ReducedPoint`, O(n² R) each): Ĉ = Z X Zᵀ +
 σ_v² êêᵀ of rank R + 1 (:meth:`Reduction.backward_factors`), the fixed-point residual from the whitened gradient
 (:meth:`Reduction.fixed_point_residual`), w = A⁻¹y_S by Woodbury (:meth:`Reduction.dual`); a continuation path
@@ -58,13 +62,27 @@ def blockwise(N: np.ndarray, r: int) -> np.ndarray:
     return np.kron(np.eye(r), N)
 
 
+def weight_factors(pr: FLProblem) -> list | None:
+    """Site gain vectors γ_g with Wm = Σ_g γ_g γ_gᵀ exactly (Σ(C) = Σ_g 𝔅_g C 𝔅_gᵀ + Σ₀, 𝔅_g = A D_γg B): [√diag Wm]
+    for one W group, else a factor of Wm (of its T × T part when Wm = w ⊗ 𝟙𝟙ᵀ), None when there is none."""
+    gam = np.sqrt(np.diag(pr.wmask))
+    if np.allclose(pr.wmask, np.outer(gam, gam), rtol=1e-14, atol=0):
+        return [gam]
+    P = pr.P
+    wT = pr.wmask[::P, ::P]
+    if np.array_equal(pr.wmask, np.kron(wT, np.ones((P, P)))):
+        F = readout_factor(wT)
+        return None if F is None else list(np.repeat(F, P, axis=0).T)
+    F = readout_factor(pr.wmask)
+    return None if F is None else list(F.T)
+
+
 def not_applicable(pr: FLProblem) -> str | None:
     """Why the reduction is not exact for ``pr`` (module docstring), or None when it is."""
-    gam = np.sqrt(np.diag(pr.wmask))
     if pr.T < 2:
         return "T = 1 (no recurrence)"
-    if not np.allclose(pr.wmask, np.outer(gam, gam), rtol=1e-14, atol=0):
-        return "several W groups (Σ(C) is not one congruence 𝔅 C 𝔅ᵀ)"
+    if weight_factors(pr) is None:
+        return "a W mask that is not positive semi-definite (Σ(C) is not a sum of congruences 𝔅_g C 𝔅_gᵀ)"
     if readout_factor(pr.mask_out) is None:
         return "the readout mask is not positive semi-definite"
     if kernel_span(pr) is not None:
@@ -82,7 +100,9 @@ class Reduction:
 
     def __init__(self, pr: FLProblem):
         self.pr, self.n, self.P, self.T = pr, pr.n, pr.P, pr.T
-        self.gam = np.sqrt(np.diag(pr.wmask))
+        #: γ_g per W group (:func:`weight_factors`); ``single``: one congruence (the Hessian spectra need it)
+        self.gams = weight_factors(pr)
+        self.single = len(self.gams) == 1
         self.C0 = gp_kernel(pr)
         self.L0, self.cond0 = factor(self.C0, None, "the GP kernel", condition=True)
         self.S = pr.sites_S
@@ -92,25 +112,36 @@ class Reduction:
         self.A0 = sla.cho_factor(data_matrix(restrict(self.C0, self.S), pr.mask_out_SS, pr.kappa, pr.sigma_v2))
 
     # ---------------------------------------------------------------- 𝔅
-    def bmul(self, X: np.ndarray) -> np.ndarray:
-        """𝔅 X = A D_γ B X (columns of X are site vectors)."""
+    def bmul(self, X: np.ndarray, g: int = 0) -> np.ndarray:
+        """𝔅_g X = A D_γg B X (columns of X are site vectors; g: the W group)."""
         Y = np.zeros_like(X)
         Y[self.P:] = X[:-self.P]
-        Y *= self.gam[:, None]
+        Y *= self.gams[g][:, None]
         return Y if self.pr.prop is None else self.pr.prop @ Y
 
-    def bmul_t(self, X: np.ndarray) -> np.ndarray:
-        """𝔅ᵀ X."""
-        Y = (X if self.pr.prop is None else self.pr.prop.T @ X) * self.gam[:, None]
+    def bmul_t(self, X: np.ndarray, g: int = 0) -> np.ndarray:
+        """𝔅_gᵀ X."""
+        Y = (X if self.pr.prop is None else self.pr.prop.T @ X) * self.gams[g][:, None]
         out = np.zeros_like(Y)
         out[:-self.P] = Y[self.P:]
         return out
 
+    def bmul_all(self, X: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """[𝔅_1 X, …, 𝔅_G X] (𝔅_gᵀ with ``transpose``)."""
+        op = self.bmul_t if transpose else self.bmul
+        return np.hstack([op(X, g) for g in range(len(self.gams))])
+
     def krylov(self, X: np.ndarray, transpose: bool = False) -> np.ndarray:
-        """[X, 𝔅X, …, 𝔅^{T−1}X] (𝔅ᵀ with ``transpose``): the smallest 𝔅-invariant space holding X."""
+        """[X, 𝔅X, …, 𝔅^{T−1}X] (𝔅ᵀ with ``transpose``): the smallest 𝔅-invariant space holding X.  Several W
+        groups: the words in 𝔅_g of length < T, each new block reduced to its range (SVD, BASIS_TOL)."""
         out = [X]
         for _ in range(self.T - 1):
-            out.append((self.bmul_t if transpose else self.bmul)(out[-1]))
+            Y = self.bmul_all(out[-1], transpose)
+            if not self.single and Y.size:
+                Q, sv, _ = np.linalg.svd(Y, full_matrices=False)
+                keep = sv > BASIS_TOL * max(sv.max(), 1e-300)
+                Y = Q[:, keep] * sv[keep]
+            out.append(Y)
         return np.hstack(out)
 
     # ----------------------------------------------------------- subspace
@@ -132,7 +163,7 @@ class Reduction:
             if not Q.shape[1]:
                 break
             U = np.hstack([U, Q])
-            block = sla.solve_triangular(self.L0, self.bmul(self.L0 @ Q), lower=True)
+            block = sla.solve_triangular(self.L0, self.bmul_all(self.L0 @ Q), lower=True)
         return Subspace(self, U)
 
     def dual(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
@@ -153,8 +184,9 @@ class Reduction:
         V = self.krylov(self.e_hat(sub, N, s), transpose=True)
         SV = self.C0 @ V
         if sub is not None:
-            BPhi = self.bmul(sub.Phi)
-            SV = SV + BPhi @ (N @ (BPhi.T @ V))
+            for g in range(len(self.gams)):  # Σ(C) = C₀ + Σ_g 𝔅_gΦ N (𝔅_gΦ)ᵀ
+                BPhi = self.bmul(sub.Phi, g)
+                SV = SV + BPhi @ (N @ (BPhi.T @ V))
         return SV
 
     def state(self, C: np.ndarray):
@@ -212,8 +244,9 @@ class Reduction:
         𝔅ᵀ(·)𝔅 maps it to Z = 𝔅ᵀΨ (O(n² R))."""
         c = np.eye(sub.R) + N
         si = np.linalg.inv(sub.sigma(c))
-        Z = self.bmul_t(sla.solve_triangular(self.L0.T, sub.U, lower=False))
-        return Z, si @ (c - sub.sigma(c)) @ si, self.e_hat(sub, N, s)
+        Z = self.bmul_all(sla.solve_triangular(self.L0.T, sub.U, lower=False), transpose=True)
+        X = si @ (c - sub.sigma(c)) @ si
+        return Z, sla.block_diag(*[X] * len(self.gams)), self.e_hat(sub, N, s)
 
     def chat(self, sub: "Subspace", N: np.ndarray, s: float) -> np.ndarray:
         """Ĉ (n, n) from :meth:`backward_factors`."""
@@ -360,7 +393,8 @@ class Subspace:
     def __init__(self, red: Reduction, U: np.ndarray):
         self.red, self.U = red, U
         self.Phi = red.L0 @ U
-        self.B = U.T @ sla.solve_triangular(red.L0, red.bmul(self.Phi), lower=True)
+        #: B_g = ŨᵀL₀⁻¹𝔅_gΦ per W group
+        self.Bs = [U.T @ sla.solve_triangular(red.L0, red.bmul(self.Phi, g), lower=True) for g in range(len(red.gams))]
         self.F = np.hstack([red.m_S[:, k, None] * self.Phi[red.S] for k in range(red.r)])
         self.AF = sla.cho_solve(red.A0, self.F)
         self.G = self.F.T @ self.AF
@@ -376,7 +410,8 @@ class Subspace:
         return self._data[s]
 
     def sigma(self, c: np.ndarray) -> np.ndarray:
-        return self.B @ c @ self.B.T + (np.eye(self.R) - self.B @ self.B.T)
+        """σ(c) = Σ_g B_g c B_gᵀ + 1 − Σ_g B_g B_gᵀ."""
+        return sum(B @ c @ B.T - B @ B.T for B in self.Bs) + np.eye(self.R)
 
     def project(self, other: "Subspace", N: np.ndarray) -> np.ndarray:
         """N' with Φ' N' Φ'ᵀ = Φ N Φᵀ (``other`` = (Φ, N); exact when range Φ ⊆ range Φ')."""
@@ -403,10 +438,10 @@ class ReducedAction(LinearAction):
         return self.sub.sigma(C)
 
     def dsigma(self, D):
-        return self.sub.B @ D @ self.sub.B.T
+        return sum(B @ D @ B.T for B in self.sub.Bs)
 
     def sigma_adjoint(self, Gam):
-        return self.sub.B.T @ Gam @ self.sub.B
+        return sum(B.T @ Gam @ B for B in self.sub.Bs)
 
     def dual(self, c):
         """((1 + σ_v² G N)⁻¹ G, u = Fᵀ A⁻¹ y_S) in place of (A⁻¹, w)."""

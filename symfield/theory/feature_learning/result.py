@@ -36,7 +36,7 @@ class Branch:
     def _schur(self):
         """The exact inertia certificate :func:`.reduced_spectrum.certificate` of a subspace point, or None (no
         subspace point, or its reducing subspace is larger than :data:`.reduced_spectrum.CERTIFICATE_MAX_K`)."""
-        if self.reduced is None:
+        if self.reduced is None or not self.reduced.red.single:
             return None
         if self._certificate is None:
             from .reduced_spectrum import certificate
@@ -50,9 +50,10 @@ class Branch:
         an |S| × |S| matrix (:func:`.reduced_top.top_eigenvalue`, exact to its bracket 1e-13 plus round-off; 𝔅̃ one
         chain b ⊗ 1_P); where that does not apply by Lanczos, on the coupled block when it holds the top
         (:func:`.reduced_spectrum.stability`) else on the whole Hessian, O(n² R) per product — slow where the top
-        is clustered (minutes at T·P = 400).  Else from the dense Hessian or Lanczos (:func:`.spectrum.top_eigen`)."""
+        is clustered (minutes at T·P = 400).  Else (a dense point, several W groups) from the dense Hessian or Lanczos
+        (:func:`.spectrum.top_eigen`)."""
         if self._top is None:
-            if self.reduced is not None:
+            if self.reduced is not None and self.reduced.red.single:
                 from .reduced_top import top_eigenvalue
                 r, cert = self.reduced, self._schur()
                 self._top = None if cert is None else top_eigenvalue(r.red, r.sub, r.N, r.s, cert=cert)
@@ -63,7 +64,7 @@ class Branch:
                         self._top = blk[0]
                     else:
                         self._top = reduced_top(r.red, r.sub, r.N, r.s)[0]
-            else:
+            else:  # a dense point, or a subspace point with several W groups
                 self._top = top_eigen(self._act, self.C, lags=None)[0]
         return self._top
 
