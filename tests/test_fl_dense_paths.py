@@ -8,7 +8,7 @@ from symfield.theory.feature_learning import feature_learning
 from symfield.theory.feature_learning.action import LinearAction
 from symfield.theory.feature_learning.prediction import predict_new
 from symfield.theory.feature_learning.problem import problem
-from symfield.theory.feature_learning import reduced, reduced_spectrum as rs
+from symfield.theory.feature_learning import reduced, reduced_spectrum as rs, reduced_top as rt
 from symfield.theory.feature_learning.spectrum import sector_hessian
 
 from test_fl_reduced import NETS, sequential
@@ -100,7 +100,12 @@ def test_an_unstable_point_is_found_unstable():
     br = Branch("far", C, 0.0, LinearAction(pr), reduced=reduced.ReducedPoint(red, sub, N, 1.0))
     br._certificate = (cert,)
     assert not br.stable
-    assert br.top_eigenvalue == pytest.approx(lam[-1], abs=1e-10)
+    assert br.top_eigenvalue == pytest.approx(lam[-1], abs=1e-10)  # reduced_top: Newton on the shifted 𝒮(λ)
+    sh = rt.ShiftedSchur(cert, rt.chain_factor(cert.blk.H))
+    x, h = 0.5 * lam[-1], 1e-5
+    f, d = sh.schur_top(x)  # f > 0 below the top; its slope against a central difference
+    assert f > 0 and d <= -1
+    assert d == pytest.approx((sh.schur_top(x + h)[0] - sh.schur_top(x - h)[0]) / (2 * h), rel=1e-6)
 
 
 def _dense_coupled_block(blk):
@@ -129,7 +134,7 @@ def test_schur_certificate_equals_the_dense_schur_complement(kw):
 def test_stability_flips_at_the_threshold():
     """The symmetric branch of an endpoint task at 0.98 and 1.02 × critical_signal (the lag-sector threshold
     of the dense solver): the certificate at its subspace form says stable, then unstable, as the dense
-    Hessian's top eigenvalue does."""
+    Hessian's top eigenvalue does, and reduced_top's top eigenvalue equals it (to 1e-10), changing sign."""
     import symfield as sf
     from symfield.theory.feature_learning import critical_signal
     T = 5
@@ -149,6 +154,8 @@ def test_stability_flips_at_the_threshold():
         lam = _dense_spectrum(pr, sym.C)
         assert (lam[-1] <= 0) == stable == (cert.positive() == 0)
         assert cert.positive(1e-10) == np.sum(lam > 1e-10)
+        top = rt.top_eigenvalue(red, sub, N, 1.0, cert=cert)
+        assert top == pytest.approx(lam[-1], abs=1e-10) and (top < 0) == stable
 
 
 @pytest.mark.parametrize("kw", [{}, {"leak": 0.5, "g": 0.9}], ids=["rnn", "leaky"])

@@ -33,29 +33,48 @@ class Branch:
         #: top eigenvalue of the lag sectors k >= 1 (symmetric solutions only; nan otherwise)
         self.offlag_eigenvalue = float("nan")
 
+    def _subspace_form(self):
+        """``reduced``; for a dense point of a linear problem with n(n+1)/2 > :data:`.spectrum.DENSE_MAX` Hessian
+        coordinates (where the dense route is Lanczos) that the reduction covers with one W group, its form
+        C = C₀ + Φ N Φᵀ from :meth:`.reduced.Reduction.state` (O(n³), exact for any C; the spectra then need the
+        reducing subspace to be small); else None."""
+        if self.reduced is None and getattr(self, "_dense_form", None) is None:
+            from .reduced import ReducedPoint, Reduction, applicable
+            from .spectrum import DENSE_MAX
+            pr = getattr(self._act, "pr", None)
+            self._dense_form = (None,)
+            if isinstance(pr, FLProblem) and pr.n * (pr.n + 1) // 2 > DENSE_MAX and applicable(pr):
+                red = Reduction(pr)
+                if red.single:
+                    self._dense_form = (ReducedPoint(red, *red.state(self.C), 1.0),)
+        return self.reduced if self.reduced is not None else self._dense_form[0]
+
     def _schur(self):
-        """The exact inertia certificate :func:`.reduced_spectrum.certificate` of a subspace point, or None (no
-        subspace point, or its reducing subspace is larger than :data:`.reduced_spectrum.CERTIFICATE_MAX_K`)."""
-        if self.reduced is None or not self.reduced.red.single:
+        """The exact inertia certificate :func:`.reduced_spectrum.certificate` of the subspace form
+        (:meth:`_subspace_form`), or None (none, several W groups, or its reducing subspace is larger than
+        :data:`.reduced_spectrum.CERTIFICATE_MAX_K`)."""
+        r = self._subspace_form()
+        if r is None or not r.red.single:
             return None
         if self._certificate is None:
             from .reduced_spectrum import certificate
-            r = self.reduced
             self._certificate = (certificate(r.red, r.sub, r.N, r.s),)
         return self._certificate[0]
 
     @property
     def top_eigenvalue(self) -> float:
-        """Largest eigenvalue of the Hessian (congruence coordinates).  At a subspace point from inertia counts of
-        an |S| × |S| matrix (:func:`.reduced_top.top_eigenvalue`, exact to its bracket 1e-13 plus round-off; 𝔅̃ one
-        chain b ⊗ 1_P); where that does not apply by Lanczos, on the coupled block when it holds the top
+        """Largest eigenvalue of the Hessian (congruence coordinates).  At a subspace point (or a large dense one in
+        subspace form, :meth:`_subspace_form`) from inertia counts of an |S| × |S| matrix
+        (:func:`.reduced_top.top_eigenvalue`: to :data:`.reduced_top.TOP_TOL` plus round-off; needs 𝔅̃ = b ⊗ 1_P);
+        where that does not apply by Lanczos, on the coupled block when it holds the top
         (:func:`.reduced_spectrum.stability`) else on the whole Hessian, O(n² R) per product — slow where the top
-        is clustered (minutes at T·P = 400).  Else (a dense point, several W groups) from the dense Hessian or Lanczos
-        (:func:`.spectrum.top_eigen`)."""
+        is clustered (minutes at T·P = 400).  Else (a small dense point, several W groups) from the dense Hessian
+        or Lanczos (:func:`.spectrum.top_eigen`)."""
         if self._top is None:
-            if self.reduced is not None and self.reduced.red.single:
+            r = self._subspace_form()
+            if r is not None and r.red.single:
                 from .reduced_top import top_eigenvalue
-                r, cert = self.reduced, self._schur()
+                cert = self._schur()
                 self._top = None if cert is None else top_eigenvalue(r.red, r.sub, r.N, r.s, cert=cert)
                 if self._top is None:  # Lanczos, O(n² R) per product (slow where the top is clustered)
                     from .reduced_spectrum import stability, top_eigen as reduced_top
