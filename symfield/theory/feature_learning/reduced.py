@@ -23,6 +23,11 @@ Several W groups (Wm = Σ_g γ_g γ_gᵀ, :func:`weight_factors`): Σ(C) = Σ_g 
 the above holds with the words in the 𝔅_g in place of the powers of 𝔅 (σ(c) = Σ_g B_g c B_gᵀ + 1 − Σ_g B_g B_gᵀ;
 the Krylov steps take every 𝔅_g; Ĉ's low-rank part has one factor per group).
 
+A singular input kernel (D < P, dependent patterns): every kernel lives on the span E of the inputs (the range of
+C₀, :func:`.action.kernel_span`), so whitening is on the span, L₀ = E l₀ with C₀ = L₀L₀ᵀ (:meth:`Reduction.whiten`);
+Ũ, 𝔅̃ and the Newton–CG products live in n' = dim E dimensions.  The Hessian spectra (:mod:`.reduced_spectrum`)
+need one W group and a nonsingular input kernel (:attr:`Reduction.hessian_support`).
+
 The observables of a result stay in this representation (:class:`ReducedPoint`, O(n² R) each): Ĉ = Z X Zᵀ +
 σ_v² êêᵀ of rank R + 1 (:meth:`Reduction.backward_factors`), the fixed-point residual from the whitened gradient
 (:meth:`Reduction.fixed_point_residual`), w = A⁻¹y_S by Woodbury (:meth:`Reduction.dual`); a continuation path
@@ -85,8 +90,6 @@ def not_applicable(pr: FLProblem) -> str | None:
         return "a W mask that is not positive semi-definite (Σ(C) is not a sum of congruences 𝔅_g C 𝔅_gᵀ)"
     if readout_factor(pr.mask_out) is None:
         return "the readout mask is not positive semi-definite"
-    if kernel_span(pr) is not None:
-        return "the input kernel is singular (D < P or dependent inputs: C lives on the span of the inputs)"
     return None
 
 
@@ -104,12 +107,43 @@ class Reduction:
         self.gams = weight_factors(pr)
         self.single = len(self.gams) == 1
         self.C0 = gp_kernel(pr)
-        self.L0, self.cond0 = factor(self.C0, None, "the GP kernel", condition=True)
+        sp = kernel_span(pr)
+        #: orthonormal basis E (n × n') of the span of the inputs when the input kernel is singular (C and every
+        #: kernel visited live there), else None; whitened coordinates are then n'-dimensional: L₀ = E l₀
+        self.E = None if sp is None else sp.basis[:, ~sp.dead]
+        if self.E is None:
+            self.L0, self.cond0 = factor(self.C0, None, "the GP kernel", condition=True)
+        else:
+            self.l0, self.cond0 = factor(self.E.T @ self.C0 @ self.E, None, "the GP kernel on the span", condition=True)
+            self.L0 = self.E @ self.l0
+        self.m = self.L0.shape[1]
         self.S = pr.sites_S
         #: readout factors on the supervised sites, (|S|, r): M_out = Σ_k m_k m_kᵀ
         self.m_S = np.repeat(readout_factor(pr.mask_out), pr.P, axis=0)[self.S]
         self.r = self.m_S.shape[1]
         self.A0 = sla.cho_factor(data_matrix(restrict(self.C0, self.S), pr.mask_out_SS, pr.kappa, pr.sigma_v2))
+
+    @property
+    def hessian_support(self) -> str | None:
+        """Why the subspace Hessian (:mod:`.reduced_spectrum`, :mod:`.reduced_top`) does not apply, or None."""
+        if not self.single:
+            return "several W groups"
+        if self.E is not None:
+            return "a singular input kernel"
+        return None
+
+    # ------------------------------------------------------------- whitening
+    def whiten(self, X: np.ndarray) -> np.ndarray:
+        """L₀⁺X = L₀⁻¹X, or l₀⁻¹EᵀX on the span of the inputs (exact for X in the span)."""
+        if self.E is None:
+            return sla.solve_triangular(self.L0, X, lower=True)
+        return sla.solve_triangular(self.l0, self.E.T @ X, lower=True)
+
+    def whiten_t(self, X: np.ndarray) -> np.ndarray:
+        """L₀⁺ᵀX (n' rows in, n out): L₀⁻ᵀX, or E l₀⁻ᵀX."""
+        if self.E is None:
+            return sla.solve_triangular(self.L0.T, X, lower=False)
+        return self.E @ sla.solve_triangular(self.l0.T, X, lower=False)
 
     # ---------------------------------------------------------------- 𝔅
     def bmul(self, X: np.ndarray, g: int = 0) -> np.ndarray:
@@ -150,8 +184,8 @@ class Reduction:
         Krylov in whitened coordinates (z = L₀⁻¹x, 𝔅̃ = L₀⁻¹𝔅L₀): each block is orthogonalised against the
         basis so far, its part above BASIS_TOL × its largest column kept (round-off of the Krylov vectors is
         dropped; a genuine direction dropped would show in :meth:`grad_norm`) and mapped by 𝔅̃ for the next."""
-        U = np.zeros((self.n, 0)) if base is None else base.U
-        block = sla.solve_triangular(self.L0, raw, lower=True)
+        U = np.zeros((self.m, 0)) if base is None else base.U
+        block = self.whiten(raw)
         for _ in range(self.n + 1):
             scale = np.linalg.norm(block, axis=0).max() if block.size else 0.0
             if not scale > 0:
@@ -163,7 +197,7 @@ class Reduction:
             if not Q.shape[1]:
                 break
             U = np.hstack([U, Q])
-            block = sla.solve_triangular(self.L0, self.bmul_all(self.L0 @ Q), lower=True)
+            block = self.whiten(self.bmul_all(self.L0 @ Q))
         return Subspace(self, U)
 
     def dual(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
@@ -193,7 +227,7 @@ class Reduction:
         """(subspace, N) with C = C₀ + Φ N Φᵀ for a dense stationary point C (O(n³): its whitened C − C₀ is
         diagonalised; the 𝔅-closure of its range holds C exactly when C − C₀ has the structure of the module
         docstring)."""
-        Ct = sla.solve_triangular(self.L0, sla.solve_triangular(self.L0, C - self.C0, lower=True).T, lower=True)
+        Ct = self.whiten(self.whiten(C - self.C0).T)
         lam, V = np.linalg.eigh(0.5 * (Ct + Ct.T))
         keep = np.abs(lam) > 1e-13 * max(np.abs(lam).max(), 1e-300)
         sub = self.subspace(self.L0 @ V[:, keep])
@@ -244,7 +278,7 @@ class Reduction:
         𝔅ᵀ(·)𝔅 maps it to Z = 𝔅ᵀΨ (O(n² R))."""
         c = np.eye(sub.R) + N
         si = np.linalg.inv(sub.sigma(c))
-        Z = self.bmul_all(sla.solve_triangular(self.L0.T, sub.U, lower=False), transpose=True)
+        Z = self.bmul_all(self.whiten_t(sub.U), transpose=True)
         X = si @ (c - sub.sigma(c)) @ si
         return Z, sla.block_diag(*[X] * len(self.gams)), self.e_hat(sub, N, s)
 
@@ -394,7 +428,7 @@ class Subspace:
         self.red, self.U = red, U
         self.Phi = red.L0 @ U
         #: B_g = ŨᵀL₀⁻¹𝔅_gΦ per W group
-        self.Bs = [U.T @ sla.solve_triangular(red.L0, red.bmul(self.Phi, g), lower=True) for g in range(len(red.gams))]
+        self.Bs = [U.T @ red.whiten(red.bmul(self.Phi, g)) for g in range(len(red.gams))]
         self.F = np.hstack([red.m_S[:, k, None] * self.Phi[red.S] for k in range(red.r)])
         self.AF = sla.cho_solve(red.A0, self.F)
         self.G = self.F.T @ self.AF

@@ -48,9 +48,10 @@ class WhitenedHessian:
     """The Hessian of S/N at C = C₀ + Φ N Φᵀ (targets s·Y) in the congruence coordinates at C (module docstring)."""
 
     def __init__(self, red, sub, N: np.ndarray, s: float):
-        if not red.single:
-            raise NotSupportedError("the subspace Hessian is written for one W group (one congruence 𝔅̃); "
-                                    "several groups: the dense Hessian (spectrum.top_eigen)")
+        if red.hessian_support is not None:
+            raise NotSupportedError(f"the subspace Hessian is written for one W group (one congruence 𝔅̃) and a "
+                                    f"nonsingular input kernel, not {red.hessian_support}: use the dense Hessian "
+                                    f"(spectrum.top_eigen)")
         self.red, self.n, self.sv2 = red, red.n, red.pr.sigma_v2
         self.sub_state = (sub, N)
         U = self.U = sub.U
@@ -335,8 +336,9 @@ CERTIFICATE_MAX_K = 88
 
 def certificate(red, sub, N: np.ndarray, s: float, cap: int | None = None) -> SchurCertificate | None:
     """:class:`SchurCertificate` at C = C₀ + Φ N Φᵀ, or None when the reducing subspace 𝒲 is larger than ``cap``
-    (default :data:`CERTIFICATE_MAX_K`) or there are several W groups."""
-    if not red.single:
+    (default :data:`CERTIFICATE_MAX_K`) or the subspace Hessian does not cover the problem
+    (:attr:`.reduced.Reduction.hessian_support`)."""
+    if red.hessian_support is not None:
         return None
     H = WhitenedHessian(red, sub, N, s)
     W = reducing_basis(H, CERTIFICATE_MAX_K if cap is None else cap)

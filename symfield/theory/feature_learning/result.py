@@ -45,16 +45,16 @@ class Branch:
             self._dense_form = (None,)
             if isinstance(pr, FLProblem) and pr.n * (pr.n + 1) // 2 > DENSE_MAX and applicable(pr):
                 red = Reduction(pr)
-                if red.single:
+                if red.hessian_support is None:
                     self._dense_form = (ReducedPoint(red, *red.state(self.C), 1.0),)
         return self.reduced if self.reduced is not None else self._dense_form[0]
 
     def _schur(self):
         """The exact inertia certificate :func:`.reduced_spectrum.certificate` of the subspace form
-        (:meth:`_subspace_form`), or None (none, several W groups, or its reducing subspace is larger than
+        (:meth:`_subspace_form`), or None (none, several W groups or singular inputs, or its reducing subspace exceeds
         :data:`.reduced_spectrum.CERTIFICATE_MAX_K`)."""
         r = self._subspace_form()
-        if r is None or not r.red.single:
+        if r is None or r.red.hessian_support is not None:
             return None
         if self._certificate is None:
             from .reduced_spectrum import certificate
@@ -68,11 +68,12 @@ class Branch:
         (:func:`.reduced_top.top_eigenvalue`: to :data:`.reduced_top.TOP_TOL` plus round-off; needs 𝔅̃ = b ⊗ 1_P);
         where that does not apply by Lanczos, on the coupled block when it holds the top
         (:func:`.reduced_spectrum.stability`) else on the whole Hessian, O(n² R) per product — slow where the top
-        is clustered (minutes at T·P = 400).  Else (a small dense point, several W groups) from the dense Hessian
+        is clustered (minutes at T·P = 400).  Else (a small dense point, several W groups, singular inputs: the
+        subspace Hessian does not cover them, :attr:`.reduced.Reduction.hessian_support`) from the dense Hessian
         or Lanczos (:func:`.spectrum.top_eigen`)."""
         if self._top is None:
             r = self._subspace_form()
-            if r is not None and r.red.single:
+            if r is not None and r.red.hessian_support is None:
                 from .reduced_top import top_eigenvalue
                 cert = self._schur()
                 self._top = None if cert is None else top_eigenvalue(r.red, r.sub, r.N, r.s, cert=cert)
@@ -83,7 +84,7 @@ class Branch:
                         self._top = blk[0]
                     else:
                         self._top = reduced_top(r.red, r.sub, r.N, r.s)[0]
-            else:  # a dense point, or a subspace point with several W groups
+            else:  # a dense point, or a subspace point the subspace Hessian does not cover
                 self._top = top_eigen(self._act, self.C, lags=None)[0]
         return self._top
 
