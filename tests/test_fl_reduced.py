@@ -28,10 +28,9 @@ def sequential(T, P, seed=0, **kw):
 NETS = {"rnn": {}, "leaky": {"leak": 0.5, "g": 0.9}, "input-every-step": {"input": "every"}}
 
 
-@pytest.mark.parametrize("kw", NETS.values(), ids=NETS.keys())
-def test_reduced_action_is_the_dense_action_on_the_subspace(kw):
-    net, X, Y, sup = sequential(5, 3, **kw)
-    pr = problem(net, X, Y, sup, 0.5)
+def _reduced_action_is_the_dense_action(pr):
+    """On the subspace grown from the directions at C₀, at a random C = C₀ + Φ N Φᵀ: the reduced action's value and
+    gradient against the dense LinearAction, its Hessian against finite differences.  Returns (red, sub, N, G)."""
     assert reduced.applicable(pr)
     red = reduced.Reduction(pr)
     sub = red.subspace(red.directions(None, None, 1.0))
@@ -46,6 +45,14 @@ def test_reduced_action_is_the_dense_action_on_the_subspace(kw):
     G = lin.grad(C)
     np.testing.assert_allclose(ra.grad(c), sub.Phi.T @ G @ sub.Phi, atol=1e-12 * np.abs(G).max())
     check_gradient_and_hessian(ra, c, rng)
+    return red, sub, N, G
+
+
+@pytest.mark.parametrize("kw", NETS.values(), ids=NETS.keys())
+def test_reduced_action_is_the_dense_action_on_the_subspace(kw):
+    net, X, Y, sup = sequential(5, 3, **kw)
+    red, sub, N, G = _reduced_action_is_the_dense_action(problem(net, X, Y, sup, 0.5))
+    C = red.dense(sub, N)
     L = np.linalg.cholesky(C)
     assert red.grad_norm(sub, N, 1.0) == pytest.approx(np.linalg.norm(L.T @ G @ L), rel=1e-9)
 
@@ -163,32 +170,27 @@ def test_grouped_w_in_the_subspace_solver_equals_the_dense_action_and_the_refere
     net = sf.NetworkSpec(T=T, phi="linear", bias="none", scaling="mean_field",
                          share={"W": groups, "U": "shared", "v": "shared"})
     pr = problem(net, X, Y, sup, 0.5)
-    assert reduced.not_applicable(pr) is None
-    red = reduced.Reduction(pr)
+    red = _reduced_action_is_the_dense_action(pr)[0]
     assert len(red.gams) == len(groups) and np.allclose(sum(np.outer(g, g) for g in red.gams), pr.wmask, atol=1e-14)
-    sub = red.subspace(red.directions(None, None, 1.0))
-    rng = np.random.default_rng(1)
-    N = 0.05 * rng.standard_normal((sub.R, sub.R))
-    N = N + N.T
-    lin, ra = LinearAction(pr), reduced.ReducedAction(sub, 1.0)
-    C = red.dense(sub, N)
-    assert ra.value(np.eye(sub.R) + N) == pytest.approx(lin.value(C), rel=1e-12)
-    G = lin.grad(C)
-    np.testing.assert_allclose(ra.grad(np.eye(sub.R) + N), sub.Phi.T @ G @ sub.Phi, atol=1e-12 * np.abs(G).max())
-    check_gradient_and_hessian(ra, np.eye(sub.R) + N, rng)
+    _equals_the_reference_solver(net, X, Y, sup)
+
+
+def _equals_the_reference_solver(net, X, Y, sup):
+    """The subspace solver's result against the reference (dense) solver's: C to 1e-8, action to 1e-10, the
+    fixed-point residual, Ĉ against its dense formula, predictions at the sites and for new inputs, stability."""
     fl = feature_learning(net, X, Y, supervised=sup, kappa=0.5, gtol=1e-12)
     ref = feature_learning(net, X, Y, supervised=sup, kappa=0.5, method="reference", gtol=1e-12)
     assert fl.selected.reduced is not None
     assert fl.action == pytest.approx(ref.action, abs=1e-10)
     assert np.abs(fl.C_sites - ref.C_sites).max() <= 1e-8 * np.abs(ref.C_sites).max()
     assert fl.fixed_point_residual() < 1e-9
-    p = lin.point(fl.C_sites)
-    np.testing.assert_allclose(fl.Chat, pr.from_sites(lin.chat(p)), atol=1e-10 * np.abs(lin.chat(p)).max())
+    lin = LinearAction(fl.problem)
+    Ch = lin.chat(lin.point(fl.C_sites))
+    np.testing.assert_allclose(fl.Chat, fl.problem.from_sites(Ch), atol=1e-9 * np.abs(Ch).max())
     np.testing.assert_allclose(fl.predict(), ref.predict(), atol=1e-8 * np.abs(ref.predict()).max())
     Xn = np.random.default_rng(3).standard_normal((2, X.shape[1]))
     np.testing.assert_allclose(fl.predict(Xn), ref.predict(Xn), atol=1e-8 * np.abs(ref.predict(Xn)).max())
     assert fl.stable == ref.stable
-
 
 SINGULAR = {"dependent": "dependent", "D<P": "narrow"}
 
@@ -197,7 +199,7 @@ SINGULAR = {"dependent": "dependent", "D<P": "narrow"}
 def test_singular_inputs_in_the_subspace_solver_equal_the_dense_action_and_the_reference_solver(kind):
     """A singular input kernel (the third pattern the sum of the first two, or D = 2 < P = 4 inputs): the subspace
     solver whitens on the span of the inputs (L₀ = E l₀, reduced.Reduction.whiten).  The reduced action equals the
-    dense one on the span (value, gradient), and the result equals the reference (dense, span) solver's: C to
+    dense one on the span (value, gradient; finite differences of its Hessian), and the result equals the reference (dense, span) solver's: C to
     1e-8, action to 1e-10, Ĉ, predictions at the sites and for new inputs; stability from the dense Hessian."""
     if kind == "dependent":
         net, X, Y, sup = _grouped_or_singular("singular")
@@ -205,27 +207,6 @@ def test_singular_inputs_in_the_subspace_solver_equal_the_dense_action_and_the_r
         net, X, Y, sup = sequential(4, 4)
         X = X[:, :2]
     pr = problem(net, X, Y, sup, 0.5)
-    assert reduced.not_applicable(pr) is None
-    red = reduced.Reduction(pr)
+    red = _reduced_action_is_the_dense_action(pr)[0]
     assert red.E is not None and red.m < pr.n and red.hessian_support == "a singular input kernel"
-    sub = red.subspace(red.directions(None, None, 1.0))
-    rng = np.random.default_rng(1)
-    N = 0.05 * rng.standard_normal((sub.R, sub.R))
-    N = N + N.T
-    lin, ra = LinearAction(pr), reduced.ReducedAction(sub, 1.0)
-    C = red.dense(sub, N)
-    assert ra.value(np.eye(sub.R) + N) == pytest.approx(lin.value(C), rel=1e-12)
-    G = lin.grad(C)
-    np.testing.assert_allclose(ra.grad(np.eye(sub.R) + N), sub.Phi.T @ G @ sub.Phi, atol=1e-12 * np.abs(G).max())
-    fl = feature_learning(net, X, Y, supervised=sup, kappa=0.5, gtol=1e-12)
-    ref = feature_learning(net, X, Y, supervised=sup, kappa=0.5, method="reference", gtol=1e-12)
-    assert fl.selected.reduced is not None
-    assert fl.action == pytest.approx(ref.action, abs=1e-10)
-    assert np.abs(fl.C_sites - ref.C_sites).max() <= 1e-8 * np.abs(ref.C_sites).max()
-    assert fl.fixed_point_residual() < 1e-9
-    Ch = LinearAction(pr).chat(LinearAction(pr).point(fl.C_sites))
-    np.testing.assert_allclose(fl.Chat, pr.from_sites(Ch), atol=1e-9 * np.abs(Ch).max())
-    np.testing.assert_allclose(fl.predict(), ref.predict(), atol=1e-8 * np.abs(ref.predict()).max())
-    Xn = np.random.default_rng(3).standard_normal((2, X.shape[1]))
-    np.testing.assert_allclose(fl.predict(Xn), ref.predict(Xn), atol=1e-8 * np.abs(ref.predict(Xn)).max())
-    assert fl.stable == ref.stable
+    _equals_the_reference_solver(net, X, Y, sup)
