@@ -116,6 +116,7 @@ class Reduction:
         else:
             self.l0, self.cond0 = factor(self.E.T @ self.C0 @ self.E, None, "the GP kernel on the span", condition=True)
             self.L0 = self.E @ self.l0
+        #: dimension of the whitened coordinates (n, or n' = dim E)
         self.m = self.L0.shape[1]
         self.S = pr.sites_S
         #: readout factors on the supervised sites, (|S|, r): M_out = Σ_k m_k m_kᵀ
@@ -422,7 +423,8 @@ class SubspaceData:
 
 
 class Subspace:
-    """A 𝔅-invariant subspace: Ũ (orthonormal, whitened), Φ = L₀Ũ, B = ŨᵀL₀⁻¹𝔅Φ, F = (m ∘ Φ)_S, G = FᵀA₀⁻¹F."""
+    """A subspace invariant under every 𝔅_g: Ũ (orthonormal, whitened), Φ = L₀Ũ, B_g = ŨᵀL₀⁺𝔅_gΦ, F = (m ∘ Φ)_S,
+    G = FᵀA₀⁻¹F."""
 
     def __init__(self, red: Reduction, U: np.ndarray):
         self.red, self.U = red, U
