@@ -27,7 +27,9 @@ both sides in 𝒲⊥ (:class:`.reduced_spectrum.CoupledBlock`); the largest eig
   decides: T(λ) decreases with λ between its poles (the eigenvalues ν of 𝒩_A and −ω/2), so bisection on the count
   until no pole is left in the bracket, then Newton's method on the eigenvalue of T(λ) that passes through 0.
 
-Exact to :data:`TOP_TOL` plus the round-off of T(λ) (the count is an inertia; the root is bracketed).  Checked
+Exact to :data:`TOP_TOL` plus the round-off of T(λ) (the count is an inertia; the root is bracketed); a top that
+lies within :data:`POLE_DELTA` (relative) of a lone pole of T(λ) is returned as that pole (an eigenvalue of the block
+without data whose eigenvector the data does not see, the generic way to sit there).  Checked
 against the dense Hessian's eigenvalues in tests/test_fl_top_eigenvalue.py.
 """
 from __future__ import annotations
@@ -44,6 +46,8 @@ from .solver import smat, svec
 TOP_TOL = 1e-12
 #: Newton's method starts this far (relative) above ξ, where KᵀK + 2λ becomes singular
 XI_MARGIN = 1e-8
+#: relative distance from a lone pole of T(λ) at which the count is taken (a top within it is the pole itself)
+POLE_DELTA = 1e-9
 #: bound on Newton or bisection steps
 MAX_STEPS = 200
 
@@ -172,9 +176,10 @@ class ShiftedSchur:
 
     def block_top(self, lo: float, tol: float = TOP_TOL) -> float | None:
         """The coupled block's top eigenvalue when it lies above ``lo``, else None.  Above ξ by
-        :meth:`newton_top`; between ``lo`` and ξ by the count at the median pole of T(λ) in the bracket (just above
-        and below it) until none is left, then :func:`bracketed_newton` on :meth:`data_top` (q =
-        :meth:`poles_above`, constant there; the q-th eigenvalue of T(λ) decreases through 0 at the top)."""
+        :meth:`newton_top`; between ``lo`` and ξ by counts in the middle gap between the poles of T(λ) in the
+        bracket (beside a lone pole: at ±:data:`POLE_DELTA` relative, and a top within that is the pole) until none
+        is left, then :func:`bracketed_newton` on :meth:`data_top` (q = :meth:`poles_above`, constant there; the
+        q-th eigenvalue of T(λ) decreases through 0 at the top)."""
         poles = np.concatenate([self.nu, -0.5 * self.omega])
         if self.sv2 == 0:  # the block is D₀
             return poles.max() if poles.max() > lo else None
@@ -190,15 +195,21 @@ class ShiftedSchur:
             lo = poles.min() - 1.0
             while self.count(lo) < 1:
                 lo = hi - 2.0 * (hi - lo)
-        eps = 0.25 * tol
-        for _ in range(MAX_STEPS):  # the median pole p inside: is the top above p + ε, or below p − ε?
-            inside = poles[(poles > lo) & (poles < hi)]
+        for _ in range(MAX_STEPS):  # counts between poles (never close to one) until none is left in the bracket
+            inside = np.unique(poles[(poles > lo) & (poles < hi)])
             if not inside.size or hi - lo <= tol:
                 break
-            p = float(np.median(inside))
-            for test in (p + eps, p - eps):
+            if inside.size > 1:  # the middle of the gap between the two middle poles
+                tests = [0.5 * (inside[inside.size // 2 - 1] + inside[inside.size // 2])]
+            else:  # one pole p: is the top above p + δ, below p − δ, or within δ of p?
+                p = float(inside[0])
+                delta = max(tol, POLE_DELTA * max(1.0, abs(p)))
+                tests = [p + delta, p - delta]
+            for test in tests:
                 if lo < test < hi:
                     lo, hi = (test, hi) if self.count(test) >= 1 else (lo, test)
+            if inside.size == 1 and lo < inside[0] < hi:  # within δ of the pole: an eigenvalue of D₀ the data
+                return float(inside[0])                   # does not see (its residue in T(λ) vanishes)
         if hi - lo <= tol:
             return 0.5 * (lo + hi)
         q = self.poles_above(0.5 * (lo + hi))
