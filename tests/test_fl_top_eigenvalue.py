@@ -57,19 +57,19 @@ def test_chain_factor_refuses_a_congruence_that_is_not_one_chain():
     assert rt.chain_factor(H) is None
 
 
-def test_a_large_dense_branch_goes_to_its_subspace_form():
-    """A symmetric branch of an endpoint task solved densely (block solver) at n = 56 (n(n+1)/2 > spectrum.DENSE_MAX,
-    where the dense route is Lanczos) above the threshold: Branch.top_eigenvalue through Reduction.state and
-    reduced_top equals the dense Hessian's top eigenvalue (to 1e-10), positive."""
+def test_a_dense_branch_in_subspace_form(monkeypatch):
+    """A symmetric branch of an endpoint task solved densely (block solver) above the threshold, with the size
+    from which dense branches go to their subspace form (result.SUBSPACE_FORM_MIN_N, 200 sites) lowered to 0:
+    Branch.top_eigenvalue through Reduction.state and reduced_top equals the dense Hessian's (to 1e-10), positive."""
     import symfield as sf
-    from symfield.theory.feature_learning import critical_signal, feature_learning
-    T, P = 7, 8
+    from symfield.theory.feature_learning import critical_signal, feature_learning, result
+    monkeypatch.setattr(result, "SUBSPACE_FORM_MIN_N", 0)
+    T = 5
     net = sf.RNN(T, phi="linear", bias="none", scaling="mean_field")
-    X = np.linalg.qr(np.random.default_rng(0).standard_normal((P, P)))[0] * np.sqrt(P)
-    Y = np.zeros((P, T))
-    Y[:2, -1] = [1.0, -0.6]
-    yc = critical_signal(net, X, Y)
-    fl = feature_learning(net, X, Y * 1.2 * yc / np.linalg.norm(Y[:, -1]))
+    X = np.array([[1.0, 0.2], [0.1, 0.9]])
+    Y = np.zeros((2, T))
+    Y[:, -1] = [1.0, -0.6]
+    fl = feature_learning(net, X, Y * 1.2 * critical_signal(net, X, Y) / np.linalg.norm(Y[:, -1]))
     sym = fl.branches[0]
     assert sym.name == "symmetric" and sym.reduced is None and sym._subspace_form() is not None
     dense = _dense_spectrum(fl.problem, sym.C)
