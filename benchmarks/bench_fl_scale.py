@@ -12,8 +12,9 @@ Cases (linear φ, g = g_in = σ_v = 1):
 
 ``--properties 20x100``: time and peak traced memory (tracemalloc: NumPy buffers included) of the solve and of
 every public property and method of the result of the sequential RNN task at that size, each after the solve,
-best of ``--repeat``, each capped at ``--cap`` seconds (:func:`property_costs`); ``stable`` and
-``learned_eigenvalues`` also by the implementations they replaced (:data:`REFERENCES`, once), with the agreement.
+best of ``--repeat``, each capped at ``--cap`` seconds (:func:`property_costs`); ``stable``, ``top_eigenvalue``
+(of the selected branch) and ``learned_eigenvalues`` also by the implementations they replaced
+(:data:`REFERENCES`: Lanczos, Lanczos, dense eig; once), with the agreement.
 
 ``--hmc N``: the order parameter |corr(T-1, T)| and c_T of the small problem of bench_feature_learning
 (RNN T = 3, P = 1, y = 4.5) from the HMC sampler at width N (one chain) against the theory.
@@ -100,6 +101,7 @@ PROPERTIES = {
     "error": lambda fl, Xn: fl.error, "fixed_point_residual": lambda fl, Xn: fl.fixed_point_residual(),
     "predict()": lambda fl, Xn: fl.predict(), "predict(X_new)": lambda fl, Xn: fl.predict(Xn),
     "predictive_variance": lambda fl, Xn: fl.predictive_variance(),
+    "top_eigenvalue": lambda fl, Xn: fl.selected.top_eigenvalue,
     "learned_eigenvalues": lambda fl, Xn: fl.learned_eigenvalues(), "outliers": lambda fl, Xn: fl.outliers(),
     "correlation": lambda fl, Xn: fl.correlation(), "order_parameter": lambda fl, Xn: fl.order_parameter(),
     "path": lambda fl, Xn: [fl.path.x[i] for i in range(len(fl.path.x))],
@@ -122,8 +124,17 @@ def _reference_learned(fl):
     return learned_eigenvalues(fl.problem, fl.C_sites)[0]
 
 
+def _reference_top(fl):
+    """``top_eigenvalue`` before the inertia counts (reduced_top): Lanczos on the coupled block when it holds the
+    top, else on the whole Hessian (reduced_spectrum.stability, top_eigen)."""
+    from symfield.theory.feature_learning.reduced_spectrum import stability, top_eigen
+    r = fl.selected.reduced
+    blk = stability(r.red, r.sub, r.N, r.s)
+    return blk[0] if blk is not None and blk[0] >= blk[1] else top_eigen(r.red, r.sub, r.N, r.s)[0]
+
+
 #: the implementations replaced, timed beside the new ones in the same process
-REFERENCES = {"stable": _reference_stable, "learned_eigenvalues": _reference_learned}
+REFERENCES = {"stable": _reference_stable, "top_eigenvalue": _reference_top, "learned_eigenvalues": _reference_learned}
 
 
 def _reset(fl) -> None:
@@ -137,6 +148,8 @@ def _compare(name: str, new, ref) -> dict:
     """How the new value agrees with the reference one."""
     if name == "stable":
         return {"agree": bool(new == ref)}
+    if name == "top_eigenvalue":
+        return {"value": float(new), "reference_value": float(ref), "abs_diff": float(abs(new - ref))}
     # the eigenvalues above half the largest (the outliers; the dense eig spreads each chain of exact zeros to a
     # ring of radius ~ε^{1/(T-1)}, 0.14-0.33 at T = 20, and the small ones are near-Jordan rings in both)
     cut = 0.5 * np.abs(ref).max()

@@ -8,7 +8,7 @@ from symfield.theory.feature_learning import feature_learning
 from symfield.theory.feature_learning.action import LinearAction
 from symfield.theory.feature_learning.prediction import predict_new
 from symfield.theory.feature_learning.problem import problem
-from symfield.theory.feature_learning import reduced, reduced_spectrum as rs
+from symfield.theory.feature_learning import reduced, reduced_spectrum as rs, reduced_top as rt
 from symfield.theory.feature_learning.spectrum import sector_hessian
 
 from test_fl_reduced import NETS, sequential
@@ -100,7 +100,12 @@ def test_an_unstable_point_is_found_unstable():
     br = Branch("far", C, 0.0, LinearAction(pr), reduced=reduced.ReducedPoint(red, sub, N, 1.0))
     br._certificate = (cert,)
     assert not br.stable
-    assert br.top_eigenvalue == pytest.approx(lam[-1], abs=1e-10)
+    assert br.top_eigenvalue == pytest.approx(lam[-1], abs=1e-10)  # reduced_top: Newton on the shifted 𝒮(λ)
+    sh = rt.ShiftedSchur(cert, rt.chain_factor(cert.blk.H))
+    x, h = 0.5 * lam[-1], 1e-5
+    f, d = sh.schur_top(x)  # f > 0 below the top; its slope against a central difference
+    assert f > 0 and d <= -1
+    assert d == pytest.approx((sh.schur_top(x + h)[0] - sh.schur_top(x - h)[0]) / (2 * h), rel=1e-6)
 
 
 def _dense_coupled_block(blk):
@@ -129,7 +134,7 @@ def test_schur_certificate_equals_the_dense_schur_complement(kw):
 def test_stability_flips_at_the_threshold():
     """The symmetric branch of an endpoint task at 0.98 and 1.02 × critical_signal (the lag-sector threshold
     of the dense solver): the certificate at its subspace form says stable, then unstable, as the dense
-    Hessian's top eigenvalue does."""
+    Hessian's top eigenvalue does, and reduced_top's top eigenvalue equals it (to 1e-10), changing sign."""
     import symfield as sf
     from symfield.theory.feature_learning import critical_signal
     T = 5
@@ -149,6 +154,8 @@ def test_stability_flips_at_the_threshold():
         lam = _dense_spectrum(pr, sym.C)
         assert (lam[-1] <= 0) == stable == (cert.positive() == 0)
         assert cert.positive(1e-10) == np.sum(lam > 1e-10)
+        top = rt.top_eigenvalue(red, sub, N, 1.0, cert=cert)
+        assert top == pytest.approx(lam[-1], abs=1e-10) and (top < 0) == stable
 
 
 @pytest.mark.parametrize("kw", [{}, {"leak": 0.5, "g": 0.9}], ids=["rnn", "leaky"])
@@ -157,8 +164,7 @@ def test_learned_eigenvalues_from_the_companion_matrix_equal_the_dense_eig(kw):
     above a tenth of the largest one by one (to 1e-10), all of them through the power sums tr (C_pp⁻¹C_px)^j (the
     small ones form rings around 0 of near-Jordan chains that neither eig resolves, and with exact zeros (P > 2T)
     the dense eig spreads each chain of zeros by round-off)."""
-    from symfield.theory.feature_learning.spectrum import (_overlaps, _solve_pd, perturbed_nilpotent_spectrum,
-                                                          weight_group_sites)
+    from symfield.theory.feature_learning.spectrum import _overlaps, perturbed_nilpotent_spectrum, weight_group_sites
     for T, P, zeros in ((5, 10, False), (4, 8, True)):
         fl, _ = _solve(kw, T=T, P=P)
         lam = fl.learned_eigenvalues()
@@ -167,19 +173,64 @@ def test_learned_eigenvalues_from_the_companion_matrix_equal_the_dense_eig(kw):
         pr = fl.problem
         prev, nxt, ks = weight_group_sites(pr)[0]
         a, rr = pr.spec.leak_values(), pr.spec.r_values()
-        M = _solve_pd(*_overlaps(fl.C_sites, prev, nxt, np.repeat(a[ks], P), np.repeat(rr[ks], P)))
-        dense = np.linalg.eigvals(M)
+        M = _learned_map(fl)
         Phi, ak = r.sub.Phi, np.repeat(a[ks], P)[:, None]
         C0pp, C0px = _overlaps(r.red.C0, prev, nxt, ak[:, 0], np.repeat(rr[ks], P))
         direct = perturbed_nilpotent_spectrum(C0pp, C0px, Phi[prev], (Phi[nxt] - ak * Phi[prev]) / rr[ks[0]], r.N,
                                               ks.size + 1)
         np.testing.assert_array_equal(direct, lam)  # the companion path, not the dense fallback
         assert (np.sum(lam == 0) > 0) == zeros
-        big = 0.1 * np.abs(dense).max()
-        top, top_dense = lam[np.abs(lam) > big], dense[np.abs(dense) > big]
-        assert top.size == top_dense.size >= 2
-        assert max(np.abs(top_dense - v).min() for v in top) <= 1e-10 * np.abs(dense).max()
-        Mj = np.eye(M.shape[0])
-        for j in range(1, 2 * T + 1):
-            Mj = Mj @ M
-            assert np.sum(lam ** j).real == pytest.approx(np.trace(Mj), rel=1e-9, abs=1e-12)
+        _agrees_with_the_dense_eig(lam, M, 2 * T)
+
+
+def _learned_map(fl, group=0):
+    """The dense C_pp⁻¹C_px of W group ``group`` at the solution of ``fl``."""
+    from symfield.theory.feature_learning.spectrum import _overlaps, _solve_pd, weight_group_sites
+    pr = fl.problem
+    prev, nxt, ks = weight_group_sites(pr)[group]
+    a, rr = pr.spec.leak_values(), pr.spec.r_values()
+    return _solve_pd(*_overlaps(fl.C_sites, prev, nxt, np.repeat(a[ks], pr.P), np.repeat(rr[ks], pr.P)))
+
+
+def _agrees_with_the_dense_eig(lam, M, powers):
+    """The eigenvalues above a tenth of the largest one by one against eig(M) (to 1e-10), all of them through the
+    power sums tr M^j, j <= ``powers`` (to 1e-9)."""
+    dense = np.linalg.eigvals(M)
+    big = 0.1 * np.abs(dense).max()
+    top, top_dense = lam[np.abs(lam) > big], dense[np.abs(dense) > big]
+    assert top.size == top_dense.size >= 1
+    assert max(np.abs(top_dense - v).min() for v in top) <= 1e-10 * np.abs(dense).max()
+    Mj = np.eye(M.shape[0])
+    for j in range(1, powers + 1):
+        Mj = Mj @ M
+        assert np.sum(lam ** j).real == pytest.approx(np.trace(Mj), rel=1e-9, abs=1e-12)
+
+
+def test_learned_eigenvalues_of_a_dense_solve_come_from_the_same_companion_matrix():
+    """The reference (dense) solver's result: C − C₀ is split by spectrum.low_rank_part and goes through
+    perturbed_nilpotent_spectrum like a subspace point — exact zeros instead of the dense eig's round-off ring,
+    the rest equal to the dense eig (to 1e-10) and through the power sums, and equal to the subspace result's.
+    A DNN (one W group per layer, several groups) the same per group (exact zeros: no cross-layer overlaps)."""
+    import symfield as sf
+    T, P = 4, 8
+    net, X, Y, sup = sequential(T, P)
+    fl = feature_learning(net, X, Y, supervised=sup, kappa=0.5, gtol=1e-12, method="reference")
+    assert fl.selected.reduced is None
+    lam = fl.learned_eigenvalues()
+    assert lam.shape == ((T - 1) * P,) and np.sum(lam == 0) > 0  # exact zeros: the companion path
+    M = _learned_map(fl)
+    _agrees_with_the_dense_eig(lam, M, 2 * T)
+    sub, _ = _solve({}, T=T, P=P)
+    ref = sub.learned_eigenvalues()
+    assert np.sum(ref == 0) == np.sum(lam == 0)
+    big = lam[np.abs(lam) > 0.1 * np.abs(ref).max()]  # the small ones: rings of near-Jordan chains, ill-conditioned
+    assert big.size >= 2 and max(np.abs(ref - v).min() for v in big) <= 1e-9 * np.abs(ref).max()
+    net = sf.DNN(3, phi="linear", bias="none", scaling="mean_field")
+    X = np.random.default_rng(2).standard_normal((5, 6))
+    Y = np.zeros((5, 3))
+    Y[:, -1] = X[:, 0] - X[:, 1]
+    fl = feature_learning(net, X, Y, kappa=0.5, gtol=1e-12)
+    lam = fl.learned_eigenvalues()
+    assert lam.shape == (2, 5) and fl.selected.reduced is None
+    for g in range(2):  # no cross-layer overlaps in C: the learned map vanishes, the companion gives exact zeros
+        assert np.abs(_learned_map(fl, g)).max() < 1e-12 and not np.any(lam[g])

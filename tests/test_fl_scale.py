@@ -116,7 +116,7 @@ def test_error_of_a_loose_solve_matches_its_distance_to_a_tight_one():
 
 def test_benchmark_properties_quick_mode(tmp_path, monkeypatch):
     """benchmarks/bench_fl_scale.py --properties at a small size: every property timed, the replaced
-    implementations (stable: Lanczos on the coupled block; learned eigenvalues: dense eig) agree."""
+    implementations (stable, top_eigenvalue: Lanczos; learned eigenvalues: dense eig) agree."""
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
@@ -128,5 +128,6 @@ def test_benchmark_properties_quick_mode(tmp_path, monkeypatch):
     props = out["properties"]["T4-P7"]
     assert all(np.isfinite(props[name]["seconds"]) for name in bench_fl_scale.PROPERTIES)
     assert props["stable (reference)"]["agree"]
+    assert props["top_eigenvalue (reference)"]["abs_diff"] < 1e-8  # against Lanczos (tol 1e-10)
     assert props["learned_eigenvalues (reference)"]["max_diff_top"] < 1e-10
     assert (tmp_path / "p.json").exists()

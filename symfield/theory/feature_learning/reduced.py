@@ -19,6 +19,15 @@ with A = A₀ + σ_v² F (1_r ⊗ N) Fᵀ (A₀ = A(C₀), F = [(m_1 ∘ Φ)_S, 
 subspace from 𝒦 at the current point until the full gradient (:meth:`Reduction.grad_norm`, congruence
 coordinates as in :mod:`.solver`) is below tolerance: cost O(n² R) per outer step, O(R³) per Newton–CG product.
 
+Several W groups (Wm = Σ_g γ_g γ_gᵀ, :func:`weight_factors`): Σ(C) = Σ_g 𝔅_g C 𝔅_gᵀ + Σ₀ with 𝔅_g = A D_γg B, and all of
+the above holds with the words in the 𝔅_g in place of the powers of 𝔅 (σ(c) = Σ_g B_g c B_gᵀ + 1 − Σ_g B_g B_gᵀ;
+the Krylov steps take every 𝔅_g; Ĉ's low-rank part has one factor per group).
+
+A singular input kernel (D < P, dependent patterns): every kernel lives on the span E of the inputs (the range of
+C₀, :func:`.action.kernel_span`), so whitening is on the span, L₀ = E l₀ with C₀ = L₀L₀ᵀ (:meth:`Reduction.whiten`);
+Ũ, 𝔅̃ and the Newton–CG products live in n' = dim E dimensions.  The Hessian spectra (:mod:`.reduced_spectrum`)
+need one W group and a nonsingular input kernel (:attr:`Reduction.hessian_support`).
+
 The observables of a result stay in this representation (:class:`ReducedPoint`, O(n² R) each): Ĉ = Z X Zᵀ +
 σ_v² êêᵀ of rank R + 1 (:meth:`Reduction.backward_factors`), the fixed-point residual from the whitened gradient
 (:meth:`Reduction.fixed_point_residual`), w = A⁻¹y_S by Woodbury (:meth:`Reduction.dual`); a continuation path
@@ -58,17 +67,29 @@ def blockwise(N: np.ndarray, r: int) -> np.ndarray:
     return np.kron(np.eye(r), N)
 
 
+def weight_factors(pr: FLProblem) -> list | None:
+    """Site gain vectors γ_g with Wm = Σ_g γ_g γ_gᵀ exactly (Σ(C) = Σ_g 𝔅_g C 𝔅_gᵀ + Σ₀, 𝔅_g = A D_γg B): [√diag Wm]
+    for one W group, else a factor of Wm (of its T × T part when Wm = w ⊗ 𝟙𝟙ᵀ), None when there is none."""
+    gam = np.sqrt(np.diag(pr.wmask))
+    if np.allclose(pr.wmask, np.outer(gam, gam), rtol=1e-14, atol=0):
+        return [gam]
+    P = pr.P
+    wT = pr.wmask[::P, ::P]
+    if np.array_equal(pr.wmask, np.kron(wT, np.ones((P, P)))):
+        F = readout_factor(wT)
+        return None if F is None else list(np.repeat(F, P, axis=0).T)
+    F = readout_factor(pr.wmask)
+    return None if F is None else list(F.T)
+
+
 def not_applicable(pr: FLProblem) -> str | None:
     """Why the reduction is not exact for ``pr`` (module docstring), or None when it is."""
-    gam = np.sqrt(np.diag(pr.wmask))
     if pr.T < 2:
         return "T = 1 (no recurrence)"
-    if not np.allclose(pr.wmask, np.outer(gam, gam), rtol=1e-14, atol=0):
-        return "several W groups (Σ(C) is not one congruence 𝔅 C 𝔅ᵀ)"
+    if weight_factors(pr) is None:
+        return "a W mask that is not positive semi-definite (Σ(C) is not a sum of congruences 𝔅_g C 𝔅_gᵀ)"
     if readout_factor(pr.mask_out) is None:
         return "the readout mask is not positive semi-definite"
-    if kernel_span(pr) is not None:
-        return "the input kernel is singular (D < P or dependent inputs: C lives on the span of the inputs)"
     return None
 
 
@@ -82,35 +103,80 @@ class Reduction:
 
     def __init__(self, pr: FLProblem):
         self.pr, self.n, self.P, self.T = pr, pr.n, pr.P, pr.T
-        self.gam = np.sqrt(np.diag(pr.wmask))
+        #: γ_g per W group (:func:`weight_factors`); ``single``: one congruence (the Hessian spectra need it)
+        self.gams = weight_factors(pr)
+        self.single = len(self.gams) == 1
         self.C0 = gp_kernel(pr)
-        self.L0, self.cond0 = factor(self.C0, None, "the GP kernel", condition=True)
+        sp = kernel_span(pr)
+        #: orthonormal basis E (n × n') of the span of the inputs when the input kernel is singular (C and every
+        #: kernel visited live there), else None; whitened coordinates are then n'-dimensional: L₀ = E l₀
+        self.E = None if sp is None else sp.basis[:, ~sp.dead]
+        if self.E is None:
+            self.L0, self.cond0 = factor(self.C0, None, "the GP kernel", condition=True)
+        else:
+            self.l0, self.cond0 = factor(self.E.T @ self.C0 @ self.E, None, "the GP kernel on the span", condition=True)
+            self.L0 = self.E @ self.l0
+        #: dimension of the whitened coordinates (n, or n' = dim E)
+        self.m = self.L0.shape[1]
         self.S = pr.sites_S
         #: readout factors on the supervised sites, (|S|, r): M_out = Σ_k m_k m_kᵀ
         self.m_S = np.repeat(readout_factor(pr.mask_out), pr.P, axis=0)[self.S]
         self.r = self.m_S.shape[1]
         self.A0 = sla.cho_factor(data_matrix(restrict(self.C0, self.S), pr.mask_out_SS, pr.kappa, pr.sigma_v2))
 
+    @property
+    def hessian_support(self) -> str | None:
+        """Why the subspace Hessian (:mod:`.reduced_spectrum`, :mod:`.reduced_top`) does not apply, or None."""
+        if not self.single:
+            return "several W groups"
+        if self.E is not None:
+            return "a singular input kernel"
+        return None
+
+    # ------------------------------------------------------------- whitening
+    def whiten(self, X: np.ndarray) -> np.ndarray:
+        """L₀⁺X = L₀⁻¹X, or l₀⁻¹EᵀX on the span of the inputs (exact for X in the span)."""
+        if self.E is None:
+            return sla.solve_triangular(self.L0, X, lower=True)
+        return sla.solve_triangular(self.l0, self.E.T @ X, lower=True)
+
+    def whiten_t(self, X: np.ndarray) -> np.ndarray:
+        """L₀⁺ᵀX (n' rows in, n out): L₀⁻ᵀX, or E l₀⁻ᵀX."""
+        if self.E is None:
+            return sla.solve_triangular(self.L0.T, X, lower=False)
+        return self.E @ sla.solve_triangular(self.l0.T, X, lower=False)
+
     # ---------------------------------------------------------------- 𝔅
-    def bmul(self, X: np.ndarray) -> np.ndarray:
-        """𝔅 X = A D_γ B X (columns of X are site vectors)."""
+    def bmul(self, X: np.ndarray, g: int = 0) -> np.ndarray:
+        """𝔅_g X = A D_γg B X (columns of X are site vectors; g: the W group)."""
         Y = np.zeros_like(X)
         Y[self.P:] = X[:-self.P]
-        Y *= self.gam[:, None]
+        Y *= self.gams[g][:, None]
         return Y if self.pr.prop is None else self.pr.prop @ Y
 
-    def bmul_t(self, X: np.ndarray) -> np.ndarray:
-        """𝔅ᵀ X."""
-        Y = (X if self.pr.prop is None else self.pr.prop.T @ X) * self.gam[:, None]
+    def bmul_t(self, X: np.ndarray, g: int = 0) -> np.ndarray:
+        """𝔅_gᵀ X."""
+        Y = (X if self.pr.prop is None else self.pr.prop.T @ X) * self.gams[g][:, None]
         out = np.zeros_like(Y)
         out[:-self.P] = Y[self.P:]
         return out
 
+    def bmul_all(self, X: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """[𝔅_1 X, …, 𝔅_G X] (𝔅_gᵀ with ``transpose``)."""
+        op = self.bmul_t if transpose else self.bmul
+        return np.hstack([op(X, g) for g in range(len(self.gams))])
+
     def krylov(self, X: np.ndarray, transpose: bool = False) -> np.ndarray:
-        """[X, 𝔅X, …, 𝔅^{T−1}X] (𝔅ᵀ with ``transpose``): the smallest 𝔅-invariant space holding X."""
+        """[X, 𝔅X, …, 𝔅^{T−1}X] (𝔅ᵀ with ``transpose``): the smallest 𝔅-invariant space holding X.  Several W
+        groups: the words in 𝔅_g of length < T, each new block reduced to its range (SVD, BASIS_TOL)."""
         out = [X]
         for _ in range(self.T - 1):
-            out.append((self.bmul_t if transpose else self.bmul)(out[-1]))
+            Y = self.bmul_all(out[-1], transpose)
+            if not self.single and Y.size:
+                Q, sv, _ = np.linalg.svd(Y, full_matrices=False)
+                keep = sv > BASIS_TOL * max(sv.max(), 1e-300)
+                Y = Q[:, keep] * sv[keep]
+            out.append(Y)
         return np.hstack(out)
 
     # ----------------------------------------------------------- subspace
@@ -119,8 +185,8 @@ class Reduction:
         Krylov in whitened coordinates (z = L₀⁻¹x, 𝔅̃ = L₀⁻¹𝔅L₀): each block is orthogonalised against the
         basis so far, its part above BASIS_TOL × its largest column kept (round-off of the Krylov vectors is
         dropped; a genuine direction dropped would show in :meth:`grad_norm`) and mapped by 𝔅̃ for the next."""
-        U = np.zeros((self.n, 0)) if base is None else base.U
-        block = sla.solve_triangular(self.L0, raw, lower=True)
+        U = np.zeros((self.m, 0)) if base is None else base.U
+        block = self.whiten(raw)
         for _ in range(self.n + 1):
             scale = np.linalg.norm(block, axis=0).max() if block.size else 0.0
             if not scale > 0:
@@ -132,7 +198,7 @@ class Reduction:
             if not Q.shape[1]:
                 break
             U = np.hstack([U, Q])
-            block = sla.solve_triangular(self.L0, self.bmul(self.L0 @ Q), lower=True)
+            block = self.whiten(self.bmul_all(self.L0 @ Q))
         return Subspace(self, U)
 
     def dual(self, sub: "Subspace | None", N, s: float) -> np.ndarray:
@@ -153,15 +219,16 @@ class Reduction:
         V = self.krylov(self.e_hat(sub, N, s), transpose=True)
         SV = self.C0 @ V
         if sub is not None:
-            BPhi = self.bmul(sub.Phi)
-            SV = SV + BPhi @ (N @ (BPhi.T @ V))
+            for g in range(len(self.gams)):  # Σ(C) = C₀ + Σ_g 𝔅_gΦ N (𝔅_gΦ)ᵀ
+                BPhi = self.bmul(sub.Phi, g)
+                SV = SV + BPhi @ (N @ (BPhi.T @ V))
         return SV
 
     def state(self, C: np.ndarray):
         """(subspace, N) with C = C₀ + Φ N Φᵀ for a dense stationary point C (O(n³): its whitened C − C₀ is
         diagonalised; the 𝔅-closure of its range holds C exactly when C − C₀ has the structure of the module
         docstring)."""
-        Ct = sla.solve_triangular(self.L0, sla.solve_triangular(self.L0, C - self.C0, lower=True).T, lower=True)
+        Ct = self.whiten(self.whiten(C - self.C0).T)
         lam, V = np.linalg.eigh(0.5 * (Ct + Ct.T))
         keep = np.abs(lam) > 1e-13 * max(np.abs(lam).max(), 1e-300)
         sub = self.subspace(self.L0 @ V[:, keep])
@@ -212,8 +279,9 @@ class Reduction:
         𝔅ᵀ(·)𝔅 maps it to Z = 𝔅ᵀΨ (O(n² R))."""
         c = np.eye(sub.R) + N
         si = np.linalg.inv(sub.sigma(c))
-        Z = self.bmul_t(sla.solve_triangular(self.L0.T, sub.U, lower=False))
-        return Z, si @ (c - sub.sigma(c)) @ si, self.e_hat(sub, N, s)
+        Z = self.bmul_all(self.whiten_t(sub.U), transpose=True)
+        X = si @ (c - sub.sigma(c)) @ si
+        return Z, sla.block_diag(*[X] * len(self.gams)), self.e_hat(sub, N, s)
 
     def chat(self, sub: "Subspace", N: np.ndarray, s: float) -> np.ndarray:
         """Ĉ (n, n) from :meth:`backward_factors`."""
@@ -355,12 +423,14 @@ class SubspaceData:
 
 
 class Subspace:
-    """A 𝔅-invariant subspace: Ũ (orthonormal, whitened), Φ = L₀Ũ, B = ŨᵀL₀⁻¹𝔅Φ, F = (m ∘ Φ)_S, G = FᵀA₀⁻¹F."""
+    """A subspace invariant under every 𝔅_g: Ũ (orthonormal, whitened), Φ = L₀Ũ, B_g = ŨᵀL₀⁺𝔅_gΦ, F = (m ∘ Φ)_S,
+    G = FᵀA₀⁻¹F."""
 
     def __init__(self, red: Reduction, U: np.ndarray):
         self.red, self.U = red, U
         self.Phi = red.L0 @ U
-        self.B = U.T @ sla.solve_triangular(red.L0, red.bmul(self.Phi), lower=True)
+        #: B_g = ŨᵀL₀⁻¹𝔅_gΦ per W group
+        self.Bs = [U.T @ red.whiten(red.bmul(self.Phi, g)) for g in range(len(red.gams))]
         self.F = np.hstack([red.m_S[:, k, None] * self.Phi[red.S] for k in range(red.r)])
         self.AF = sla.cho_solve(red.A0, self.F)
         self.G = self.F.T @ self.AF
@@ -376,7 +446,8 @@ class Subspace:
         return self._data[s]
 
     def sigma(self, c: np.ndarray) -> np.ndarray:
-        return self.B @ c @ self.B.T + (np.eye(self.R) - self.B @ self.B.T)
+        """σ(c) = Σ_g B_g c B_gᵀ + 1 − Σ_g B_g B_gᵀ."""
+        return sum(B @ c @ B.T - B @ B.T for B in self.Bs) + np.eye(self.R)
 
     def project(self, other: "Subspace", N: np.ndarray) -> np.ndarray:
         """N' with Φ' N' Φ'ᵀ = Φ N Φᵀ (``other`` = (Φ, N); exact when range Φ ⊆ range Φ')."""
@@ -403,10 +474,10 @@ class ReducedAction(LinearAction):
         return self.sub.sigma(C)
 
     def dsigma(self, D):
-        return self.sub.B @ D @ self.sub.B.T
+        return sum(B @ D @ B.T for B in self.sub.Bs)
 
     def sigma_adjoint(self, Gam):
-        return self.sub.B.T @ Gam @ self.sub.B
+        return sum(B.T @ Gam @ B for B in self.sub.Bs)
 
     def dual(self, c):
         """((1 + σ_v² G N)⁻¹ G, u = Fᵀ A⁻¹ y_S) in place of (A⁻¹, w)."""

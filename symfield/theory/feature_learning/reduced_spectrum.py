@@ -20,6 +20,7 @@ import scipy.linalg as sla
 import scipy.sparse as sps
 import scipy.sparse.linalg as ssl
 
+from ...errors import NotSupportedError
 from .solver import smat, svec
 from .terms import data_matrix, restrict
 
@@ -47,6 +48,10 @@ class WhitenedHessian:
     """The Hessian of S/N at C = C₀ + Φ N Φᵀ (targets s·Y) in the congruence coordinates at C (module docstring)."""
 
     def __init__(self, red, sub, N: np.ndarray, s: float):
+        if red.hessian_support is not None:
+            raise NotSupportedError(f"the subspace Hessian is written for one W group (one congruence 𝔅̃) and a "
+                                    f"nonsingular input kernel, not {red.hessian_support}: use the dense Hessian "
+                                    f"(spectrum.top_eigen)")
         self.red, self.n, self.sv2 = red, red.n, red.pr.sigma_v2
         self.sub_state = (sub, N)
         U = self.U = sub.U
@@ -262,7 +267,7 @@ class SchurCertificate:
     def __init__(self, blk: CoupledBlock):
         H, W, k = blk.H, blk.W, blk.k
         red, pr = H.red, H.red.pr
-        self.k = k
+        self.blk, self.k = blk, k
         P = np.eye(k) - blk.mu
         on = _OnSubspace(H, W)
         m = k * (k + 1) // 2
@@ -281,6 +286,7 @@ class SchurCertificate:
         # Q from the Gram factor of the vectors (aᵀ)^j P Wᵀẽ_k, j < T
         sW = np.eye(k) - on.U @ H.a_s @ on.U.T
         a = P @ sW @ on.Bt @ P
+        self.a, self.pe = a, pe  # K X = X − a X 𝔅̃ᵀ; J_X X = Σ_k m_k ∘ (L₀ Xᵀ pe_k)_S
         Ucols = [pe]
         for _ in range(red.T - 1):
             Ucols.append(a.T @ Ucols[-1])
@@ -330,7 +336,10 @@ CERTIFICATE_MAX_K = 88
 
 def certificate(red, sub, N: np.ndarray, s: float, cap: int | None = None) -> SchurCertificate | None:
     """:class:`SchurCertificate` at C = C₀ + Φ N Φᵀ, or None when the reducing subspace 𝒲 is larger than ``cap``
-    (default :data:`CERTIFICATE_MAX_K`)."""
+    (default :data:`CERTIFICATE_MAX_K`) or the subspace Hessian does not cover the problem
+    (:attr:`.reduced.Reduction.hessian_support`)."""
+    if red.hessian_support is not None:
+        return None
     H = WhitenedHessian(red, sub, N, s)
     W = reducing_basis(H, CERTIFICATE_MAX_K if cap is None else cap)
     return None if W is None else SchurCertificate(CoupledBlock(H, W))

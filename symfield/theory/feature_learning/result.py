@@ -14,6 +14,9 @@ from .spectrum import learned_eigenvalues, top_eigen, weight_group_sites
 
 #: a Hessian eigenvalue above this (congruence coordinates) counts as an instability
 UNSTABLE_TOL = 1e-9
+#: a dense branch with at least this many sites gets its spectra in subspace form (:meth:`Branch._subspace_form`):
+#: below it Lanczos on the dense Hessian is faster (0.2 s against 5.7 s at n = 56, where 𝒲 is most of the space)
+SUBSPACE_FORM_MIN_N = 200
 #: relative size of the cross-time kernel below which a solution counts as symmetric
 SYMMETRIC_TOL = 1e-6
 
@@ -33,33 +36,56 @@ class Branch:
         #: top eigenvalue of the lag sectors k >= 1 (symmetric solutions only; nan otherwise)
         self.offlag_eigenvalue = float("nan")
 
+    def _subspace_form(self):
+        """``reduced``; for a dense point with n >= :data:`SUBSPACE_FORM_MIN_N` of a linear problem the reduction
+        covers with one W group, its form C = C₀ + Φ N Φᵀ from :meth:`.reduced.Reduction.state` (O(n³), exact for
+        any C; the spectra then need the reducing subspace to be small); else None."""
+        if self.reduced is None and getattr(self, "_dense_form", None) is None:
+            from .reduced import ReducedPoint, Reduction, applicable
+            pr = getattr(self._act, "pr", None)
+            self._dense_form = (None,)
+            if isinstance(pr, FLProblem) and pr.n >= SUBSPACE_FORM_MIN_N and applicable(pr):
+                red = Reduction(pr)
+                if red.hessian_support is None:
+                    self._dense_form = (ReducedPoint(red, *red.state(self.C), 1.0),)
+        return self.reduced if self.reduced is not None else self._dense_form[0]
+
     def _schur(self):
-        """The exact inertia certificate :func:`.reduced_spectrum.certificate` of a subspace point, or None (no
-        subspace point, or its reducing subspace is larger than :data:`.reduced_spectrum.CERTIFICATE_MAX_K`)."""
-        if self.reduced is None:
+        """The exact inertia certificate :func:`.reduced_spectrum.certificate` of the subspace form
+        (:meth:`_subspace_form`), or None (none, several W groups or singular inputs, or its reducing subspace exceeds
+        :data:`.reduced_spectrum.CERTIFICATE_MAX_K`)."""
+        r = self._subspace_form()
+        if r is None or r.red.hessian_support is not None:
             return None
         if self._certificate is None:
             from .reduced_spectrum import certificate
-            r = self.reduced
             self._certificate = (certificate(r.red, r.sub, r.N, r.s),)
         return self._certificate[0]
 
     @property
     def top_eigenvalue(self) -> float:
-        """Largest eigenvalue of the Hessian (congruence coordinates).  At a subspace point by Lanczos: on the
-        coupled block when it holds the top (:func:`.reduced_spectrum.stability`; always so at an unstable point),
-        else on the whole Hessian, O(n² R) per product — slow where the top is clustered (minutes at T·P = 400,
-        not reached at 2000); :attr:`stable` does not need it."""
+        """Largest eigenvalue of the Hessian (congruence coordinates).  At a subspace point (or a large dense one in
+        subspace form, :meth:`_subspace_form`) from inertia counts of an |S| × |S| matrix
+        (:func:`.reduced_top.top_eigenvalue`: to :data:`.reduced_top.TOP_TOL` plus round-off; needs 𝔅̃ = b ⊗ 1_P);
+        where that does not apply by Lanczos, on the coupled block when it holds the top
+        (:func:`.reduced_spectrum.stability`) else on the whole Hessian, O(n² R) per product — slow where the top
+        is clustered (minutes at T·P = 400).  Else (a small dense point, several W groups, singular inputs: the
+        subspace Hessian does not cover them, :attr:`.reduced.Reduction.hessian_support`) from the dense Hessian
+        or Lanczos (:func:`.spectrum.top_eigen`)."""
         if self._top is None:
-            if self.reduced is not None:  # Lanczos, O(n² R) per product (slow where the top is clustered)
-                from .reduced_spectrum import stability, top_eigen as reduced_top
-                r = self.reduced
-                blk = stability(r.red, r.sub, r.N, r.s)
-                if blk is not None and blk[0] >= blk[1]:  # the coupled block holds the top of the spectrum
-                    self._top = blk[0]
-                else:
-                    self._top = reduced_top(r.red, r.sub, r.N, r.s)[0]
-            else:
+            r = self._subspace_form()
+            if r is not None and r.red.hessian_support is None:
+                from .reduced_top import top_eigenvalue
+                cert = self._schur()
+                self._top = None if cert is None else top_eigenvalue(r.red, r.sub, r.N, r.s, cert=cert)
+                if self._top is None:  # Lanczos, O(n² R) per product (slow where the top is clustered)
+                    from .reduced_spectrum import stability, top_eigen as reduced_top
+                    blk = stability(r.red, r.sub, r.N, r.s)
+                    if blk is not None and blk[0] >= blk[1]:  # the coupled block holds the top of the spectrum
+                        self._top = blk[0]
+                    else:
+                        self._top = reduced_top(r.red, r.sub, r.N, r.s)[0]
+            else:  # a dense point, or a subspace point the subspace Hessian does not cover
                 self._top = top_eigen(self._act, self.C, lags=None)[0]
         return self._top
 

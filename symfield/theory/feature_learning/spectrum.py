@@ -15,7 +15,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse.linalg as ssl
 
-from .action import LinearAction
+from .action import LinearAction, gp_kernel
 from .blocks import Blocks, BlockPoint
 from .solver import Frame, sector_mask, smat, svec
 from .span import factor
@@ -155,7 +155,10 @@ def perturbed_nilpotent_spectrum(Cpp0, Cpx0, Phi_p, Phi_x, N, order: int):
     zeros.  The dense eig of the n_p × n_p matrix instead spreads each zero of a Jordan chain of length d to a
     circle of radius ~ε^{1/d} (0.14 at d = 19): those values are round-off."""
     n_p, R = Phi_p.shape
-    fac = sla.cho_factor(Cpp0)
+    try:
+        fac = sla.cho_factor(Cpp0)
+    except np.linalg.LinAlgError:  # singular GP overlaps (dependent inputs)
+        return None
 
     def Z(X):
         return sla.cho_solve(fac, Cpx0 @ X)
@@ -183,29 +186,41 @@ def perturbed_nilpotent_spectrum(Cpp0, Cpx0, Phi_p, Phi_x, N, order: int):
     return np.concatenate([np.linalg.eigvals(comp), np.zeros(n_p - d * R)])
 
 
+def low_rank_part(C0: np.ndarray, C: np.ndarray, tol: float = 1e-13):
+    """(Φ, N) with C − C₀ = Φ N Φᵀ to round-off: the eigenvectors of C − C₀ (O(n³) eigh) whose eigenvalues exceed
+    ``tol`` × the largest in modulus (the rest is round-off: 1e-16 relative at a converged solve)."""
+    lam, V = np.linalg.eigh(0.5 * ((C - C0) + (C - C0).T))
+    keep = np.abs(lam) > tol * max(np.abs(lam).max(), 1e-300)
+    return V[:, keep], np.diag(lam[keep])
+
+
 def learned_eigenvalues(pr, C: np.ndarray, low_rank=None) -> list:
     """Non-zero spectrum of the learned part of each W group (theory Sec. 8), linear φ: with
     x_k = (h_k − a_k h_{k−1})/r_k = W_k h_{k−1}, eig(C_pp⁻¹ C_px), C_pp over the previous sites of the
     group's applications and (C_px) their overlaps with x at the next sites.  Needs input at t = 1 only
     and no bias (then W H_p = X_n exactly).  Returns one array per W group (all n_p eigenvalues).
 
-    ``low_rank`` = (C₀, Φ, N) with C = C₀ + Φ N Φᵀ (C₀ the GP kernel, a subspace-solver point): the GP part
-    C₀_pp⁻¹C₀_px is nilpotent, so :func:`perturbed_nilpotent_spectrum` gives the spectrum from a (d R)-dimensional
-    companion matrix (d <= the group's applications), exact zeros for the rest."""
+    C = C₀ + Φ N Φᵀ with C₀ the GP kernel: ``low_rank`` = (C₀, Φ, N) at a subspace-solver point, else from
+    :func:`low_rank_part` (one eigh of C − C₀).  The GP part C₀_pp⁻¹C₀_px is nilpotent, so
+    :func:`perturbed_nilpotent_spectrum` gives the spectrum from a (d R)-dimensional companion matrix (d <= the
+    group's applications), exact zeros for the rest; the dense eig of C_pp⁻¹C_px only where that does not apply
+    (d R > n_p, singular C₀_pp, a GP part that is not nilpotent)."""
     if pr.spec.input != "first" or np.any(pr.sigma_det[pr.P:]) or np.any(pr.sigma_det[:, pr.P:]):
         raise NotImplementedError("learned eigenvalues need input at t = 1 only and no bias (W H_p = H_n)")
     a, r = pr.spec.leak_values(), pr.spec.r_values()
+    if low_rank is None:
+        C0 = gp_kernel(pr)
+        low_rank = (C0,) + low_rank_part(C0, C)
+    C0, Phi, N = low_rank
     out = []
     for prev, nxt, ks in weight_group_sites(pr):
         ak, rk = np.repeat(a[ks], pr.P), np.repeat(r[ks], pr.P)
-        if low_rank is not None:
-            C0, Phi, N = low_rank
-            Cpp0, Cpx0 = _overlaps(C0, prev, nxt, ak, rk)
-            Phi_x = (Phi[nxt] - ak[:, None] * Phi[prev]) / rk[:, None]
-            lam = perturbed_nilpotent_spectrum(Cpp0, Cpx0, Phi[prev], Phi_x, N, ks.size + 1)
-            if lam is not None:
-                out.append(lam)
-                continue
+        Cpp0, Cpx0 = _overlaps(C0, prev, nxt, ak, rk)
+        Phi_x = (Phi[nxt] - ak[:, None] * Phi[prev]) / rk[:, None]
+        lam = perturbed_nilpotent_spectrum(Cpp0, Cpx0, Phi[prev], Phi_x, N, ks.size + 1)
+        if lam is not None:
+            out.append(lam)
+            continue
         Cpp, Cpx = _overlaps(C, prev, nxt, ak, rk)
         out.append(np.linalg.eigvals(_solve_pd(Cpp, Cpx)))
     return out
