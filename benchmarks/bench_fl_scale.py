@@ -182,6 +182,8 @@ def property_costs(T: int, P: int, cap: float, P_new: int = 10, blas_threads: in
           flush=True)
     if fl is None:
         return out
+    # the properties of the subspace solver's point (a branch climbed from it when it is a saddle is a dense one)
+    fl.selected = next(b for b in fl.branches if b.name == "continued")
     with threadpool_limits(blas_threads, user_api="blas"):
         for name, fn in PROPERTIES.items():
             runs = []

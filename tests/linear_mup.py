@@ -34,3 +34,11 @@ def check_gradient_and_hessian(act, C, rng, h=1e-6):
         assert np.sum(G * D) == pytest.approx(fd, rel=1e-6, abs=1e-8)
         fdH = (act.grad(C + h * D) - act.grad(C - h * D)) / (2 * h)
         np.testing.assert_allclose(act.hessp(C, D), fdH, rtol=1e-5, atol=1e-6 * np.abs(fdH).max())
+
+
+def continued(fl):
+    """``fl`` with its continued branch selected: the point the subspace solver (or the reference solver) reached,
+    whether or not a branch of larger action was found from it (``branches._climb_from_saddle``) — the tests of the
+    solvers' machinery compare that point."""
+    fl.selected = next(b for b in fl.branches if b.name == "continued")
+    return fl

@@ -11,6 +11,7 @@ from symfield.theory.feature_learning.problem import problem
 from symfield.theory.feature_learning import reduced, reduced_spectrum as rs, reduced_top as rt
 from symfield.theory.feature_learning.spectrum import sector_hessian
 
+from linear_mup import continued
 from test_fl_reduced import NETS, sequential
 
 
@@ -21,7 +22,7 @@ def _solve(kw, T=6, P=4, gtol=1e-12):
     kw = dict(kw)
     readout = kw.pop("readout", None)
     net, X, Y, sup = sequential(T, P, **kw)
-    fl = feature_learning(net, X, Y, supervised=sup, kappa=0.5, gtol=gtol, readout=readout)
+    fl = continued(feature_learning(net, X, Y, supervised=sup, kappa=0.5, gtol=gtol, readout=readout))
     assert fl.selected.reduced is not None  # solved by the subspace solver
     return fl, LinearAction(fl.problem)
 

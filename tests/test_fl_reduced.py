@@ -9,7 +9,7 @@ from symfield.theory.feature_learning.action import LinearAction, gp_kernel
 from symfield.theory.feature_learning.problem import problem
 from symfield.theory.feature_learning import reduced
 
-from linear_mup import check_gradient_and_hessian
+from linear_mup import check_gradient_and_hessian, continued
 
 
 def sequential(T, P, seed=0, **kw):
@@ -126,7 +126,7 @@ def test_untied_readout_equals_the_reference_solver(kw):
     lin, ra, C = LinearAction(pr), reduced.ReducedAction(sub, 1.0), red.dense(sub, N)
     assert ra.value(np.eye(sub.R) + N) == pytest.approx(lin.value(C), rel=1e-12)
     check_gradient_and_hessian(ra, np.eye(sub.R) + N, rng)
-    fast = feature_learning(net, X, Y, supervised=sup, kappa=0.5, readout="untied", gtol=1e-12)
+    fast = continued(feature_learning(net, X, Y, supervised=sup, kappa=0.5, readout="untied", gtol=1e-12))
     ref = feature_learning(net, X, Y, supervised=sup, kappa=0.5, readout="untied", method="reference", gtol=1e-12)
     assert fast.selected.reduced is not None
     assert fast.action == pytest.approx(ref.action, abs=1e-10)
@@ -178,7 +178,7 @@ def test_grouped_w_in_the_subspace_solver_equals_the_dense_action_and_the_refere
 def _equals_the_reference_solver(net, X, Y, sup):
     """The subspace solver's result against the reference (dense) solver's: C to 1e-8, action to 1e-10, the
     fixed-point residual, Ĉ against its dense formula, predictions at the sites and for new inputs, stability."""
-    fl = feature_learning(net, X, Y, supervised=sup, kappa=0.5, gtol=1e-12)
+    fl = continued(feature_learning(net, X, Y, supervised=sup, kappa=0.5, gtol=1e-12))
     ref = feature_learning(net, X, Y, supervised=sup, kappa=0.5, method="reference", gtol=1e-12)
     assert fl.selected.reduced is not None
     assert fl.action == pytest.approx(ref.action, abs=1e-10)

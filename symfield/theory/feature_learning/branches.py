@@ -37,7 +37,7 @@ from .result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, cross_
 from .reduced import Reduction, ReducedPoint, applicable as reduced_applicable
 from .reduced import not_applicable as reduced_not_applicable
 from .solver import maximise
-from .spectrum import DENSE_SECTOR_MAX, DENSE_SECTOR_MAX_REFERENCE, embed_sector, sector_spectrum
+from .spectrum import DENSE_SECTOR_MAX, DENSE_SECTOR_MAX_REFERENCE, embed_sector, sector_spectrum, top_eigen
 
 
 
@@ -287,9 +287,12 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
         name = "symmetric" if sv.sym else "continued"
         branches = [Branch(name, C1, act1.value(C1) if red is None else red.value(sub, N, 1.0), act1,
                            reduced=None if red is None else ReducedPoint(red, sub, N, 1.0))]
+        if not sv.sym and not reference:  # the continued branch may have become a saddle (a Z2 broken spontaneously)
+            branches += _climb_from_saddle(sv, branches[0], both_signs, progress)
         if red is not None:
-            fl = FeatureLearning(pr, act1, branches, branches[0], path, None)
-            fl._error = red.error(sub, N, 1.0)
+            fl = FeatureLearning(pr, act1, branches, _best(branches), path, None)
+            if fl.selected is branches[0]:
+                fl._error = red.error(sub, N, 1.0)
             return fl
         branches[0].offlag_eigenvalue = lam1
         C_up = (_other_symmetric_branch(sv, C1, overshoot, (path.s[-2], path.x[-2])) if sv.sym and overshoot > 1
@@ -356,19 +359,51 @@ def _best(branches: list) -> Branch:
     return next(b for b in branches if b.action >= top - 1e-12 * (1 + abs(top)))
 
 
-def _seed_broken(sv: _Solver, s: float, C_sym: np.ndarray, D: np.ndarray) -> np.ndarray:
+def _seed_broken(sv: _Solver, s: float, C_sym: np.ndarray, D: np.ndarray, left=None) -> np.ndarray:
     """Maximise the full action from the symmetric solution displaced along the unstable direction D
-    (the displacement is the best of a 1-D scan of S along D)."""
+    (the displacement is the best of a 1-D scan of S along D).  ``left(C)``: the maximiser's result counts as a
+    new branch (default: it has cross-time correlations)."""
     a = sv.act(s)
+    left = left or (lambda C: cross_time_size(sv.pr, C) > SYMMETRIC_TOL)
     scale = np.abs(np.diag(C_sym)).max()
     amps = scale * np.geomspace(1e-3, 3.0, 40)
     vals = [a.value(C_sym + x * D) for x in amps]
     order = np.argsort(vals)[::-1]
     for i in order[:3]:
         C, _ = maximise(a, C_sym + amps[i] * D, gtol=sv.gtol, label="broken branch")
-        if cross_time_size(sv.pr, C) > SYMMETRIC_TOL:
+        if left(C):
             return C
-    raise ConvergenceError("the displaced symmetric solution did not leave the symmetric branch")
+    raise ConvergenceError("the displaced solution did not leave the branch it was displaced from")
+
+
+#: largest T·P at which a continued branch found to be a saddle is left along its unstable direction by the dense
+#: maximiser (O((T·P)³) per Newton-CG product); above it the saddle is reported with a warning
+CLIMB_MAX_N = 400
+
+
+def _climb_from_saddle(sv: _Solver, branch: Branch, both_signs: bool, progress) -> list:
+    """Branches of larger action reached from the continued branch if it is a saddle of S (Hessian top eigenvalue
+    above UNSTABLE_TOL: without a symmetric sector the continuation cannot see a spontaneously broken Z2, e.g. the
+    sequential task at T = 4, P = 7, top +0.032): the maximiser from C displaced along ± the top eigenvector;
+    [] if stable.  Above CLIMB_MAX_N sites a RuntimeWarning says the result is a saddle."""
+    if branch.stable:
+        return []
+    pr = sv.pr
+    if pr.n > CLIMB_MAX_N:
+        warnings.warn(f"feature_learning: the continued branch is a saddle of the action (top Hessian eigenvalue "
+                      f"{branch.top_eigenvalue:.3g} > 0), and T·P = {pr.n} is above CLIMB_MAX_N = {CLIMB_MAX_N} for "
+                      "leaving it along its unstable direction: fl.stable is False, a branch of larger action "
+                      "exists", RuntimeWarning, stacklevel=4)
+        return []
+    _log(progress, f"feature_learning: the continued branch is a saddle (top eigenvalue {branch.top_eigenvalue:.3g}); "
+                   "climbing along its unstable direction")
+    lam, D = top_eigen(sv.act(1.0), branch.C, lags=None)
+    floor = branch.action + 1e-9 * (1 + abs(branch.action))
+    out = []
+    for sign, name in ((1.0, "broken+"), (-1.0, "broken-"))[:2 if both_signs else 1]:
+        C = _seed_broken(sv, 1.0, branch.C, sign * D, left=lambda C: sv.act(1.0).value(C) > floor)
+        out.append(Branch(name, C, sv.act(1.0).value(C), sv.act(1.0)))
+    return out
 
 
 @_one_blas_thread

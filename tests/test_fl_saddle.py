@@ -1,0 +1,53 @@
+"""A continued branch (no symmetric sector) that has become a saddle of S is left along its unstable direction:
+the sequential task of benchmarks/bench_fl_scale.py at T = 4, P = 7 (top Hessian eigenvalue +0.032 there)."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import symfield as sf
+from symfield.theory.feature_learning import branches as br
+from symfield.theory.feature_learning.solver import maximise
+from symfield.theory.feature_learning.spectrum import top_eigen
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_fl_scale import sequential_problem  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def saddle_case():
+    net, X, Y, S, kappa = sequential_problem(4, 7, "rnn")
+    return net, X, Y, S, kappa, sf.feature_learning(net, X, Y, supervised=S, kappa=kappa)
+
+
+def test_selected_branch_is_a_maximum_above_the_saddle(saddle_case):
+    *_, fl = saddle_case
+    continued = next(b for b in fl.branches if b.name == "continued")
+    act = fl.selected._act
+    assert top_eigen(act, continued.C)[0] > 0.01  # the continued branch is a saddle ...
+    assert fl.selected is not continued and fl.selected.action > continued.action + 1e-3
+    assert top_eigen(act, fl.selected.C)[0] < 0  # ... the reported one a maximum (dense Hessian)
+    assert fl.stable and fl.fixed_point_residual() < 1e-7  # and a solution of C = (Σ⁻¹ − Ĉ)⁻¹
+
+
+def test_no_random_restart_finds_a_larger_action(saddle_case):
+    *_, fl = saddle_case
+    act, C = fl.selected._act, fl.selected.C
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        A = rng.standard_normal(C.shape)
+        start = C + 0.3 * np.abs(C).max() * (A + A.T) / np.linalg.norm(A + A.T) * np.sqrt(C.shape[0])
+        try:
+            Cr, _ = maximise(act, start, gtol=1e-9, label="restart")
+        except Exception:  # a start outside the domain: skipped
+            continue
+        assert act.value(Cr) <= fl.action + 1e-8 * (1 + abs(fl.action))
+
+
+def test_above_the_climb_size_the_saddle_is_reported(saddle_case, monkeypatch):
+    net, X, Y, S, kappa, _ = saddle_case
+    monkeypatch.setattr(br, "CLIMB_MAX_N", 10)
+    with pytest.warns(RuntimeWarning, match="saddle"):
+        fl = sf.feature_learning(net, X, Y, supervised=S, kappa=kappa)
+    assert not fl.stable
