@@ -80,10 +80,10 @@ def size_row(T: int, P: int, samples: int, steps: int, repeat: int, progress: bo
     print(f"erf RNN T={T} P={P} (T·P = {T * P}), {samples} points, best of {repeat}: {t_nl:.1f} s wall, "
           f"{c_nl:.1f} s CPU; linear solver {t_lin:.2f} s wall, {c_lin:.2f} s CPU (CPU ratio "
           f"{c_nl / max(c_lin, 1e-9):.0f}); fl.error {fl.error:.3g}, ESS {fl.selected.moments.ess:.0f} of {samples}, "
-          f"{fl.evaluations} map evaluations, branch {fl.selected.name}; load {load0:.1f} -> "
+          f"{fl.evaluations} map evaluations ({fl.products} of them J·v), branch {fl.selected.name}; load {load0:.1f} -> "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     return fl, dict(T=T, P=P, wall=t_nl, cpu=c_nl, wall_linear=t_lin, error=fl.error,
-                    evaluations=fl.evaluations, load=load0)
+                    evaluations=fl.evaluations, products=fl.products, ess=fl.selected.moments.ess, load=load0)
 
 
 def main(argv=None):
