@@ -572,18 +572,6 @@ class NonlinearSolver:
             except NotPositiveDefinite:
                 fp.measure.adapt(None)
 
-    def _freeze(self, fp, x):
-        """The full Monte Carlo measure: the proposal chosen at x (:meth:`_adapt`), its points frozen
-        (:meth:`.tilted_mc.TiltedMC.freeze`: the sampled map is then an explicit function of x with an exact
-        Jacobian, :func:`jacobian_operator`)."""
-        mc = fp.measure
-        mc.thaw()
-        self._adapt(fp, x)
-        try:
-            mc.freeze(fp.act.point(x[0], kernel=False).Sigma, x[1])
-        except NotPositiveDefinite:
-            raise ConvergenceError("the starting point is outside the domain (C or Σ not positive definite)") from None
-
     def solve(self, s, x, measure, picard=0, label="forward-backward iteration", final=True, newton_steps=40,
               precondition=True):
         """The stationary point at s from x: Anderson while it keeps halving the residual, then Newton–Krylov
@@ -591,11 +579,11 @@ class NonlinearSolver:
         at each x from the same random numbers (smooth, close to linear along the path; J·v by forward
         differences over all points), and the points frozen once (an explicit map with exact J·v, but strongly
         nonlinear away from where they were drawn: the log-weights move like √d; at T = 8, P = 5 Newton on it
-        stalls from residuals ≳ 1e-2, and the frozen J lacks the motion of the points, with which Newton on the
-        first map stalls near 1e-3).  So Anderson and Newton run on the first until converged or stalled; a
-        ``final`` (or stalled) point is then frozen there and solved on the second: the proposal sits at the
-        solution reported, and :func:`solution_deviations` and :meth:`unstable_modes` use the exact J of the
-        sample solved with."""
+        stalls from residuals ≳ 1e-2; and the frozen J lacks the motion of the points: Newton on the first map
+        with it stalls near 1e-3).  So Anderson and Newton run on the first until converged or stalled; a
+        ``final`` (or stalled, from below ``FROZEN_START``) point is then frozen there and solved on the second:
+        the proposal sits at the solution reported, and :func:`solution_deviations` (and :meth:`unstable_modes`
+        at such a point) use the exact J of the sample solved with."""
         fp = FixedPoint(self.pr, s, measure)
         tol = self.tolerance(measure, final)
         mc = isinstance(measure, TiltedMC)
@@ -612,7 +600,8 @@ class NonlinearSolver:
             self.evaluations += len(err.history)
             pre = self.preconditioner(s, err.best) if precondition else None
             try:
-                out = self._newton(fp, s, err.best, tol, newton_steps, label, pre, stall=MOVING_STALL if mc else NEWTON_STALL)
+                out = self._newton(fp, s, err.best, tol, newton_steps, label, pre,
+                                   stall=MOVING_STALL if mc else NEWTON_STALL)
             except ConvergenceError as err2:
                 if not mc or getattr(err2, "best", None) is None or min(err2.history) > FROZEN_START:
                     raise
