@@ -50,12 +50,21 @@ UNSTABLE_TOL = 1e-9
 UNSTABLE_MAP = 1e-6
 #: the map's Jacobian is formed densely (one evaluation per unknown) up to this many unknowns
 DENSE_JACOBIAN = 128
+#: GMRES iterations (one cycle) per Newton step: the map's Jacobian is far from normal (causal chains in time), at
+#: T = 8, P = 5, s = 0.375 the exact J needs 30–60 iterations for a relative residual 0.1 without preconditioner
+KRYLOV = 120
 #: relative residual of the intermediate continuation points (only the end point is reported)
 PATH_TOL = 1e-6
 #: Monte Carlo estimators: the end point's residual tolerance is at least MC_TOL / √samples
 MC_TOL = 1e-3
 #: Monte Carlo estimators: intermediate continuation points to this many times the end point's tolerance
 MC_PATH_FACTOR = 10
+#: Monte Carlo: Newton steps on the map with moving points without a 10 % decrease before the frozen-point map
+#: takes over (:meth:`NonlinearSolver.solve`)
+MOVING_STALL = 2
+#: ... and only from a residual below this (T = 8, P = 5, erf: it converged from 0.017 and below, stalled from 0.012 and
+#: above — the log-weights of frozen points change like √d away from where they were drawn)
+FROZEN_START = 1e-2
 #: the Newton–Krylov corrector is preconditioned by the dense linearised Jacobian up to this many unknowns
 #: (2 n², n = T·P <= 41; one factorisation costs n(n+1) cheap map evaluations and O(n⁶) flops)
 DENSE_PRECONDITIONER = 3400
@@ -64,8 +73,6 @@ SEED_TOL = 1e-4
 #: Newton steps without a 10 % decrease of the residual after which the corrector gives up (at T·P = 40 near a
 #: fold it stalled at a constant residual 0.006–0.04 for all 40 allowed steps, 15 s each time)
 NEWTON_STALL = 5
-#: the Newton–Krylov Jacobian-vector products use one of this many batches of the Monte Carlo points
-JACOBIAN_BATCHES = 4
 #: Newton steps allowed from a point displaced along an unstable mode (a seed that does not converge
 #: quickly is dropped: at T·P = 40 one cost ~2500 map evaluations with the general limit of 40)
 SEED_NEWTON_STEPS = 10
@@ -205,40 +212,47 @@ def anderson(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: int = 
     raise err
 
 
-def fixed_point_operator(fp: FixedPoint, x: np.ndarray, g0: np.ndarray, rel_step: float = 1e-7,
-                         batch=None) -> LinearOperator:
+def fixed_point_operator(fp: FixedPoint, x: np.ndarray, g0: np.ndarray, rel_step: float = 1e-7) -> LinearOperator:
     """v -> (1 − J) v with J = ∂G/∂x at x (G(x) = ``g0``), by forward differences of the (smooth) map along
-    the symmetrised v; the step is ``rel_step`` × max |x| / max |v|.  ``batch`` = (k, B): the Jacobian of the
-    map sampled with the k-th of B batches of the Monte Carlo points (``g0`` is then recomputed on it): B
-    times cheaper, and still J up to its sampling error — a Newton direction, not the residual."""
+    the symmetrised v; the step is ``rel_step`` × max |x| / max |v|.  For the deterministic rules (quadrature,
+    the linearised surrogate); frozen Monte Carlo points have the exact :func:`jacobian_operator`."""
     scale = np.abs(x).max()
-    mc = sampler(fp.measure) if batch is not None else None
-    if mc is not None:
-        g0 = _on_batch(mc, batch, lambda: fp.evaluate(x)[0])
 
     def matvec(v):
         v = np.asarray(v).ravel()
         eps = rel_step * scale / max(np.abs(v).max(), 1e-300)
         xv = x + eps * v.reshape(x.shape)
         xv = 0.5 * (xv + np.swapaxes(xv, -1, -2))
-        gv = fp.evaluate(xv)[0] if mc is None else _on_batch(mc, batch, lambda: fp.evaluate(xv)[0])
-        return v - (gv - g0).ravel() / eps
+        return v - (fp.evaluate(xv)[0] - g0).ravel() / eps
 
     return LinearOperator((x.size, x.size), matvec=matvec, dtype=float)
 
 
-def sampler(measure):
-    """The Monte Carlo estimator behind ``measure`` (None for deterministic rules)."""
-    inner = measure.inner if isinstance(measure, BlockMeasure) else measure
-    return inner if isinstance(inner, TiltedMC) else None
+def jacobian_operator(fp: FixedPoint, x: np.ndarray, evaluated=None) -> LinearOperator:
+    """v -> (1 − J) v at x (``evaluated``: fp.evaluate(x) if known).  Exact where the measure differentiates its
+    estimates (``Moments.jvp``: frozen Monte Carlo points): with v = (δC, δĈ) symmetrised, δΣ = Σ(δC) (linear),
 
+        J v = (δ⟨φφᵀ⟩,  Bᵀ(Wm ∘ Aᵀ δ(Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹) A)B + δ[σ_v² E_S(M_out ∘ wwᵀ)])
 
-def _on_batch(mc, batch, fn):
-    saved, mc.batch = mc.batch, batch
-    try:
-        return fn()
-    finally:
-        mc.batch = saved
+    (the last term :meth:`.action.LinearAction.data_hessp`; δ of the middle one the Stein estimate's, or from
+    δ⟨hhᵀ⟩ for kinked φ); else forward differences (:func:`fixed_point_operator`)."""
+    gx, p, m = fp.evaluate(x) if evaluated is None else evaluated
+    if m.jvp is None:
+        return fixed_point_operator(fp, x, gx)
+    act = fp.act
+
+    def matvec(v):
+        v = np.asarray(v).ravel()
+        dC, dCh = 0.5 * (v.reshape(x.shape) + np.swapaxes(v.reshape(x.shape), -1, -2))
+        dS = act.dsigma(dC)
+        dff, dhh, dT = m.jvp(dS, dCh)
+        if dT is None:  # δ(Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹)
+            Si = p.Sinv
+            X = Si @ dS @ Si @ m.hh @ Si
+            dT = Si @ dhh @ Si - X - X.T + Si @ dS @ Si
+        return v - np.stack([dff, act.sigma_adjoint(dT) + act.data_hessp(p, dC)]).ravel()
+
+    return LinearOperator((x.size, x.size), matvec=matvec, dtype=float)
 
 
 def dense_preconditioner(surrogate: FixedPoint, x: np.ndarray) -> LinearOperator:
@@ -267,40 +281,57 @@ def dense_preconditioner(surrogate: FixedPoint, x: np.ndarray) -> LinearOperator
     return LinearOperator((x.size, x.size), matvec=apply, dtype=float)
 
 
-def newton_krylov(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: int = 40, krylov: int = 60,
-                  label: str = "forward-backward iteration", preconditioner=None, batches: int = 1):
+def newton_krylov(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: int = 40, krylov: int = KRYLOV,
+                  label: str = "forward-backward iteration", preconditioner=None, stall: int = NEWTON_STALL,
+                  stats: dict | None = None):
     """Newton's method on F(x) = G(x) − x of :class:`FixedPoint`: (1 − J) δx = F by GMRES
     (:func:`fixed_point_operator`; relative residual η = min(0.1, ‖F‖/‖x‖) (Eisenstat–Walker), at most
     ``krylov`` products), then backtracking along the Newton direction on max |F| that also halves steps leaving the
     domain (C or Σ not positive definite).  Returns (x, point, moments, map evaluations); residual as in
-    :func:`anderson`.  ``preconditioner``: M ≈ (1 − J)⁻¹ (:func:`dense_preconditioner`); ``batches`` > 1: J·v
-    on one of that many batches of the Monte Carlo points (:func:`fixed_point_operator`), counted as
-    1/``batches`` evaluation.  Converges where the plain or Anderson iteration of G does not (G need not be
-    contractive: its Jacobian has eigenvalues beyond 1 at strong signal, even for linear φ)."""
+    :func:`anderson`; ConvergenceError after ``stall`` steps without a 10 % decrease, its ``best``: the point of
+    smallest residual.  ``preconditioner``:
+    M ≈ (1 − J)⁻¹ (:func:`dense_preconditioner`, applied on the right: GMRES minimises the true residual); J·v by
+    :func:`jacobian_operator`, each counted as one evaluation.  Converges where the plain or Anderson iteration of
+    G does not (G need not be contractive: its Jacobian has eigenvalues beyond 1 at strong signal, even for
+    linear φ).  ``stats["products"]`` (if given) counts the J·v products."""
     x, hist, evals = x0.copy(), [], 0
+    stats = {"products": 0} if stats is None else stats
     try:
         gx, p, m = fp.evaluate(x)
     except NotPositiveDefinite:
         raise ConvergenceError(f"{label}: the starting point is outside the domain") from None
     f = gx - x
     r = float(np.abs(f).max() / max(np.abs(x).max(), 1e-300))
-    counter = [1]
+    counter, best = [1], (r, x)
+
+    def failed(msg):
+        err = ConvergenceError(f"{label}: {msg}", hist)
+        err.best, err.evaluations = best[1], int(round(counter[0]))
+        return err
+
     for _ in range(maxiter):
         hist.append(r)
         if not np.isfinite(r):
-            raise ConvergenceError(f"{label}: non-finite residual", hist)
+            raise failed("non-finite residual")
+        if r < best[0]:
+            best = (r, x)
         if r < tol:
             return x, p, m, int(round(counter[0]))
-        if len(hist) > NEWTON_STALL and r > 0.9 * hist[-1 - NEWTON_STALL]:
-            raise ConvergenceError(f"{label}: Newton stalled (residual {r:.3g}, {NEWTON_STALL} steps without a 10 % "
-                                   "decrease: no root nearby, e.g. past a fold)", hist)
-        sub = batches > 1 and sampler(fp.measure) is not None
-        op = fixed_point_operator(fp, x, gx, batch=(0, batches) if sub else None)
-        cost = 1.0 / batches if sub else 1.0
-        counted = LinearOperator(op.shape, matvec=lambda v: (counter.__setitem__(0, counter[0] + cost), op.matvec(v))[1],
-                                 dtype=float)
-        dx = gmres(counted, f.ravel(), rtol=min(0.1, max(r, 1e-6)), restart=krylov, maxiter=1,
-                   M=preconditioner)[0].reshape(x.shape)
+        if len(hist) > stall and r > 0.9 * hist[-1 - stall]:
+            raise failed(f"Newton stalled (residual {r:.3g}, {stall} steps without a 10 % decrease: no root "
+                         "nearby, e.g. past a fold)")
+        op = jacobian_operator(fp, x, (gx, p, m))
+        def product(v):
+            counter[0] += 1
+            stats["products"] += 1
+            return op.matvec(v)
+
+        counted = LinearOperator(op.shape, matvec=product, dtype=float)
+        if preconditioner is not None:  # right-preconditioned: GMRES minimises the true residual
+            M = preconditioner
+            counted = LinearOperator(op.shape, matvec=lambda v, A=counted: A.matvec(M.matvec(v)), dtype=float)
+        dx = gmres(counted, f.ravel(), rtol=min(0.1, max(r, 1e-6)), restart=krylov, maxiter=1)[0]
+        dx = (dx if preconditioner is None else preconditioner.matvec(dx)).reshape(x.shape)
         dx = 0.5 * (dx + np.swapaxes(dx, -1, -2))
         t = 1.0
         for _ in range(12):
@@ -317,19 +348,19 @@ def newton_krylov(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: i
                 break
             t *= 0.5
         else:
-            raise ConvergenceError(f"{label}: no step along the Newton direction stays in the domain", hist)
+            raise failed("no step along the Newton direction stays in the domain")
         x, gx, p, m, f, r = xt, gt, pt, mt, ft, rt
-    raise ConvergenceError(f"{label}: no convergence in {maxiter} Newton steps", hist)
+    raise failed(f"no convergence in {maxiter} Newton steps")
 
 
 def solution_deviations(fp: FixedPoint, x: np.ndarray, batches: int = 4, rtol: float = 0.05) -> np.ndarray:
     """Deviations δx_k of the solution x* of x = G(x) (entries of C and Ĉ) when only the k-th of ``batches``
     disjoint batches of the common random numbers is used: δx_k = (1 − J)⁻¹ δG_k, with δG_k the deviation of
-    the map on batch k and J·v by finite differences of the (smooth) sampled map (:func:`fixed_point_operator`),
-    solved by GMRES.  Shape (batches,) + x.shape; the standard error of x* is their std / √batches
+    the map on batch k and J·v of the whole sample (:func:`jacobian_operator`), solved by GMRES.  Shape (batches,) + x.shape; the standard error of x* is their std / √batches
     (:func:`batch_error`)."""
     mc = fp.measure.inner if isinstance(fp.measure, BlockMeasure) else fp.measure
-    g0 = fp.evaluate(x)[0]
+    ev = fp.evaluate(x)
+    g0 = ev[0]
     devs = []
     try:
         for k in range(batches):
@@ -337,8 +368,7 @@ def solution_deviations(fp: FixedPoint, x: np.ndarray, batches: int = 4, rtol: f
             devs.append((fp.evaluate(x)[0] - g0).ravel())
     finally:
         mc.batch = None
-    # J on one batch of the points (a quarter of the cost): an error estimate needs J only roughly
-    op = fixed_point_operator(fp, x, g0, rel_step=1e-6, batch=(0, batches))
+    op = jacobian_operator(fp, x, ev)
     dx = []
     for d in devs:
         sol, _ = gmres(op, d, rtol=rtol, maxiter=40, restart=40)
@@ -358,7 +388,7 @@ class NLBranch:
     def __init__(self, name, x, action, error, moments):
         self.name, self.C, self.Chat, self.action, self.error, self.moments = name, x[0], x[1], action, error, moments
         self.offlag_eigenvalue = float("nan")  # lag-sector Hessian (symmetric) / J − 1 (continued) eigenvalue
-        self.fixed_point = self.deviations = self.proposal = None  # set by NonlinearSolver.branch
+        self.fixed_point = self.deviations = self.proposal = self.sample = None  # set by NonlinearSolver.branch
 
     C_Chat = property(lambda self: np.stack([self.C, self.Chat]))
 
@@ -433,8 +463,9 @@ class NonlinearFeatureLearning:
             fine = f if X_new is None else self._predict_at(x, br.moments.points, X_new, mirrored, FINE_INNER_NODES)
             return f, np.abs(fine - f) + br.error * np.abs(f)
         fp, mc = br.fixed_point, self._sampler()
-        saved = mc.Q
+        saved = mc.Q, mc.frozen
         mc.adapt(br.proposal)
+        mc.frozen = br.sample
         dev = []
         try:
             for k, dx in enumerate(br.deviations):
@@ -444,7 +475,8 @@ class NonlinearFeatureLearning:
                 dev.append(self._predict_at(xk, m.points, X_new, mirrored) - f)
         finally:
             mc.batch = None
-            mc.adapt(saved)
+            mc.adapt(saved[0])
+            mc.frozen = saved[1]
         return f, batch_error(np.array(dev))
 
     def _sampler(self):
@@ -513,6 +545,7 @@ class NonlinearSolver:
         self._fine = (measure_for(pr, pr.n, samples, seed, None if nodes is None else int(1.5 * nodes)),
                       measure_for(pr, pr.P, samples, seed, None if nodes is None else int(1.5 * nodes)))
         self.evaluations = 0
+        self.stats = {"products": 0}  # J·v products of the Newton–Krylov corrector
         self._pre = None  # (s, M): the dense preconditioner and where it was factorised
 
     def start(self) -> np.ndarray:
@@ -539,37 +572,71 @@ class NonlinearSolver:
             except NotPositiveDefinite:
                 fp.measure.adapt(None)
 
-    @property
-    def jacobian_batches(self) -> int:
-        """Batches of the Monte Carlo points of which one samples the Jacobian-vector products (at least ~1000
-        points in it, at most JACOBIAN_BATCHES batches)."""
-        return max(1, min(JACOBIAN_BATCHES, self.samples // 1000))
-
     def solve(self, s, x, measure, picard=0, label="forward-backward iteration", final=True, newton_steps=40,
               precondition=True):
+        """The stationary point at s from x: Anderson while it keeps halving the residual, then Newton–Krylov
+        (:func:`newton_krylov`) from its best point.  The full Monte Carlo measure has two maps: the points drawn
+        at each x from the same random numbers (smooth, close to linear along the path; J·v by forward
+        differences over all points), and the points frozen once (an explicit map with exact J·v, but strongly
+        nonlinear away from where they were drawn: the log-weights move like √d; at T = 8, P = 5 Newton on it
+        stalls from residuals ≳ 1e-2; and the frozen J lacks the motion of the points: Newton on the first map
+        with it stalls near 1e-3).  So Anderson and Newton run on the first until converged or stalled; a
+        ``final`` (or stalled, from below ``FROZEN_START``) point is then frozen there and solved on the second:
+        the proposal sits at the solution reported, and :func:`solution_deviations` (and :meth:`unstable_modes`
+        at such a point) use the exact J of the sample solved with."""
         fp = FixedPoint(self.pr, s, measure)
-        self._adapt(fp, x)
         tol = self.tolerance(measure, final)
+        mc = isinstance(measure, TiltedMC)
+        if mc:
+            measure.thaw()
+        self._adapt(fp, x)
+        pre, converged = None, True
         try:
-            xs, p, m, ev = anderson(fp, x, tol=tol, picard=picard, stall=ANDERSON_STALL, label=label)
+            out = anderson(fp, x, tol=tol, picard=picard, stall=ANDERSON_STALL, label=label)
+            self.evaluations += out[3]
         except ConvergenceError as err:
             if getattr(err, "best", None) is None:
                 raise
             self.evaluations += len(err.history)
-            batches = self.jacobian_batches
             pre = self.preconditioner(s, err.best) if precondition else None
             try:
-                xs, p, m, ev = newton_krylov(fp, err.best, tol=tol, maxiter=newton_steps, label=label,
-                                             preconditioner=pre, batches=batches)
-            except ConvergenceError:
-                if pre is None or self._pre[0] == s:
+                out = self._newton(fp, s, err.best, tol, newton_steps, label, pre,
+                                   stall=MOVING_STALL if mc else NEWTON_STALL)
+            except ConvergenceError as err2:
+                if not mc or getattr(err2, "best", None) is None or min(err2.history) > FROZEN_START:
                     raise
-                # a preconditioner factorised at another s: refactorise here and retry once
-                xs, p, m, ev = newton_krylov(fp, err.best, tol=tol, maxiter=newton_steps, label=label,
-                                             preconditioner=self.preconditioner(s, err.best, fresh=True),
-                                             batches=batches)
-        self.evaluations += ev
-        return xs, (fp, p, m, ev)
+                self.evaluations += err2.evaluations
+                out, converged = (err2.best,), False
+        if mc and (final or not converged):
+            self._freeze(fp, out[0])
+            if pre is None and precondition:
+                pre = self.preconditioner(s, out[0])
+            out = self._newton(fp, s, out[0], tol, newton_steps, label, pre)
+        return out[0], (fp,) + tuple(out[1:])
+
+    def _freeze(self, fp, x):
+        """The full Monte Carlo measure: the proposal chosen at x (:meth:`_adapt`), its points frozen
+        (:meth:`.tilted_mc.TiltedMC.freeze`)."""
+        fp.measure.thaw()
+        self._adapt(fp, x)
+        try:
+            fp.measure.freeze(fp.act.point(x[0], kernel=False).Sigma, x[1])
+        except NotPositiveDefinite:
+            raise ConvergenceError("the starting point is outside the domain (C or Σ not positive definite)") from None
+
+    def _newton(self, fp, s, x, tol, newton_steps, label, pre, stall=NEWTON_STALL):
+        try:
+            out = newton_krylov(fp, x, tol=tol, maxiter=newton_steps, label=label, preconditioner=pre, stall=stall,
+                                stats=self.stats)
+        except ConvergenceError as err:
+            if pre is None or self._pre[0] == s or stall < NEWTON_STALL:
+                raise
+            self.evaluations += err.evaluations
+            # a preconditioner factorised at another s: refactorise here and retry once
+            out = newton_krylov(fp, x, tol=tol, maxiter=newton_steps, label=label,
+                                preconditioner=self.preconditioner(s, x, fresh=True), stats=self.stats)
+        self.evaluations += out[3]
+        return out
 
     def preconditioner(self, s, x, fresh=False):
         """:func:`dense_preconditioner` for problems up to ``DENSE_PRECONDITIONER`` unknowns (else None), factorised
@@ -615,6 +682,7 @@ class NonlinearSolver:
         # what the predictions need to reuse this estimator: the map, its proposal, the batch deviations
         b.fixed_point, b.deviations = fp, deviations
         b.proposal = None if getattr(fp.measure, "Q", None) is None else fp.measure.Q.copy()
+        b.sample = getattr(fp.measure, "frozen", None)  # the frozen Monte Carlo points solved with
         return b
 
     def symmetric(self, steps):
@@ -709,14 +777,12 @@ class NonlinearSolver:
 
     def unstable_modes(self, fp: FixedPoint, x: np.ndarray, k: int = 6):
         """Real eigenvalues λ > 1 + UNSTABLE_MAP of the map's Jacobian J at the fixed point x, largest first,
-        with their unit eigenvectors (shape x.shape), by Arnoldi (ARPACK) on the finite-difference J·v.
+        with their unit eigenvectors (shape x.shape), by Arnoldi (ARPACK) on J·v (:func:`jacobian_operator`).
         det(1 − J) changes sign where a real eigenvalue crosses 1: a bifurcation of the branch continued
         from s = 0 (T = 8, P = 5, linear φ: at s ≈ 0.36, past which it is a saddle of the action).  Not a
         stability test by itself: the branch of largest action has such eigenvalues too (2.96 at s = 0.75
         there), so the caller compares actions."""
-        g0 = fp.evaluate(x)[0]
-        op = fixed_point_operator(fp, x, g0, batch=(0, self.jacobian_batches) if sampler(fp.measure) is not None
-                                  else None)
+        op = jacobian_operator(fp, x)
         J = LinearOperator(op.shape, matvec=lambda v: v - op.matvec(v), dtype=float)
         if x.size <= DENSE_JACOBIAN:
             vals, vecs = np.linalg.eig(J.matmat(np.eye(x.size)))
@@ -814,7 +880,8 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
     top = max(b.action for b in candidates)
     best = next(b for b in candidates if b.action >= top - 1e-12 * (1 + abs(top)))
     out = NonlinearFeatureLearning(pr, branches, best, s_branch, path)
-    out.evaluations = sv.evaluations  # map evaluations of the corrector (benchmarks)
+    out.evaluations = sv.evaluations  # map evaluations of the corrector, J·v products included (benchmarks)
+    out.products = sv.stats["products"]
     return out
 
 

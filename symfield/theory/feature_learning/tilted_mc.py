@@ -60,8 +60,42 @@ def slopes(phi, Sigma) -> np.ndarray | None:
     return None if der is None else w @ der[0]
 
 
+class Sample:
+    """The points of one importance sample and everything about them that does not depend on (Σ, Ĉ): the span
+    basis U (None: the sites), coordinates Hu, sites H = U Hu, φ(H), its derivatives (None for kinked φ) and
+    ln q(h_k) of the mixture they were drawn from; ``m`` of them from the N(0, Σ) component."""
+
+    def __init__(self, U, Hu, H, F, derivs, lnq, m):
+        self.U, self.Hu, self.H, self.F, self.derivs, self.lnq, self.m = U, Hu, H, F, derivs, lnq, m
+
+    def rows(self, batch) -> "Sample":
+        """The k-th of B interleaved batches (``batch`` = (k, B)), with the mixture proportions of the whole."""
+        if batch is None:
+            return self
+        k, B = batch
+        idx = np.concatenate([np.arange(self.m)[k::B], np.arange(self.m, len(self.Hu))[k::B]])
+        d = None if self.derivs is None else tuple(a[idx] for a in self.derivs)
+        return Sample(self.U, self.Hu[idx], self.H[idx], self.F[idx], d, self.lnq[idx], len(range(k, self.m, B)))
+
+
+def stein_terms(d, FC, G, Chat, wn):
+    """Σ_k wn_k [∇V∇Vᵀ + ∇²V](h_k) with ∇V = G = φ' ∘ Ĉφ (FC = φĈ), ∇²V = diag(φ')Ĉdiag(φ') + diag(φ'' ∘ Ĉφ)
+    (module docstring; ``wn`` of any sign: also the derivative of the average along the weights)."""
+    T = (G * wn[:, None]).T @ G + Chat * ((d[0] * wn[:, None]).T @ d[0]) + np.diag(wn @ (d[1] * FC))
+    return 0.5 * (T + T.T)
+
+
 class TiltedMC(OnSpan):
-    """Importance-sampling estimator with common random numbers (module docstring)."""
+    """Importance-sampling estimator with common random numbers (module docstring).
+
+    :meth:`freeze` keeps the points of one proposal: the estimate is then an explicit function of (Σ, Ĉ)
+    through the weights alone, ln w_k = −½ h_kᵀΣ⁻¹h_k − ½ ln det Σ + ½ φ_kᵀĈφ_k − ln q(h_k), and ``Moments.jvp``
+    is its exact directional derivative along (δΣ, δĈ):
+
+        δ⟨f⟩ = Σ_k w̄_k (f_k − ⟨f⟩) δ ln w_k + ⟨δf⟩,   δ ln w_k = ½ a_kᵀδΣa_k + ½ φ_kᵀδĈφ_k + const,  a_k = Σ⁻¹h_k,
+
+    δf ≠ 0 only for the Stein terms (explicit in Ĉ); it returns (δ⟨φφᵀ⟩, δ⟨hhᵀ⟩ or None, δ tilt or None) —
+    δ⟨hhᵀ⟩ only without φ'' (kinked φ).  O(M n²) for M points, about one evaluation."""
 
     exact = False
 
@@ -70,6 +104,7 @@ class TiltedMC(OnSpan):
         self._z = {}
         self.Q = None  # proposal covariance set by adapt(); None: the base covariance rule
         self.batch = None  # (b, B): use only the b-th of B interleaved batches of the points (error estimates)
+        self.frozen = None  # a Sample used for every (Σ, Ĉ) (freeze); None: points drawn at each call
 
     def normals(self, d: int) -> np.ndarray:
         if d not in self._z:
@@ -81,9 +116,18 @@ class TiltedMC(OnSpan):
         """Use N(0, Q) (Q ≻ 0) as the main proposal component from now on (None: reset)."""
         self.Q = None if Q is None else 0.5 * (Q + Q.T)
 
-    def tilted(self, Sigma, Chat, errors: bool = False) -> Moments:
+    def freeze(self, Sigma, Chat) -> Sample:
+        """Draw the points of the proposal at (Σ, Ĉ) and use them for every later call (until :meth:`thaw`)."""
+        self.frozen = None
+        self.frozen = self.draw(Sigma, Chat)
+        return self.frozen
+
+    def thaw(self):
+        self.frozen = None
+
+    def draw(self, Sigma, Chat) -> Sample:
+        """The common random numbers mapped to the mixture α N(0, Σ) + (1 − α) N(0, Q), Q as the module says."""
         U, Su = self.on_span(Sigma)
-        d = Su.shape[0]
         Q = None
         if self.Q is not None and self.Q.shape == Sigma.shape:
             Q = restrict(U, self.Q)
@@ -91,18 +135,13 @@ class TiltedMC(OnSpan):
                 Q = None
         if Q is None:
             Q = linearised_covariance(Sigma, U, Su, Chat, self.phi)
-        Z = self.normals(d)
+        Z = self.normals(Su.shape[0])
         m = int(round(self.defensive * self.samples))
-        if self.batch is not None:  # the same mixture proportions in every batch
-            k, B = self.batch
-            Z = np.concatenate([Z[:m][k::B], Z[m:][k::B]])
-            m = len(range(k, m, B))
         Ls, Lq = _chol(Su, "Σ(C)"), _chol(Q, "the proposal covariance")
         Hu = np.empty_like(Z)
         Hu[:m] = Z[:m] @ Ls.T
         Hu[m:] = Z[m:] @ Lq.T
         H = Hu if U is None else Hu @ U.T  # on the span: lifted to the sites (OnSpan)
-        F = apply_phi(self.phi, H)
         a = Hu @ np.linalg.inv(Ls).T
         b = Hu @ np.linalg.inv(Lq).T
         lnS = -0.5 * np.einsum("ki,ki->k", a, a) - np.log(np.diag(Ls)).sum()
@@ -110,15 +149,39 @@ class TiltedMC(OnSpan):
         alpha = m / len(Z)
         with np.errstate(divide="ignore"):
             lnq = np.logaddexp(np.log(alpha) + lnS, np.log1p(-alpha) + lnQ)
-        tilt = 0.5 * np.einsum("ki,ki->k", F @ Chat, F)
-        out = weighted_moments(H, F, lnS - lnq + tilt, errors=errors)
-        d = phi_derivatives(self.phi, H)
-        if d is not None:  # Stein: Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ = ⟨∇V∇Vᵀ + ∇²V⟩, V = ½φᵀĈφ (no Σ⁻¹, exactly 0 at Ĉ = 0)
-            wn = np.exp(lnS - lnq + tilt - np.max(lnS - lnq + tilt))
-            wn /= wn.sum()
-            FC = F @ Chat
+        return Sample(U, Hu, H, apply_phi(self.phi, H), phi_derivatives(self.phi, H), lnq, m)
+
+    def tilted(self, Sigma, Chat, errors: bool = False) -> Moments:
+        smp = (self.frozen or self.draw(Sigma, Chat)).rows(self.batch)
+        Su = restrict(smp.U, Sigma)
+        Ls = _chol(Su, "Σ(C)")
+        A = smp.Hu @ np.linalg.inv(Su)  # a_k = Σ⁻¹h_k (span coordinates)
+        lnS = -0.5 * np.einsum("ki,ki->k", A, smp.Hu) - np.log(np.diag(Ls)).sum()
+        F, d = smp.F, smp.derivs
+        FC = F @ Chat
+        out = weighted_moments(smp.H, F, lnS - smp.lnq + 0.5 * np.einsum("ki,ki->k", FC, F), errors=errors)
+        wn = out.points[0][3]
+        G = dwd = None
+        if d is not None:  # Stein: Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ = ⟨∇V∇Vᵀ + ∇²V⟩, V = ½φᵀĈφ (no Σ⁻¹, 0 at Ĉ = 0)
             G = d[0] * FC
-            T = (G * wn[:, None]).T @ G + Chat * ((d[0] * wn[:, None]).T @ d[0]) + np.diag(wn @ (d[1] * FC))
-            out.tilt = 0.5 * (T + T.T)
-        out.logZ -= np.log(len(Z))
+            dwd = (d[0] * wn[:, None]).T @ d[0]
+            out.tilt = stein_terms(d, FC, G, Chat, wn)
+        out.logZ -= np.log(len(F))
+        if self.frozen is not None:
+            def jvp(dSigma, dChat):
+                """Exact derivative of the frozen-sample estimates (class docstring)."""
+                dSu = restrict(smp.U, dSigma)
+                dl = 0.5 * np.einsum("ki,ki->k", A @ dSu, A)
+                FdC = F @ dChat
+                dl += 0.5 * np.einsum("ki,ki->k", FdC, F)
+                c = wn * (dl - wn @ dl)  # w̄_k (δ ln w_k − ⟨δ ln w⟩)
+                dff = (F * c[:, None]).T @ F
+                if d is None:
+                    dhh = (smp.H * c[:, None]).T @ smp.H
+                    return 0.5 * (dff + dff.T), 0.5 * (dhh + dhh.T), None
+                GdG = (G * wn[:, None]).T @ (d[0] * FdC)
+                dT = (stein_terms(d, FC, G, Chat, c) + GdG + GdG.T + dChat * dwd
+                      + np.diag(wn @ (d[1] * FdC)))
+                return 0.5 * (dff + dff.T), None, dT
+            out.jvp = jvp
         return out

@@ -122,6 +122,9 @@ class Moments:
     ess: float = float("inf")
     extra: dict = field(default_factory=dict)
     points: list | None = None
+    #: (δΣ, δĈ) -> (δ⟨φφᵀ⟩, δ⟨hhᵀ⟩, δ tilt or None): the exact derivative of these estimates (frozen Monte Carlo
+    #: points, :meth:`.tilted_mc.TiltedMC.freeze`); None: not available
+    jvp: object = None
 
 
 def _chol(M: np.ndarray, name: str) -> np.ndarray:
