@@ -518,7 +518,11 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
     ``method`` 'matrix': the lag-sector spectra are computed at the points a bisection for the first
     unstable scale visits (``Branch.offlag_eigenvalue`` is nan at the others) and the broken branch is
     continued with a secant predictor; 'reference': the spectra at every point (the solver before the
-    scale work, kept as the benchmark reference)."""
+    scale work, kept as the benchmark reference).
+
+    Without a symmetric sector (sequential tasks) only the continued branch is followed and its stability is not
+    checked per scale: a point may be a saddle of S (``Branch.stable``; :func:`feature_learning` checks it at s = 1
+    and leaves a saddle, :func:`_climb_from_saddle`)."""
     pr = problem(check_spec(spec), X, Y, supervised, kappa, readout)
     scales = np.asarray(scales, dtype=float)
     if scales.ndim != 1 or scales.size == 0 or np.any(np.diff(scales) <= 0) or scales[0] <= 0:
