@@ -155,3 +155,10 @@ def test_overflowing_inputs_refused_naming_the_scale(phi, scale):
     erf: the input Gram overflows) raises NonFiniteKernel saying to rescale X, not a bare numerical error."""
     with np.errstate(over="ignore"), pytest.raises(sf.NonFiniteKernel, match="rescale X"):
         sf.mean_field(sf.RNN(2, phi=phi), [[scale, 0.3 * scale], [-0.5 * scale, 0.2 * scale]])
+
+
+def test_overflow_deep_in_the_compiled_shells_names_the_scale():
+    """ReLU g = 5: the variance grows like 12.5^t and overflows near t = 280 inside the compiled shells; the hint
+    reads the variances the shells reached (before: only those of step 1, so no hint)."""
+    with np.errstate(over="ignore"), pytest.raises(sf.NonFiniteKernel, match="variance was inf"):
+        sf.mean_field(sf.RNN(300, phi="relu", g=5.0), [[1.0, 0.3], [-0.5, 0.2]])

@@ -326,6 +326,11 @@ def _scale_hint(variances: np.ndarray) -> str:
     return f"; the largest pre-activation variance was {top:.3g} (overflow): rescale X (or g_in, sigma_b2, g)"
 
 
+def _block_error(t: int, hi: int, err: FloatingPointError, variances: np.ndarray) -> NonFiniteKernel:
+    """The NonFiniteKernel of block (t, hi) whose kernel map raised ``err`` (variances of the shells before hi)."""
+    return NonFiniteKernel(f"non-finite kernel in block ({t}, {hi}): {err}" + _scale_hint(variances[:hi]))
+
+
 def _bar(spec, progress):
     return progress_bar(spec.T, "mean_field shells", progress)
 
@@ -338,7 +343,7 @@ def _by_shells(spec, X, km, dense, progress=False, sdet=None) -> MeanField:
 
 def _shells(spec, X, km, dense, progress, sdet, bar) -> MeanField:
     T, P = spec.T, X.shape[0]
-    variances = np.empty((T, P))
+    variances = np.zeros((T, P))  # filled shell by shell by the compiled shells (zeros: not reached, for the hint)
     R, Q = np.empty((T, km.n_row, P)), np.empty((T, km.n_col, P))
     dense[0, 0] = sdet(0, 0)
     variances[0] = np.diag(dense[0, 0])
@@ -348,7 +353,7 @@ def _shells(spec, X, km, dense, progress, sdet, bar) -> MeanField:
     for lo, end in ([(hi, hi + 1) for hi in range(1, T)] if progress else [(1, T)]):
         if km.shells(lo, end, dense, variances, R, Q, bias, mask, g2):
             raise NonFiniteKernel(f"non-finite kernel in shells {lo}..{end - 1} (phi={spec.phi_fn.name})"
-                                  + _scale_hint(variances[:lo]))
+                                  + _scale_hint(variances))
         bar.update(end - lo)
     blocks = {(a, b): dense[a, b] for b in range(T) for a in range(b + 1)}
     return MeanField(spec, X, blocks, set(), variances, "all", dense)
@@ -394,8 +399,7 @@ def _with_skip(spec, X, km, keep, progress, sdet) -> MeanField:
             return km.block(variances[t - 1], variances[hi - 1], C[t - 1, hi - 1], s_th, mask[t, hi],
                             g2[hi - 1], symmetric=(t == hi))
         except FloatingPointError as err:
-            raise NonFiniteKernel(f"non-finite kernel in block ({t}, {hi}): {err}"
-                                  + _scale_hint(variances[:hi])) from None
+            raise _block_error(t, hi, err, variances) from None
 
     def on_shell(hi, C):
         variances[hi] = np.diag(C[hi, hi])
@@ -437,8 +441,7 @@ def _by_blocks(spec, X, km, keep, progress=False, sdet=None, sides=None) -> Mean
                                            sdet(a, hi), mask[a, hi], g2[hi - 1], symmetric=(a == hi),
                                            triangle=(a == hi), out=spare.pop() if spare else None, sides=hoisted)
             except FloatingPointError as err:
-                raise NonFiniteKernel(f"non-finite kernel in block ({a}, {hi}): {err}"
-                                      + _scale_hint(variances[:hi])) from None
+                raise _block_error(a, hi, err, variances) from None
             if a == hi:
                 upper.add((a, hi))
         variances[hi] = np.diag(blocks[(hi, hi)])

@@ -397,12 +397,13 @@ def _climb_from_saddle(sv: _Solver, branch: Branch, both_signs: bool, progress) 
         return []
     _log(progress, f"feature_learning: the continued branch is a saddle (top eigenvalue {branch.top_eigenvalue:.3g}); "
                    "climbing along its unstable direction")
-    lam, D = top_eigen(sv.act(1.0), branch.C, lags=None)
+    act = sv.act(1.0)
+    D = top_eigen(act, branch.C, lags=None)[1]
     floor = branch.action + 1e-9 * (1 + abs(branch.action))
     out = []
     for sign, name in ((1.0, "broken+"), (-1.0, "broken-"))[:2 if both_signs else 1]:
-        C = _seed_broken(sv, 1.0, branch.C, sign * D, left=lambda C: sv.act(1.0).value(C) > floor)
-        out.append(Branch(name, C, sv.act(1.0).value(C), sv.act(1.0)))
+        C = _seed_broken(sv, 1.0, branch.C, sign * D, left=lambda C: act.value(C) > floor)
+        out.append(Branch(name, C, act.value(C), act))
     return out
 
 
