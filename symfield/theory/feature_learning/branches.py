@@ -33,7 +33,7 @@ from .action import LinearAction, NotPositiveDefinite, gp_kernel, kernel_span
 from .blocks import Blocks
 from .problem import FLProblem, problem
 from .span import RANK_TOL, condition
-from .result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, cross_time_size, mirror
+from .result import SYMMETRIC_TOL, UNSTABLE_TOL, Branch, FeatureLearning, largest_action, cross_time_size, mirror
 from .reduced import Reduction, ReducedPoint, applicable as reduced_applicable
 from .reduced import not_applicable as reduced_not_applicable
 from .solver import maximise
@@ -290,7 +290,7 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
         if not sv.sym and not reference:  # the continued branch may have become a saddle (a Z2 broken spontaneously)
             branches += _climb_from_saddle(sv, branches[0], both_signs, progress)
         if red is not None:
-            fl = FeatureLearning(pr, act1, branches, _best(branches), path, None)
+            fl = FeatureLearning(pr, act1, branches, largest_action(branches), path, None)
             if fl.selected is branches[0]:
                 fl._error = red.error(sub, N, 1.0)
             return fl
@@ -325,7 +325,7 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
             if both_signs:
                 Cm = mirror(pr, Cb)
                 branches.append(Branch("broken-", Cm, act1.value(Cm), act1))
-        return FeatureLearning(pr, act1, branches, _best(branches), path, s_branch)
+        return FeatureLearning(pr, act1, branches, largest_action(branches), path, s_branch)
 
 
 def _other_symmetric_branch(sv: _Solver, C1: np.ndarray, overshoot: float, previous):
@@ -351,12 +351,6 @@ def _other_symmetric_branch(sv: _Solver, C1: np.ndarray, overshoot: float, previ
 def _order_sign(pr: FLProblem, C: np.ndarray) -> float:
     """Sign of the summed lag-1 kernel (fixes which mirror image is called 'broken+')."""
     return float(np.sign(np.sum(C[pr.lag() == 1])))
-
-
-def _best(branches: list) -> Branch:
-    """Largest action; ties (mirror branches of the Z2) go to the first listed."""
-    top = max(b.action for b in branches)
-    return next(b for b in branches if b.action >= top - 1e-12 * (1 + abs(top)))
 
 
 def _seed_broken(sv: _Solver, s: float, C_sym: np.ndarray, D: np.ndarray, left=None) -> np.ndarray:

@@ -35,7 +35,7 @@ from ...solve import ConvergenceError, continue_in
 from .action import LinearAction, gp_kernel
 from .prediction import FINE_INNER_NODES, INNER_NODES, joint_kernel, joint_mirror, readout, tilted_joint_kernel
 from .problem import FLProblem
-from .result import SYMMETRIC_TOL, cross_time_size, mirror, outside_bulk
+from .result import SYMMETRIC_TOL, cross_time_size, largest_action, mirror, outside_bulk
 from .linearised import LinearisedMeasure
 from .threshold import top_lag
 from .tilted_mc import TiltedMC
@@ -248,8 +248,9 @@ def jacobian_operator(fp: FixedPoint, x: np.ndarray, evaluated=None) -> LinearOp
         dff, dhh, dT = m.jvp(dS, dCh)
         if dT is None:  # δ(Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹)
             Si = p.Sinv
-            X = Si @ dS @ Si @ m.hh @ Si
-            dT = Si @ dhh @ Si - X - X.T + Si @ dS @ Si
+            SdS = Si @ dS @ Si
+            X = SdS @ m.hh @ Si
+            dT = Si @ dhh @ Si - X - X.T + SdS
         return v - np.stack([dff, act.sigma_adjoint(dT) + act.data_hessp(p, dC)]).ravel()
 
     return LinearOperator((x.size, x.size), matvec=matvec, dtype=float)
@@ -285,7 +286,7 @@ def newton_krylov(fp: FixedPoint, x0: np.ndarray, tol: float = 1e-10, maxiter: i
                   label: str = "forward-backward iteration", preconditioner=None, stall: int = NEWTON_STALL,
                   stats: dict | None = None):
     """Newton's method on F(x) = G(x) − x of :class:`FixedPoint`: (1 − J) δx = F by GMRES
-    (:func:`fixed_point_operator`; relative residual η = min(0.1, ‖F‖/‖x‖) (Eisenstat–Walker), at most
+    (:func:`jacobian_operator`; relative residual η = min(0.1, ‖F‖/‖x‖) (Eisenstat–Walker), at most
     ``krylov`` products), then backtracking along the Newton direction on max |F| that also halves steps leaving the
     domain (C or Σ not positive definite).  Returns (x, point, moments, map evaluations); residual as in
     :func:`anderson`; ConvergenceError after ``stall`` steps without a 10 % decrease, its ``best``: the point of
@@ -877,8 +878,7 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
     # an unstable symmetric / continued branch is a saddle of S, never the maximum: the action comparison
     # (noisy for Monte Carlo estimates near the threshold) is among the remaining candidates
     candidates = branches[1:] if s_branch is not None else branches
-    top = max(b.action for b in candidates)
-    best = next(b for b in candidates if b.action >= top - 1e-12 * (1 + abs(top)))
+    best = largest_action(candidates)
     out = NonlinearFeatureLearning(pr, branches, best, s_branch, path)
     out.evaluations = sv.evaluations  # map evaluations of the corrector, J·v products included (benchmarks)
     out.products = sv.stats["products"]

@@ -116,6 +116,12 @@ def mirror(pr: FLProblem, C: np.ndarray) -> np.ndarray:
     return C * np.outer(j, j)
 
 
+def largest_action(branches: list):
+    """The branch of largest action; ties (mirror branches of the Z2) go to the first listed."""
+    top = max(b.action for b in branches)
+    return next(b for b in branches if b.action >= top - 1e-12 * (1 + abs(top)))
+
+
 def outside_bulk(eigenvalues: np.ndarray, g: float) -> np.ndarray:
     """The eigenvalues outside the bulk disc |λ| <= g of a W group (theory Sec. 8)."""
     return eigenvalues[np.abs(eigenvalues) > g * (1 + 1e-12)]
