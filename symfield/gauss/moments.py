@@ -206,15 +206,23 @@ def _function_part(expr: sp.Expr, atoms: bool = False) -> sp.Expr:
     return sp.Add(*kept)
 
 
+#: functions that make an expression piecewise
+_PIECEWISE = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise)
+
+
+def _pieces(expr: sp.Expr) -> tuple:
+    """(branch, condition) pairs of ``expr`` as one folded Piecewise (one pair (expr, True) if it has no pieces)."""
+    pw = sp.piecewise_fold(expr.rewrite(sp.Piecewise)) if expr.has(*_PIECEWISE) else expr
+    return pw.args if isinstance(pw, sp.Piecewise) else ((pw, sp.true),)
+
+
 def _one_sided(expr: sp.Expr, points: tuple, k: int, side: int):
     """The value at points[k] of the branch of ``expr`` (as a Piecewise) active just right (side +1) or left (-1)
     of it: the branch holding at the midpoint to the neighbouring point (or ±1/2 past the last), evaluated at the
     point itself; None if no branch holds or its value is not finite."""
     p = points[k]
     q = (p + points[k + side]) / 2 if 0 <= k + side < len(points) else p + side / 2
-    pw = sp.piecewise_fold(expr.rewrite(sp.Piecewise)) if expr.has(sp.Max, sp.Min, sp.Abs, sp.Heaviside,
-                                                                     sp.sign, sp.Piecewise) else expr
-    branches = pw.args if isinstance(pw, sp.Piecewise) else ((pw, sp.true),)
+    branches = _pieces(expr)
     for branch, cond in branches:
         if sp.sympify(cond).subs(_x, q) == sp.true:
             value = complex(sp.N(branch.subs(_x, p), 20))
@@ -250,11 +258,9 @@ def delta_atoms(phi: Nonlinearity) -> tuple[tuple[float, float], ...]:
 @lru_cache(maxsize=None)
 def _piecewise_polynomial(expr: sp.Expr) -> bool:
     """φ is a polynomial between its kinks (hardtanh, ReLU, leaky ReLU): its kinks are its only features."""
-    if not expr.has(sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise):
+    if not expr.has(*_PIECEWISE):
         return False
-    pw = sp.piecewise_fold(expr.rewrite(sp.Piecewise))
-    pieces = [e for e, _ in pw.args] if isinstance(pw, sp.Piecewise) else [pw]
-    return all(e.is_polynomial(_x) for e in pieces)
+    return all(e.is_polynomial(_x) for e, _ in _pieces(expr))
 
 
 _MODULES: dict = {}  #: generated modules by φ content (``phi.key``), not by φ object: a new spec re-derives nothing
