@@ -51,3 +51,30 @@ def test_above_the_climb_size_the_saddle_is_reported(saddle_case, monkeypatch):
     with pytest.warns(RuntimeWarning, match="saddle"):
         fl = sf.feature_learning(net, X, Y, supervised=S, kappa=kappa)
     assert not fl.stable
+
+
+def test_scan_checks_every_scale_and_leaves_the_saddle_as_feature_learning_does(saddle_case):
+    """signal_scan without a symmetric sector: the continued branch's stability is checked at every scale (inertia
+    certificate at the subspace points) against the dense Hessian; where it is a saddle the scan's selected branch
+    is a maximum (dense Hessian), and at s = 1 it is feature_learning's branch."""
+    net, X, Y, S, kappa, fl = saddle_case
+    scales = np.array([0.5, 0.6, 1.0])  # the bifurcation lies between 0.5 and 0.6
+    scan = sf.theory.feature_learning.signal_scan(net, X, Y, scales, supervised=S, kappa=kappa)
+    assert all(cont.reduced is not None for cont in scan.symmetric)  # subspace points: stable from the certificate
+    for cont in scan.symmetric[:2]:  # the dense Hessian (4 s each), independent of the certificate
+        assert cont.stable == (top_eigen(cont._act, cont.C)[0] <= 1e-9)
+    sel = scan.selected()[1]
+    assert sel is scan.broken[1] and top_eigen(sel._act, sel.C)[0] < 0  # left to a maximum
+    assert scan.symmetric[0].stable and scan.broken[0] is None  # below the bifurcation: stable, nothing climbed
+    assert not scan.symmetric[-1].stable and scan.threshold_scale <= 1.0
+    assert scan.selected()[-1].action == pytest.approx(fl.action, abs=1e-9)
+    assert np.abs(scan.selected()[-1].C - fl.selected.C).max() <= 1e-7 * np.abs(fl.selected.C).max()
+
+
+def test_scan_above_the_climb_size_warns_once_and_flags_the_saddles(saddle_case, monkeypatch):
+    net, X, Y, S, kappa, _ = saddle_case
+    monkeypatch.setattr(br, "CLIMB_MAX_N", 10)
+    with pytest.warns(RuntimeWarning, match="saddle") as rec:
+        scan = sf.theory.feature_learning.signal_scan(net, X, Y, [0.8, 1.0], supervised=S, kappa=kappa)
+    assert sum("saddle" in str(w.message) for w in rec) == 1
+    assert scan.broken == [None, None] and not any(b.stable for b in scan.symmetric)

@@ -375,28 +375,29 @@ def _seed_broken(sv: _Solver, s: float, C_sym: np.ndarray, D: np.ndarray, left=N
 CLIMB_MAX_N = 400
 
 
-def _climb_from_saddle(sv: _Solver, branch: Branch, both_signs: bool, progress) -> list:
-    """Branches of larger action reached from the continued branch if it is a saddle of S (Hessian top eigenvalue
-    above UNSTABLE_TOL: without a symmetric sector the continuation cannot see a spontaneously broken Z2, e.g. the
-    sequential task at T = 4, P = 7, top +0.032): the maximiser from C displaced along ± the top eigenvector;
-    [] if stable.  Above CLIMB_MAX_N sites a RuntimeWarning says the result is a saddle."""
+def _climb_from_saddle(sv: _Solver, branch: Branch, both_signs: bool, progress, s: float = 1.0,
+                       where: str = "feature_learning", warn: bool = True) -> list:
+    """Branches of larger action reached from the continued branch (targets s·Y) if it is a saddle of S (Hessian top
+    eigenvalue above UNSTABLE_TOL: without a symmetric sector the continuation cannot see a spontaneously broken Z2,
+    e.g. the sequential task at T = 4, P = 7, top +0.032 at s = 1): the maximiser from C displaced along ± the top
+    eigenvector; [] if stable.  Above CLIMB_MAX_N sites a RuntimeWarning (``warn``) says the result is a saddle."""
     if branch.stable:
         return []
     pr = sv.pr
     if pr.n > CLIMB_MAX_N:
-        warnings.warn(f"feature_learning: the continued branch is a saddle of the action (top Hessian eigenvalue "
-                      f"{branch.top_eigenvalue:.3g} > 0), and T·P = {pr.n} is above CLIMB_MAX_N = {CLIMB_MAX_N} for "
-                      "leaving it along its unstable direction: fl.stable is False, a branch of larger action "
-                      "exists", RuntimeWarning, stacklevel=4)
+        if warn:
+            warnings.warn(f"{where}: the continued branch at s = {s:.6g} is a saddle of the action (top Hessian "
+                          f"eigenvalue {branch.top_eigenvalue:.3g} > 0), and T·P = {pr.n} is above CLIMB_MAX_N = {CLIMB_MAX_N} for leaving it "
+                          "along its unstable direction: it is reported (stable False), a branch of larger action "
+                          "exists", RuntimeWarning, stacklevel=4)
         return []
-    _log(progress, f"feature_learning: the continued branch is a saddle (top eigenvalue {branch.top_eigenvalue:.3g}); "
-                   "climbing along its unstable direction")
-    act = sv.act(1.0)
+    _log(progress, f"{where}: the continued branch at s = {s:.6g} is a saddle; climbing along its unstable direction")
+    act = sv.act(s)
     D = top_eigen(act, branch.C, lags=None)[1]
     floor = branch.action + 1e-9 * (1 + abs(branch.action))
     out = []
     for sign, name in ((1.0, "broken+"), (-1.0, "broken-"))[:2 if both_signs else 1]:
-        C = _seed_broken(sv, 1.0, branch.C, sign * D, left=lambda C: act.value(C) > floor)
+        C = _seed_broken(sv, s, branch.C, sign * D, left=lambda C: act.value(C) > floor)
         out.append(Branch(name, C, act.value(C), act))
     return out
 
@@ -481,7 +482,12 @@ def closed_form_threshold(spec, X, Y=None, *, supervised=None, kappa=1.0) -> flo
 class SignalScan:
     """Both branches along targets s·Y: |y| values, actions, order parameters, kernels, top eigenvalues.
 
-    ``.C`` holds one kernel per scale: the selected branch's C, shape (scales, T, T, P, P)."""
+    ``symmetric``: the symmetric branch per scale, or without a symmetric sector the continued branch (its
+    ``Branch.stable`` was checked at every scale); ``broken``: the broken branch per scale (None below the threshold),
+    or without a symmetric sector the branch of larger action left the continued branch for where it is a saddle;
+    ``threshold_scale``: the first scale of a broken branch (without a symmetric sector: the first scale where the
+    continued branch is a saddle).  ``.C`` holds one kernel per scale: the selected branch's C, shape
+    (scales, T, T, P, P)."""
 
     y: np.ndarray
     scales: np.ndarray
@@ -515,9 +521,13 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
     continued with a secant predictor; 'reference': the spectra at every point (the solver before the
     scale work, kept as the benchmark reference).
 
-    Without a symmetric sector (sequential tasks) only the continued branch is followed and its stability is not
-    checked per scale: a point may be a saddle of S (``Branch.stable``; :func:`feature_learning` checks it at s = 1
-    and leaves a saddle, :func:`_climb_from_saddle`)."""
+    Without a symmetric sector (sequential tasks) the continued branch is followed and its stability checked at
+    every scale (``Branch.stable``: the inertia certificate of :mod:`.reduced_spectrum` at a subspace point, else
+    the dense Hessian); at the first scale where it is a saddle it is left along its unstable direction as
+    :func:`feature_learning` does at s = 1 (:func:`_climb_from_saddle`, the branch of larger action of the two
+    signs), and that branch is continued over the later scales ('broken' entries; climbed again where its
+    continuation fails).  Above CLIMB_MAX_N sites a RuntimeWarning says which scales are saddles.  Method
+    'reference' does not check (as :func:`feature_learning`'s)."""
     pr = problem(check_spec(spec), X, Y, supervised, kappa, readout)
     scales = np.asarray(scales, dtype=float)
     if scales.ndim != 1 or scales.size == 0 or np.any(np.diff(scales) <= 0) or scales[0] <= 0:
@@ -527,13 +537,16 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
     reference = method == "reference"
     sv = _Solver(pr, "matrix", gtol, progress, reference)
     lags = 0 if sv.sym else None
+    climb = not sv.sym and not reference  # the continued branch may become a saddle (a Z2 broken spontaneously)
+    red = Reduction(pr) if not reference and reduced_applicable(pr) else None
     with progress_bar(scales.size, "signal_scan: symmetric branch", progress) as bar, _conditioning_hint(pr):
         step = lambda s, C, info: bar.update(int(np.sum(scales <= s)) - bar.n)  # noqa: E731
-        if not sv.sym and not reference and reduced_applicable(pr):  # the subspace solver, every scale to gtol
-            path = Reduction(pr).continuation(list(scales), gtol, on_step=step)[0]
+        if not sv.sym and red is not None:  # the subspace solver, every scale to gtol
+            path = red.continuation(list(scales), gtol, on_step=step)[0]
         else:
             path = sv.path(list(scales), gp_kernel(pr), lags=lags, label="scan", on_step=step)
     Cs = {s: C for s, C in zip(path.s, path.x)}
+    states = dict(zip(path.s, path.x.states)) if hasattr(path.x, "states") else {}
     if path.jumps:  # fold: sweep back from the top along the other branch until it ends; keep the larger action
         C = Cs[scales[-1]]
         for s_from, s in zip(scales[::-1], scales[::-1][1:]):
@@ -543,19 +556,31 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
                 break
             if sv.act(s).value(C) > sv.act(s).value(Cs[s]) + 1e-12:
                 Cs[s] = C
+                states.pop(s, None)
     Csym = [Cs[s] for s in scales]
     lam = {i: sv.offlag_eigen(s, C)[0] for i, (s, C) in enumerate(zip(scales, Csym))} if reference and sv.sym else {}
     first = sv.first_unstable(scales, Csym, lam, scan=reference) if sv.sym and sv.coupled else None
     symmetric, broken, s_thr, Cb, prev, state = [], [], None, None, None, None
-    red = Reduction(pr) if not reference and first is not None and reduced_applicable(pr) else None
+    if first is None and not climb:
+        red = None
+    warned = False
     with progress_bar(scales.size, "signal_scan: branches", progress) as bar:
         for i, s in enumerate(scales):
             a = sv.act(s)
             C = Csym[i]
-            br = Branch("symmetric" if sv.sym else "continued", C, a.value(C), a)
+            st = states.get(s)
+            br = Branch("symmetric" if sv.sym else "continued", C, a.value(C), a,
+                        reduced=None if st is None else ReducedPoint(red, *st, s))
             br.offlag_eigenvalue = lam.get(i, float("nan")) if sv.sym else -np.inf
             symmetric.append(br)
-            if first is not None and i >= first:
+            if climb:
+                Cb, state, prev = _scan_left_saddle(sv, red, br, s, scales[i - 1] if i else None, Cb, state, prev,
+                                                    progress, warn=not warned)
+                warned = warned or (pr.n > CLIMB_MAX_N and not br.stable)
+                if Cb is not None and s_thr is None:
+                    s_thr = s
+                broken.append(None if Cb is None else Branch("broken", Cb, a.value(Cb), a))
+            elif first is not None and i >= first:
                 if Cb is None:
                     s_thr = s
                     _, D = sv.offlag_eigen(s, C)
@@ -577,3 +602,29 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
                 broken.append(None)
             bar.update(1)
     return SignalScan(scales * np.linalg.norm(pr.y_S), scales, symmetric, broken, s_thr, pr)
+
+
+def _scan_left_saddle(sv: _Solver, red, branch: Branch, s: float, s_prev, Cb, state, prev, progress, warn: bool):
+    """One scale of :func:`signal_scan` without a symmetric sector: (kernel, subspace state, previous point) of the
+    branch that left the continued branch, or (None, None, None).  The branch found at an earlier scale is continued
+    to s (the subspace solver from its state, else the dense continuation with a secant predictor); where there is
+    none yet, or its continuation fails, and the continued branch is a saddle (``branch.stable``, checked at every
+    scale), it is left by :func:`_climb_from_saddle` (the larger action of the two signs)."""
+    stable = branch.stable
+    if Cb is not None:
+        try:
+            if red is not None:
+                state = red.solve(s, *(state if state is not None else red.state(Cb)), sv.gtol,
+                                  label="broken branch")[:2]
+                return red.dense(*state), state, None
+            Cn = sv.path([s], Cb, s_start=s_prev, label="broken branch", previous=prev).x[-1]
+            return Cn, None, (s_prev, Cb)
+        except ConvergenceError:
+            pass
+    if stable:
+        return None, None, None
+    found = _climb_from_saddle(sv, branch, True, progress, s=s, where="signal_scan", warn=warn)
+    if not found:
+        return None, None, None
+    Cb = largest_action(found).C
+    return Cb, None if red is None else red.state(Cb), None
