@@ -14,7 +14,9 @@ Cases (linear φ, g = g_in = σ_v = 1):
 every public property and method of the result of the sequential RNN task at that size, each after the solve,
 best of ``--repeat``, each capped at ``--cap`` seconds (:func:`property_costs`); ``stable``, ``top_eigenvalue``
 (of the selected branch) and ``learned_eigenvalues`` also by the implementations they replaced
-(:data:`REFERENCES`: Lanczos, Lanczos, dense eig; once), with the agreement.
+(:data:`REFERENCES`: Lanczos, Lanczos, dense eig; once), with the agreement.  ``--variant grouped``: the RNN with
+two W groups {1..⌊T/2⌋−1}, {⌊T/2⌋..T−1}; ``--variant singular``: the inputs cut to D = P/2 columns (a singular input
+kernel, n' = T·P/2); ``--only stable,top_eigenvalue``: those properties only.
 
 ``--hmc N``: the order parameter |corr(T-1, T)| and c_T of the small problem of bench_feature_learning
 (RNN T = 3, P = 1, y = 4.5) from the HMC sampler at width N (one chain) against the theory.
@@ -58,6 +60,23 @@ def sequential_problem(T: int, P: int, arch: str, seed: int = 0):
     maker = sf.RNN if arch == "rnn" else sf.DNN
     net = maker(T, phi="linear", bias="none", scaling="mean_field")
     return net, X, Y, np.broadcast_to(~held, (P, T)).copy(), 0.5
+
+
+#: the --properties variants of the sequential RNN task (:func:`variant_problem`)
+VARIANTS = ("sequential", "grouped", "singular")
+
+
+def variant_problem(T: int, P: int, variant: str = "sequential"):
+    """The sequential RNN task, with two W groups {1..⌊T/2⌋−1}, {⌊T/2⌋..T−1} ('grouped') or its inputs cut to
+    D = P/2 columns ('singular': a singular input kernel)."""
+    net, X, Y, sup, kappa = sequential_problem(T, P, "rnn")
+    if variant == "grouped":
+        h = T // 2
+        net = sf.NetworkSpec(T=T, phi="linear", bias="none", scaling="mean_field",
+                             share={"W": [list(range(1, h)), list(range(h, T))], "U": "shared", "v": "shared"})
+    elif variant == "singular":
+        X = X[:, :max(P // 2, 1)]
+    return net, X, Y, sup, kappa
 
 
 class Timeout(Exception):
@@ -158,16 +177,18 @@ def _compare(name: str, new, ref) -> dict:
     return {"top_eigenvalues": int(top_ref.size), "max_diff_top": float(err), "exact_zeros": int(np.sum(new == 0))}
 
 
-def property_costs(T: int, P: int, cap: float, P_new: int = 10, blas_threads: int = 1, repeat: int = 1) -> dict:
-    """{name: {seconds, peak_mib}} of the solve and of every entry of :data:`PROPERTIES` (sequential RNN task,
-    T steps, P sequences; ``predict(X_new)`` with P_new new sequences), each timed after the solve, best of
-    ``repeat`` (caches cleared between repeats); the :data:`REFERENCES` beside the entries they replaced."""
+def property_costs(T: int, P: int, cap: float, P_new: int = 10, blas_threads: int = 1, repeat: int = 1,
+                   variant: str = "sequential", only=None) -> dict:
+    """{name: {seconds, peak_mib}} of the solve and of every entry of :data:`PROPERTIES` (or those in ``only``;
+    sequential RNN task of ``variant``, :func:`variant_problem`, T steps, P sequences; ``predict(X_new)`` with P_new
+    new sequences), each timed after the solve, best of ``repeat`` (caches cleared between repeats); the
+    :data:`REFERENCES` beside the entries they replaced."""
     from threadpoolctl import threadpool_limits
-    net, X, Y, sup, kappa = sequential_problem(T, P, "rnn")
+    net, X, Y, sup, kappa = variant_problem(T, P, variant)
     Xn = np.random.default_rng(1).standard_normal((P_new, X.shape[1]))
-    out = {}
+    out = {"variant": variant}
     if T * P > 30:  # warm-up: imports (xarray) and compiled caches
-        property_costs(4, 2, cap, 2, blas_threads)
+        property_costs(4, 4, cap, 2, blas_threads, variant=variant, only=only)
         print("(warm-up above)", flush=True)
     t, fl, peak = traced(lambda: feature_learning(net, X, Y, supervised=sup, kappa=kappa,
                                                   blas_threads=blas_threads), cap)
@@ -186,6 +207,8 @@ def property_costs(T: int, P: int, cap: float, P_new: int = 10, blas_threads: in
     fl.selected = next(b for b in fl.branches if b.name == "continued")
     with threadpool_limits(blas_threads, user_api="blas"):
         for name, fn in PROPERTIES.items():
+            if only and name not in only:
+                continue
             runs = []
             for _ in range(repeat):
                 _reset(fl)
@@ -226,6 +249,8 @@ def main(argv=None):
     ap.add_argument("--hmc", type=int, default=0, help="width N of the HMC check (0: skip)")
     ap.add_argument("--properties", default="", help="TxP: time the result's properties at that size")
     ap.add_argument("--repeat", type=int, default=1, help="best of this many timings per property")
+    ap.add_argument("--variant", default="sequential", choices=VARIANTS, help="the task of --properties")
+    ap.add_argument("--only", default="", help="comma-separated properties of --properties (default: all)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "fl_scale.json"))
     args = ap.parse_args(argv)
     methods = args.methods.split(",")
@@ -234,7 +259,8 @@ def main(argv=None):
     if args.properties:
         T, P = (int(v) for v in args.properties.split("x"))
         out["properties"] = {f"T{T}-P{P}": property_costs(T, P, args.cap, blas_threads=args.blas_threads,
-                                                                repeat=args.repeat)}
+                                                                repeat=args.repeat, variant=args.variant,
+                                                                only=[o for o in args.only.split(",") if o])}
         out["load_after"] = os.getloadavg()
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out, indent=1, default=float))

@@ -45,9 +45,24 @@ def test_no_random_restart_finds_a_larger_action(saddle_case):
         assert act.value(Cr) <= fl.action + 1e-8 * (1 + abs(fl.action))
 
 
-def test_above_the_climb_size_the_saddle_is_reported(saddle_case, monkeypatch):
+def test_above_the_climb_size_the_subspace_solver_leaves_the_saddle(saddle_case, monkeypatch):
+    """Above CLIMB_MAX_N the climb runs in the subspace solver from the top eigenvector of the inertia route
+    (reduced_top.top_direction): the same branch as the dense climb, a maximum of the dense Hessian."""
+    net, X, Y, S, kappa, fl = saddle_case
+    monkeypatch.setattr(br, "CLIMB_MAX_N", 10)
+    sub = sf.feature_learning(net, X, Y, supervised=S, kappa=kappa)
+    assert sub.selected.reduced is not None and sub.selected.name.startswith("broken")
+    assert sub.action == pytest.approx(fl.action, abs=1e-9)
+    assert np.abs(sub.C_sites - fl.C_sites).max() <= 1e-7 * np.abs(fl.C_sites).max()
+    assert sub.stable and top_eigen(sub.selected._act, sub.C_sites)[0] < 0
+    assert sub.fixed_point_residual() < 1e-7 and sub.error < 1e-7
+
+
+def test_without_the_subspace_form_of_the_top_eigenvector_the_saddle_is_reported(saddle_case, monkeypatch):
+    from symfield.theory.feature_learning import reduced_top
     net, X, Y, S, kappa, _ = saddle_case
     monkeypatch.setattr(br, "CLIMB_MAX_N", 10)
+    monkeypatch.setattr(reduced_top, "top_direction", lambda *a, **k: None)
     with pytest.warns(RuntimeWarning, match="saddle"):
         fl = sf.feature_learning(net, X, Y, supervised=S, kappa=kappa)
     assert not fl.stable
@@ -72,8 +87,10 @@ def test_scan_checks_every_scale_and_leaves_the_saddle_as_feature_learning_does(
 
 
 def test_scan_above_the_climb_size_warns_once_and_flags_the_saddles(saddle_case, monkeypatch):
+    from symfield.theory.feature_learning import reduced_top
     net, X, Y, S, kappa, _ = saddle_case
     monkeypatch.setattr(br, "CLIMB_MAX_N", 10)
+    monkeypatch.setattr(reduced_top, "top_direction", lambda *a, **k: None)
     with pytest.warns(RuntimeWarning, match="saddle") as rec:
         scan = sf.theory.feature_learning.signal_scan(net, X, Y, [0.8, 1.0], supervised=S, kappa=kappa)
     assert sum("saddle" in str(w.message) for w in rec) == 1

@@ -291,8 +291,9 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
             branches += _climb_from_saddle(sv, branches[0], both_signs, progress)
         if red is not None:
             fl = FeatureLearning(pr, act1, branches, largest_action(branches), path, None)
-            if fl.selected is branches[0]:
-                fl._error = red.error(sub, N, 1.0)
+            r = fl.selected.reduced
+            if r is not None:  # the subspace solver's point (continued, or climbed from it above CLIMB_MAX_N)
+                fl._error = red.error(r.sub, r.N, 1.0)
             return fl
         branches[0].offlag_eigenvalue = lam1
         C_up = (_other_symmetric_branch(sv, C1, overshoot, (path.s[-2], path.x[-2])) if sv.sym and overshoot > 1
@@ -353,14 +354,17 @@ def _order_sign(pr: FLProblem, C: np.ndarray) -> float:
     return float(np.sign(np.sum(C[pr.lag() == 1])))
 
 
+#: amplitudes of the displacement along the unstable direction (relative to max diag C) scanned for the start point
+CLIMB_AMPLITUDES = np.geomspace(1e-3, 3.0, 40)
+
+
 def _seed_broken(sv: _Solver, s: float, C_sym: np.ndarray, D: np.ndarray, left=None) -> np.ndarray:
     """Maximise the full action from the symmetric solution displaced along the unstable direction D
     (the displacement is the best of a 1-D scan of S along D).  ``left(C)``: the maximiser's result counts as a
     new branch (default: it has cross-time correlations)."""
     a = sv.act(s)
     left = left or (lambda C: cross_time_size(sv.pr, C) > SYMMETRIC_TOL)
-    scale = np.abs(np.diag(C_sym)).max()
-    amps = scale * np.geomspace(1e-3, 3.0, 40)
+    amps = np.abs(np.diag(C_sym)).max() * CLIMB_AMPLITUDES
     vals = [a.value(C_sym + x * D) for x in amps]
     order = np.argsort(vals)[::-1]
     for i in order[:3]:
@@ -371,27 +375,30 @@ def _seed_broken(sv: _Solver, s: float, C_sym: np.ndarray, D: np.ndarray, left=N
 
 
 #: largest T·P at which a continued branch found to be a saddle is left along its unstable direction by the dense
-#: maximiser (O((T·P)³) per Newton-CG product); above it the saddle is reported with a warning
+#: maximiser (O((T·P)³) per Newton-CG product); above it the subspace solver leaves it (:func:`_climb_in_subspace`)
+#: where the top eigenvector comes from the inertia route, else the saddle is reported with a warning
 CLIMB_MAX_N = 400
-
-
 def _climb_from_saddle(sv: _Solver, branch: Branch, both_signs: bool, progress, s: float = 1.0,
                        where: str = "feature_learning", warn: bool = True) -> list:
     """Branches of larger action reached from the continued branch (targets s·Y) if it is a saddle of S (Hessian top
     eigenvalue above UNSTABLE_TOL: without a symmetric sector the continuation cannot see a spontaneously broken Z2,
     e.g. the sequential task at T = 4, P = 7, top +0.032 at s = 1): the maximiser from C displaced along ± the top
-    eigenvector; [] if stable.  Above CLIMB_MAX_N sites a RuntimeWarning (``warn``) says the result is a saddle."""
+    eigenvector; [] if stable.  Up to CLIMB_MAX_N sites the dense maximiser; above it the subspace solver
+    (:func:`_climb_in_subspace`), and where that does not apply a RuntimeWarning (``warn``) says the result is a
+    saddle."""
     if branch.stable:
         return []
     pr = sv.pr
-    if pr.n > CLIMB_MAX_N:
-        if warn:
-            warnings.warn(f"{where}: the continued branch at s = {s:.6g} is a saddle of the action (top Hessian "
-                          f"eigenvalue {branch.top_eigenvalue:.3g} > 0), and T·P = {pr.n} is above CLIMB_MAX_N = {CLIMB_MAX_N} for leaving it "
-                          "along its unstable direction: it is reported (stable False), a branch of larger action "
-                          "exists", RuntimeWarning, stacklevel=4)
-        return []
     _log(progress, f"{where}: the continued branch at s = {s:.6g} is a saddle; climbing along its unstable direction")
+    if pr.n > CLIMB_MAX_N:
+        out = _climb_in_subspace(sv, branch, s, both_signs)
+        if out is None and warn:
+            warnings.warn(f"{where}: the continued branch at s = {s:.6g} is a saddle of the action (top Hessian "
+                          f"eigenvalue {branch.top_eigenvalue:.3g} > 0), and T·P = {pr.n} is above CLIMB_MAX_N = "
+                          f"{CLIMB_MAX_N} for leaving it by the dense maximiser, without the subspace form of its top "
+                          "eigenvector: it is reported (stable False), a branch of larger action exists",
+                          RuntimeWarning, stacklevel=4)
+        return out or []
     act = sv.act(s)
     D = top_eigen(act, branch.C, lags=None)[1]
     floor = branch.action + 1e-9 * (1 + abs(branch.action))
@@ -399,6 +406,48 @@ def _climb_from_saddle(sv: _Solver, branch: Branch, both_signs: bool, progress, 
     for sign, name in ((1.0, "broken+"), (-1.0, "broken-"))[:2 if both_signs else 1]:
         C = _seed_broken(sv, s, branch.C, sign * D, left=lambda C: act.value(C) > floor)
         out.append(Branch(name, C, act.value(C), act))
+    return out
+
+
+def _climb_in_subspace(sv: _Solver, branch: Branch, s: float, both_signs: bool) -> list | None:
+    """:func:`_climb_from_saddle` in the subspace solver: the top eigenvector from the inertia route
+    (:func:`.reduced_top.top_direction`, whitened D̃ of rank <= 2 dim 𝒲), the subspace grown by its range (the
+    𝔅-closure, :meth:`.reduced.Reduction.subspace`), the best of a scan of the reduced action along ±D̃ (amplitudes
+    :data:`CLIMB_AMPLITUDES` × max diag C, D normalised in C coordinates as the dense climb does), and
+    :meth:`.reduced.Reduction.solve` from there (the three best amplitudes tried until the action rises).  None when
+    the branch has no subspace form or the top eigenvector no inertia route."""
+    from .reduced_top import top_direction
+    r = branch._subspace_form()
+    got = None if r is None else top_direction(r.red, r.sub, r.N, r.s, cert=branch._schur())
+    if got is None:
+        return None
+    red, sub, N = r.red, r.sub, r.N
+    _, V, Dw = got
+    lam_d, vec_d = np.linalg.eigh(0.5 * (Dw + Dw.T))
+    keep = np.abs(lam_d) > 1e-13 * np.abs(lam_d).max()
+    line = red.subspace(red.L0 @ vec_d[:, keep], base=sub)
+    Dn = line.U.T @ Dw @ line.U
+    Gp = line.Phi.T @ line.Phi
+    Dn /= np.sqrt(np.trace(Dn @ Gp @ Dn @ Gp))  # |L₀ D̃ L₀ᵀ|_F = 1
+    Nb = line.project(sub, N)
+    scale = float(np.max(np.diag(red.C0) + np.einsum("ij,jk,ik->i", sub.Phi, N, sub.Phi)))
+    floor = branch.action + 1e-9 * (1 + abs(branch.action))
+    out = []
+    for sign, name in ((1.0, "broken+"), (-1.0, "broken-"))[:2 if both_signs else 1]:
+        amps = scale * CLIMB_AMPLITUDES
+        vals = [red.value(line, Nb + sign * x * Dn, r.s) for x in amps]
+        for i in np.argsort(vals)[::-1][:3]:
+            try:
+                sub2, N2, _ = red.solve(r.s, line, Nb + sign * amps[i] * Dn, sv.gtol, label="broken branch")
+            except (ConvergenceError, NotPositiveDefinite):
+                continue
+            value = red.value(sub2, N2, r.s)
+            if value > floor:
+                out.append(Branch(name, red.dense(sub2, N2), value, sv.act(s),
+                                  reduced=ReducedPoint(red, sub2, N2, r.s)))
+                break
+        else:
+            raise ConvergenceError("the displaced solution did not leave the branch it was displaced from")
     return out
 
 
@@ -626,5 +675,7 @@ def _scan_left_saddle(sv: _Solver, red, branch: Branch, s: float, s_prev, Cb, st
     found = _climb_from_saddle(sv, branch, True, progress, s=s, where="signal_scan", warn=warn)
     if not found:
         return None, None, None
-    Cb = largest_action(found).C
-    return Cb, None if red is None else red.state(Cb), None
+    best = largest_action(found)
+    if red is None:
+        return best.C, None, None
+    return best.C, (best.reduced.sub, best.reduced.N) if best.reduced is not None else red.state(best.C), None

@@ -25,8 +25,10 @@ the Krylov steps take every 𝔅_g; Ĉ's low-rank part has one factor per group)
 
 A singular input kernel (D < P, dependent patterns): every kernel lives on the span E of the inputs (the range of
 C₀, :func:`.action.kernel_span`), so whitening is on the span, L₀ = E l₀ with C₀ = L₀L₀ᵀ (:meth:`Reduction.whiten`);
-Ũ, 𝔅̃ and the Newton–CG products live in n' = dim E dimensions.  The Hessian spectra (:mod:`.reduced_spectrum`)
-need one W group and a nonsingular input kernel (:attr:`Reduction.hessian_support`).
+Ũ, 𝔅̃ and the Newton–CG products live in n' = dim E dimensions; where E = ℝᵀ ⊗ 𝒳 (the same pattern span at
+every step) its basis is taken as 1_T ⊗ E_𝒳 (:func:`time_aligned`), so that 𝔅̃ keeps the form b ⊗ 1 the inertia
+counts of :mod:`.reduced_top` use.  The Hessian spectra (:mod:`.reduced_spectrum`) cover several W groups and
+singular inputs in the same whitened coordinates.
 
 The observables of a result stay in this representation (:class:`ReducedPoint`, O(n² R) each): Ĉ = Z X Zᵀ +
 σ_v² êêᵀ of rank R + 1 (:meth:`Reduction.backward_factors`), the fixed-point residual from the whitened gradient
@@ -82,6 +84,18 @@ def weight_factors(pr: FLProblem) -> list | None:
     return None if F is None else list(F.T)
 
 
+def time_aligned(E: np.ndarray, T: int, P: int) -> np.ndarray:
+    """An orthonormal basis 1_T ⊗ E_𝒳 of range E when range E = ℝᵀ ⊗ 𝒳 (EEᵀ = 1_T ⊗ Π_𝒳 to 1e-12; sites t·P + μ),
+    else E."""
+    Pi = E @ E.T
+    Px = Pi[:P, :P]
+    if np.abs(Pi - np.kron(np.eye(T), Px)).max() > 1e-12:
+        return E
+    lam, V = np.linalg.eigh(0.5 * (Px + Px.T))
+    Ex = V[:, lam > 0.5]
+    return np.kron(np.eye(T), Ex) if T * Ex.shape[1] == E.shape[1] else E
+
+
 def not_applicable(pr: FLProblem) -> str | None:
     """Why the reduction is not exact for ``pr`` (module docstring), or None when it is."""
     if pr.T < 2:
@@ -103,14 +117,14 @@ class Reduction:
 
     def __init__(self, pr: FLProblem):
         self.pr, self.n, self.P, self.T = pr, pr.n, pr.P, pr.T
-        #: γ_g per W group (:func:`weight_factors`); ``single``: one congruence (the Hessian spectra need it)
+        #: γ_g per W group (:func:`weight_factors`); ``single``: one congruence
         self.gams = weight_factors(pr)
         self.single = len(self.gams) == 1
         self.C0 = gp_kernel(pr)
         sp = kernel_span(pr)
         #: orthonormal basis E (n × n') of the span of the inputs when the input kernel is singular (C and every
         #: kernel visited live there), else None; whitened coordinates are then n'-dimensional: L₀ = E l₀
-        self.E = None if sp is None else sp.basis[:, ~sp.dead]
+        self.E = None if sp is None else time_aligned(sp.basis[:, ~sp.dead], pr.T, pr.P)
         if self.E is None:
             self.L0, self.cond0 = factor(self.C0, None, "the GP kernel", condition=True)
         else:
@@ -123,15 +137,6 @@ class Reduction:
         self.m_S = np.repeat(readout_factor(pr.mask_out), pr.P, axis=0)[self.S]
         self.r = self.m_S.shape[1]
         self.A0 = sla.cho_factor(data_matrix(restrict(self.C0, self.S), pr.mask_out_SS, pr.kappa, pr.sigma_v2))
-
-    @property
-    def hessian_support(self) -> str | None:
-        """Why the subspace Hessian (:mod:`.reduced_spectrum`, :mod:`.reduced_top`) does not apply, or None."""
-        if not self.single:
-            return "several W groups"
-        if self.E is not None:
-            return "a singular input kernel"
-        return None
 
     # ------------------------------------------------------------- whitening
     def whiten(self, X: np.ndarray) -> np.ndarray:

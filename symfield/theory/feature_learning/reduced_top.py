@@ -4,10 +4,12 @@
 The Hessian (congruence coordinates at C = C₀ + Φ N Φᵀ) splits into the coupled block and the perturbations with
 both sides in 𝒲⊥ (:class:`.reduced_spectrum.CoupledBlock`); the largest eigenvalue is the larger of their tops.
 
-* **The 𝒲⊥ × 𝒲⊥ block** is the GP Hessian without data, −½(1 − 𝒯)ᵀ(1 − 𝒯), 𝒯V = 𝔅̃V𝔅̃ᵀ.  When 𝔅̃ = b ⊗ 1_P (one
-  T × T chain acting on every pattern alike, e.g. C₀ = c₀ ⊗ K: :func:`chain_factor`) and 𝒲 = ℝᵀ ⊗ 𝒱 (checked),
-  𝒲⊥ = ℝᵀ ⊗ 𝒱⊥ and 𝒯 acts on each T × T block of V between two directions of 𝒱⊥ as V ↦ b V bᵀ: its top is
-  −½ σ_min(1 − b ⊗ b)² over T × T matrices (symmetric ones when dim 𝒱⊥ = 1) (:func:`rest_top`).
+* **The 𝒲⊥ × 𝒲⊥ block** is the GP Hessian without data, −½(1 − 𝒯)ᵀ(1 − 𝒯), 𝒯V = Σ_g 𝔅̃_gV𝔅̃_gᵀ (one term per W
+  group).  When 𝔅̃_g = b_g ⊗ 1_p (one T × T chain per group acting on every whitened pattern coordinate alike, e.g.
+  C₀ = c₀ ⊗ K; p = P, or n'/T on the span of singular inputs: :func:`.reduced_spectrum.chain_factors`) and
+  𝒲 = ℝᵀ ⊗ 𝒱 (checked), 𝒲⊥ = ℝᵀ ⊗ 𝒱⊥ and 𝒯 acts on each T × T block of V between two directions of 𝒱⊥ as
+  V ↦ Σ_g b_g V b_gᵀ: its top is −½ σ_min(1 − Σ_g b_g ⊗ b_g)² over T × T matrices (symmetric ones when
+  dim 𝒱⊥ = 1) (:func:`rest_top`).
 * **The coupled block** has the quadratic form q = zᵀ(D₀ − JᵀGJ)z on z = [svec A, √2 X]
   (:class:`.reduced_spectrum.SchurCertificate`): D₀ = diag(𝒩_A, −½KᵀK) without data, J z = J_A A + J_X X the data
   direction, G = σ_v⁴A(C)⁻¹.  Haynsworth's inertia additivity applied to [[D₀ − λ, Jᵀ], [J, G⁻¹]] both ways gives the
@@ -15,10 +17,8 @@ both sides in 𝒲⊥ (:class:`.reduced_spectrum.CoupledBlock`); the largest eig
 
       #pos(D₀ − λ) + #pos(T(λ)) − |S|,   T(λ) = A(C)/σ_v⁴ − J_A(𝒩_A − λ)⁻¹J_Aᵀ + Q(λ),   Q(λ) = J_X(KᵀK + 2λ)⁻¹J_Xᵀ
 
-  With 𝔅̃ = b ⊗ 1_P, K = 1 − a ⊗ b ⊗ 1_P on X ∈ ℝᵏ ⊗ ℝᵀ ⊗ ℝᴾ, KᵀK = κ ⊗ 1_P with κ = (1 − a ⊗ b)ᵀ(1 − a ⊗ b) (kT × kT,
-  diagonalised once: κ = V ω Vᵀ; on 𝒲⊥ each ω has multiplicity dim 𝒱⊥), and the projector Π onto 𝒲⊥ commutes with
-  b ⊗ 1_P, so Q(λ) = Σ_kk' Ψ_kᵀ (g_kk'(λ) ⊗ 1_P) Ψ_k' with g_kk'(λ) = (pe_k ⊗ 1_T)ᵀ V (ω + 2λ)⁻¹ Vᵀ (pe_k' ⊗ 1_T)
-  and Ψ_k = Π L₀ᵀ E_S diag(m_k) (n × |S|): O(r n |S|²) per λ.
+  With 𝔅̃_g = b_g ⊗ 1_p, K = 1 − Σ_g a_g ⊗ b_g ⊗ 1_p and KᵀK = κ ⊗ 1_p (kT × kT κ diagonalised once; on 𝒲⊥ each
+  eigenvalue ω has multiplicity dim 𝒱⊥), so Q(λ) costs O(r n |S|²) per λ (:class:`.reduced_spectrum.ChainQ`).
 * **Its top eigenvalue** (:meth:`ShiftedSchur.block_top`).  Above ξ = −½ ω_min (the X block's top without data)
   the shifted X block is negative definite and eliminating it (as the certificate does at λ = 0) leaves
   𝒮(λ) = 𝒩_A − λ − J_Aᵀ(A(C)/σ_v⁴ + Q(λ))⁻¹J_A, with as many positive eigenvalues as the block has above λ; its top
@@ -30,7 +30,11 @@ both sides in 𝒲⊥ (:class:`.reduced_spectrum.CoupledBlock`); the largest eig
 Exact to :data:`TOP_TOL` plus the round-off of T(λ) (the count is an inertia; the root is bracketed); a top that
 lies within :data:`POLE_DELTA` (relative) of a lone pole of T(λ) is returned as that pole (an eigenvalue of the block
 without data whose eigenvector the data does not see, the generic way to sit there).  Checked
-against the dense Hessian's eigenvalues in tests/test_fl_top_eigenvalue.py.
+against the dense Hessian's eigenvalues in tests/test_fl_top_eigenvalue.py (one W group) and
+tests/test_fl_grouped_singular_spectra.py (several W groups, singular inputs).
+
+* **Its eigenvector** when the top is positive (:func:`top_direction`, used to leave a saddle in the subspace
+  solver): A from the top eigenvector of 𝒮(λ) at the root, X from eliminating the X block at λ.
 """
 from __future__ import annotations
 
@@ -38,8 +42,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ...errors import ConvergenceError
-from ...resources import check_memory
-from .reduced_spectrum import SchurCertificate
+from .reduced_spectrum import ChainQ, SchurCertificate, _sandwich, certificate, chain_factors, time_product
 from .solver import smat, svec
 
 #: accuracy of the top eigenvalue: |f| <= TOP_TOL in Newton's method (slope <= −1), or the final bracket width
@@ -53,27 +56,24 @@ MAX_STEPS = 200
 
 
 def chain_factor(H) -> np.ndarray | None:
-    """b (T × T) with 𝔅̃ = b ⊗ 1_P to 1e-13 (relative to max |𝔅̃|), or None."""
-    red = H.red
-    T, P = red.T, red.P
-    Bt = H.Bt.toarray() if hasattr(H.Bt, "toarray") else np.asarray(H.Bt)
-    b = Bt[::P, ::P]
-    scale = max(np.abs(Bt).max(), 1e-300)
-    return b if np.abs(Bt - np.kron(b, np.eye(P))).max() <= 1e-13 * scale else None
+    """b (T × T) with 𝔅̃ = b ⊗ 1_p of one W group (:func:`.reduced_spectrum.chain_factors`), or None."""
+    bs = chain_factors(H)
+    return None if bs is None or len(bs) != 1 else bs[0]
 
 
-def rest_top(b: np.ndarray, W: np.ndarray, P: int) -> float | None:
-    """Top eigenvalue of the Hessian on 𝒲⊥ × 𝒲⊥ (module docstring) when 𝒲 = ℝᵀ ⊗ 𝒱 (to 1e-12), else None;
-    −inf when 𝒲⊥ is empty."""
-    T = b.shape[0]
-    Pi = W @ W.T
-    PV = sum(Pi[t * P:(t + 1) * P, t * P:(t + 1) * P] for t in range(T)) / T
-    if np.abs(Pi - np.kron(np.eye(T), PV)).max() > 1e-12:
+def rest_top(bs, W: np.ndarray, p: int) -> float | None:
+    """Top eigenvalue of the Hessian on 𝒲⊥ × 𝒲⊥ (module docstring; ``bs``: b_g per W group, or one b; ``p``: whitened
+    coordinates per step, P for a nonsingular input kernel) when 𝒲 = ℝᵀ ⊗ 𝒱 (to 1e-12), else None; −inf when 𝒲⊥ is
+    empty."""
+    bs = [bs] if isinstance(bs, np.ndarray) else bs
+    T = W.shape[0] // p
+    PV = time_product(W, T)
+    if PV is None:
         return None
-    dim_perp = P - int(round(np.trace(PV)))
+    dim_perp = PV.shape[0] - int(round(np.trace(PV)))
     if dim_perp == 0:
         return -np.inf
-    op = np.eye(T * T) - np.kron(b, b)  # V ↦ V − b V bᵀ on row-major vec(V)
+    op = np.eye(T * T) - sum(np.kron(b, b) for b in bs)  # V ↦ V − Σ_g b_g V b_gᵀ on row-major vec(V)
     if dim_perp == 1:  # only symmetric T × T blocks
         basis = smat(np.eye(T * (T + 1) // 2), T)
         op = np.array([svec((op @ E.reshape(-1)).reshape(T, T)) for E in basis]).T
@@ -82,44 +82,25 @@ def rest_top(b: np.ndarray, W: np.ndarray, P: int) -> float | None:
 
 class ShiftedSchur:
     """T(λ) and the eigenvalue count of the coupled block (module docstring) from a
-    :class:`.reduced_spectrum.SchurCertificate` (its 𝒩_A, J_A, A(C), a and pe) when 𝔅̃ = b ⊗ 1_P, 𝒲 = ℝᵀ ⊗ 𝒱."""
+    :class:`.reduced_spectrum.SchurCertificate` (its 𝒩_A, J_A, A(C), a_g and pe) when 𝔅̃_g = b_g ⊗ 1_p, 𝒲 = ℝᵀ ⊗ 𝒱
+    (``bs``: the b_g, or one b); Q(λ) from :class:`.reduced_spectrum.ChainQ`."""
 
-    def __init__(self, cert: SchurCertificate, b: np.ndarray):
+    def __init__(self, cert: SchurCertificate, bs):
         blk = cert.blk
         H, W, k = blk.H, blk.W, blk.k
-        red, pr = H.red, H.red.pr
-        T, P, S, mS = red.T, red.P, red.S, red.m_S
-        r = mS.shape[1]
-        check_memory(8.0 * (2 * r * red.n + 2 * red.n) * S.size, "the Hessian's top eigenvalue (Ψ_k, n × |S| each)",
-                     "a smaller problem (T·P)")
-        self.cert, self.sv2 = cert, pr.sigma_v2
-        Kt = np.eye(k * T) - np.kron(cert.a, b)
-        omega, V = np.linalg.eigh(Kt.T @ Kt)
-        self.omega = omega
-        # F[l, k, t] = (Vᵀ (pe_k ⊗ 1_T))[l, t]
-        self.F = np.einsum("itl,ik->lkt", V.reshape(k, T, k * T), cert.pe)
-        LS = red.L0[S].T  # L₀ᵀ E_S (n, |S|)
-        LS = LS - W @ (W.T @ LS)  # Π L₀ᵀ E_S
-        self.Psi = np.stack([LS * mS[:, kk] for kk in range(r)])  # (r, n, |S|)
-        self.r, self.T, self.P = r, T, P
+        red = H.red
+        bs = [bs] if isinstance(bs, np.ndarray) else bs
+        self.cert, self.sv2 = cert, red.pr.sigma_v2
+        self.chain = cert.chain if cert.chain is not None else ChainQ(H, W, cert.a_list, cert.pe, bs)
+        self.omega = self.chain.omega
         self.nu, U = np.linalg.eigh(cert.NA)  # 𝒩_A = U ν Uᵀ
         self.JU = cert.JA @ U
         #: dim 𝒱⊥: the multiplicity of each eigenvalue −ω/2 of the X block without data (𝒲⊥ = ℝᵀ ⊗ 𝒱⊥)
-        self.d_perp = (red.n - k) // T
-
-    def _g(self, lam: float, power: int = 1) -> np.ndarray:
-        """g(λ) = Fᵀ (ω + 2λ)^−power F, ((k, t), (k', t')) (power 2: for the derivative of Q)."""
-        F = self.F.reshape(self.F.shape[0], self.r * self.T)
-        return F.T @ (F / ((self.omega + 2.0 * lam) ** power)[:, None])
+        self.d_perp = (H.nw - k) // red.T
 
     def Q(self, lam: float) -> np.ndarray:
-        """Q(λ) = Σ_kk' Ψ_kᵀ (g_kk'(λ) ⊗ 1_P) Ψ_k' (|S| × |S|)."""
-        r, T, P = self.r, self.T, self.P
-        nS = self.Psi.shape[-1]
-        Psi = self.Psi.reshape(r * T, P * nS)
-        Z = (self._g(lam) @ Psi).reshape(r * T * P, nS)
-        Q = Psi.reshape(r * T * P, nS).T @ Z
-        return 0.5 * (Q + Q.T)
+        """Q(λ) (|S| × |S|, :meth:`.reduced_spectrum.ChainQ.Q`)."""
+        return self.chain.Q(lam)
 
     def schur_top(self, lam: float) -> tuple[float, float]:
         """(f, f′) with f(λ) = λ_max(𝒮(λ)), 𝒮(λ) = 𝒩_A − λ − J_Aᵀ(A/σ_v⁴ + Q(λ))⁻¹J_A, for λ > ξ (the X block's top
@@ -135,12 +116,7 @@ class ShiftedSchur:
         ev, vec = sla.eigh(0.5 * (Sm + Sm.T), subset_by_index=[m - 1, m - 1])
         if self.sv2 == 0:
             return float(ev[0]), -1.0
-        return float(ev[0]), -1.0 - 2.0 * self._x_norm2(RJ @ vec[:, 0], lam)
-
-    def _x_norm2(self, y: np.ndarray, lam: float) -> float:
-        """|(KᵀK + 2λ)⁻¹J_Xᵀy|² = yᵀ J_X (KᵀK + 2λ)⁻² J_Xᵀ y = −½ yᵀQ′(λ)y."""
-        x = np.einsum("knS,S->kn", self.Psi, y).reshape(self.r * self.T, self.P)  # J_Xᵀy by (k, t)
-        return float(np.sum(x * (self._g(lam, 2) @ x)))
+        return float(ev[0]), -1.0 - 2.0 * self.chain.x_norm2(RJ @ vec[:, 0], lam)
 
     def newton_top(self, a: float, tol: float) -> float | None:
         """The root of :meth:`schur_top` above ``a`` (> ξ), i.e. the coupled block's top eigenvalue, or None when
@@ -154,7 +130,7 @@ class ShiftedSchur:
         − 2|(KᵀK + 2λ)⁻¹J_Xᵀu|² (Hellmann–Feynman, u its eigenvector; negative: h decreases)."""
         ev, vec = sla.eigh(self.data_matrix(lam), subset_by_index=[q - 1, q - 1])
         u = vec[:, 0]
-        return float(ev[0]), -float(np.sum(((self.JU.T @ u) / (self.nu - lam)) ** 2)) - 2.0 * self._x_norm2(u, lam)
+        return float(ev[0]), -float(np.sum(((self.JU.T @ u) / (self.nu - lam)) ** 2)) - 2.0 * self.chain.x_norm2(u, lam)
 
     def data_matrix(self, lam: float) -> np.ndarray:
         """T(λ) = A(C)/σ_v⁴ − J_A(𝒩_A − λ)⁻¹J_Aᵀ + Q(λ) (|S| × |S|; module docstring)."""
@@ -217,6 +193,43 @@ class ShiftedSchur:
         return bracketed_newton(lambda lam: self.data_top(lam, q), lo, hi, h, d, tol)
 
 
+def top_direction(red, sub, N: np.ndarray, s: float, cert: SchurCertificate | None = None,
+                  tol: float = TOP_TOL) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """(λ, V, D̃) for a positive top eigenvalue λ of the Hessian at C = C₀ + Φ N Φᵀ: its eigenvector V (congruence
+    coordinates, whitened, m × m, unit Frobenius norm) and D̃ = M V M, the perturbation of the whitened C̃ it is
+    (C coordinates: L₀ D̃ L₀ᵀ, :meth:`.reduced_spectrum.WhitenedHessian.direction`); None when the top is not
+    positive or this route does not apply (:func:`top_eigenvalue`).  A positive top lies in the coupled block above ξ
+    (the 𝒲⊥ block and the X block without data are negative definite), where λ is the root of f(λ) = λ_max(𝒮(λ)):
+    A = smat(v) with v the top eigenvector of 𝒮(λ), and the X block's stationarity gives X = −(KᵀK + 2λ)⁻¹J_Xᵀw,
+    w = (A(C)/σ_v⁴ + Q(λ))⁻¹J_A v (eliminating X at λ by Woodbury); V = W A Wᵀ + W X + XᵀWᵀ."""
+    cert = certificate(red, sub, N, s) if cert is None else cert
+    if cert is None:
+        return None
+    H = cert.blk.H
+    bs = chain_factors(H)
+    rest = None if bs is None else rest_top(bs, cert.blk.W, H.nw // red.T)
+    if rest is None:
+        return None
+    sh = ShiftedSchur(cert, bs)
+    lam = sh.block_top(max(rest, 0.0), tol)
+    if lam is None or not lam > 0:
+        return None
+    chain, W, k = sh.chain, cert.blk.W, cert.k
+    Sm = cert.NA - lam * np.eye(cert.NA.shape[0])
+    X = np.zeros((k, H.nw))
+    if sh.sv2 > 0:
+        RJ = sla.cho_solve(sla.cho_factor(cert.A / sh.sv2 ** 2 + sh.Q(lam)), cert.JA)
+        Sm = Sm - cert.JA.T @ RJ
+    m = Sm.shape[0]
+    v = sla.eigh(0.5 * (Sm + Sm.T), subset_by_index=[m - 1, m - 1])[1][:, 0]
+    if sh.sv2 > 0:
+        X = -chain.solve_k(chain.adjoint_x(RJ @ v, cert.pe), lam)
+    WX = W @ X
+    V = W @ smat(v, k) @ W.T + WX + WX.T
+    V /= np.linalg.norm(V)
+    return lam, V, _sandwich(H.U, H.m, V, H.m)
+
+
 def bracketed_newton(fun, lo: float, hi: float, f: float, d: float, tol: float) -> float:
     """The root in [lo, hi] of a decreasing ``fun`` (returning value and slope) with f = fun(lo) > 0 >= fun(hi)
     and d = its slope at lo: Newton steps from lo, a bisection when a step leaves the bracket, stopped when
@@ -242,13 +255,12 @@ def top_eigenvalue(red, sub, N: np.ndarray, s: float, cert: SchurCertificate | N
     or None where this route does not apply (𝔅̃ is not b ⊗ 1_P, 𝒲 is not ℝᵀ ⊗ 𝒱, or the reducing subspace is
     too large for the certificate).  ``cert``: the :class:`.reduced_spectrum.SchurCertificate` at that point when
     already computed."""
-    from .reduced_spectrum import certificate
     cert = certificate(red, sub, N, s) if cert is None else cert
     if cert is None:
         return None
-    b = chain_factor(cert.blk.H)
-    rest = None if b is None else rest_top(b, cert.blk.W, red.P)
+    bs = chain_factors(cert.blk.H)
+    rest = None if bs is None else rest_top(bs, cert.blk.W, cert.blk.H.nw // red.T)
     if rest is None:
         return None
-    top = ShiftedSchur(cert, b).block_top(rest, tol)
+    top = ShiftedSchur(cert, bs).block_top(rest, tol)
     return rest if top is None else top

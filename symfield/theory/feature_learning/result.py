@@ -38,24 +38,24 @@ class Branch:
 
     def _subspace_form(self):
         """``reduced``; for a dense point with n >= :data:`SUBSPACE_FORM_MIN_N` of a linear problem the reduction
-        covers with one W group, its form C = C₀ + Φ N Φᵀ from :meth:`.reduced.Reduction.state` (O(n³), exact for
-        any C; the spectra then need the reducing subspace to be small); else None."""
+        covers, its form C = C₀ + Φ N Φᵀ from :meth:`.reduced.Reduction.state` (O(n³), exact for any C; the spectra
+        then need the reducing subspace to be small); else None."""
         if self.reduced is None and getattr(self, "_dense_form", None) is None:
             from .reduced import ReducedPoint, Reduction, applicable
             pr = getattr(self._act, "pr", None)
             self._dense_form = (None,)
             if isinstance(pr, FLProblem) and pr.n >= SUBSPACE_FORM_MIN_N and applicable(pr):
                 red = Reduction(pr)
-                if red.hessian_support is None:
-                    self._dense_form = (ReducedPoint(red, *red.state(self.C), 1.0),)
+                self._dense_form = (ReducedPoint(red, *red.state(self.C), 1.0),)
         return self.reduced if self.reduced is not None else self._dense_form[0]
 
     def _schur(self):
         """The exact inertia certificate :func:`.reduced_spectrum.certificate` of the subspace form
-        (:meth:`_subspace_form`), or None (none, several W groups or singular inputs, or its reducing subspace exceeds
-        :data:`.reduced_spectrum.CERTIFICATE_MAX_K`)."""
+        (:meth:`_subspace_form`), or None (none, its reducing subspace exceeds
+        :data:`.reduced_spectrum.CERTIFICATE_MAX_K`, or several W groups without the time-chain form of
+        :class:`.reduced_spectrum.ChainQ`)."""
         r = self._subspace_form()
-        if r is None or r.red.hessian_support is not None:
+        if r is None:
             return None
         if self._certificate is None:
             from .reduced_spectrum import certificate
@@ -66,15 +66,14 @@ class Branch:
     def top_eigenvalue(self) -> float:
         """Largest eigenvalue of the Hessian (congruence coordinates).  At a subspace point (or a large dense one in
         subspace form, :meth:`_subspace_form`) from inertia counts of an |S| × |S| matrix
-        (:func:`.reduced_top.top_eigenvalue`: to :data:`.reduced_top.TOP_TOL` plus round-off; needs 𝔅̃ = b ⊗ 1_P);
-        where that does not apply by Lanczos, on the coupled block when it holds the top
-        (:func:`.reduced_spectrum.stability`) else on the whole Hessian, O(n² R) per product — slow where the top
-        is clustered (minutes at T·P = 400).  Else (a small dense point, several W groups, singular inputs: the
-        subspace Hessian does not cover them, :attr:`.reduced.Reduction.hessian_support`) from the dense Hessian
-        or Lanczos (:func:`.spectrum.top_eigen`)."""
+        (:func:`.reduced_top.top_eigenvalue`: to :data:`.reduced_top.TOP_TOL` plus round-off; needs 𝔅̃_g = b_g ⊗ 1_p;
+        several W groups and singular inputs included); where that does not apply by Lanczos, on the coupled block
+        when it holds the top (:func:`.reduced_spectrum.stability`, one W group) else on the whole Hessian, O(n² R)
+        per product — slow where the top is clustered (minutes at T·P = 400).  Else (a small dense point) from the
+        dense Hessian or Lanczos (:func:`.spectrum.top_eigen`)."""
         if self._top is None:
             r = self._subspace_form()
-            if r is not None and r.red.hessian_support is None:
+            if r is not None:
                 from .reduced_top import top_eigenvalue
                 cert = self._schur()
                 self._top = None if cert is None else top_eigenvalue(r.red, r.sub, r.N, r.s, cert=cert)
@@ -85,7 +84,7 @@ class Branch:
                         self._top = blk[0]
                     else:
                         self._top = reduced_top(r.red, r.sub, r.N, r.s)[0]
-            else:  # a dense point, or a subspace point the subspace Hessian does not cover
+            else:  # a dense point
                 self._top = top_eigen(self._act, self.C, lags=None)[0]
         return self._top
 
