@@ -235,3 +235,20 @@ def test_learned_eigenvalues_of_a_dense_solve_come_from_the_same_companion_matri
     assert lam.shape == (2, 5) and fl.selected.reduced is None
     for g in range(2):  # no cross-layer overlaps in C: the learned map vanishes, the companion gives exact zeros
         assert np.abs(_learned_map(fl, g)).max() < 1e-12 and not np.any(lam[g])
+
+
+def test_dense_lanczos_refuses_before_running_beyond_the_time_limit():
+    """spectrum.top_eigen above DENSE_MAX runs Lanczos with O(n³) products: under a time limit it raises a
+    ResourceError naming T·P before any product (here n = 200, about 24 s estimated against a 1 s limit)."""
+    import symfield as sf
+    from symfield.errors import ResourceError
+    from symfield.theory.feature_learning.action import gp_kernel
+    from symfield.theory.feature_learning.spectrum import top_eigen
+    net, X, Y, sup = sequential(10, 20)
+    pr = problem(net, X, Y, sup, 0.5)
+    sf.set_time_limit(1.0)
+    try:
+        with pytest.raises(ResourceError, match=r"T·P = 200"):
+            top_eigen(LinearAction(pr), gp_kernel(pr))
+    finally:
+        sf.set_time_limit(None)

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse.linalg as ssl
 
+from ...resources import check_time
 from .action import LinearAction, gp_kernel
 from .blocks import Blocks, BlockPoint
 from .solver import Frame, sector_mask, smat, svec
@@ -38,6 +39,8 @@ def sector_hessian(act: LinearAction, C: np.ndarray, lags, chunk: int = 64) -> t
 
 
 DENSE_MAX = 1500
+#: Hessian-vector products assumed for the time estimate of a dense Lanczos run (:func:`top_eigen`)
+LANCZOS_PRODUCTS = 300
 
 
 def top_eigen(act: LinearAction, C: np.ndarray, lags=None):
@@ -54,7 +57,9 @@ def top_eigen(act: LinearAction, C: np.ndarray, lags=None):
         v = np.zeros(fr.z0().size)
         v[idx] = vecs[:, -1]
         top = lam[-1]
-    else:
+    else:  # Lanczos: a few hundred products of O(n³) each (the (n²)² Hessian is never formed)
+        check_time(LANCZOS_PRODUCTS * 10.0 * act.n ** 3, f"the dense Hessian's top eigenvalue (T·P = {act.n}: Lanczos "
+                   "with O((T·P)³) Hessian-vector products)", "T or P (the subspace solver's spectra need none)")
         z0 = fr.z0()
         full = np.flatnonzero(mask) if mask is not None else np.arange(z0.size)
 
