@@ -131,3 +131,20 @@ def test_benchmark_properties_quick_mode(tmp_path, monkeypatch):
     assert props["top_eigenvalue (reference)"]["abs_diff"] < 1e-8  # against Lanczos (tol 1e-10)
     assert props["learned_eigenvalues (reference)"]["max_diff_top"] < 1e-10
     assert (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize("variant", ["grouped", "singular"])
+def test_benchmark_properties_quick_mode_of_the_grouped_and_singular_tasks(tmp_path, variant):
+    """bench_fl_scale.py --properties --variant grouped|singular --only stable,top_eigenvalue at a small size: the
+    inertia route against the Lanczos of the whitened Hessian (the implementations it replaces at scale)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import bench_fl_scale
+    out = bench_fl_scale.main(["--properties", "5x6", "--variant", variant, "--only", "stable,top_eigenvalue",
+                               "--cap", "60", "--out", str(tmp_path / "p.json")])
+    props = out["properties"]["T5-P6"]
+    assert props["variant"] == variant and set(props) == {"variant", "solve", "stable", "stable (reference)",
+                                                           "top_eigenvalue", "top_eigenvalue (reference)"}
+    assert props["stable (reference)"]["agree"]
+    assert props["top_eigenvalue (reference)"]["abs_diff"] < 1e-8
