@@ -18,6 +18,10 @@ best of ``--repeat``, each capped at ``--cap`` seconds (:func:`property_costs`);
 two W groups {1..⌊T/2⌋−1}, {⌊T/2⌋..T−1}; ``--variant singular``: the inputs cut to D = P/2 columns (a singular input
 kernel, n' = T·P/2); ``--only stable,top_eigenvalue``: those properties only.
 
+``--climb 4x500``: ``feature_learning`` of the sequential RNN task at that size where its continued branch is a saddle
+(T = 4): above CLIMB_MAX_N sites the saddle is left in the subspace solver (:func:`climb_costs`); up to
+``--climb-reference-max-n`` sites also by the dense maximiser (CLIMB_MAX_N raised), in the same process.
+
 ``--hmc N``: the order parameter |corr(T-1, T)| and c_T of the small problem of bench_feature_learning
 (RNN T = 3, P = 1, y = 4.5) from the HMC sampler at width N (one chain) against the theory.
 ``--sizes 20x100`` is the issue's target size (T·P = 2000); ``--reference-max-n`` skips the reference there.
@@ -227,6 +231,41 @@ def property_costs(T: int, P: int, cap: float, P_new: int = 10, blas_threads: in
     return out
 
 
+def climb_costs(T: int, P: int, cap: float, reference_max_n: int = 600) -> dict:
+    """{'subspace': …, 'dense': …} for ``feature_learning`` of the sequential RNN task (T, P): seconds, load, the
+    branches' actions, the selected branch, its stability and error; the dense climb only up to ``reference_max_n``
+    sites, with max |ΔC| / max |C| against the subspace climb."""
+    from symfield.theory.feature_learning import branches
+    net, X, Y, sup, kappa = sequential_problem(T, P, "rnn")
+    wnet, wX, wY, wsup, _ = sequential_problem(4, 7, "rnn")
+    feature_learning(wnet, wX, wY, supervised=wsup, kappa=kappa)  # warm-up (a saddle at T·P = 28: the dense climb)
+    out = {}
+    limit = branches.CLIMB_MAX_N
+    for name in ("subspace", "dense"):
+        if name == "dense":
+            if T * P > reference_max_n:
+                break
+            branches.CLIMB_MAX_N = 10 ** 9
+        try:
+            t, fl, cpu = timed(lambda: feature_learning(net, X, Y, supervised=sup, kappa=kappa), cap)
+        finally:
+            branches.CLIMB_MAX_N = limit
+        row = {"seconds": t, "cpu_seconds": cpu, "load": os.getloadavg()[0]}
+        if fl is not None:
+            row.update(branches={b.name: b.action for b in fl.branches}, selected=fl.selected.name,
+                       stable=bool(fl.stable), error=float(fl.error), C=fl.C_sites)
+        out[name] = row
+        print(f"climb {name:9s} T{T}-P{P} {t:9.2f} s  " + (f"{row['branches']}  selected {row['selected']}, "
+              f"stable {row['stable']}, error {row['error']:.1e}" if fl is not None else "(capped)"), flush=True)
+    if "C" in out.get("dense", {}) and "C" in out["subspace"]:
+        C0 = out["dense"]["C"]
+        out["dense"]["max_rel_diff_C"] = float(np.abs(out["subspace"]["C"] - C0).max() / np.abs(C0).max())
+        print(f"dense vs subspace climb: max |ΔC|/max|C| = {out['dense']['max_rel_diff_C']:.2e}", flush=True)
+    for row in out.values():
+        row.pop("C", None)
+    return out
+
+
 def cases(sizes, archs=("rnn", "dnn")):
     for T, P in sizes:
         for arch in archs:
@@ -251,11 +290,21 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=1, help="best of this many timings per property")
     ap.add_argument("--variant", default="sequential", choices=VARIANTS, help="the task of --properties")
     ap.add_argument("--only", default="", help="comma-separated properties of --properties (default: all)")
+    ap.add_argument("--climb", default="", help="TxP: leaving the saddle of the sequential task at that size")
+    ap.add_argument("--climb-reference-max-n", type=int, default=600, help="largest T·P of the dense climb")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "fl_scale.json"))
     args = ap.parse_args(argv)
     methods = args.methods.split(",")
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",") if s]
     out = {"load_before": os.getloadavg(), "cap_s": args.cap, "blas_threads": args.blas_threads, "cases": {}}
+    if args.climb:
+        T, P = (int(v) for v in args.climb.split("x"))
+        out["climb"] = {f"T{T}-P{P}": climb_costs(T, P, args.cap, args.climb_reference_max_n)}
+        out["load_after"] = os.getloadavg()
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=1, default=float))
+        print(f"load {out['load_before']} -> {out['load_after']}; written {args.out}")
+        return out
     if args.properties:
         T, P = (int(v) for v in args.properties.split("x"))
         out["properties"] = {f"T{T}-P{P}": property_costs(T, P, args.cap, blas_threads=args.blas_threads,

@@ -148,3 +148,19 @@ def test_benchmark_properties_quick_mode_of_the_grouped_and_singular_tasks(tmp_p
                                                            "top_eigenvalue", "top_eigenvalue (reference)"}
     assert props["stable (reference)"]["agree"]
     assert props["top_eigenvalue (reference)"]["abs_diff"] < 1e-8
+
+
+def test_benchmark_climb_quick_mode(tmp_path, monkeypatch):
+    """bench_fl_scale.py --climb at T = 4, P = 7 with CLIMB_MAX_N lowered to 10: the saddle left in the subspace
+    solver and by the dense maximiser reach the same branch."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import bench_fl_scale
+    from symfield.theory.feature_learning import branches
+    monkeypatch.setattr(branches, "CLIMB_MAX_N", 10)
+    out = bench_fl_scale.main(["--climb", "4x7", "--cap", "60", "--out", str(tmp_path / "c.json")])
+    row = out["climb"]["T4-P7"]
+    assert row["subspace"]["selected"].startswith("broken") and row["subspace"]["stable"]
+    assert row["dense"]["max_rel_diff_C"] < 1e-7
+    assert branches.CLIMB_MAX_N == 10
