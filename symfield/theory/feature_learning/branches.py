@@ -378,6 +378,8 @@ def _seed_broken(sv: _Solver, s: float, C_sym: np.ndarray, D: np.ndarray, left=N
 #: maximiser (O((T·P)³) per Newton-CG product); above it the subspace solver leaves it (:func:`_climb_in_subspace`)
 #: where the top eigenvector comes from the inertia route, else the saddle is reported with a warning
 CLIMB_MAX_N = 400
+
+
 def _climb_from_saddle(sv: _Solver, branch: Branch, both_signs: bool, progress, s: float = 1.0,
                        where: str = "feature_learning", warn: bool = True) -> list:
     """Branches of larger action reached from the continued branch (targets s·Y) if it is a saddle of S (Hessian top
@@ -422,7 +424,7 @@ def _climb_in_subspace(sv: _Solver, branch: Branch, s: float, both_signs: bool) 
     if got is None:
         return None
     red, sub, N = r.red, r.sub, r.N
-    _, V, Dw = got
+    Dw = got[2]
     lam_d, vec_d = np.linalg.eigh(0.5 * (Dw + Dw.T))
     keep = np.abs(lam_d) > 1e-13 * np.abs(lam_d).max()
     line = red.subspace(red.L0 @ vec_d[:, keep], base=sub)
@@ -575,8 +577,9 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
     the dense Hessian); at the first scale where it is a saddle it is left along its unstable direction as
     :func:`feature_learning` does at s = 1 (:func:`_climb_from_saddle`, the branch of larger action of the two
     signs), and that branch is continued over the later scales ('broken' entries; climbed again where its
-    continuation fails).  Above CLIMB_MAX_N sites a RuntimeWarning says which scales are saddles.  Method
-    'reference' does not check (as :func:`feature_learning`'s)."""
+    continuation fails).  Above CLIMB_MAX_N sites the climb runs in the subspace solver; where it cannot (no
+    subspace form of the top eigenvector) one RuntimeWarning names the first saddle and the later ones stay flagged
+    by ``Branch.stable``.  Method 'reference' does not check (as :func:`feature_learning`'s)."""
     pr = problem(check_spec(spec), X, Y, supervised, kappa, readout)
     scales = np.asarray(scales, dtype=float)
     if scales.ndim != 1 or scales.size == 0 or np.any(np.diff(scales) <= 0) or scales[0] <= 0:
@@ -625,10 +628,11 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
             if climb:
                 Cb, state, prev = _scan_left_saddle(sv, red, br, s, scales[i - 1] if i else None, Cb, state, prev,
                                                     progress, warn=not warned)
-                warned = warned or (pr.n > CLIMB_MAX_N and not br.stable)
+                warned = warned or (Cb is None and not br.stable and pr.n > CLIMB_MAX_N)  # the warning was given
                 if Cb is not None and s_thr is None:
                     s_thr = s
-                broken.append(None if Cb is None else Branch("broken", Cb, a.value(Cb), a))
+                broken.append(None if Cb is None else Branch("broken", Cb, a.value(Cb), a, reduced=None if state is None
+                                                             else ReducedPoint(red, *state, s)))
             elif first is not None and i >= first:
                 if Cb is None:
                     s_thr = s

@@ -10,11 +10,11 @@ identity plus a term on the orthonormal basis Ũ = L₀⁻¹Φ of the subspace (
 when they are, e.g. for a time-block-diagonal C₀), and the data part through ẽ = L₀ᵀê and A(C)⁻¹ by Woodbury.
 With a singular input kernel every kernel lives on the span E of the inputs, L₀ = E l₀ (n × n', :mod:`.reduced`), and
 the whitened coordinates are n'-dimensional: the Hessian is that of the action on the kernels supported on E (the
-domain of the span solver, :mod:`.span`), and 𝔅_g maps E into E, so 𝔅̃_gᵀL₀ᵀ = L₀ᵀ𝔅_gᵀ as in the nonsingular case.  The Hessian-vector product is that of
-:meth:`.action.LinearAction.hessp_at` written with these factors (:meth:`WhitenedHessian.apply`).  The
-congruence coordinates of :mod:`.solver` at C use a factor C = L Lᵀ; here L = L₀ M, M = 1 + Ũ(c^½ − 1)Ũᵀ
-(every factor gives the same spectrum, L and the Cholesky factor differ by an orthogonal matrix), so a
-product is D̃ = M V M, the whitened product, then M(·)M.  :func:`top_eigen` runs Lanczos (``eigsh``) on it.
+domain of the span solver, :mod:`.span`), and 𝔅_g maps E into E, so 𝔅̃_gᵀL₀ᵀ = L₀ᵀ𝔅_gᵀ as in the nonsingular case.
+The Hessian-vector product is that of :meth:`.action.LinearAction.hessp_at` written with these factors
+(:meth:`WhitenedHessian.apply`).  The congruence coordinates of :mod:`.solver` at C use a factor C = L Lᵀ; here
+L = L₀ M, M = 1 + Ũ(c^½ − 1)Ũᵀ (every factor gives the same spectrum, L and the Cholesky factor differ by an
+orthogonal matrix), so a product is D̃ = M V M, the whitened product, then M(·)M.  :func:`top_eigen` runs Lanczos (``eigsh``) on it.
 """
 from __future__ import annotations
 
@@ -272,13 +272,14 @@ class SchurCertificate:
 
     with 𝒩_A the non-data part on 𝒲 × 𝒲 (a k × k computation, :class:`_OnSubspace`), a = P s_W β P (P = (WᵀC̃W)^-½,
     s_W = WᵀΣ̃⁻¹W, β = Wᵀ𝔅̃W; several W groups: K X = X − Σ_g a_g X 𝔅̃_gᵀ, a_g = P s_W β_g P, the same algebra with
-    dΣ = Σ_g 𝔅̃_g D 𝔅̃_gᵀ, whose mixed part is W Σ_g β_g (PX) 𝔅̃_gᵀ + its transpose), j_i = Σ_k m_k,i (L₀ D ẽ_k)_{S_i} the data direction of D = the perturbation: the
-    non-data part does not couple A and X (𝒲 and 𝒲⊥ are invariant under 𝔅̃, 𝔅̃ᵀ, and C̃ = Σ̃ = 1 on 𝒲⊥), and on X it
-    is −½KᵀK (the non-data part of a chain whose transition is a; checked against :meth:`CoupledBlock.apply`
-    in tests/test_fl_dense_paths.py).  K is invertible (any T-fold product of the 𝔅̃_g vanishes, each shifting
-    time by one: K⁻¹X = Σ_{j<T} (Σ_g a_g X 𝔅̃_gᵀ)^j), so the X block
-    is negative definite and by Haynsworth's inertia additivity the Hessian has exactly as many positive
-    (zero) eigenvalues on the coupled block as the Schur complement
+    dΣ = Σ_g 𝔅̃_g D 𝔅̃_gᵀ, whose mixed part is W Σ_g β_g (PX) 𝔅̃_gᵀ + its transpose), j_i = Σ_k m_k,i (L₀ D ẽ_k)_{S_i}
+    the data direction of D = the perturbation: the non-data part does not couple A and X (𝒲 and 𝒲⊥ are invariant
+    under 𝔅̃, 𝔅̃ᵀ, and C̃ = Σ̃ = 1 on 𝒲⊥), and on X it is −½KᵀK (the non-data part of a chain whose transition is a;
+    checked against :meth:`CoupledBlock.apply` in tests/test_fl_dense_paths.py and, for several groups,
+    tests/test_fl_grouped_singular_spectra.py).  K is invertible (any T-fold product of the 𝔅̃_g vanishes, each
+    shifting time by one: K⁻¹X = Σ_{j<T} (Σ_g a_g X 𝔅̃_gᵀ)^j), so the X block is negative definite and by
+    Haynsworth's inertia additivity the Hessian has exactly as many positive (zero) eigenvalues on the coupled block
+    as the Schur complement
 
         𝒮 = 𝒩_A − J_Aᵀ (A(C)/σ_v⁴ + Q)⁻¹ J_A,   Q = J_X K⁻¹K⁻ᵀ J_Xᵀ  (|S| × |S|),
 
