@@ -219,6 +219,8 @@ def property_costs(T: int, P: int, cap: float, P_new: int = 10, blas_threads: in
                 runs.append(traced(lambda: fn(fl, Xn), cap))
             t, value, peak = min(runs, key=lambda r: r[0])
             out[name] = {"seconds": t, "peak_mib": peak, "load": os.getloadavg()[0], "repeats": repeat}
+            if isinstance(value, (bool, float, np.floating, np.bool_)):
+                out[name]["value"] = value.item() if hasattr(value, "item") else value
             print(f"{name:22s} {t:9.2f} s  peak {peak:9.1f} MiB", flush=True)
             if name in REFERENCES and fl.selected.reduced is not None:
                 t_ref, ref, peak_ref = traced(lambda: REFERENCES[name](fl), cap)  # once: the slow one
@@ -253,10 +255,12 @@ def climb_costs(T: int, P: int, cap: float, reference_max_n: int = 600) -> dict:
         row = {"seconds": t, "cpu_seconds": cpu, "load": os.getloadavg()[0]}
         if fl is not None:
             row.update(branches={b.name: b.action for b in fl.branches}, selected=fl.selected.name,
-                       stable=bool(fl.stable), error=float(fl.error), C=fl.C_sites)
+                       stable=bool(fl.stable), continued_stable=bool(fl.branches[0].stable), error=float(fl.error),
+                       fixed_point_residual=fl.fixed_point_residual(), C=fl.C_sites)
         out[name] = row
         print(f"climb {name:9s} T{T}-P{P} {t:9.2f} s  " + (f"{row['branches']}  selected {row['selected']}, "
-              f"stable {row['stable']}, error {row['error']:.1e}" if fl is not None else "(capped)"), flush=True)
+              f"stable {row['stable']}, error {row['error']:.1e}, residual {row['fixed_point_residual']:.1e}"
+                                                             if fl is not None else "(capped)"), flush=True)
     if "C" in out.get("dense", {}) and "C" in out["subspace"]:
         C0 = out["dense"]["C"]
         out["dense"]["max_rel_diff_C"] = float(np.abs(out["subspace"]["C"] - C0).max() / np.abs(C0).max())

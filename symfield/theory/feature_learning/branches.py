@@ -620,8 +620,8 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
         for i, s in enumerate(scales):
             a = sv.act(s)
             C = Csym[i]
-            st = states.get(s)
-            br = Branch("symmetric" if sv.sym else "continued", C, a.value(C), a,
+            st = states.get(s)  # a subspace point: its action in O(R³) (the dense one is O(n³))
+            br = Branch("symmetric" if sv.sym else "continued", C, a.value(C) if st is None else red.value(*st, s), a,
                         reduced=None if st is None else ReducedPoint(red, *st, s))
             br.offlag_eigenvalue = lam.get(i, float("nan")) if sv.sym else -np.inf
             symmetric.append(br)
@@ -631,8 +631,11 @@ def signal_scan(spec, X, Y, scales, *, supervised=None, kappa=1.0, readout=None,
                 warned = warned or (Cb is None and not br.stable and pr.n > CLIMB_MAX_N)  # the warning was given
                 if Cb is not None and s_thr is None:
                     s_thr = s
-                broken.append(None if Cb is None else Branch("broken", Cb, a.value(Cb), a, reduced=None if state is None
-                                                             else ReducedPoint(red, *state, s)))
+                if Cb is None:
+                    broken.append(None)
+                else:
+                    broken.append(Branch("broken", Cb, a.value(Cb) if state is None else red.value(*state, s), a,
+                                         reduced=None if state is None else ReducedPoint(red, *state, s)))
             elif first is not None and i >= first:
                 if Cb is None:
                     s_thr = s
