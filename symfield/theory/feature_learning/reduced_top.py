@@ -202,19 +202,14 @@ def top_direction(red, sub, N: np.ndarray, s: float, cert: SchurCertificate | No
     (the 𝒲⊥ block and the X block without data are negative definite), where λ is the root of f(λ) = λ_max(𝒮(λ)):
     A = smat(v) with v the top eigenvector of 𝒮(λ), and the X block's stationarity gives X = −(KᵀK + 2λ)⁻¹J_Xᵀw,
     w = (A(C)/σ_v⁴ + Q(λ))⁻¹J_A v (eliminating X at λ by Woodbury); V = W A Wᵀ + W X + XᵀWᵀ."""
-    cert = certificate(red, sub, N, s) if cert is None else cert
-    if cert is None:
+    route = _inertia_route(red, sub, N, s, cert)
+    if route is None:
         return None
-    H = cert.blk.H
-    bs = chain_factors(H)
-    rest = None if bs is None else rest_top(bs, cert.blk.W, H.nw // red.T)
-    if rest is None:
-        return None
-    sh = ShiftedSchur(cert, bs)
+    cert, sh, rest = route
     lam = sh.block_top(max(rest, 0.0), tol)
     if lam is None or not lam > 0:
         return None
-    chain, W, k = sh.chain, cert.blk.W, cert.k
+    H, chain, W, k = cert.blk.H, sh.chain, cert.blk.W, cert.k
     Sm = cert.NA - lam * np.eye(cert.NA.shape[0])
     X = np.zeros((k, H.nw))
     if sh.sv2 > 0:
@@ -255,12 +250,20 @@ def top_eigenvalue(red, sub, N: np.ndarray, s: float, cert: SchurCertificate | N
     or None where this route does not apply (𝔅̃ is not b ⊗ 1_P, 𝒲 is not ℝᵀ ⊗ 𝒱, or the reducing subspace is
     too large for the certificate).  ``cert``: the :class:`.reduced_spectrum.SchurCertificate` at that point when
     already computed."""
+    route = _inertia_route(red, sub, N, s, cert)
+    if route is None:
+        return None
+    _, sh, rest = route
+    top = sh.block_top(rest, tol)
+    return rest if top is None else top
+
+
+def _inertia_route(red, sub, N: np.ndarray, s: float, cert: SchurCertificate | None):
+    """(certificate, :class:`ShiftedSchur`, top of the 𝒲⊥ block) at C = C₀ + Φ N Φᵀ, or None where the route does
+    not apply (no certificate, 𝔅̃_g not b_g ⊗ 1_p, 𝒲 not ℝᵀ ⊗ 𝒱)."""
     cert = certificate(red, sub, N, s) if cert is None else cert
     if cert is None:
         return None
     bs = chain_factors(cert.blk.H)
     rest = None if bs is None else rest_top(bs, cert.blk.W, cert.blk.H.nw // red.T)
-    if rest is None:
-        return None
-    top = ShiftedSchur(cert, bs).block_top(rest, tol)
-    return rest if top is None else top
+    return None if rest is None else (cert, ShiftedSchur(cert, bs), rest)
