@@ -69,6 +69,9 @@ FROZEN_START = 1e-2
 #: the Newton–Krylov corrector is preconditioned by the dense linearised Jacobian up to this many unknowns
 #: (2 n², n = T·P <= 41; one factorisation costs n(n+1) cheap map evaluations and O(n⁶) flops)
 DENSE_PRECONDITIONER = 3400
+#: Monte Carlo estimators: a continuation step counts as a jump (a fold) only if its solution lies further than
+#: JUMP_SCATTER × |x| / √samples beyond twice the predictor's displacement (sampled solutions scatter by ~|x|/√ESS)
+JUMP_SCATTER = 3.0
 #: a seeded solution with a smaller cross-time size (relative) counts as the symmetric one (exact measures)
 SEED_TOL = 1e-4
 #: Newton steps without a 10 % decrease of the residual after which the corrector gives up (at T·P = 40 near a
@@ -662,9 +665,15 @@ class NonlinearSolver:
                 if s in s_values:
                     bar.update(1)
                 bar.set_postfix_str(f"s = {s:.4g}, {self.evaluations} map evaluations")
-            return continue_in(lambda s, x: self.solve(s, x, measure, label=label, final=s == s_values[-1]),
+            # Monte Carlo: points on the moving-point map, never frozen (:meth:`branch` re-solves the end point on points
+            # frozen there).  Sampled maps (a frozen sample, a proposal adapted at another point) differ by a sampling
+            # offset that no step size shrinks: the jump test allows JUMP_SCATTER × |x| / √samples for it (without, it
+            # halved the last step to min_step: erf, T = 8, P = 5, minutes near s = 0.94)
+            exact = getattr(measure, "exact", True)
+            floor = 0.0 if exact else JUMP_SCATTER * np.linalg.norm(x0) / np.sqrt(self.samples)
+            return continue_in(lambda s, x: self.solve(s, x, measure, label=label, final=exact and s == s_values[-1]),
                                s_start, x0, list(s_values), min_step=1e-4 * span, callback=on_step, label=label,
-                               previous=previous)
+                               previous=previous, jump_floor=floor)
 
     def branch(self, name, s, x, measure, fine) -> NLBranch:
         """The stationary point near x with ``measure`` (re-solved to ``tol`` with the proposal adapted at x),
@@ -692,7 +701,10 @@ class NonlinearSolver:
         point is checked for an odd number of real eigenvalues of J above 1 (:meth:`unstable_modes`: the point
         is then a saddle of the action, a bifurcation was passed): the path then keeps, of that point and the
         stationary points reached along the top such mode (:meth:`other_branches`), the one of largest action —
-        as the linear solver's maximisation does."""
+        as the linear solver's maximisation does.  At s = 1 the search runs wherever J has a real eigenvalue above 1
+        (a maximum of larger action may lie along it; erf, T = 8, P = 5: two of them from s ≈ 0.6 on, even count),
+        there only: a branch switched to on the way had to be continued, and at T = 8, P = 5 that continuation
+        stalled near s ≈ 0.9."""
         grid = np.linspace(0.0, 1.0, steps + 1)
         measure = self.block if self.sym else self.full
         x0, _ = self.solve(0.0, self.start(), measure, label="prior kernel", final=False)
@@ -706,7 +718,7 @@ class NonlinearSolver:
             x = seg.x[-1]
             fp = seg.info[-1][0]
             modes, saddle = self.unstable_modes(fp, x)
-            if saddle:  # keep the stationary point of largest action in reach
+            if saddle or (modes and s == grid[-1]):  # keep the stationary point of largest action in reach
                 _, p, m = fp.evaluate(x)
                 found = self.other_branches(s, x, modes)
                 best = max([(x, fp.action(x, p, m))] + found, key=lambda c: c[1])
@@ -714,7 +726,7 @@ class NonlinearSolver:
                     seg.x[-1] = x = best[0]
                     seg.switches = [(s, modes[0][0])]
                     previous = None  # another branch: no secant across the switch
-                elif not found:
+                elif saddle and not found:
                     warnings.warn(f"{label}: the map's Jacobian has an odd number of real eigenvalues above 1 "
                                   f"(largest {modes[0][0]:.4g}) at s = {s:.4g}, so the branch kept is a saddle of the "
                                   "action (a bifurcation on the way), and no other stationary point was reached "
@@ -722,6 +734,7 @@ class NonlinearSolver:
             whole = seg if whole is None else _joined(whole, seg)
             s0 = s
         return whole
+
     def seed_broken(self, s, x_sym, p, m):
         """Solve with the full measure from the symmetric solution displaced along the unstable direction."""
         act = FixedPoint(self.pr, s, self.block).act
