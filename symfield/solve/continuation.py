@@ -6,7 +6,8 @@ predicted guess is retried from the current point, and a failed step is halved
 (the intermediate value is inserted) down to ``min_step``.  A step whose solution differs from
 the prediction by more than ``jump_tol`` (relative) even at the smallest step is recorded as
 a jump (a fold of the branch: the solution left the branch it was following): the corrector
-moved more than ``jump_tol`` times the secant predictor's displacement.
+moved more than ``jump_tol`` times the secant predictor's displacement plus ``jump_floor`` (absolute: the
+scatter of a sampled solution, which no step size shrinks).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class ContinuationPath:
 
 
 def continue_in(solve, s0, x0, targets, min_step=1e-6, jump_tol=2.0, predictor=None, callback=None,
-                label="continuation", previous=None) -> ContinuationPath:
+                label="continuation", previous=None, jump_floor: float = 0.0) -> ContinuationPath:
     """Follow ``solve`` from (s0, x0) through the parameter values ``targets`` (monotone order).
 
     ``predictor(x_prev, x_cur, s_prev, s_cur, s_next)`` may replace the secant guess (it must
@@ -65,7 +66,7 @@ def continue_in(solve, s0, x0, targets, min_step=1e-6, jump_tol=2.0, predictor=N
                 # a jump: the corrector moves much further than the predictor did (on a smooth branch the
                 # predictor error is O(step²) against a predicted displacement O(step))
                 far = guess is not None and (np.linalg.norm(x_new - guess)
-                                             > jump_tol * max(np.linalg.norm(guess - x_cur), 1e-12))
+                                             > jump_tol * max(np.linalg.norm(guess - x_cur), 1e-12) + jump_floor)
                 if far and abs(step) > min_step:  # refine: is it a jump or just a large step?
                     step /= 2
                     s_next = s_cur + step

@@ -16,8 +16,9 @@ contractive at strong signal), with continuation in the signal scale s (targets 
 Where the symmetric branch exists and loses stability in a lag sector (:mod:`.threshold`), the broken
 branch is seeded along the unstable direction and solved with the full measure; the branch of largest
 action — evaluated by the same (full) estimator for every candidate — is selected.  Without a symmetric
-sector, a real eigenvalue of the map's Jacobian above 1 marks a bifurcation of the continued branch: the path
-moves to the stationary point of largest action found along that mode (:meth:`NonlinearSolver.symmetric`).
+sector, an odd number of real eigenvalues of the map's Jacobian above 1 marks the continued branch as a saddle
+of the action (a bifurcation was passed): the path moves to the stationary point of largest action found along
+the top such mode (:meth:`NonlinearSolver.symmetric`, :meth:`NonlinearSolver.unstable_modes`).
 """
 from __future__ import annotations
 
@@ -68,6 +69,9 @@ FROZEN_START = 1e-2
 #: the Newton–Krylov corrector is preconditioned by the dense linearised Jacobian up to this many unknowns
 #: (2 n², n = T·P <= 41; one factorisation costs n(n+1) cheap map evaluations and O(n⁶) flops)
 DENSE_PRECONDITIONER = 3400
+#: Monte Carlo estimators: a continuation step counts as a jump (a fold) only if its solution lies further than
+#: JUMP_SCATTER × |x| / √samples beyond twice the predictor's displacement (sampled solutions scatter by ~|x|/√ESS)
+JUMP_SCATTER = 3.0
 #: a seeded solution with a smaller cross-time size (relative) counts as the symmetric one (exact measures)
 SEED_TOL = 1e-4
 #: Newton steps without a 10 % decrease of the residual after which the corrector gives up (at T·P = 40 near a
@@ -583,8 +587,8 @@ class NonlinearSolver:
         stalls from residuals ≳ 1e-2; and the frozen J lacks the motion of the points: Newton on the first map
         with it stalls near 1e-3).  So Anderson and Newton run on the first until converged or stalled; a
         ``final`` (or stalled, from below ``FROZEN_START``) point is then frozen there and solved on the second:
-        the proposal sits at the solution reported, and :func:`solution_deviations` (and :meth:`unstable_modes`
-        at such a point) use the exact J of the sample solved with."""
+        the proposal sits at the solution reported, and :func:`solution_deviations` uses the exact J of the sample
+        solved with (:meth:`unstable_modes` freezes the points at any point it checks)."""
         fp = FixedPoint(self.pr, s, measure)
         tol = self.tolerance(measure, final)
         mc = isinstance(measure, TiltedMC)
@@ -661,9 +665,15 @@ class NonlinearSolver:
                 if s in s_values:
                     bar.update(1)
                 bar.set_postfix_str(f"s = {s:.4g}, {self.evaluations} map evaluations")
-            return continue_in(lambda s, x: self.solve(s, x, measure, label=label, final=s == s_values[-1]),
+            # Monte Carlo: points on the moving-point map, never frozen (:meth:`branch` re-solves the end point on points
+            # frozen there).  Sampled maps (a frozen sample, a proposal adapted at another point) differ by a sampling
+            # offset that no step size shrinks: the jump test allows JUMP_SCATTER × |x| / √samples for it (without, it
+            # halved the last step to min_step: erf, T = 8, P = 5, minutes near s = 0.94)
+            exact = getattr(measure, "exact", True)
+            floor = 0.0 if exact else JUMP_SCATTER * np.linalg.norm(x0) / np.sqrt(self.samples)
+            return continue_in(lambda s, x: self.solve(s, x, measure, label=label, final=exact and s == s_values[-1]),
                                s_start, x0, list(s_values), min_step=1e-4 * span, callback=on_step, label=label,
-                               previous=previous)
+                               previous=previous, jump_floor=floor)
 
     def branch(self, name, s, x, measure, fine) -> NLBranch:
         """The stationary point near x with ``measure`` (re-solved to ``tol`` with the proposal adapted at x),
@@ -688,9 +698,13 @@ class NonlinearSolver:
 
     def symmetric(self, steps):
         """The branch continued from the prior kernel to s = 1.  Without a symmetric sector every accepted
-        point is checked for a real eigenvalue of J above 1 (:meth:`unstable_modes`, a bifurcation
-        indicator): the path then keeps, of that point and the stationary points reached along the mode
-        (:meth:`other_branches`), the one of largest action — as the linear solver's maximisation does."""
+        point is checked for an odd number of real eigenvalues of J above 1 (:meth:`unstable_modes`: the point
+        is then a saddle of the action, a bifurcation was passed): the path then keeps, of that point and the
+        stationary points reached along the top such mode (:meth:`other_branches`), the one of largest action —
+        as the linear solver's maximisation does.  At s = 1 the search runs wherever J has a real eigenvalue above 1
+        (a maximum of larger action may lie along it; erf, T = 8, P = 5: two of them from s ≈ 0.6 on, even count),
+        there only: a branch switched to on the way had to be continued, and at T = 8, P = 5 that continuation
+        stalled near s ≈ 0.9."""
         grid = np.linspace(0.0, 1.0, steps + 1)
         measure = self.block if self.sym else self.full
         x0, _ = self.solve(0.0, self.start(), measure, label="prior kernel", final=False)
@@ -703,8 +717,8 @@ class NonlinearSolver:
             previous = (s0, x)  # the secant predictor of the next segment
             x = seg.x[-1]
             fp = seg.info[-1][0]
-            modes = self.unstable_modes(fp, x)
-            if modes:  # a bifurcation indicator: keep the stationary point of largest action in reach
+            modes, saddle = self.unstable_modes(fp, x)
+            if saddle or (modes and s == grid[-1]):  # keep the stationary point of largest action in reach
                 _, p, m = fp.evaluate(x)
                 found = self.other_branches(s, x, modes)
                 best = max([(x, fp.action(x, p, m))] + found, key=lambda c: c[1])
@@ -712,14 +726,15 @@ class NonlinearSolver:
                     seg.x[-1] = x = best[0]
                     seg.switches = [(s, modes[0][0])]
                     previous = None  # another branch: no secant across the switch
-                elif not found:
-                    warnings.warn(f"{label}: the map's Jacobian has the real eigenvalue {modes[0][0]:.4g} > 1 at "
-                                  f"s = {s:.4g} (a bifurcation on the way) and no other stationary point was "
-                                  "reached along that mode: the branch kept may be a saddle of the action",
-                                  stacklevel=4)
+                elif saddle and not found:
+                    warnings.warn(f"{label}: the map's Jacobian has an odd number of real eigenvalues above 1 "
+                                  f"(largest {modes[0][0]:.4g}) at s = {s:.4g}, so the branch kept is a saddle of the "
+                                  "action (a bifurcation on the way), and no other stationary point was reached "
+                                  "along the top mode", stacklevel=4)
             whole = seg if whole is None else _joined(whole, seg)
             s0 = s
         return whole
+
     def seed_broken(self, s, x_sym, p, m):
         """Solve with the full measure from the symmetric solution displaced along the unstable direction."""
         act = FixedPoint(self.pr, s, self.block).act
@@ -777,19 +792,42 @@ class NonlinearSolver:
         return self.path(targets, xb, self.full, s_start=s_hi, label="broken branch").x[-1]
 
     def unstable_modes(self, fp: FixedPoint, x: np.ndarray, k: int = 6):
-        """Real eigenvalues λ > 1 + UNSTABLE_MAP of the map's Jacobian J at the fixed point x, largest first,
-        with their unit eigenvectors (shape x.shape), by Arnoldi (ARPACK) on J·v (:func:`jacobian_operator`).
-        det(1 − J) changes sign where a real eigenvalue crosses 1: a bifurcation of the branch continued
-        from s = 0 (T = 8, P = 5, linear φ: at s ≈ 0.36, past which it is a saddle of the action).  Not a
-        stability test by itself: the branch of largest action has such eigenvalues too (2.96 at s = 0.75
-        there), so the caller compares actions."""
-        op = jacobian_operator(fp, x)
-        J = LinearOperator(op.shape, matvec=lambda v: v - op.matvec(v), dtype=float)
-        if x.size <= DENSE_JACOBIAN:
-            vals, vecs = np.linalg.eig(J.matmat(np.eye(x.size)))
-        else:
-            v0 = np.random.default_rng(0).standard_normal(x.size)  # reproducible (ARPACK's default start is random)
-            vals, vecs = eigs(J, k=k, which="LR", ncv=min(x.size, max(3 * k, 30)), tol=1e-6, v0=v0)
+        """(modes, saddle) at the fixed point x: the real eigenvalues λ > 1 + UNSTABLE_MAP of the map's Jacobian J,
+        largest first, with their unit eigenvectors (shape x.shape), and whether their number is odd.
+
+        Why the parity: F = G − x is 2 P ∇S (P swaps the C and Ĉ blocks: F_C = 2∂S/∂Ĉ, F_Ĉ = 2∂S/∂C), so
+        1 − J = −2 P ∇²S and sign det(1 − J) = (−1)^m sign det ∇²S (m = dim C).  S is convex in Ĉ (ln Z is), so by
+        Haynsworth's inertia theorem ∇²S has m + u positive eigenvalues, u the number of unstable directions of the
+        action over C (Ĉ eliminated): sign det(1 − J) = (−1)^u.  Complex pairs of J add |1 − λ|² > 0, so an odd
+        number of real eigenvalues above 1 ⇔ det(1 − J) < 0 ⇔ u odd: the point is a saddle of S (u = 1 where
+        one real eigenvalue crossed 1: a bifurcation of the branch continued from s = 0, where J is contractive).
+        A single real eigenvalue above 1 is no such sign (linear φ, T = 4, P = 7, sequential: the saddle has one,
+        1.26; the two maxima none, but a complex pair with real part 1.34), and nor is the kind of the top pair: at
+        erf, T = 8, P = 5, s = 0.5 it is complex (1.38 ± 0.19i) or two real eigenvalues (1.53, 1.26) depending on
+        the Monte Carlo sample — even either way.
+
+        J·v of the points frozen at x (:func:`jacobian_operator`: exact for the sampled map there, and no dearer than
+        an evaluation); dense eigenvalues up to ``DENSE_JACOBIAN`` unknowns, else Arnoldi (ARPACK) for the k of
+        largest real part, k doubled while the smallest of them still lies right of 1 (so no real eigenvalue
+        above 1 is missed)."""
+        mc = isinstance(fp.measure, TiltedMC) and fp.measure.frozen is None
+        if mc:
+            self._freeze(fp, x)
+        try:
+            op = jacobian_operator(fp, x)
+            J = LinearOperator(op.shape, matvec=lambda v: v - op.matvec(v), dtype=float)
+            if x.size <= DENSE_JACOBIAN:
+                vals, vecs = np.linalg.eig(J.matmat(np.eye(x.size)))
+            else:
+                v0 = np.random.default_rng(0).standard_normal(x.size)  # reproducible (ARPACK's default is random)
+                while True:
+                    vals, vecs = eigs(J, k=k, which="LR", ncv=min(x.size - 1, max(3 * k, 30)), tol=1e-6, v0=v0)
+                    if vals.real.min() <= 1 + UNSTABLE_MAP or 2 * k >= x.size - 1:
+                        break
+                    k *= 2
+        finally:
+            if mc:
+                fp.measure.thaw()
         real = (np.abs(vals.imag) <= 1e-6 * np.abs(vals)) & (vals.real > 1 + UNSTABLE_MAP)
         order = np.argsort(-vals.real[real])
         modes = []
@@ -797,7 +835,7 @@ class NonlinearSolver:
             v = v.real.reshape(x.shape)
             v = 0.5 * (v + np.swapaxes(v, -1, -2))
             modes.append((float(lam), v / np.abs(v).max()))
-        return modes
+        return modes, len(modes) % 2 == 1
 
     def other_branches(self, s, x, modes):
         """[(x, action)] of the stationary points reached from x displaced along the top unstable mode (both

@@ -1,0 +1,63 @@
+"""The saddle indicator of the nonlinear solver without a symmetric sector: an odd number of real eigenvalues of the
+forward–backward map's Jacobian above 1 (sign det(1 − J) = (−1)^u, u the unstable directions of S over C;
+``NonlinearSolver.unstable_modes``), checked against the dense Hessian of the linear action (spectrum.top_eigen) on the
+sequential task of benchmarks/bench_fl_scale.py at T = 4, P = 7, where the continued branch is a saddle (top Hessian
+eigenvalue +0.032) and the two broken branches are maxima, one with a complex pair of J right of 1."""
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.sparse.linalg import LinearOperator, eigs
+
+import symfield as sf
+from symfield.theory.feature_learning import nonlinear as nl
+from symfield.theory.feature_learning.problem import problem
+from symfield.theory.feature_learning.spectrum import top_eigen
+from symfield.theory.feature_learning.tilted_quadrature import GaussianMeasure
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_fl_scale import sequential_problem  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def case():
+    net, X, Y, S, kappa = sequential_problem(4, 7, "rnn")
+    return problem(net, X, Y, S, kappa, None), sf.feature_learning(net, X, Y, supervised=S, kappa=kappa)
+
+
+def _point(fp, C):
+    """(C, Ĉ) of linear φ: Ĉ = Σ⁻¹ − C⁻¹ (the forward equation C = (Σ⁻¹ − Ĉ)⁻¹)."""
+    p = fp.act.point(C)
+    return np.stack([C, p.Sinv - p.Cinv])
+
+
+def test_odd_count_of_real_eigenvalues_above_one_marks_the_saddles_of_the_action(case):
+    pr, fl = case
+    sv = nl.NonlinearSolver(pr)
+    fp = nl.FixedPoint(pr, 1.0, GaussianMeasure())
+    flags = {}
+    for b in fl.branches:
+        x = _point(fp, b.C)
+        assert np.abs(fp.evaluate(x)[0] - x).max() < 1e-9  # a fixed point of the map
+        modes, saddle = sv.unstable_modes(fp, x)
+        flags[b.name] = (saddle, len(modes))
+        assert saddle == (top_eigen(fp.act, b.C)[0] > 0), b.name
+    assert flags["continued"] == (True, 1)
+    # a maximum whose J has a complex pair right of 1: "some eigenvalue beyond 1" would call it unstable
+    x = _point(fp, fl.branches[1].C)
+    op = nl.jacobian_operator(fp, x)
+    J = LinearOperator(op.shape, matvec=lambda v: v - op.matvec(v), dtype=float)
+    top = eigs(J, k=2, which="LR", v0=np.ones(x.size), return_eigenvectors=False)
+    assert top.real.max() > 1.2 and np.abs(top.imag).min() > 0.5 and flags["broken+"] == (False, 0)
+
+
+def test_the_nonlinear_path_with_linear_phi_leaves_the_saddle_for_the_maximum(case):
+    pr, fl = case
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "the branch kept may be a saddle" warning
+        nf = nl.feature_learning(pr)
+    assert fl.selected.name == "broken+" and nf.path.switches  # the continuation switched branch on the way
+    assert np.abs(nf.selected.C - fl.selected.C).max() < 1e-8
+    assert abs(nf.action - fl.action) < 1e-9
