@@ -47,7 +47,7 @@ from .tilted_quadrature import MAX_QUADRATURE_DIM, BlockMeasure, GaussianMeasure
 PROPOSAL_WIDENING = 0.5
 #: a lag-sector Hessian eigenvalue above this counts as an instability
 UNSTABLE_TOL = 1e-9
-#: a real eigenvalue of the map's Jacobian above 1 + this counts as an instability (no symmetric sector)
+#: real eigenvalues of the map's Jacobian above 1 + this are counted; an odd count marks a saddle (no symmetric sector)
 UNSTABLE_MAP = 1e-6
 #: the map's Jacobian is formed densely (one evaluation per unknown) up to this many unknowns
 DENSE_JACOBIAN = 128
