@@ -701,10 +701,10 @@ class NonlinearSolver:
         point is checked for an odd number of real eigenvalues of J above 1 (:meth:`unstable_modes`: the point
         is then a saddle of the action, a bifurcation was passed): the path then keeps, of that point and the
         stationary points reached along the top such mode (:meth:`other_branches`), the one of largest action —
-        as the linear solver's maximisation does.  At s = 1 other branches are looked for wherever J has a real eigenvalue above 1
-        (a maximum of larger action may lie along it; erf, T = 8, P = 5: two of them from s ≈ 0.6 on, even count),
-        there only: a branch switched to on the way had to be continued, and at T = 8, P = 5 that continuation
-        stalled near s ≈ 0.9."""
+        as the linear solver's maximisation does.  At s = 1 other branches are looked for wherever J has a real
+        eigenvalue above 1 (a maximum of larger action may lie along it; erf, T = 8, P = 5: two of them from
+        s ≈ 0.6 on, even count), there only: a branch switched to on the way had to be continued, and at T = 8,
+        P = 5 that continuation stalled near s ≈ 0.9."""
         grid = np.linspace(0.0, 1.0, steps + 1)
         measure = self.block if self.sym else self.full
         x0, _ = self.solve(0.0, self.start(), measure, label="prior kernel", final=False)
