@@ -78,10 +78,13 @@ class Sample:
         return Sample(self.U, self.Hu[idx], self.H[idx], self.F[idx], d, self.lnq[idx], len(range(k, self.m, B)))
 
 
-def stein_terms(d, FC, G, Chat, wn):
+def stein_terms(d, FC, G, Chat, wn, dwd=None):
     """Σ_k wn_k [∇V∇Vᵀ + ∇²V](h_k) with ∇V = G = φ' ∘ Ĉφ (FC = φĈ), ∇²V = diag(φ')Ĉdiag(φ') + diag(φ'' ∘ Ĉφ)
-    (module docstring; ``wn`` of any sign: also the derivative of the average along the weights)."""
-    T = (G * wn[:, None]).T @ G + Chat * ((d[0] * wn[:, None]).T @ d[0]) + np.diag(wn @ (d[1] * FC))
+    (module docstring; ``wn`` of any sign: also the derivative of the average along the weights); ``dwd``:
+    Σ_k wn_k φ'_k φ'_kᵀ if already formed."""
+    if dwd is None:
+        dwd = (d[0] * wn[:, None]).T @ d[0]
+    T = (G * wn[:, None]).T @ G + Chat * dwd + np.diag(wn @ (d[1] * FC))
     return 0.5 * (T + T.T)
 
 
@@ -164,8 +167,8 @@ class TiltedMC(OnSpan):
         G = dwd = None
         if d is not None:  # Stein: Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ = ⟨∇V∇Vᵀ + ∇²V⟩, V = ½φᵀĈφ (no Σ⁻¹, 0 at Ĉ = 0)
             G = d[0] * FC
-            dwd = (d[0] * wn[:, None]).T @ d[0]
-            out.tilt = stein_terms(d, FC, G, Chat, wn)
+            dwd = (d[0] * wn[:, None]).T @ d[0]  # Σ_k w̄_k φ'_k φ'_kᵀ: in the tilt and in jvp's δ(Ĉ ∘ ·)
+            out.tilt = stein_terms(d, FC, G, Chat, wn, dwd)
         out.logZ -= np.log(len(F))
         if self.frozen is not None:
             def jvp(dSigma, dChat):
