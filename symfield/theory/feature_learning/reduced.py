@@ -46,6 +46,7 @@ from ...solve import ConvergenceError
 from ...solve.continuation import ContinuationPath
 from .action import LinearAction, gp_kernel, kernel_span
 from .problem import FLProblem
+from .reduced_spectrum import time_product
 from .span import factor
 from .terms import data_matrix, restrict
 
@@ -84,12 +85,11 @@ def weight_factors(pr: FLProblem) -> list | None:
     return None if F is None else list(F.T)
 
 
-def time_aligned(E: np.ndarray, T: int, P: int) -> np.ndarray:
-    """An orthonormal basis 1_T ⊗ E_𝒳 of range E when range E = ℝᵀ ⊗ 𝒳 (EEᵀ = 1_T ⊗ Π_𝒳 to 1e-12; sites t·P + μ),
-    else E."""
-    Pi = E @ E.T
-    Px = Pi[:P, :P]
-    if np.abs(Pi - np.kron(np.eye(T), Px)).max() > 1e-12:
+def time_aligned(E: np.ndarray, T: int) -> np.ndarray:
+    """An orthonormal basis 1_T ⊗ E_𝒳 of range E when range E = ℝᵀ ⊗ 𝒳 (EEᵀ = 1_T ⊗ Π_𝒳 to 1e-12,
+    :func:`.reduced_spectrum.time_product`; sites t·P + μ), else E."""
+    Px = time_product(E, T)
+    if Px is None:
         return E
     lam, V = np.linalg.eigh(0.5 * (Px + Px.T))
     Ex = V[:, lam > 0.5]
@@ -124,7 +124,7 @@ class Reduction:
         sp = kernel_span(pr)
         #: orthonormal basis E (n × n') of the span of the inputs when the input kernel is singular (C and every
         #: kernel visited live there), else None; whitened coordinates are then n'-dimensional: L₀ = E l₀
-        self.E = None if sp is None else time_aligned(sp.basis[:, ~sp.dead], pr.T, pr.P)
+        self.E = None if sp is None else time_aligned(sp.basis[:, ~sp.dead], pr.T)
         if self.E is None:
             self.L0, self.cond0 = factor(self.C0, None, "the GP kernel", condition=True)
         else:
