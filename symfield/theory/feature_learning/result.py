@@ -33,6 +33,7 @@ class Branch:
         self.name, self.C, self.action, self._act, self._top = name, C, float(action), act, top_eigenvalue
         self.reduced = reduced
         self._certificate = None
+        self._dense_form = None  # (subspace form or None,) of a dense point, once computed (:meth:`_subspace_form`)
         #: top eigenvalue of the lag sectors k >= 1 (symmetric solutions only; nan otherwise)
         self.offlag_eigenvalue = float("nan")
 
@@ -40,7 +41,7 @@ class Branch:
         """``reduced``; for a dense point with n >= :data:`SUBSPACE_FORM_MIN_N` of a linear problem the reduction
         covers, its form C = C₀ + Φ N Φᵀ from :meth:`.reduced.Reduction.state` (O(n³), exact for any C; the spectra
         then need the reducing subspace to be small); else None."""
-        if self.reduced is None and getattr(self, "_dense_form", None) is None:
+        if self.reduced is None and self._dense_form is None:
             from .reduced import ReducedPoint, Reduction, applicable
             pr = getattr(self._act, "pr", None)
             self._dense_form = (None,)
