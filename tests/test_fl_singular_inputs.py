@@ -132,3 +132,16 @@ def test_nonlinear_duplicates_refused_where_the_lag_test_needs_the_kernel_invers
     X = np.array([[1.0], [1.0]])
     with pytest.raises(NotSupportedError, match="kappa/k"):
         feature_learning(sf.RNN(3, phi="erf", bias="none", scaling="mean_field"), X, endpoint(3, 4.0, P=2))
+
+
+def test_a_negative_variance_has_no_span_and_is_outside_the_domain():
+    """A covariance with a negative diagonal entry (an iterate that left the domain) raises NotPositiveDefinite,
+    which the iterations catch to step back (it returned an empty span before, and the measure failed later with a
+    zero-size reduction); an exact zero variance still gives a span without that site."""
+    from symfield.errors import NotPositiveDefinite
+    with pytest.raises(NotPositiveDefinite):
+        span(np.diag([2.0, -1.0]))
+    with pytest.raises(NotPositiveDefinite):
+        span(-np.eye(3))
+    sp = span(np.diag([2.0, 0.0, 1.0]))
+    assert int(sp.rank) == 2

@@ -616,8 +616,8 @@ def _auto_moments(phi, covs, kk, tol: float, total_budget: float = NESTED_TOTAL_
         trusted = _hermite_resolves(phi, covs, CHECK_NODES[m][1])
         if np.any(trusted):
             out, err, absval = _hermite_checked(phi, covs, kk, *CHECK_NODES[m])
-        else:  # a kinked φ (and δ terms in φ''): the nested rule for every covariance
-            out, err, absval = (np.empty((len(covs), 1 + m * (m + 1) // 2)) for _ in range(3))
+        else:  # a kinked φ (and δ terms in φ''): the nested rule for every covariance (NaN: not yet computed)
+            out, err, absval = (np.full((len(covs), 1 + m * (m + 1) // 2), np.nan) for _ in range(3))
         method = np.full(len(covs), "hermite", dtype=object)
         bad = np.nonzero(np.any(err > tol * absval, axis=1) | ~np.all(np.isfinite(out), axis=1) | ~trusted)[0]
         if len(bad):

@@ -45,7 +45,8 @@ class Branch:
             from .reduced import ReducedPoint, Reduction, applicable
             pr = getattr(self._act, "pr", None)
             self._dense_form = (None,)
-            if isinstance(pr, FLProblem) and pr.n >= SUBSPACE_FORM_MIN_N and applicable(pr):
+            if (isinstance(pr, FLProblem) and pr.spec.phi_fn.name == "linear" and pr.n >= SUBSPACE_FORM_MIN_N
+                    and applicable(pr)):
                 red = Reduction(pr)
                 self._dense_form = (ReducedPoint(red, *red.state(self.C), 1.0),)
         return self.reduced if self.reduced is not None else self._dense_form[0]

@@ -33,6 +33,8 @@ from ...errors import NotPositiveDefinite
 
 #: eigenvalues of the correlation matrix at or below this count as zero (the span drops them)
 RANK_TOL = 1e-10
+#: a diagonal entry below −NEGATIVE_TOL × max |diagonal| is a negative variance: not PSD, no span (rounding of zeros passes)
+NEGATIVE_TOL = 1e-12
 #: reciprocal condition number (LAPACK estimate) above which a matrix is full rank without an eigensolve
 FAST_RCOND = 1e-7
 
@@ -58,6 +60,8 @@ def _basis(M: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray] | None:
     """(padded basis, dead) of the range of one PSD matrix M, or None when M is nonsingular at ``tol``."""
     n = M.shape[0]
     d = np.diag(M).copy()
+    if np.any(d < -NEGATIVE_TOL * max(np.abs(d).max(), 1e-300)) or not np.all(np.isfinite(d)):
+        raise NotPositiveDefinite("a matrix with a negative (or non-finite) variance is not positive semi-definite")
     live = d > 0
     if live.all():
         R = M / np.sqrt(np.outer(d, d))
