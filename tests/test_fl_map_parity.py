@@ -61,3 +61,41 @@ def test_the_nonlinear_path_with_linear_phi_leaves_the_saddle_for_the_maximum(ca
     assert fl.selected.name == "broken+" and nf.path.switches  # the continuation switched branch on the way
     assert np.abs(nf.selected.C - fl.selected.C).max() < 1e-8
     assert abs(nf.action - fl.action) < 1e-9
+
+
+def _known_spectrum(monkeypatch, diag):
+    """nl.jacobian_operator replaced by 1 − diag(diag) (a map Jacobian with the given eigenvalues)."""
+    d = np.asarray(diag, float)
+    monkeypatch.setattr(nl, "jacobian_operator", lambda fp, x, evaluated=None: LinearOperator(
+        (d.size, d.size), matvec=lambda v: np.ravel(v) - d * np.ravel(v), dtype=float))
+
+
+def test_the_saddle_check_counts_real_eigenvalues_and_is_capped_with_a_warning(case, monkeypatch):
+    """ARPACK path (x.size > DENSE_JACOBIAN) on Jacobians of known spectrum: three real eigenvalues above 1 are
+    found (odd: a saddle); a cluster of 40 above 1 (what too few Monte Carlo points give at T·P = 200) stops the
+    doubling of k at UNSTABLE_MAX_K with a warning and no modes, instead of doubling on (> 8 min at T·P = 200)."""
+    pr, _ = case
+    sv = nl.NonlinearSolver(pr)
+    fp = nl.FixedPoint(pr, 1.0, GaussianMeasure())
+    x = np.zeros((2, 15, 15))  # 450 unknowns > DENSE_JACOBIAN
+    rest = np.linspace(-0.5, 0.9, x.size)
+    _known_spectrum(monkeypatch, np.concatenate([[1.5, 1.3, 1.2], rest[3:]]))
+    modes, saddle = sv.unstable_modes(fp, x)
+    assert [round(m[0], 6) for m in modes] == [1.5, 1.3, 1.2] and saddle
+    _known_spectrum(monkeypatch, np.concatenate([np.linspace(2.3, 2.5, 40), rest[40:]]))
+    with pytest.warns(UserWarning, match="undecided"):
+        modes, saddle = sv.unstable_modes(fp, x)
+    assert modes == [] and not saddle
+
+
+def test_too_few_points_for_the_full_measure_warn():
+    """The full T·P-dimensional Monte Carlo measure with fewer than MC_JACOBIAN_FACTOR × n(n+1)/2 points warns
+    (its sampled Jacobian is noise-dominated); enough points do not."""
+    net = sf.RNN(5, phi="erf", bias="none", scaling="mean_field")
+    pr = problem(net, np.eye(2), np.ones((2, 5)), np.array([[1, 1, 0, 1, 1]] * 2, bool), 1.0, None)
+    need = nl.MC_JACOBIAN_FACTOR * 10 * 11 // 2
+    with pytest.warns(UserWarning, match="fewer than"):
+        nl.NonlinearSolver(pr, samples=need - 1).check_samples()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nl.NonlinearSolver(pr, samples=need).check_samples()

@@ -82,6 +82,13 @@ NEWTON_STALL = 5
 SEED_NEWTON_STEPS = 10
 #: Anderson iterations without halving the residual before the corrector switches to Newton–Krylov
 ANDERSON_STALL = 25
+#: the full measure by Monte Carlo needs at least this many times n(n+1)/2 points (n = T·P: the entries of ⟨φφᵀ⟩)
+#: for the Jacobian of the sampled map to be the theory's: erf, T = 8, P = 5 (n(n+1)/2 = 820), s = 0.25, top real
+#: parts 1.42 / 1.08 / 1.039 / 1.034 with 500 / 1000 / 4000 / 16000 points (1000: a spurious real eigenvalue above 1,
+#: a false saddle); T = 20, P = 10 with 4000 points: a cluster near 2.4 (benchmarks/bench_fl_mc_jacobian.py)
+MC_JACOBIAN_FACTOR = 2
+#: the saddle check asks ARPACK for at most this many eigenvalues of largest real part (k doubled from 6)
+UNSTABLE_MAX_K = 24
 
 
 # --------------------------------------------------------------------------- measures
@@ -553,6 +560,17 @@ class NonlinearSolver:
         self.stats = {"products": 0}  # J·v products of the Newton–Krylov corrector
         self._pre = None  # (s, M): the dense preconditioner and where it was factorised
 
+    def check_samples(self):
+        """Warn where the full Monte Carlo measure has fewer than MC_JACOBIAN_FACTOR × n(n+1)/2 points."""
+        n, samples = self.pr.n, self.samples
+        needed = MC_JACOBIAN_FACTOR * n * (n + 1) // 2
+        if isinstance(self.full, TiltedMC) and samples < needed:
+            warnings.warn(f"samples = {samples} Monte Carlo points for the {n}-dimensional tilted measure (T·P = {n}) "
+                          f"are fewer than {MC_JACOBIAN_FACTOR} × n(n+1)/2 = {needed}: the Jacobian of the sampled map "
+                          "— Newton steps, the saddle check, the error propagated into fl.error — is then dominated "
+                          "by sampling noise (MC_JACOBIAN_FACTOR); pass estimator=dict(samples="
+                          f"{needed}) or more", stacklevel=4)
+
     def start(self) -> np.ndarray:
         C0 = gp_kernel(self.pr)
         return np.stack([C0, np.zeros_like(C0)])
@@ -711,6 +729,7 @@ class NonlinearSolver:
         label = "symmetric branch" if self.sym else "continuation"
         if self.sym:
             return self.path(grid[1:], x0, measure, label=label)
+        self.check_samples()
         whole, s0, x, previous = None, 0.0, x0, None
         for s in grid[1:]:
             seg = self.path([s], x, measure, s_start=s0, label=label, previous=previous)
@@ -809,7 +828,8 @@ class NonlinearSolver:
         J·v of the points frozen at x (:func:`jacobian_operator`: exact for the sampled map there, and no dearer than
         an evaluation); dense eigenvalues up to ``DENSE_JACOBIAN`` unknowns, else Arnoldi (ARPACK) for the k of
         largest real part, k doubled while the smallest of them still lies right of 1 (so no real eigenvalue
-        above 1 is missed)."""
+        above 1 is missed), up to ``UNSTABLE_MAX_K``: beyond it the check is undecided (a warning, no modes; with
+        Monte Carlo too few points — a noise cluster of eigenvalues above 1, see ``MC_JACOBIAN_FACTOR``)."""
         mc = isinstance(fp.measure, TiltedMC) and fp.measure.frozen is None
         if mc:
             self._freeze(fp, x)
@@ -823,6 +843,13 @@ class NonlinearSolver:
                 while True:
                     vals, vecs = eigs(J, k=k, which="LR", ncv=min(x.size - 1, max(3 * k, 30)), tol=1e-6, v0=v0)
                     if vals.real.min() <= 1 + UNSTABLE_MAP or 2 * k >= x.size - 1:
+                        break
+                    if 2 * k > UNSTABLE_MAX_K:  # (T·P = 200, 4000 points: k doubled through a noise cluster, > 8 min)
+                        warnings.warn(f"the saddle check is undecided at this point: the map's Jacobian has more than "
+                                      f"{k} eigenvalues with real part above 1 (smallest found "
+                                      f"{vals.real.min():.4g}); with a Monte Carlo measure that is the sign of too few "
+                                      "points (MC_JACOBIAN_FACTOR); the branch is kept as continued", stacklevel=3)
+                        vals, vecs = vals[:0], vecs[:, :0]
                         break
                     k *= 2
         finally:
@@ -899,6 +926,7 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
         first.offlag_eigenvalue = lam
         if lam > UNSTABLE_TOL:
             s_branch = 1.0
+            sv.check_samples()
             xb = sv.broken_branch(path, first.C_Chat, p, m)
             if np.sum(xb[0][pr.lag() == 1]) < 0:
                 xb = np.stack([mirror(pr, xb[0]), mirror(pr, xb[1])])
