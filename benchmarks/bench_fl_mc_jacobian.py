@@ -1,6 +1,7 @@
 """How many Monte Carlo points the full tilted measure needs before its sampled map's Jacobian is the theory's.
 
     python benchmarks/bench_fl_mc_jacobian.py [--size 8x5] [--points 500,1000,4000,16000] [--s 0.25] [--k 6]
+    python benchmarks/bench_fl_mc_jacobian.py --size 20x10 --cost 4000,40200
 
 erf RNN, the orthonormal sequential task of ``bench_fl_scale.sequential_problem`` (n = T·P sites).  For each number
 of points M: the continued solution at signal scale s (``NonlinearSolver``: the prior kernel, one continuation step),
@@ -15,6 +16,8 @@ Measured (idle 2-core machine, one BLAS thread), T = 8, P = 5 (n(n+1)/2 = 820), 
 0.908 ± 0.310i; 16000: 1.034 ± 0.383i, 0.893 ± 0.314i.  T = 20, P = 10 (n(n+1)/2 = 20,100), 4000 points: the solve to
 s = 0.25 170.6 s (968 map evaluations), then a real 2.413 and a cluster of complex pairs near 2.40 (342 products,
 26 s at tol 1e-3) — the saddle check used to double k through that cluster (> 8 min) before UNSTABLE_MAX_K.
+``--cost`` (T = 20, P = 10, one BLAS thread, the other core busy): 0.20 s per map evaluation with 4000 points, 1.69 s
+with 2 × n(n+1)/2 = 40,200.
 """
 from __future__ import annotations
 
@@ -69,16 +72,38 @@ def spectrum_row(pr, samples: int, s: float, k: int, seed: int = 0) -> dict:
                 products=count[0], seconds=time.perf_counter() - t0, top=vals)
 
 
+def evaluation_cost(pr, samples: int, repeat: int = 3) -> float:
+    """Best-of-``repeat`` seconds of one map evaluation with ``samples`` points at the prior kernel (s = 0.25)."""
+    from symfield.theory.feature_learning.action import gp_kernel
+    from symfield.theory.feature_learning.tilted_mc import TiltedMC
+    C0 = gp_kernel(pr)
+    x = np.stack([C0, np.zeros_like(C0)])
+    fp = nl.FixedPoint(pr, 0.25, TiltedMC(pr.spec.phi_fn, samples=samples, seed=0))
+    fp.evaluate(x)
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fp.evaluate(x)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="8x5", help="TxP")
     ap.add_argument("--points", default="500,1000,4000,16000", help="comma-separated numbers of points")
     ap.add_argument("--s", type=float, default=0.25, help="signal scale of the checked solution")
     ap.add_argument("--k", type=int, default=6, help="eigenvalues of largest real part")
+    ap.add_argument("--cost", default=None, help="comma-separated numbers of points: only the seconds of one map "
+                                                 "evaluation with each (best of 3)")
     args = ap.parse_args(argv)
     T, P = (int(v) for v in args.size.split("x"))
     pr = erf_problem(T, P)
     print(f"erf RNN T={T} P={P}: n(n+1)/2 = {pr.n * (pr.n + 1) // 2}; load {os.getloadavg()[0]:.1f}", flush=True)
+    if args.cost:
+        for M in (int(v) for v in args.cost.split(",")):
+            print(f"{M:7d} points: {evaluation_cost(pr, M):.3f} s per map evaluation (best of 3)", flush=True)
+        return []
     rows = []
     for M in (int(v) for v in args.points.split(",")):
         row = spectrum_row(pr, M, args.s, args.k)
