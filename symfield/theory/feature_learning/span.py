@@ -60,7 +60,7 @@ def _basis(M: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray] | None:
     """(padded basis, dead) of the range of one PSD matrix M, or None when M is nonsingular at ``tol``."""
     n = M.shape[0]
     d = np.diag(M).copy()
-    if np.any(d < -NEGATIVE_TOL * max(np.abs(d).max(), 1e-300)) or not np.all(np.isfinite(d)):
+    if np.any(d < -NEGATIVE_TOL * max(np.abs(d).max(initial=0.0), 1e-300)) or not np.all(np.isfinite(d)):
         raise NotPositiveDefinite("a matrix with a negative (or non-finite) variance is not positive semi-definite")
     live = d > 0
     if live.all():
