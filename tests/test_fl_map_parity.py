@@ -95,10 +95,25 @@ def test_too_few_points_for_the_full_measure_warn():
     pr = problem(net, np.eye(2), np.ones((2, 5)), np.array([[1, 1, 0, 1, 1]] * 2, bool), 1.0, None)
     need = nl.MC_JACOBIAN_FACTOR * 10 * 11 // 2
     with pytest.warns(UserWarning, match="fewer than"):
-        nl.NonlinearSolver(pr, samples=need - 1).check_samples()
+        assert not nl.NonlinearSolver(pr, samples=need - 1).check_samples()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        nl.NonlinearSolver(pr, samples=need).check_samples()
+        assert nl.NonlinearSolver(pr, samples=need).check_samples()
+
+
+def test_too_few_points_skip_the_saddle_check(monkeypatch):
+    """With fewer points than MC_JACOBIAN_FACTOR × n(n+1)/2 the continuation does not run the saddle check (its
+    answer would be noise: minutes of ARPACK at T·P = 200); with enough points it does, once per step."""
+    net = sf.RNN(5, phi="erf", bias="none", scaling="mean_field")
+    pr = problem(net, np.eye(2), 0.5 * np.ones((2, 5)), np.array([[1, 1, 0, 1, 1]] * 2, bool), 1.0, None)
+    calls = []
+    monkeypatch.setattr(nl.NonlinearSolver, "unstable_modes", lambda self, fp, x, k=6: calls.append(1) or ([], False))
+    need = nl.MC_JACOBIAN_FACTOR * 10 * 11 // 2
+    with pytest.warns(UserWarning, match="not checked for being a saddle"):
+        nl.NonlinearSolver(pr, samples=need - 10).symmetric(2)
+    assert calls == []
+    nl.NonlinearSolver(pr, samples=4 * need).symmetric(2)
+    assert len(calls) == 2
 
 
 def test_jacobian_benchmark_quick_mode_converges_in_the_number_of_points():
