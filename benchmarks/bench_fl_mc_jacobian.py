@@ -31,17 +31,14 @@ import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fl_scale import sequential_problem  # noqa: E402
+from bench_feature_learning_nonlinear import orthonormal_problem  # noqa: E402
 
-import symfield as sf  # noqa: E402
 from symfield.theory.feature_learning import nonlinear as nl  # noqa: E402
 from symfield.theory.feature_learning.problem import problem  # noqa: E402
 
 
 def erf_problem(T: int, P: int):
-    net, X, Y, sup, kappa = sequential_problem(T, P, "rnn")
-    net = sf.RNN(T, phi="erf", bias="none", scaling="mean_field")
-    return problem(net, X, Y, sup, kappa, None)
+    return problem(*orthonormal_problem(T, P, "erf"), None)
 
 
 def spectrum_row(pr, samples: int, s: float, k: int, seed: int = 0) -> dict:

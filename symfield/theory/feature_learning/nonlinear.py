@@ -560,17 +560,17 @@ class NonlinearSolver:
         self.stats = {"products": 0}  # J·v products of the Newton–Krylov corrector
         self._pre = None  # (s, M): the dense preconditioner and where it was factorised
 
-    def check_samples(self) -> bool:
+    def check_samples(self, consequence: str = "") -> bool:
         """Warn (and return False) where the full Monte Carlo measure has fewer than MC_JACOBIAN_FACTOR × n(n+1)/2
-        points: its sampled Jacobian is then noise-dominated, and the saddle check is skipped (:meth:`symmetric`)."""
+        points: its sampled Jacobian is then noise-dominated (``consequence``: what the caller skips for it)."""
         n, samples = self.pr.n, self.samples
         needed = MC_JACOBIAN_FACTOR * n * (n + 1) // 2
         if isinstance(self.full, TiltedMC) and samples < needed:
             warnings.warn(f"samples = {samples} Monte Carlo points for the {n}-dimensional tilted measure (T·P = {n}) "
                           f"are fewer than {MC_JACOBIAN_FACTOR} × n(n+1)/2 = {needed}: the Jacobian of the sampled map "
                           "— Newton steps, the saddle check, the error propagated into fl.error — is then dominated "
-                          "by sampling noise (MC_JACOBIAN_FACTOR), so the continued branch is not checked for being a "
-                          f"saddle of the action; pass estimator=dict(samples={needed}) or more", stacklevel=4)
+                          f"by sampling noise (MC_JACOBIAN_FACTOR){consequence}; pass estimator=dict(samples="
+                          f"{needed}) or more", stacklevel=4)
             return False
         return True
 
@@ -732,7 +732,7 @@ class NonlinearSolver:
         label = "symmetric branch" if self.sym else "continuation"
         if self.sym:
             return self.path(grid[1:], x0, measure, label=label)
-        checked = self.check_samples()
+        checked = self.check_samples(", so the continued branch is not checked for being a saddle of the action")
         whole, s0, x, previous = None, 0.0, x0, None
         for s in grid[1:]:
             seg = self.path([s], x, measure, s_start=s0, label=label, previous=previous)
