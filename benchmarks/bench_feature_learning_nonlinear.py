@@ -34,20 +34,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 import symfield as sf
 from symfield.theory.feature_learning.nonlinear import batch_error
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_fl_scale import sequential_problem  # noqa: E402
+
 
 def orthonormal_problem(T: int, P: int, phi: str):
     """(net, X, Y, supervised, kappa): the sequential task of bench_fl_scale (orthonormal inputs, κ = 0.5) with ``phi``."""
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_fl_scale import sequential_problem
     _, X, Y, sup, kappa = sequential_problem(T, P, "rnn")
     return sf.RNN(T, phi=phi, bias="none", scaling="mean_field"), X, Y, sup, kappa
 

@@ -229,7 +229,7 @@ def feature_learning(spec, X, Y, *, supervised=None, kappa=1.0, readout=None, me
     Raises :class:`~symfield.solve.ConvergenceError` (with residual history) if no branch converges.
 
     Nonlinear φ: :func:`.nonlinear.feature_learning` (forward–backward iteration with the tilted measure);
-    ``estimator`` = dict(samples=, seed=, nodes=) sets its Monte Carlo / quadrature rule."""
+    ``estimator`` = dict(samples=, seed=, nodes=, control=) sets its Monte Carlo / quadrature rule."""
     pr = problem(check_spec(spec), X, Y, supervised, kappa, readout)
     check_positive_int("steps", steps)
     check_steps("steps", steps)

@@ -92,12 +92,13 @@ UNSTABLE_MAX_K = 24
 
 
 # --------------------------------------------------------------------------- measures
-ESTIMATOR_KEYS = ("samples", "seed", "nodes")
+ESTIMATOR_KEYS = ("samples", "seed", "nodes", "control")
 
 
 def check_estimator(estimator, phi=None) -> dict:
-    """Validate ``estimator`` = dict(samples=int >= 100, seed=int >= 0, nodes=int >= 2 or None); refused
-    for linear ``phi`` (the tilted measure is Gaussian and solved exactly: there is no rule to set)."""
+    """Validate ``estimator`` = dict(samples=int >= 100, seed=int >= 0, nodes=int >= 2 or None, control=bool or None:
+    the Monte Carlo control variate of :mod:`.tilted_mc`, None its default rule); refused for linear ``phi`` (the
+    tilted measure is Gaussian and solved exactly: there is no rule to set)."""
     if estimator is None:
         return {}
     if phi is not None and phi.name == "linear":
@@ -106,6 +107,8 @@ def check_estimator(estimator, phi=None) -> dict:
     if not isinstance(estimator, dict) or not set(estimator) <= set(ESTIMATOR_KEYS):
         raise SpecError(f"estimator must be a dict with keys from {ESTIMATOR_KEYS}, got {estimator!r}")
     out = dict(estimator)
+    if out.get("control") is not None and not isinstance(out["control"], (bool, np.bool_)):
+        raise SpecError(f"estimator['control'] must be True, False or None, got {out['control']!r}")
     for key, low in (("samples", 100), ("seed", 0), ("nodes", 2)):
         v = out.get(key)
         if v is None and key == "nodes":
@@ -115,14 +118,15 @@ def check_estimator(estimator, phi=None) -> dict:
     return out
 
 
-def measure_for(pr: FLProblem, d: int, samples: int, seed: int, nodes=None):
-    """The estimator of a d-dimensional tilted measure: Gaussian (linear φ), quadrature (d <= 3), else MC."""
+def measure_for(pr: FLProblem, d: int, samples: int, seed: int, nodes=None, control: bool | None = None):
+    """The estimator of a d-dimensional tilted measure: Gaussian (linear φ), quadrature (d <= 3), else MC
+    (``control``: with the control variate of :mod:`.tilted_mc`)."""
     phi = pr.spec.phi_fn
     if phi.name == "linear":
         return GaussianMeasure()
     if d <= MAX_QUADRATURE_DIM:
         return TiltedQuadrature(phi, nodes)
-    return TiltedMC(phi, samples=samples, seed=seed)
+    return TiltedMC(phi, samples=samples, seed=seed, control=control)
 
 
 @lru_cache(maxsize=None)
@@ -548,14 +552,15 @@ class NonlinearSolver:
     smaller residual buys no accuracy).  ``evaluations`` counts the corrector's map evaluations."""
 
     def __init__(self, pr: FLProblem, samples: int = 20000, seed: int = 0, tol: float = 1e-10, nodes=None,
-                 progress: bool = False):
+                 progress: bool = False, control: bool | None = None):
         self.pr, self.tol, self.progress, self.samples = pr, tol, progress, samples
         self.sym = factorised(pr)
-        self.full = measure_for(pr, pr.n, samples, seed, nodes)
-        self.block = BlockMeasure(measure_for(pr, pr.P, samples, seed, nodes), pr.T, pr.P,
+        self.full = measure_for(pr, pr.n, samples, seed, nodes, control)
+        self.block = BlockMeasure(measure_for(pr, pr.P, samples, seed, nodes, control), pr.T, pr.P,
                                   odd=odd(pr.spec.phi_fn)) if self.sym else None
-        self._fine = (measure_for(pr, pr.n, samples, seed, None if nodes is None else int(1.5 * nodes)),
-                      measure_for(pr, pr.P, samples, seed, None if nodes is None else int(1.5 * nodes)))
+        fine = None if nodes is None else int(1.5 * nodes)
+        self._fine = (measure_for(pr, pr.n, samples, seed, fine, control), measure_for(pr, pr.P, samples, seed, fine,
+                                                                                       control))
         self.evaluations = 0
         self.stats = {"products": 0}  # J·v products of the Newton–Krylov corrector
         self._pre = None  # (s, M): the dense preconditioner and where it was factorised
@@ -634,17 +639,21 @@ class NonlinearSolver:
                 self.evaluations += err2.evaluations
                 out, converged = (err2.best,), False
         if mc and (final or not converged):
-            self._freeze(fp, out[0])
+            self._freeze(fp, out[0], adapt=not converged)
             if pre is None and precondition:
                 pre = self.preconditioner(s, out[0])
             out = self._newton(fp, s, out[0], tol, newton_steps, label, pre)
         return out[0], (fp,) + tuple(out[1:])
 
-    def _freeze(self, fp, x):
-        """The full Monte Carlo measure: the proposal chosen at x (:meth:`_adapt`), its points frozen
-        (:meth:`.tilted_mc.TiltedMC.freeze`)."""
+    def _freeze(self, fp, x, adapt: bool = True):
+        """The full Monte Carlo measure: its points frozen at x (:meth:`.tilted_mc.TiltedMC.freeze`), with the proposal
+        chosen there (:meth:`_adapt`) or, ``adapt`` False, with the one the moving-point map was solved with — then
+        the frozen map equals it at x (re-adapting can switch proposals on an ESS difference of a few per cent, and
+        the frozen map's root then lies a sampling offset away: erf, T = 8, P = 5, s = 1, control variate on, Newton
+        from residual 0.012 stalled at 0.0037)."""
         fp.measure.thaw()
-        self._adapt(fp, x)
+        if adapt:
+            self._adapt(fp, x)
         try:
             fp.measure.freeze(fp.act.point(x[0], kernel=False).Sigma, x[1])
         except NotPositiveDefinite:
@@ -837,7 +846,7 @@ class NonlinearSolver:
         Monte Carlo too few points — a noise cluster of eigenvalues above 1, see ``MC_JACOBIAN_FACTOR``)."""
         mc = isinstance(fp.measure, TiltedMC) and fp.measure.frozen is None
         if mc:
-            self._freeze(fp, x)
+            self._freeze(fp, x, adapt=False)
         try:
             op = jacobian_operator(fp, x)
             J = LinearOperator(op.shape, matvec=lambda v: v - op.matvec(v), dtype=float)
@@ -900,10 +909,11 @@ def _joined(a, b):
 
 def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: int = 0, tol: float = 1e-10,
                      nodes: int | None = None, both_signs: bool = True,
-                     progress: bool = False) -> NonlinearFeatureLearning:
+                     progress: bool = False, control: bool | None = None) -> NonlinearFeatureLearning:
     """Saddle point of the μP action for any φ (module docstring); ``samples``/``seed``: the Monte Carlo
-    estimator (full measure with T·P > 3 or blocks with P > 3), ``nodes``: trapezoid nodes per dimension."""
-    sv = NonlinearSolver(pr, samples, seed, tol, nodes, progress)
+    estimator (full measure with T·P > 3 or blocks with P > 3), ``nodes``: trapezoid nodes per dimension,
+    ``control``: its control variate (:mod:`.tilted_mc`)."""
+    sv = NonlinearSolver(pr, samples, seed, tol, nodes, progress, control)
     path = sv.symmetric(steps)
     if path.jumps:
         warnings.warn(f"the {'symmetric branch' if sv.sym else 'continuation'} jumped (a fold) at s = "
@@ -957,12 +967,13 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
 
 
 def critical_signal(pr: FLProblem, samples: int = 20000, seed: int = 0, tol: float = 1e-11, nodes=None,
-                    s_max: float = 1e3, xtol: float = 1e-9, progress: bool = False) -> float:
+                    s_max: float = 1e3, xtol: float = 1e-9, progress: bool = False,
+                    control: bool | None = None) -> float:
     """|y_S| where the top lag-sector Hessian eigenvalue of the symmetric branch (:mod:`.threshold`) crosses 0."""
     norm = float(np.linalg.norm(pr.y_S))
     if norm == 0:
         raise SpecError("Y is zero at every supervised site: the threshold is defined along a non-zero target")
-    sv = NonlinearSolver(pr, samples, seed, tol, nodes, progress)
+    sv = NonlinearSolver(pr, samples, seed, tol, nodes, progress, control)
     if not sv.sym:
         raise SpecError("this task has no symmetric (time-block-diagonal) phase — cross-time input or readout "
                         "terms, or a φ that is not odd with a shared W, break the symmetry explicitly — so it "
