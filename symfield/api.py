@@ -19,7 +19,7 @@ OPTIONS = {
     "seed": "randomness: int, numpy SeedSequence or None (fresh entropy)",
     "progress": "progress display: None = on when stderr is a terminal, False = off (never carriage returns in logs)",
     "estimator": ("nonlinear feature learning: dict(samples=, seed=, nodes=, control=) of the tilted-measure quadrature / "
-                  "Monte Carlo (control: its control variate; None = on where φ's Gaussian pair kernel is closed-form)"),
+                  "Monte Carlo (control=True: its control variate, for weak learning signals)"),
     "method": "algorithm: one_loop 'causal' | 'dense'; feature_learning 'matrix' | 'explicit' | 'reference'",
     "keep": "mean_field storage: 'all' blocks or only the 'last' shell",
     "n_nodes": "Gauss-Hermite nodes of the four-point moments (one_loop)",

@@ -53,7 +53,7 @@ def test_frozen_points_keep_the_jacobian_and_the_option_is_checked():
             np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
     assert np.abs(ma.phiphi - mb.phiphi).max() > 1e-4  # the constant correction of the frozen points
     tanh = sf.RNN(2, phi="tanh").phi_fn
-    assert TiltedMC(erf).control and not TiltedMC(tanh).control and TiltedMC(tanh, control=True).control  # default
+    assert not TiltedMC(erf).control and TiltedMC(tanh, control=True).control  # off by default
     net = sf.RNN(3, phi="tanh", bias="none", scaling="mean_field")
     with pytest.raises(SpecError, match="control"):
         sf.feature_learning(net, np.eye(1), np.array([[0, 0, 1.0]]), estimator={"control": "yes"})

@@ -70,7 +70,7 @@ def test_linear_phi_through_the_point_based_path_equals_the_closed_form(monkeypa
     ref = feature_learning(net, X2[:1], Y, supervised=sup, gtol=1e-11)
     # 25 nodes per dimension: the trapezoid rule integrates the Gaussian moments to ~e^{-2π²/δ²}, δ = 2/3
     monkeypatch.setattr(nl, "measure_for",
-                        lambda pr, d, samples, seed, nodes=None, control=True: TiltedQuadrature(pr.spec.phi_fn, 25))
+                        lambda pr, d, samples, seed, nodes=None, control=False: TiltedQuadrature(pr.spec.phi_fn, 25))
     got = nl.feature_learning(problem(net, X2[:1], Y, sup))
     assert got.selected.moments.points is not None and got.phase == ref.phase
     f_new = got.predict(X2[1:])
@@ -83,7 +83,7 @@ def test_monte_carlo_prediction_error_covers_the_deviation_from_the_exact_linear
     Y, sup = np.array([[0.5, 1.0, 0.0, 1.0]]), np.array([[1, 1, 0, 1]], bool)
     ref = feature_learning(net, X2[:1], Y, supervised=sup).predict(X2[1:])
     monkeypatch.setattr(nl, "measure_for",
-                        lambda pr, d, samples, seed, nodes=None, control=True: TiltedMC(pr.spec.phi_fn, samples, seed,
+                        lambda pr, d, samples, seed, nodes=None, control=False: TiltedMC(pr.spec.phi_fn, samples, seed,
                                                                                    control=control))
     got = nl.feature_learning(problem(net, X2[:1], Y, sup), samples=8000, seed=3, steps=4)
     f, err = got.predict(X2[1:], error=True)

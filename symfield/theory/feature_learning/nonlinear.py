@@ -96,9 +96,9 @@ ESTIMATOR_KEYS = ("samples", "seed", "nodes", "control")
 
 
 def check_estimator(estimator, phi=None) -> dict:
-    """Validate ``estimator`` = dict(samples=int >= 100, seed=int >= 0, nodes=int >= 2 or None, control=bool or None:
-    the Monte Carlo control variate of :mod:`.tilted_mc`, None its default rule); refused for linear ``phi`` (the
-    tilted measure is Gaussian and solved exactly: there is no rule to set)."""
+    """Validate ``estimator`` = dict(samples=int >= 100, seed=int >= 0, nodes=int >= 2 or None, control=bool: the
+    Monte Carlo control variate of :mod:`.tilted_mc`, default False); refused for linear ``phi`` (the tilted measure
+    is Gaussian and solved exactly: there is no rule to set)."""
     if estimator is None:
         return {}
     if phi is not None and phi.name == "linear":
@@ -107,8 +107,8 @@ def check_estimator(estimator, phi=None) -> dict:
     if not isinstance(estimator, dict) or not set(estimator) <= set(ESTIMATOR_KEYS):
         raise SpecError(f"estimator must be a dict with keys from {ESTIMATOR_KEYS}, got {estimator!r}")
     out = dict(estimator)
-    if out.get("control") is not None and not isinstance(out["control"], (bool, np.bool_)):
-        raise SpecError(f"estimator['control'] must be True, False or None, got {out['control']!r}")
+    if not isinstance(out.get("control", False), (bool, np.bool_)):
+        raise SpecError(f"estimator['control'] must be True or False, got {out['control']!r}")
     for key, low in (("samples", 100), ("seed", 0), ("nodes", 2)):
         v = out.get(key)
         if v is None and key == "nodes":
@@ -118,7 +118,7 @@ def check_estimator(estimator, phi=None) -> dict:
     return out
 
 
-def measure_for(pr: FLProblem, d: int, samples: int, seed: int, nodes=None, control: bool | None = None):
+def measure_for(pr: FLProblem, d: int, samples: int, seed: int, nodes=None, control: bool = False):
     """The estimator of a d-dimensional tilted measure: Gaussian (linear φ), quadrature (d <= 3), else MC
     (``control``: with the control variate of :mod:`.tilted_mc`)."""
     phi = pr.spec.phi_fn
@@ -552,7 +552,7 @@ class NonlinearSolver:
     smaller residual buys no accuracy).  ``evaluations`` counts the corrector's map evaluations."""
 
     def __init__(self, pr: FLProblem, samples: int = 20000, seed: int = 0, tol: float = 1e-10, nodes=None,
-                 progress: bool = False, control: bool | None = None):
+                 progress: bool = False, control: bool = False):
         self.pr, self.tol, self.progress, self.samples = pr, tol, progress, samples
         self.sym = factorised(pr)
         self.full = measure_for(pr, pr.n, samples, seed, nodes, control)
@@ -909,7 +909,7 @@ def _joined(a, b):
 
 def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: int = 0, tol: float = 1e-10,
                      nodes: int | None = None, both_signs: bool = True,
-                     progress: bool = False, control: bool | None = None) -> NonlinearFeatureLearning:
+                     progress: bool = False, control: bool = False) -> NonlinearFeatureLearning:
     """Saddle point of the μP action for any φ (module docstring); ``samples``/``seed``: the Monte Carlo
     estimator (full measure with T·P > 3 or blocks with P > 3), ``nodes``: trapezoid nodes per dimension,
     ``control``: its control variate (:mod:`.tilted_mc`)."""
@@ -968,7 +968,7 @@ def feature_learning(pr: FLProblem, steps: int = 8, samples: int = 20000, seed: 
 
 def critical_signal(pr: FLProblem, samples: int = 20000, seed: int = 0, tol: float = 1e-11, nodes=None,
                     s_max: float = 1e3, xtol: float = 1e-9, progress: bool = False,
-                    control: bool | None = None) -> float:
+                    control: bool = False) -> float:
     """|y_S| where the top lag-sector Hessian eigenvalue of the symmetric branch (:mod:`.threshold`) crosses 0."""
     norm = float(np.linalg.norm(pr.y_S))
     if norm == 0:

@@ -13,8 +13,7 @@ for saturating φ (w <= e^{½ max φᵀĈφ}/α); Q is the statistically lineari
 gives the larger effective sample size at the point it starts from).  Statistical errors:
 delta-method standard errors of ⟨φφᵀ⟩ (``Moments.stderr``) and the effective sample size.
 
-Control variate (``control``; default None: on for φ with a closed-form Gaussian pair kernel — erf, ReLU, … — off
-for the others, e.g. tanh, whose numeric dual kernel costs about as much as the evaluation): the Gaussian averages of the two proposal components are known —
+Control variate (``control=True``; off by default): the Gaussian averages of the two proposal components are known —
 A(K)_ab = E_{N(0,K)}[φ(h_a)φ(h_b)] from the compiled kernel map (closed form or dual kernel,
 :func:`symfield.theory.kernel_map.kernel_map`) and E_{N(0,K)}[hhᵀ] = K — so with q's own plain average subtracted,
 
@@ -23,8 +22,10 @@ A(K)_ab = E_{N(0,K)}[φ(h_a)φ(h_b)] from the compiled kernel map (closed form o
 (α = m/M of the points from the Σ₀ component).  The same expectation; its noise is that of (w − 1)φφᵀ, small where
 the proposal is close to the measure — at weak tilt — and no smaller than before where the weights are broad
 (benchmarks/bench_fl_control_variate.py: erf, orthonormal sequential task, T = 8, P = 5, 4000 points, seed-to-seed
-spread of ⟨φφᵀ⟩ 8 × smaller at 0.25·Y, 3 × at 0.5·Y, the same at Y).  For frozen points the correction is a constant:
-the Jacobian (``Moments.jvp``) is the same.
+spread of ⟨φφᵀ⟩ 8 × smaller at 0.25·Y, 3 × at 0.5·Y, 1.2 × at Y, where the whole solve was no more accurate and took
+more map evaluations in both seeds tried — hence off by default).  It costs two Gaussian kernels per draw (erf 2.2 ms,
+tanh's numeric dual kernel 77 ms at T·P = 200).  For frozen points the correction is a constant: the Jacobian
+(``Moments.jvp``) is the same.
 
 For twice-differentiable φ the backward equation's Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ is estimated by the Stein identity
 (integration by parts against N(0, Σ) e^V, V = ½φᵀĈφ):  Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ = ⟨∇V∇Vᵀ + ∇²V⟩, with
@@ -154,10 +155,9 @@ class TiltedMC(OnSpan):
 
     exact = False
 
-    def __init__(self, phi, samples: int = 20000, seed: int = 0, defensive: float = 0.2, control: bool | None = None):
+    def __init__(self, phi, samples: int = 20000, seed: int = 0, defensive: float = 0.2, control: bool = False):
         self.phi, self.samples, self.seed, self.defensive = phi, int(samples), int(seed), float(defensive)
-        # the control variate of the module docstring (None: where φ's Gaussian pair kernel has a closed form)
-        self.control = phi.has_closed_form if control is None else bool(control)
+        self.control = bool(control)  # the control variate of the module docstring
         self._z = {}
         self.Q = None  # proposal covariance set by adapt(); None: the base covariance rule
         self.batch = None  # (b, B): use only the b-th of B interleaved batches of the points (error estimates)
