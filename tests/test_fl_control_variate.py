@@ -64,3 +64,19 @@ def test_benchmark_quick_mode():
     from bench_fl_control_variate import main
     out = main(["--quick", "--repeat", "1"])
     assert out["ratio"][0.5] < 0.5 and out["map"][0.5][True]["Chat"] > 0
+
+
+def test_without_the_gaussian_kernel_the_plain_estimate_is_returned_with_a_warning(monkeypatch):
+    from symfield.errors import AccuracyError
+    from symfield.theory.feature_learning import tilted_mc
+
+    class Failing:
+        def expect(self, *args, **kw):
+            raise AccuracyError("no rule reaches the accuracy here")
+
+    erf = sf.RNN(2, phi="erf", scaling="mean_field").phi_fn
+    plain = TiltedMC(erf, 2000, 3).tilted(S, CH)
+    monkeypatch.setattr(tilted_mc, "kernel_map", lambda phi: Failing())
+    with pytest.warns(UserWarning, match="control variate is off"):
+        got = TiltedMC(erf, 2000, 3, control=True).tilted(S, CH)
+    np.testing.assert_array_equal(got.phiphi, plain.phiphi)

@@ -34,10 +34,12 @@ amplification of the sampling noise by the conditioning of Σ) and exactly 0 at 
 """
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import numpy as np
 
+from ...errors import AccuracyError
 from ...resources import check_memory
 from ..kernel_map import kernel_map
 from .span import span
@@ -107,14 +109,22 @@ class Sample:
 
 
 def gaussian_phiphi(phi, K: np.ndarray) -> np.ndarray | None:
-    """A(K)_ab = E_{N(0,K)}[φ(h_a)φ(h_b)] by the compiled kernel map; None where it cannot be evaluated (a variance
-    outside the numeric dual kernel's range): the estimator then runs without the control variate."""
+    """A(K)_ab = E_{N(0,K)}[φ(h_a)φ(h_b)] by the compiled kernel map; None (with a warning) where it cannot be
+    evaluated to its accuracy (e.g. a variance outside the numeric dual kernel's range): the estimator then runs
+    without the control variate for these points."""
     d = np.ascontiguousarray(np.diag(K))
     try:
         A = kernel_map(phi).expect(d, d, np.ascontiguousarray(K), symmetric=True)
-    except (FloatingPointError, ArithmeticError, ValueError):
+    except (FloatingPointError, AccuracyError) as err:
+        A = None
+        why = str(err)
+    else:
+        why = "non-finite values"
+    if A is None or not np.all(np.isfinite(A)):
+        warnings.warn(f"the control variate is off for these Monte Carlo points: the Gaussian kernel of phi="
+                      f"{phi.name} could not be evaluated ({why})", stacklevel=2)
         return None
-    return A if np.all(np.isfinite(A)) else None
+    return A
 
 
 def control_stderr(F, wn, phiphi) -> np.ndarray:
