@@ -1,7 +1,7 @@
 """μP feature learning with nonlinear φ: solve time at T·P = 40 and 200, and the cost of the Monte Carlo path.
 
     python benchmarks/bench_feature_learning_nonlinear.py [--quick] [--samples 4000] [--repeat k] [--sizes 8x5,20x10] [--check]
-        [--task random|orthonormal]
+        [--task random|orthonormal] [--dnn 20x10 [--signal 0.3]]
 
 * sizes (default T = 8, P = 5 and T = 20, P = 10): erf RNN, sequential task (input at t = 1, supervised at even
   steps and the last one, targets sin(0.3 t + phase)), one ``sf.feature_learning`` solve on the full T·P-dimensional
@@ -18,6 +18,11 @@
   20x10 (it takes 1.3 s on the orthonormal task).  Orthonormal, T·P = 40: 43.6 s, fl.error 0.077, ESS 978 of 4000,
   1597 map evaluations (load 1.7–2.4); T·P = 200: the first continuation step 167 s (968 evaluations), see
   docs/scaling.md.
+
+* ``--dnn TxP``: erf DNN on the orthonormal task (a factorised measure: time blocks of P dimensions) at
+  ``--signal`` × Y, with the Newton–Krylov preconditioner on the time blocks and with the previous rule
+  (``nonlinear.BLOCK_PRECONDITIONER = False``: the full-space preconditioner up to T·P = 41, none above) in the same
+  process: wall time, map evaluations, ``fl.error`` and the largest difference of C.
 
 Reports the corrector's map evaluations and, of them, the J·v products (``fl.products``), the effective sample size at
 the solution and ``fl.error``.  The previous corrector (J·v by forward differences on a quarter of the points,
@@ -41,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 import symfield as sf
+from symfield.theory.feature_learning import nonlinear as nl
 from symfield.theory.feature_learning.nonlinear import batch_error
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -118,6 +124,27 @@ def size_row(T: int, P: int, samples: int, steps: int, repeat: int, progress: bo
                     evaluations=fl.evaluations, products=fl.products, ess=fl.selected.moments.ess, load=load0)
 
 
+def factorised_row(T: int, P: int, samples: int, steps: int, signal: float) -> dict:
+    """The erf DNN of ``--dnn``, solved with the block preconditioner and with the previous rule (reference)."""
+    _, X, Y, sup, kappa = sequential_problem(T, P, "dnn")
+    net = sf.DNN(T, phi="erf", bias="none", scaling="mean_field")
+    out = {}
+    for blocks in (False, True):
+        nl.BLOCK_PRECONDITIONER = blocks
+        try:
+            t, fl = timed(lambda: sf.feature_learning(net, X, signal * Y, supervised=sup, kappa=kappa, steps=steps,
+                                                      estimator=dict(samples=samples, seed=0)))
+        finally:
+            nl.BLOCK_PRECONDITIONER = True
+        out[blocks] = dict(wall=t, evaluations=fl.evaluations, error=fl.error, C=fl.C_sites)
+        print(f"erf DNN T={T} P={P} at {signal:g}·Y, {samples} points, preconditioner on "
+              f"{'the time blocks' if blocks else 'the full space up to T·P = 41 (previous rule)'}: {t:.1f} s, "
+              f"{fl.evaluations} map evaluations, fl.error {fl.error:.3g}; load {os.getloadavg()[0]:.2f}", flush=True)
+    diff = np.abs(out[True]["C"] - out[False]["C"]).max() / np.abs(out[False]["C"]).max()
+    print(f"  ratio {out[False]['wall'] / out[True]['wall']:.2f} (wall), max |ΔC| / max |C| {diff:.2g}")
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="T·P = 6 instead of 40 and 200")
@@ -129,7 +156,11 @@ def main(argv=None):
     ap.add_argument("--task", choices=("random", "orthonormal"), default="random",
                     help="random: X a random P x P Gaussian matrix, κ = 1 (ill-conditioned: the linear solver needs > 15 "
                          "min at 20x10); orthonormal: the sequential task of bench_fl_scale (κ = 0.5)")
+    ap.add_argument("--dnn", default=None, help="TxP: also the factorised erf DNN row (see the module docstring)")
+    ap.add_argument("--signal", type=float, default=1.0, help="--dnn: the targets' multiple of Y")
     args = ap.parse_args(argv)
+    if args.dnn:
+        factorised_row(*(int(v) for v in args.dnn.split("x")), args.samples, args.steps, args.signal)
     sizes = [(3, 2)] if args.quick else [(8, 5), (20, 10)]
     if args.sizes:
         sizes = [tuple(int(v) for v in item.split("x")) for item in args.sizes.split(",")]

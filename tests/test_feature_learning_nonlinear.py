@@ -262,6 +262,35 @@ def test_linearised_preconditioner_inverts_the_gaussian_map_for_linear_phi():
     assert np.abs(M.matvec(op.matvec(v.ravel())) - v.ravel()).max() < 1e-5 * np.abs(v).max()
 
 
+def test_block_preconditioner_inverts_the_factorised_gaussian_map_for_linear_phi():
+    """A factorised measure (DNN): the preconditioner on the time blocks of the linearised (here Gaussian) block
+    measure, the identity elsewhere, is (1 − J)⁻¹ of the block map — J·v by finite differences, v with cross-time
+    entries too (the map neither reads nor writes them) — and it is what the solver picks for that measure."""
+    from symfield.theory.feature_learning.linearised import LinearisedMeasure
+    from symfield.theory.feature_learning.tilted_quadrature import BlockMeasure
+    net = sf.DNN(4, phi="linear", bias="none", scaling="mean_field")
+    pr = problem(net, np.array([[1.0, 0.3], [0.2, 1.1]]), np.array([[0.0, 1.0, 0.0, 3.0], [0.0, -0.5, 0.0, -2.5]]))
+    sv = nl.NonlinearSolver(pr)
+    assert sv.sym
+    blocks = pr.lag() == 0
+    x = sv.start()
+    x[1] = np.where(blocks, 0.05 * np.eye(pr.n) + 0.02, 0.0)
+    block = BlockMeasure(GaussianMeasure(), pr.T, pr.P, odd=True)
+    fp = nl.FixedPoint(pr, 1.0, block)
+    x[0] = fp.evaluate(x)[0][0]
+    M = sv.preconditioner(1.0, x, block)
+    assert sv._pre[2] and M is not None
+    ref = nl.dense_preconditioner(nl.FixedPoint(pr, 1.0, BlockMeasure(LinearisedMeasure(net.phi_fn), pr.T, pr.P, True)),
+                                  x, blocks)
+    op = nl.fixed_point_operator(fp, x, fp.evaluate(x)[0])
+    v = np.random.default_rng(1).standard_normal(x.shape)
+    v = 0.5 * (v + np.swapaxes(v, -1, -2))
+    back = M.matvec(op.matvec(v.ravel()))
+    assert np.abs(back - v.ravel()).max() < 1e-5 * np.abs(v).max()
+    assert np.abs(ref.matvec(v.ravel()) - M.matvec(v.ravel())).max() < 1e-12
+    assert np.abs(op.matvec(v.ravel()) - v.ravel()).max() > 0.01  # J is not 0 on the blocks
+
+
 @pytest.mark.parametrize("phi", ["erf", "relu"])
 def test_exact_jacobian_of_the_frozen_sample_against_central_differences(phi):
     """J·v of the map with frozen Monte Carlo points (exact directional derivative of the weights; the Stein terms

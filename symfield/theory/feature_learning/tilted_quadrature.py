@@ -289,8 +289,8 @@ class BlockMeasure:
                     out.points.append((sites, h0, apply_phi(self.inner.phi, h0), np.ones(1)))
                 continue
             m = self.inner.tilted(Sigma[b, b], Chat[b, b], errors=errors)
-            if out.points is not None:
-                out.points.append((sites,) + m.points[0][1:])
+            if out.points is not None:  # None where the inner measure has no points (a Gaussian surrogate)
+                out.points = None if m.points is None else out.points + [(sites,) + m.points[0][1:]]
             out.phiphi[b, b], out.hh[b, b], out.phih[b, b] = m.phiphi, m.hh, m.phih
             if not self.odd:
                 out.mean[b], out.mean_h[b] = m.mean, m.mean_h
