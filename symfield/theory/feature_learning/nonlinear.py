@@ -72,7 +72,7 @@ FROZEN_START = 1e-2
 DENSE_PRECONDITIONER = 3400
 #: a factorised measure is preconditioned on its time blocks (False: by the full-space rule above, as before — the
 #: reference of ``benchmarks/bench_feature_learning_nonlinear.py --dnn``; erf DNN, T = 20, P = 10, 0.3·Y: 1339 map
-#: evaluations, 179 s, against 350 and 121 s)
+#: evaluations, 180.8 s, against 350 and 73.7 s)
 BLOCK_PRECONDITIONER = True
 #: Monte Carlo estimators: a continuation step counts as a jump (a fold) only if its solution lies further than
 #: JUMP_SCATTER × |x| / √samples beyond twice the predictor's displacement (sampled solutions scatter by ~|x|/√ESS)
