@@ -87,6 +87,7 @@ class Sample:
     def __init__(self, U, Hu, H, F, derivs, lnq, m, gauss=None):
         self.U, self.Hu, self.H, self.F, self.derivs, self.lnq, self.m = U, Hu, H, F, derivs, lnq, m
         self.gauss = gauss
+        self._control = None  # control() once computed
 
     def rows(self, batch) -> "Sample":
         """The k-th of B interleaved batches (``batch`` = (k, B)), with the mixture proportions of the whole."""
@@ -100,12 +101,16 @@ class Sample:
 
     def control(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The control-variate corrections (module docstring) of ⟨φφᵀ⟩ and ⟨hhᵀ⟩: the mixture's exact Gaussian
-        averages minus the plain averages of these points; None without ``gauss``."""
+        averages minus the plain averages of these points (computed once per sample: frozen points reuse them);
+        None without ``gauss``."""
         if self.gauss is None:
             return None
-        (AS, S0), (AQ, Q0) = self.gauss
-        a, M = self.m / len(self.F), len(self.F)
-        return (a * AS + (1 - a) * AQ - self.F.T @ self.F / M), (a * S0 + (1 - a) * Q0 - self.H.T @ self.H / M)
+        if self._control is None:
+            (AS, S0), (AQ, Q0) = self.gauss
+            a, M = self.m / len(self.F), len(self.F)
+            self._control = (a * AS + (1 - a) * AQ - self.F.T @ self.F / M,
+                             a * S0 + (1 - a) * Q0 - self.H.T @ self.H / M)
+        return self._control
 
 
 def gaussian_phiphi(phi, K: np.ndarray) -> np.ndarray | None:
