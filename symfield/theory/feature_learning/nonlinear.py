@@ -288,7 +288,8 @@ def dense_preconditioner(surrogate: FixedPoint, x: np.ndarray, entries: np.ndarr
     n = x.shape[-1]
     i, j = np.triu_indices(n)
     if entries is not None:
-        i, j = i[entries[i, j]], j[entries[i, j]]
+        keep = entries[i, j]
+        i, j = i[keep], j[keep]
     base = np.arange(x.size // (n * n))[:, None] * n * n
     up, low = (base + i * n + j).ravel(), (base + j * n + i).ravel()
     op = fixed_point_operator(surrogate, x, surrogate.evaluate(x)[0])

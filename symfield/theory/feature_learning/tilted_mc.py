@@ -99,17 +99,17 @@ class Sample:
         return Sample(self.U, self.Hu[idx], self.H[idx], self.F[idx], d, self.lnq[idx], len(range(k, self.m, B)),
                       self.gauss)
 
-    def control(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The control-variate corrections (module docstring) of ⟨φφᵀ⟩ and ⟨hhᵀ⟩: the mixture's exact Gaussian
-        averages minus the plain averages of these points (computed once per sample: frozen points reuse them);
-        None without ``gauss``."""
+    def control(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The control-variate corrections (module docstring) of ⟨φφᵀ⟩ and ⟨hhᵀ⟩ — the mixture's exact Gaussian
+        averages minus the plain averages of these points — and the plain average of φφᵀ itself (for
+        :func:`control_stderr`); computed once per sample (frozen points reuse them); None without ``gauss``."""
         if self.gauss is None:
             return None
         if self._control is None:
             (AS, S0), (AQ, Q0) = self.gauss
             a, M = self.m / len(self.F), len(self.F)
-            self._control = (a * AS + (1 - a) * AQ - self.F.T @ self.F / M,
-                             a * S0 + (1 - a) * Q0 - self.H.T @ self.H / M)
+            fbar = self.F.T @ self.F / M
+            self._control = (a * AS + (1 - a) * AQ - fbar, a * S0 + (1 - a) * Q0 - self.H.T @ self.H / M, fbar)
         return self._control
 
 
@@ -132,14 +132,13 @@ def gaussian_phiphi(phi, K: np.ndarray) -> np.ndarray | None:
     return A
 
 
-def control_stderr(F, wn, phiphi) -> np.ndarray:
+def control_stderr(F, wn, phiphi, fbar) -> np.ndarray:
     """Delta-method standard errors of the control-variate ⟨φφᵀ⟩ (module docstring): the per-point influence of
     f = φ_aφ_b is ψ_k = w̄_k (f_k − ⟨f⟩_w) − (f_k − f̄)/M, Var = Σ_k ψ_k² (⟨f⟩_w = ``phiphi``, the weighted average
-    before the correction, f̄ the plain average), expanded into M × n² products."""
+    before the correction, f̄ = ``fbar`` the plain average), expanded into M × n² products."""
     M = len(F)
     c = wn - 1.0 / M
     F2 = F * F
-    fbar = F.T @ F / M
     var = ((F2 * (c * c)[:, None]).T @ F2
            - 2 * phiphi * ((F * (c * wn)[:, None]).T @ F) + 2 * fbar / M * ((F * c[:, None]).T @ F)
            + phiphi ** 2 * (wn @ wn) - 2 * phiphi * fbar / M + fbar ** 2 / M)
@@ -243,14 +242,16 @@ class TiltedMC(OnSpan):
         lnS = -0.5 * np.einsum("ki,ki->k", A, smp.Hu) - np.log(np.diag(Ls)).sum()
         F, d = smp.F, smp.derivs
         FC = F @ Chat
-        out = weighted_moments(smp.H, F, lnS - smp.lnq + 0.5 * np.einsum("ki,ki->k", FC, F), errors=errors)
-        wn = out.points[0][3]
         cv = smp.control()
+        out = weighted_moments(smp.H, F, lnS - smp.lnq + 0.5 * np.einsum("ki,ki->k", FC, F),
+                               errors=errors and cv is None)  # the control variate has its own errors
+        wn = out.points[0][3]
         if cv is not None:
+            dphiphi, dhh, fbar = cv
             if errors:
-                out.stderr = control_stderr(F, wn, out.phiphi)
-            out.phiphi = out.phiphi + 0.5 * (cv[0] + cv[0].T)
-            out.hh = out.hh + 0.5 * (cv[1] + cv[1].T)
+                out.stderr = control_stderr(F, wn, out.phiphi, fbar)
+            out.phiphi = out.phiphi + 0.5 * (dphiphi + dphiphi.T)
+            out.hh = out.hh + 0.5 * (dhh + dhh.T)
         G = dwd = None
         if d is not None:  # Stein: Σ⁻¹⟨hhᵀ⟩Σ⁻¹ − Σ⁻¹ = ⟨∇V∇Vᵀ + ∇²V⟩, V = ½φᵀĈφ (no Σ⁻¹, 0 at Ĉ = 0)
             G = d[0] * FC
